@@ -1,0 +1,9 @@
+/**
+ * The `seedbed` command line.
+ *
+ * @module
+ */
+if (import.meta.main) {
+  console.error("seedbed: not yet");
+  Deno.exit(1);
+}
