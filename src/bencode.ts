@@ -393,7 +393,9 @@ export function encode(value: BencodeInput): Uint8Array<ArrayBuffer> {
         if (item === undefined) continue;
         for (let i = 0; i < key.length; i++) {
           if (key.charCodeAt(i) > 255) {
-            throw new TypeError(`Cannot bencode key "${key}": keys are binary strings (char codes 0-255)`);
+            throw new TypeError(
+              `Cannot bencode key "${key}": keys are binary strings (char codes 0-255)`,
+            );
           }
         }
         ascii(`${key.length}:`);

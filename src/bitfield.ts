@@ -17,7 +17,9 @@ export class Bitfield {
    * @param bytes Packed bits to copy in (spare bits are cleared); all zero when omitted.
    */
   constructor(length: number, bytes?: Uint8Array) {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`Bad bitfield length ${length}`);
+    if (!Number.isSafeInteger(length) || length < 0) {
+      throw new RangeError(`Bad bitfield length ${length}`);
+    }
     this.length = length;
     this.bytes = new Uint8Array(Math.ceil(length / 8));
     if (bytes) {
@@ -52,7 +54,9 @@ export class Bitfield {
 
   /** Sets index `i`; returns true when it was not set before. */
   set(i: number): boolean {
-    if (i < 0 || i >= this.length) throw new RangeError(`Piece index ${i} out of range 0-${this.length - 1}`);
+    if (i < 0 || i >= this.length) {
+      throw new RangeError(`Piece index ${i} out of range 0-${this.length - 1}`);
+    }
     const mask = 0x80 >> (i & 7);
     if (this.bytes[i >> 3] & mask) return false;
     this.bytes[i >> 3] |= mask;
