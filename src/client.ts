@@ -1,0 +1,545 @@
+/**
+ * The Client: AnyEvent::BitTorrent's public API in TypeScript, as a thin facade over one torrent's engine.
+ *
+ * @module
+ */
+
+import { isAbsolute, join, resolve } from "node:path";
+import { randomBytes } from "./_bytes.ts";
+import { type Metainfo, parseMetainfo } from "./metainfo.ts";
+import type { PieceCacheIndex } from "./storage/storage.ts";
+import { type PeerInfo, Torrent, type TorrentEvents, type TorrentState } from "./swarm/torrent.ts";
+import type { TrackerTierView } from "./tracker/tiers.ts";
+
+/** Seedbed's version. */
+export const VERSION = "0.1.0";
+
+/** Seedbed's two-letter client code in Azureus-style peer ids (`-SE0100-…`); unused by other clients. */
+export const CLIENT_CODE = "SE";
+
+/**
+ * A new Azureus-style peer id: `-SE` + four version digits + `-` + 12 random bytes.
+ *
+ * @example Make a peer id
+ * ```ts
+ * import { makePeerId } from "./client.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const id = makePeerId();
+ * assert.equal(id.length, 20);
+ * assert.equal(new TextDecoder().decode(id.subarray(0, 8)), "-SE0100-");
+ * ```
+ *
+ * @returns 20 bytes.
+ */
+export function makePeerId(): Uint8Array {
+  const [major, minor, patch] = VERSION.split(".").map(Number);
+  const prefix = `-${CLIENT_CODE}${major}${String(minor).padStart(2, "0")}${patch}-`;
+  const id = new Uint8Array(20);
+  id.set(new TextEncoder().encode(prefix));
+  id.set(randomBytes(12), 8);
+  return id;
+}
+
+/** Initial state, as in the seed: started (default), paused or stopped. */
+export type InitialState = "started" | "paused" | "stopped";
+
+/** Options for {@linkcode Client}; exactly one of `path`, `torrent` or `metainfo` is required. */
+export interface ClientOptions {
+  /** Path to a .torrent file. */
+  path?: string;
+  /** The bytes of a .torrent file. */
+  torrent?: Uint8Array;
+  /** An already parsed torrent. */
+  metainfo?: Metainfo;
+  /**
+   * Directory all data is stored in / read from; multi-file torrents get a folder below it.
+   * @default {Deno.cwd()}
+   */
+  basedir?: string;
+  /**
+   * Port to listen on; 0 lets the system choose.
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * Address to listen on; by default every IPv6 and IPv4 address (dual-stack "::", or "0.0.0.0" where the
+   * system has no IPv6).
+   */
+  host?: string;
+  /** Called with the piece index whenever a piece passes its hash check. */
+  onHashPass?: (index: number) => void;
+  /** Called with the piece index whenever a piece fails its hash check. */
+  onHashFail?: (index: number) => void;
+  /**
+   * "started" (normal), "paused" (connections made and accepted, no requests made or filled) or "stopped"
+   * (no outgoing connections, incoming refused, files closed). {@linkcode Client.start} resumes from either.
+   * @default {"started"}
+   */
+  state?: InitialState;
+  /** The value of {@linkcode Client.pieceCache} from a previous instance, to restore the part file's index. */
+  pieceCache?: PieceCacheIndex;
+  /** Our 20-byte peer id; a fresh `-SE0100-…` id by default. */
+  peerId?: Uint8Array;
+  /** Per-file priorities (default 1 each; 0 = do not download). */
+  priorities?: number[];
+  /**
+   * Where resume data is kept; `false` for none.
+   * @default {"<basedir>/.<name>.seedbed-resume"}
+   */
+  resumeFile?: string | false;
+  /**
+   * Announce to the torrent's trackers.
+   * @default {true}
+   */
+  trackers?: boolean;
+  /** Peers to dial at start. */
+  peers?: { host: string; port: number }[];
+  /**
+   * Most connected peers.
+   * @default {50}
+   */
+  maxPeers?: number;
+  /**
+   * Our request pipeline depth per peer.
+   * @default {256}
+   */
+  queueDepth?: number;
+  /**
+   * Milliseconds per engine tick (rates, choking rounds every 10 ticks, reconnects).
+   * @default {1000}
+   */
+  tickMs?: number;
+  /**
+   * Preallocate files on first write instead of creating sparse files.
+   * @default {false}
+   */
+  preallocate?: boolean;
+}
+
+/** A file of the torrent, as the seed's `files()` lists it; `priority` is settable. */
+export interface ClientFile {
+  /** Size in bytes. */
+  readonly length: number;
+  /** Absolute path on disk. */
+  readonly path: string;
+  /** Download priority; 0 = do not download; higher is sooner. Settable. */
+  priority: number;
+}
+
+/** Details of each event {@linkcode Client} dispatches (as `CustomEvent`s). */
+export interface ClientEventMap {
+  /** A piece passed its hash check. */
+  hashpass: CustomEvent<{ index: number }>;
+  /** A piece failed its hash check. */
+  hashfail: CustomEvent<{ index: number }>;
+  /** A downloaded piece was verified and written. */
+  piece: CustomEvent<{ index: number }>;
+  /** A peer connection completed its handshake. */
+  peer: CustomEvent<{ address: string; peerId: Uint8Array | undefined; incoming: boolean }>;
+  /** A peer connection ended, with the reason. */
+  peerclose: CustomEvent<{ address: string; reason: string }>;
+  /** A tracker answered, failed, or warned. */
+  tracker: CustomEvent<
+    { type: "announce" | "error" | "warning"; url: string; peers?: number; message?: string }
+  >;
+  /** The state changed. */
+  state: CustomEvent<{ state: TorrentState }>;
+  /** Every wanted piece is verified on disk. */
+  complete: CustomEvent<Record<string, never>>;
+  /** Something went wrong that did not stop the client (disk error, tracker error is separate). */
+  error: CustomEvent<{ error: Error }>;
+}
+
+/**
+ * A BitTorrent client for one torrent, with AnyEvent::BitTorrent's API.
+ *
+ * @example Download a torrent into a directory
+ * ```ts ignore
+ * import { Client } from "./client.ts";
+ *
+ * await using client = new Client({ path: "some.torrent", basedir: "./downloads" });
+ * client.addEventListener("hashpass", (e) => console.log("piece", e.detail.index));
+ * await client.ready;
+ * await client.done;
+ * ```
+ */
+export class Client extends EventTarget implements AsyncDisposable {
+  /** Resolves once the torrent is loaded, existing data checked, and the port is listening. */
+  readonly ready: Promise<void>;
+  readonly #options: ClientOptions;
+  readonly #peerId: Uint8Array;
+  readonly #basedir: string;
+  #meta: Metainfo | undefined;
+  #torrent: Torrent | undefined;
+  #listener: Deno.Listener | undefined;
+  #acceptLoop: Promise<void> | undefined;
+  #closed = false;
+  #done: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  /** @param options What to download or seed, where, and how; see {@linkcode ClientOptions}. */
+  constructor(options: ClientOptions) {
+    super();
+    if (!options.path && !options.torrent && !options.metainfo) {
+      throw new TypeError("Client needs one of path, torrent or metainfo");
+    }
+    this.#options = options;
+    this.#peerId = options.peerId ?? makePeerId();
+    if (this.#peerId.length !== 20) throw new TypeError("peerId must be 20 bytes");
+    this.#basedir = resolve(options.basedir ?? Deno.cwd());
+    if (options.onHashPass) {
+      const cb = options.onHashPass;
+      this.addEventListener("hashpass", (e) => cb(e.detail.index));
+    }
+    if (options.onHashFail) {
+      const cb = options.onHashFail;
+      this.addEventListener("hashfail", (e) => cb(e.detail.index));
+    }
+    this.addEventListener("complete", () => this.#done.resolve());
+    this.#done.promise.catch(() => {});
+    this.ready = this.#init();
+    this.ready.catch(() => {});
+  }
+
+  /**
+   * Creates a client and waits until it is ready.
+   *
+   * @param options See {@linkcode ClientOptions}.
+   * @returns The ready client.
+   */
+  static async open(options: ClientOptions): Promise<Client> {
+    const client = new Client(options);
+    try {
+      await client.ready;
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+    return client;
+  }
+
+  async #init(): Promise<void> {
+    const o = this.#options;
+    const meta = o.metainfo ??
+      await parseMetainfo(o.torrent ?? await Deno.readFile(o.path!));
+    this.#meta = meta;
+    const resumeFile = o.resumeFile === false
+      ? undefined
+      : o.resumeFile ?? join(this.#basedir, `.${meta.name}.seedbed-resume`);
+    const torrent = new Torrent({
+      meta,
+      dir: this.#basedir,
+      peerId: this.#peerId,
+      port: () => this.port,
+      emit: (type, detail) => this.#dispatch(type, detail),
+      ...(o.priorities ? { priorities: o.priorities } : {}),
+      ...(o.pieceCache ? { pieceCache: o.pieceCache } : {}),
+      ...(resumeFile
+        ? { resumePath: isAbsolute(resumeFile) ? resumeFile : resolve(resumeFile) }
+        : {}),
+      ...(o.trackers === false ? { trackers: false } : {}),
+      ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
+      ...(o.queueDepth ? { queueDepth: o.queueDepth } : {}),
+      ...(o.tickMs ? { tickMs: o.tickMs } : {}),
+      ...(o.preallocate ? { preallocate: true } : {}),
+    });
+    this.#torrent = torrent;
+    this.#listener = listen(o.host, o.port ?? 0);
+    this.#acceptLoop = this.#accept(this.#listener);
+    await torrent.open();
+    if (this.#closed) return;
+    for (const p of o.peers ?? []) torrent.addPeer(p.host, p.port);
+    const state = o.state ?? "started";
+    if (state === "started") torrent.start();
+    else if (state === "paused") torrent.pause();
+    if (torrent.complete) this.#done.resolve();
+  }
+
+  async #accept(listener: Deno.Listener): Promise<void> {
+    try {
+      for await (const conn of listener) {
+        if (this.#closed || !this.#torrent) {
+          conn.close();
+          continue;
+        }
+        this.#torrent.accept(conn);
+      }
+    } catch {
+      // listener closed
+    }
+  }
+
+  #dispatch<K extends keyof TorrentEvents>(type: K, detail: TorrentEvents[K]): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #t(): Torrent {
+    if (!this.#torrent) throw new Error("Client is not ready yet: await client.ready first");
+    return this.#torrent;
+  }
+
+  #m(): Metainfo {
+    if (!this.#meta) throw new Error("Client is not ready yet: await client.ready first");
+    return this.#meta;
+  }
+
+  /** Resolves when every wanted piece is verified on disk (immediately when already complete). */
+  get done(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  // ------------------------------------------------------------ the seed's methods
+
+  /**
+   * Verifies data on disk: a list of pieces, a single piece, or (with no argument) everything. Each piece
+   * dispatches `hashpass` or `hashfail` (and calls `onHashPass` / `onHashFail`).
+   *
+   * @param pieces A piece index, a list of indexes, or nothing for all pieces.
+   */
+  async hashcheck(pieces?: number | Iterable<number>): Promise<void> {
+    await this.ready;
+    const list = typeof pieces === "number" ? [pieces] : pieces;
+    await this.#t().hashcheck(list);
+  }
+
+  /** Sends `started` to trackers and downloads/uploads normally. */
+  async start(): Promise<void> {
+    await this.ready;
+    this.#t().start();
+  }
+
+  /** Sends `stopped` to trackers, closes every connection and file, refuses incoming peers. */
+  async stop(): Promise<void> {
+    await this.ready;
+    await this.#t().stop();
+  }
+
+  /** Keeps connections but makes and fills no requests; {@linkcode Client.start} resumes. */
+  async pause(): Promise<void> {
+    await this.ready;
+    this.#t().pause();
+  }
+
+  /** The 20-byte SHA-1 of the torrent's info dictionary. */
+  get infohash(): Uint8Array {
+    return this.#m().infoHash;
+  }
+
+  /** The info hash as 40 lower-case hex digits. */
+  get infohashHex(): string {
+    return this.#m().infoHashHex;
+  }
+
+  /** Our 20-byte peer id. */
+  get peerid(): Uint8Array {
+    return this.#peerId;
+  }
+
+  /** The port we listen on (0 until ready). */
+  get port(): number {
+    return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? 0;
+  }
+
+  /** Total bytes of all files. */
+  get size(): number {
+    return this.#m().length;
+  }
+
+  /** The name the torrent suggests for the file or directory (sanitised). */
+  get name(): string {
+    return this.#m().name;
+  }
+
+  /** Payload bytes uploaded to peers in this session. */
+  get uploaded(): number {
+    return this.#torrent?.uploaded ?? 0;
+  }
+
+  /** Payload bytes downloaded from peers in this session. */
+  get downloaded(): number {
+    return this.#torrent?.downloaded ?? 0;
+  }
+
+  /** Bytes of wanted pieces not yet verified. */
+  get left(): number {
+    return this.#t().left;
+  }
+
+  /** Bytes per piece (the last piece may be shorter). */
+  get pieceLength(): number {
+    return this.#m().pieceLength;
+  }
+
+  /** Packed bitfield (piece 0 = high bit of byte 0) of the pieces we have. */
+  get bitfield(): Uint8Array {
+    return this.#t().have.bytes.slice();
+  }
+
+  /** Packed bitfield of the pieces we want and do not have; computed on every call. */
+  get wanted(): Uint8Array {
+    return this.#t().wantedBits();
+  }
+
+  /** True when everything wanted is downloaded (not necessarily everything). */
+  get complete(): boolean {
+    return this.#t().complete;
+  }
+
+  /** True when we have every piece and can seed. */
+  get seed(): boolean {
+    return this.#t().seed;
+  }
+
+  /** The torrent's files with length, absolute path and (settable) priority. */
+  get files(): ClientFile[] {
+    const t = this.#t();
+    const meta = this.#m();
+    return meta.files.map((f, i) => {
+      const client = this;
+      return {
+        length: f.length,
+        path: join(this.#basedir, ...f.path),
+        get priority(): number {
+          return t.priorities[i];
+        },
+        set priority(p: number) {
+          client.setPriority(i, p).catch((error) =>
+            client.#dispatch("error", {
+              error: error instanceof Error ? error : new Error(String(error)),
+            })
+          );
+        },
+      };
+    });
+  }
+
+  /**
+   * Sets a file's download priority and waits until storage has applied it (data of a file raised from 0 moved
+   * out of the part file).
+   *
+   * @param file File index (as in {@linkcode Client.files}).
+   * @param priority 0 = do not download; higher is sooner.
+   */
+  async setPriority(file: number, priority: number): Promise<void> {
+    await this.ready;
+    await this.#t().setPriority(file, priority);
+  }
+
+  /** Currently connected peers. */
+  get peers(): PeerInfo[] {
+    return this.#torrent?.peers() ?? [];
+  }
+
+  /** "active", "paused" or "stopped". */
+  get state(): TorrentState {
+    return this.#torrent?.state ?? "stopped";
+  }
+
+  /** Index of the part file holding pieces that overlap priority-0 files; pass it back as `pieceCache`. */
+  get pieceCache(): PieceCacheIndex | undefined {
+    return this.#torrent?.pieceCache;
+  }
+
+  /** Tracker tiers (BEP 12) with counts, failures and the peers each returned. */
+  get trackers(): TrackerTierView[] {
+    return this.#t().trackers();
+  }
+
+  // ------------------------------------------------------------ beyond the seed
+
+  /** The parsed torrent. */
+  get metainfo(): Metainfo {
+    return this.#m();
+  }
+
+  /** Current download rate, bytes/s. */
+  get downloadRate(): number {
+    return this.#torrent?.downloadRate ?? 0;
+  }
+
+  /** Current upload rate, bytes/s. */
+  get uploadRate(): number {
+    return this.#torrent?.uploadRate ?? 0;
+  }
+
+  /** True while a hash check is running. */
+  get checking(): boolean {
+    return this.#torrent?.checking ?? false;
+  }
+
+  /**
+   * Dials a peer directly (tracker-less use); retried with backoff until it answers.
+   *
+   * @param host IP address or host name.
+   * @param port TCP port.
+   */
+  addPeer(host: string, port: number): void {
+    this.#t().addPeer(host, port);
+  }
+
+  /** Writes resume data now (it is also written periodically and on stop). */
+  async saveResume(): Promise<void> {
+    await this.ready;
+    await this.#t().saveResume();
+  }
+
+  /** Stops (announcing `stopped`), closes the listener and every file. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.ready;
+    } catch {
+      // failed to load: nothing else to stop
+    }
+    try {
+      this.#listener?.close();
+    } catch { /* already closed */ }
+    await this.#acceptLoop;
+    await this.#torrent?.close();
+    this.#done.reject(new Error("Client closed before the download completed"));
+  }
+
+  /** Same as {@linkcode Client.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function listen(host: string | undefined, port: number): Deno.Listener {
+  if (host !== undefined) return Deno.listen({ hostname: host, port, transport: "tcp" });
+  try {
+    return Deno.listen({ hostname: "::", port, transport: "tcp" });
+  } catch {
+    return Deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
+  }
+}
+
+// Typed event listeners, in the style of oak's Application.
+// deno-lint-ignore no-empty-interface
+export interface Client {
+  /** Typed listener for a {@linkcode ClientEventMap} event. */
+  addEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (this: Client, ev: ClientEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Any other listener. */
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Removes a typed listener. */
+  removeEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (this: Client, ev: ClientEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Removes any other listener. */
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}

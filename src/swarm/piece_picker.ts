@@ -1,0 +1,383 @@
+/**
+ * Which block to ask which peer for: rarest first, weighted by file priority, partial pieces first, and endgame.
+ *
+ * The picker owns the buffers of pieces in progress: a received block is copied straight into its piece's buffer,
+ * and a piece whose every block has arrived is handed back whole for hashing. No sockets, no disk, no timers.
+ *
+ * @module
+ */
+
+import type { Bitfield } from "../bitfield.ts";
+
+/** Size of a request: 16 KiB, what every client asks for and the most a peer must serve (BEP 3). */
+export const BLOCK_SIZE = 16384;
+
+/** Block states inside a piece in progress. */
+const FREE = 0, REQUESTED = 1, RECEIVED = 2;
+
+/** One piece being downloaded. */
+export interface PartialPiece {
+  /** Piece index. */
+  readonly index: number;
+  /** The piece's bytes as blocks arrive. */
+  readonly buffer: Uint8Array<ArrayBuffer>;
+  /** State of each block (free, requested, received). */
+  readonly state: Uint8Array;
+  /** Outstanding requests per block (more than one only in endgame). */
+  readonly inflight: Uint8Array;
+  /** Blocks received so far. */
+  received: number;
+  /** Blocks never requested yet. */
+  free: number;
+  /** Identifiers of the peers that sent blocks of this piece (to blame on a hash failure). */
+  readonly senders: Set<number>;
+}
+
+/** A block to request: piece index, byte offset and length. */
+export interface BlockRequest {
+  /** Piece index. */
+  index: number;
+  /** Byte offset inside the piece. */
+  begin: number;
+  /** Length in bytes (16 KiB except for the last block of the last piece). */
+  length: number;
+}
+
+/** Options for {@linkcode PiecePicker}. */
+export interface PiecePickerOptions {
+  /** Number of pieces. */
+  pieceCount: number;
+  /** Bytes per piece (the last may be shorter). */
+  pieceLength: number;
+  /** Total bytes in the torrent. */
+  totalLength: number;
+  /** Pieces already verified and on disk. */
+  have: Bitfield;
+  /**
+   * How many peers may be asked for the same block in endgame.
+   * @default {2}
+   */
+  endgameDuplicates?: number;
+  /**
+   * Most pieces in progress at once (bounds memory: each holds a piece-sized buffer).
+   * @default {64}
+   */
+  maxPartial?: number;
+  /** Random source for tie-breaking; tests pass a seeded one. */
+  random?: () => number;
+}
+
+/** Rarest-first piece picker with priorities, partial-piece preference and endgame. */
+export class PiecePicker {
+  readonly #pieceCount: number;
+  readonly #pieceLength: number;
+  readonly #totalLength: number;
+  readonly #have: Bitfield;
+  /** How many connected peers have each piece. */
+  readonly #availability: Uint32Array;
+  /** Download priority of each piece: the highest priority of the files it touches; 0 = not wanted. */
+  readonly #priority: Int32Array;
+  readonly #partial = new Map<number, PartialPiece>();
+  /** Pieces fully received and waiting for their hash check / write; not picked again meanwhile. */
+  readonly #pending = new Set<number>();
+  readonly #endgameDuplicates: number;
+  readonly #maxPartial: number;
+  readonly #random: () => number;
+  readonly #pool: Uint8Array<ArrayBuffer>[] = [];
+
+  /** @param options Torrent geometry and what we already have. */
+  constructor(options: PiecePickerOptions) {
+    this.#pieceCount = options.pieceCount;
+    this.#pieceLength = options.pieceLength;
+    this.#totalLength = options.totalLength;
+    this.#have = options.have;
+    this.#availability = new Uint32Array(options.pieceCount);
+    this.#priority = new Int32Array(options.pieceCount).fill(1);
+    this.#endgameDuplicates = options.endgameDuplicates ?? 2;
+    this.#maxPartial = options.maxPartial ?? 64;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** Bytes in piece `index`. */
+  pieceSize(index: number): number {
+    return index === this.#pieceCount - 1
+      ? this.#totalLength - index * this.#pieceLength
+      : this.#pieceLength;
+  }
+
+  /** Sets the priority of every piece at once (0 = not wanted). */
+  setPriorities(priorities: ArrayLike<number>): void {
+    for (let i = 0; i < this.#pieceCount; i++) this.#priority[i] = priorities[i];
+  }
+
+  /** Priority of a piece (0 = not wanted). */
+  priority(index: number): number {
+    return this.#priority[index];
+  }
+
+  /** True when the piece is wanted and not yet had. */
+  wants(index: number): boolean {
+    return this.#priority[index] > 0 && !this.#have.has(index);
+  }
+
+  /** Number of pieces that are wanted and not yet had. */
+  get wantedLeft(): number {
+    let n = 0;
+    for (let i = 0; i < this.#pieceCount; i++) if (this.wants(i)) n++;
+    return n;
+  }
+
+  /** A peer announced it has every piece in `bits`. */
+  addAvailability(bits: Bitfield): void {
+    for (const i of bits) this.#availability[i]++;
+  }
+
+  /** A peer with these pieces went away. */
+  removeAvailability(bits: Bitfield): void {
+    for (const i of bits) if (this.#availability[i] > 0) this.#availability[i]--;
+  }
+
+  /** A peer announced one more piece. */
+  incrementAvailability(index: number): void {
+    this.#availability[index]++;
+  }
+
+  /** How many connected peers have piece `index`. */
+  availability(index: number): number {
+    return this.#availability[index];
+  }
+
+  /** Pieces currently in progress. */
+  get partialCount(): number {
+    return this.#partial.size;
+  }
+
+  /** Pieces complete in memory, waiting to be verified and written. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** True when no wanted block is left unrequested: every remaining block is in flight somewhere. */
+  get inEndgame(): boolean {
+    for (const p of this.#partial.values()) if (p.free > 0) return false;
+    for (let i = 0; i < this.#pieceCount; i++) {
+      if (this.wants(i) && !this.#partial.has(i) && !this.#pending.has(i)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Chooses up to `max` blocks to request from a peer that has the pieces in `peerHas`.
+   *
+   * Order: blocks of pieces already in progress (highest priority, then most complete), then new pieces by
+   * priority and rarity (ties broken at random); when nothing is left unrequested, endgame: blocks already in
+   * flight from other peers, at most `endgameDuplicates` requests per block.
+   *
+   * @param peerHas The peer's pieces.
+   * @param max Most blocks to return.
+   * @param isRequested Tells whether this peer already has a request out for a block (not asked twice).
+   * @param allowed When given, only these pieces may be picked (a choked peer's allowed-fast set).
+   * @returns Blocks to request; each is marked as requested.
+   */
+  pick(
+    peerHas: Bitfield,
+    max: number,
+    isRequested: (index: number, begin: number) => boolean,
+    allowed?: ReadonlySet<number>,
+  ): BlockRequest[] {
+    const out: BlockRequest[] = [];
+    if (max <= 0) return out;
+    // 1. pieces in progress, best first
+    const partials = this.#sortedPartials();
+    for (const p of partials) {
+      if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
+      if (p.free > 0) this.#takeFree(p, out, max);
+      if (out.length >= max) return out;
+    }
+    // 2. new pieces: highest priority, rarest, random tie-break
+    while (out.length < max && this.#partial.size < this.#maxPartial) {
+      const index = this.#chooseNewPiece(peerHas, allowed);
+      if (index < 0) break;
+      const p = this.#startPiece(index);
+      this.#takeFree(p, out, max);
+    }
+    if (out.length >= max) return out;
+    // 3. endgame: duplicate requests for blocks in flight elsewhere
+    if (this.inEndgame) {
+      for (const p of partials) {
+        if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
+        const blocks = p.state.length;
+        for (let b = 0; b < blocks && out.length < max; b++) {
+          if (p.state[b] !== REQUESTED || p.inflight[b] >= this.#endgameDuplicates) continue;
+          const begin = b * BLOCK_SIZE;
+          if (isRequested(p.index, begin)) continue;
+          p.inflight[b]++;
+          out.push({ index: p.index, begin, length: this.#blockLength(p.index, b) });
+        }
+        if (out.length >= max) break;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A request for a block was withdrawn (peer choked us, rejected it, disconnected, or timed out):
+   * the block becomes free again unless another request for it is still in flight.
+   */
+  unrequest(index: number, begin: number): void {
+    const p = this.#partial.get(index);
+    if (!p) return;
+    const b = begin / BLOCK_SIZE;
+    if (p.state[b] !== REQUESTED) return;
+    if (p.inflight[b] > 0) p.inflight[b]--;
+    if (p.inflight[b] === 0) {
+      p.state[b] = FREE;
+      p.free++;
+    }
+  }
+
+  /**
+   * A block arrived: copies it into its piece's buffer.
+   *
+   * @param index Piece index.
+   * @param begin Byte offset in the piece.
+   * @param data The block's bytes (copied; the caller may reuse its buffer).
+   * @param sender Identifier of the peer that sent it (blamed if the piece fails its hash).
+   * @returns The piece, when this block completed it (the caller verifies it and calls
+   *   {@linkcode PiecePicker.pieceVerified} or {@linkcode PiecePicker.pieceFailed}); `null` when the block was
+   *   stored but the piece is not complete; `undefined` when the block was not wanted (duplicate or unknown).
+   */
+  receive(
+    index: number,
+    begin: number,
+    data: Uint8Array,
+    sender: number,
+  ): PartialPiece | null | undefined {
+    const p = this.#partial.get(index);
+    if (!p || begin % BLOCK_SIZE !== 0) return undefined;
+    const b = begin / BLOCK_SIZE;
+    if (b >= p.state.length || p.state[b] === RECEIVED) return undefined;
+    if (data.length !== this.#blockLength(index, b)) return undefined;
+    if (p.state[b] === FREE) p.free--;
+    p.state[b] = RECEIVED;
+    p.inflight[b] = 0;
+    p.buffer.set(data, begin);
+    p.received++;
+    p.senders.add(sender);
+    if (p.received < p.state.length) return null;
+    this.#partial.delete(index);
+    this.#pending.add(index);
+    return p;
+  }
+
+  /** The piece passed its hash check and is being written; its buffer may go back to the pool afterwards. */
+  pieceVerified(piece: PartialPiece): void {
+    this.#pending.delete(piece.index);
+  }
+
+  /** The piece failed its hash check: every block is wanted again. */
+  pieceFailed(piece: PartialPiece): void {
+    this.#pending.delete(piece.index);
+    this.release(piece.buffer);
+  }
+
+  /** Gives a piece buffer back for reuse once nothing reads it any more. */
+  release(buffer: Uint8Array<ArrayBuffer>): void {
+    if (buffer.length === this.#pieceLength && this.#pool.length < 8) this.#pool.push(buffer);
+  }
+
+  /** Forgets a piece in progress (e.g. its file's priority dropped to 0). */
+  abandon(index: number): void {
+    const p = this.#partial.get(index);
+    if (!p) return;
+    this.#partial.delete(index);
+    this.release(p.buffer);
+  }
+
+  /** True when piece `index` is in progress or waiting for verification. */
+  isBusy(index: number): boolean {
+    return this.#partial.has(index) || this.#pending.has(index);
+  }
+
+  /** Bytes received for pieces still in progress (counted toward "downloaded" but not yet verified). */
+  get partialBytes(): number {
+    let n = 0;
+    for (const p of this.#partial.values()) n += p.received * BLOCK_SIZE;
+    return n;
+  }
+
+  #blockLength(index: number, block: number): number {
+    const size = this.pieceSize(index);
+    return Math.min(BLOCK_SIZE, size - block * BLOCK_SIZE);
+  }
+
+  #sortedPartials(): PartialPiece[] {
+    const list = [...this.#partial.values()];
+    if (list.length > 1) {
+      list.sort((a, b) =>
+        (this.#priority[b.index] - this.#priority[a.index]) ||
+        ((b.received / b.state.length) - (a.received / a.state.length)) ||
+        (a.index - b.index)
+      );
+    }
+    return list;
+  }
+
+  #takeFree(p: PartialPiece, out: BlockRequest[], max: number): void {
+    const blocks = p.state.length;
+    for (let b = 0; b < blocks && out.length < max && p.free > 0; b++) {
+      if (p.state[b] !== FREE) continue;
+      p.state[b] = REQUESTED;
+      p.inflight[b] = 1;
+      p.free--;
+      out.push({ index: p.index, begin: b * BLOCK_SIZE, length: this.#blockLength(p.index, b) });
+    }
+  }
+
+  #chooseNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
+    let best = -1, bestPriority = 0, bestAvail = 0, ties = 0;
+    const consider = (i: number) => {
+      if (!peerHas.has(i) || this.#have.has(i) || this.#partial.has(i) || this.#pending.has(i)) {
+        return;
+      }
+      const prio = this.#priority[i];
+      if (prio <= 0) return;
+      const avail = this.#availability[i];
+      if (best < 0 || prio > bestPriority || (prio === bestPriority && avail < bestAvail)) {
+        best = i;
+        bestPriority = prio;
+        bestAvail = avail;
+        ties = 1;
+      } else if (prio === bestPriority && avail === bestAvail) {
+        // reservoir sampling among equals: every tied piece equally likely
+        ties++;
+        if (this.#random() * ties < 1) best = i;
+      }
+    };
+    if (allowed) {
+      for (const i of allowed) consider(i);
+    } else {
+      for (let i = 0; i < this.#pieceCount; i++) consider(i);
+    }
+    return best;
+  }
+
+  #startPiece(index: number): PartialPiece {
+    const size = this.pieceSize(index);
+    const blocks = Math.ceil(size / BLOCK_SIZE);
+    let buffer: Uint8Array<ArrayBuffer>;
+    if (size === this.#pieceLength && this.#pool.length > 0) buffer = this.#pool.pop()!;
+    else buffer = new Uint8Array(size);
+    const p: PartialPiece = {
+      index,
+      buffer,
+      state: new Uint8Array(blocks),
+      inflight: new Uint8Array(blocks),
+      received: 0,
+      free: blocks,
+      senders: new Set(),
+    };
+    this.#partial.set(index, p);
+    return p;
+  }
+}

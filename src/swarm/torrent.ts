@@ -1,0 +1,1091 @@
+/**
+ * One torrent's engine: the peer set, the piece picker, the choker, verification and the write path.
+ *
+ * Data path of a download: peer (validated block) → picker (copied into its piece buffer) → SHA-1 check, one piece
+ * after another → storage (one write per piece) → `have` broadcast. Uploads: peer request → piece read (cached) →
+ * batched socket write. One timer per torrent drives rates, choking, reconnects, snub detection and resume saves.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { Bitfield } from "../bitfield.ts";
+import { bytesEqual } from "../_bytes.ts";
+import type { Metainfo } from "../metainfo.ts";
+import { PeerConnection, type PeerHandler } from "../peer.ts";
+import { Storage, type StorageError } from "../storage/storage.ts";
+import type { PieceCacheIndex } from "../storage/storage.ts";
+import type { PeerAddress } from "../tracker/compact.ts";
+import { TrackerManager, type TrackerTierView } from "../tracker/tiers.ts";
+import { Choker } from "./choker.ts";
+import { BLOCK_SIZE, type PartialPiece, PiecePicker } from "./piece_picker.ts";
+
+/** The three states of the seed's API. */
+export type TorrentState = "active" | "paused" | "stopped";
+
+/** Events the engine reports to its owner (the Client turns them into DOM events). */
+export interface TorrentEvents {
+  hashpass: { index: number };
+  hashfail: { index: number };
+  piece: { index: number };
+  peer: { address: string; peerId: Uint8Array | undefined; incoming: boolean };
+  peerclose: { address: string; reason: string };
+  tracker: {
+    type: "announce" | "error" | "warning";
+    url: string;
+    peers?: number;
+    message?: string;
+  };
+  state: { state: TorrentState };
+  complete: Record<string, never>;
+  error: { error: Error };
+}
+
+/** Receives engine events. */
+export type TorrentEmit = <K extends keyof TorrentEvents>(
+  type: K,
+  detail: TorrentEvents[K],
+) => void;
+
+/** Options for {@linkcode Torrent}. */
+export interface TorrentOptions {
+  /** The parsed torrent. */
+  meta: Metainfo;
+  /** Download directory (multi-file torrents get a folder named after the torrent below it). */
+  dir: string;
+  /** Our 20-byte peer id. */
+  peerId: Uint8Array;
+  /** Our listening port (for trackers and the extension handshake). */
+  port: () => number;
+  /** Receives events. */
+  emit: TorrentEmit;
+  /** Per-file priorities; 1 each by default, 0 = do not download. */
+  priorities?: number[];
+  /** Part-file index from a previous run. */
+  pieceCache?: PieceCacheIndex;
+  /** Where resume data is kept; none when omitted. */
+  resumePath?: string;
+  /** Announce to the torrent's trackers. @default {true} */
+  trackers?: boolean;
+  /** Most connected peers. @default {50} */
+  maxPeers?: number;
+  /** Most outgoing connection attempts at once. @default {8} */
+  maxConnecting?: number;
+  /** Our request pipeline depth per peer. @default {256} */
+  queueDepth?: number;
+  /** Milliseconds per engine tick. @default {1000} */
+  tickMs?: number;
+  /** Hostname to connect from/to: tests pin 127.0.0.1. */
+  connectTimeoutMs?: number;
+  /** Preallocate files. @default {false} */
+  preallocate?: boolean;
+}
+
+/** One known peer address and its connection history. */
+interface Candidate {
+  host: string;
+  port: number;
+  key: string;
+  failures: number;
+  nextAttempt: number;
+  banned: boolean;
+  connected: boolean;
+  /** Added by the user (`addPeer`): never given up on. */
+  manual: boolean;
+}
+
+/** A live connection and what the engine tracks about it. */
+interface PeerEntry {
+  id: number;
+  conn: PeerConnection;
+  key: string;
+  incoming: boolean;
+  connectedAt: number;
+  lastBlockAt: number;
+  /** Our outstanding requests to this peer, as block keys. */
+  requests: Set<number>;
+  ready: boolean;
+  availabilityAdded: boolean;
+  snubbed: boolean;
+  hashfails: number;
+  rateDown: number;
+  rateUp: number;
+  lastDown: number;
+  lastUp: number;
+}
+
+/** Public view of a connected peer. */
+export interface PeerInfo {
+  /** "host:port". */
+  address: string;
+  /** The peer's id, once the handshake is done. */
+  peerId: Uint8Array | undefined;
+  /** True when the peer connected to us. */
+  incoming: boolean;
+  /** Pieces the peer has. */
+  have: number;
+  /** Payload bytes per second from the peer. */
+  downloadRate: number;
+  /** Payload bytes per second to the peer. */
+  uploadRate: number;
+  /** Payload bytes received from the peer. */
+  downloaded: number;
+  /** Payload bytes sent to the peer. */
+  uploaded: number;
+  /** We are choking the peer. */
+  amChoking: boolean;
+  /** We want data from the peer. */
+  amInterested: boolean;
+  /** The peer is choking us. */
+  peerChoking: boolean;
+  /** The peer wants data from us. */
+  peerInterested: boolean;
+  /** Our requests in flight to this peer. */
+  outstanding: number;
+}
+
+const SNUB_MS = 60_000;
+const RECHOKE_TICKS = 10;
+const RESUME_SAVE_MS = 30_000;
+const UPLOAD_CACHE_PIECES = 16;
+
+/** One torrent's swarm engine. */
+export class Torrent implements AsyncDisposable {
+  readonly meta: Metainfo;
+  readonly dir: string;
+  readonly peerId: Uint8Array;
+  readonly have: Bitfield;
+  readonly #emit: TorrentEmit;
+  readonly #port: () => number;
+  readonly #opts: TorrentOptions;
+  readonly #picker: PiecePicker;
+  readonly #choker: Choker;
+  readonly #blocksPerPiece: number;
+  #storage: Storage | undefined;
+  #pieceCache: PieceCacheIndex | undefined;
+  #priorities: number[];
+  #trackers: TrackerManager | undefined;
+  #state: TorrentState = "stopped";
+  readonly #peers = new Map<PeerConnection, PeerEntry>();
+  readonly #candidates = new Map<string, Candidate>();
+  #connecting = 0;
+  #nextPeerId = 1;
+  #timer: number | undefined;
+  #ticks = 0;
+  #uploaded = 0;
+  #downloaded = 0;
+  #verifyQueue: PartialPiece[] = [];
+  #verifying: Promise<void> | undefined;
+  #writes = new Set<Promise<void>>();
+  #completeSent = false;
+  #resumeDirty = false;
+  #lastResumeSave = 0;
+  #uploadCache = new Map<number, Promise<Uint8Array | undefined>>();
+  #error: Error | undefined;
+  #abort = new AbortController();
+  #hashchecking = 0;
+
+  /** @param options The torrent, where its data lives, and how to behave. */
+  constructor(options: TorrentOptions) {
+    this.meta = options.meta;
+    this.dir = options.dir;
+    this.peerId = options.peerId;
+    this.#emit = options.emit;
+    this.#port = options.port;
+    this.#opts = options;
+    this.#pieceCache = options.pieceCache;
+    this.#priorities = options.priorities?.slice() ?? options.meta.files.map(() => 1);
+    this.have = new Bitfield(options.meta.pieceCount);
+    this.#picker = new PiecePicker({
+      pieceCount: options.meta.pieceCount,
+      pieceLength: options.meta.pieceLength,
+      totalLength: options.meta.length,
+      have: this.have,
+    });
+    this.#choker = new Choker();
+    this.#blocksPerPiece = Math.ceil(options.meta.pieceLength / BLOCK_SIZE);
+    this.#applyPriorities();
+  }
+
+  // ---------------------------------------------------------------- state
+
+  /** "active", "paused" or "stopped". */
+  get state(): TorrentState {
+    return this.#state;
+  }
+
+  /** Payload bytes sent to peers. */
+  get uploaded(): number {
+    return this.#uploaded;
+  }
+
+  /** Payload bytes received from peers. */
+  get downloaded(): number {
+    return this.#downloaded;
+  }
+
+  /** Bytes of wanted pieces we do not have yet. */
+  get left(): number {
+    let n = 0;
+    for (let i = 0; i < this.meta.pieceCount; i++) {
+      if (this.#picker.wants(i)) n += this.#picker.pieceSize(i);
+    }
+    return n;
+  }
+
+  /** True when every wanted piece is verified on disk. */
+  get complete(): boolean {
+    for (let i = 0; i < this.meta.pieceCount; i++) if (this.#picker.wants(i)) return false;
+    return true;
+  }
+
+  /** True when we have every piece. */
+  get seed(): boolean {
+    return this.have.full;
+  }
+
+  /** The last storage error, until a write succeeds again. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** True while a hash check runs. */
+  get checking(): boolean {
+    return this.#hashchecking > 0;
+  }
+
+  /** Packed bitfield of wanted pieces we do not have (the seed's `wanted()`). */
+  wantedBits(): Uint8Array {
+    const bits = new Bitfield(this.meta.pieceCount);
+    for (let i = 0; i < this.meta.pieceCount; i++) if (this.#picker.wants(i)) bits.set(i);
+    return bits.bytes;
+  }
+
+  /** Priority of each file. */
+  get priorities(): readonly number[] {
+    return this.#priorities;
+  }
+
+  /** The seed's `piece_cache()`: what the part file holds. */
+  get pieceCache(): PieceCacheIndex | undefined {
+    return this.#storage?.pieceCache() ?? this.#pieceCache;
+  }
+
+  /** The seed's `trackers()`. */
+  trackers(): TrackerTierView[] {
+    if (this.#trackers) return this.#trackers.trackers();
+    return this.meta.announceList.map((urls) => ({
+      urls: [...urls],
+      complete: 0,
+      incomplete: 0,
+      failures: 0,
+      peers: new Uint8Array(0),
+      peers6: new Uint8Array(0),
+    }));
+  }
+
+  /** Connected peers. */
+  peers(): PeerInfo[] {
+    const out: PeerInfo[] = [];
+    for (const e of this.#peers.values()) {
+      const c = e.conn;
+      out.push({
+        address: e.key,
+        peerId: c.remotePeerId,
+        incoming: e.incoming,
+        have: c.bitfield.count,
+        downloadRate: e.rateDown,
+        uploadRate: e.rateUp,
+        downloaded: c.downloaded,
+        uploaded: c.uploaded,
+        amChoking: c.amChoking,
+        amInterested: c.amInterested,
+        peerChoking: c.peerChoking,
+        peerInterested: c.peerInterested,
+        outstanding: c.outstanding,
+      });
+    }
+    return out;
+  }
+
+  /** Sum of the peers' download rates, bytes/s. */
+  get downloadRate(): number {
+    let n = 0;
+    for (const e of this.#peers.values()) n += e.rateDown;
+    return n;
+  }
+
+  /** Sum of the peers' upload rates, bytes/s. */
+  get uploadRate(): number {
+    let n = 0;
+    for (const e of this.#peers.values()) n += e.rateUp;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Opens storage and learns what is already on disk: resume data when it is still valid (pieces of changed
+   * files are re-verified), otherwise a hash check of the files that exist.
+   */
+  async open(): Promise<void> {
+    this.#openStorage();
+    const storage = this.#storage!;
+    const resume = this.#opts.resumePath ? await storage.loadResume() : undefined;
+    if (resume) {
+      for (const i of resume.have) this.have.set(i);
+      if (resume.recheck.length > 0) await this.hashcheck(resume.recheck, false);
+    } else {
+      const pieces = await this.#piecesOfExistingFiles();
+      if (pieces.length > 0) await this.hashcheck(pieces, false);
+    }
+  }
+
+  /**
+   * Verifies pieces against their hashes; passing pieces are marked had, failing ones are not.
+   *
+   * @param pieces Which pieces; all when omitted.
+   * @param emitEvents Dispatch hashpass / hashfail for each piece.
+   */
+  async hashcheck(pieces?: Iterable<number>, emitEvents = true): Promise<void> {
+    this.#openStorage();
+    this.#hashchecking++;
+    try {
+      await this.#storage!.hashcheck(pieces, {
+        onPass: (i: number) => {
+          const added = this.have.set(i);
+          if (added) this.#afterNewPiece(i);
+          if (emitEvents) this.#emit("hashpass", { index: i });
+        },
+        onFail: (i: number) => {
+          this.have.clear(i);
+          if (emitEvents) this.#emit("hashfail", { index: i });
+        },
+        signal: this.#abort.signal,
+      });
+    } finally {
+      this.#hashchecking--;
+    }
+    this.#resumeDirty = true;
+  }
+
+  /** Starts or resumes: connections, requests, uploads, trackers (`started`). */
+  start(): void {
+    if (this.#state === "active") return;
+    const wasStopped = this.#state === "stopped";
+    this.#setState("active");
+    this.#openStorage();
+    if (wasStopped) {
+      if (this.#opts.trackers !== false && this.meta.announceList.length > 0) {
+        this.#trackers = new TrackerManager({
+          announceList: this.meta.announceList,
+          infoHash: this.meta.infoHash,
+          peerId: this.peerId,
+          port: this.#port,
+          stats: () => ({
+            uploaded: this.#uploaded,
+            downloaded: this.#downloaded,
+            left: this.left,
+          }),
+          onPeers: (peers: PeerAddress[]) => {
+            for (const p of peers) this.addPeer(p.host, p.port, false);
+          },
+          onEvent: (e) =>
+            this.#emit("tracker", {
+              type: e.type,
+              url: e.url,
+              ...(e.peers !== undefined ? { peers: e.peers } : {}),
+              ...(e.error ? { message: e.error.message } : e.message ? { message: e.message } : {}),
+            }),
+        });
+        this.#trackers.start();
+        if (this.complete && this.have.count > 0) this.#completeSent = true;
+      }
+      this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
+    }
+    for (const e of this.#peers.values()) {
+      this.#updateInterest(e);
+      this.#fillRequests(e);
+    }
+    this.#connectMore();
+  }
+
+  /** Keeps connections but makes and fills no requests. */
+  pause(): void {
+    if (this.#state === "paused") return;
+    if (this.#state === "stopped") this.start();
+    this.#setState("paused");
+    for (const e of this.#peers.values()) this.#dropRequests(e, true);
+  }
+
+  /** Announces `stopped`, closes every connection and file, writes resume data. */
+  async stop(): Promise<void> {
+    if (this.#state === "stopped") return;
+    this.#setState("stopped");
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    for (const e of [...this.#peers.values()]) e.conn.close("stopped");
+    await Promise.all([...this.#peers.values()].map((e) => e.conn.done));
+    const trackers = this.#trackers;
+    this.#trackers = undefined;
+    await Promise.all([trackers?.stop(), this.#drain()]);
+    await this.#closeStorage();
+  }
+
+  /** Stops and releases everything. */
+  async close(): Promise<void> {
+    await this.stop();
+    this.#abort.abort();
+  }
+
+  /** Same as {@linkcode Torrent.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---------------------------------------------------------------- files
+
+  /**
+   * Changes a file's priority (0 = do not download).
+   *
+   * @param file File index.
+   * @param priority New priority, a non-negative integer.
+   */
+  async setPriority(file: number, priority: number): Promise<void> {
+    if (!Number.isInteger(priority) || priority < 0) {
+      throw new RangeError(`Priority must be a non-negative integer, got ${priority}`);
+    }
+    if (file < 0 || file >= this.#priorities.length) throw new RangeError(`No file ${file}`);
+    this.#priorities[file] = priority;
+    this.#applyPriorities();
+    await this.#storage?.setPriority(file, priority);
+    for (const e of this.#peers.values()) {
+      this.#updateInterest(e);
+      this.#fillRequests(e);
+    }
+  }
+
+  #applyPriorities(): void {
+    const prio = new Int32Array(this.meta.pieceCount);
+    const files = this.meta.files;
+    const pl = this.meta.pieceLength;
+    for (let f = 0; f < files.length; f++) {
+      const file = files[f];
+      if (file.length === 0 || file.padding) continue;
+      const first = Math.floor(file.offset / pl);
+      const last = Math.floor((file.offset + file.length - 1) / pl);
+      const p = this.#priorities[f];
+      for (let i = first; i <= last; i++) if (p > prio[i]) prio[i] = p;
+    }
+    this.#picker.setPriorities(prio);
+    for (let i = 0; i < prio.length; i++) if (prio[i] === 0) this.#picker.abandon(i);
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  /**
+   * Adds a peer address to dial (tracker-less use, or peers from any source).
+   *
+   * @param host IPv4/IPv6 address or host name.
+   * @param port TCP port.
+   * @param manual True for user-given peers, which are retried forever with backoff.
+   */
+  addPeer(host: string, port: number, manual = true): void {
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) return;
+    const key = addressKey(host, port);
+    let c = this.#candidates.get(key);
+    if (!c) {
+      if (this.#candidates.size >= 2000 && !manual) return;
+      c = {
+        host,
+        port,
+        key,
+        failures: 0,
+        nextAttempt: 0,
+        banned: false,
+        connected: false,
+        manual,
+      };
+      this.#candidates.set(key, c);
+    } else if (manual) {
+      c.manual = true;
+      c.nextAttempt = 0;
+    }
+    this.#connectMore();
+  }
+
+  /**
+   * Takes an incoming connection (the listener accepted it).
+   *
+   * @param conn The accepted connection.
+   */
+  accept(conn: Deno.Conn): void {
+    if (this.#state === "stopped" || this.#peers.size >= (this.#opts.maxPeers ?? 50) + 10) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+      return;
+    }
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    // dual-stack listeners report IPv4 peers as IPv4-mapped IPv6 addresses
+    const host = addr.hostname.startsWith("::ffff:") && addr.hostname.includes(".")
+      ? addr.hostname.slice(7)
+      : addr.hostname;
+    this.#attach(conn, addressKey(host, addr.port), true, host, addr.port);
+  }
+
+  #connectMore(): void {
+    if (this.#state === "stopped" || this.complete && this.seed) return;
+    const maxPeers = this.#opts.maxPeers ?? 50;
+    const maxConnecting = this.#opts.maxConnecting ?? 8;
+    const now = Date.now();
+    for (const c of this.#candidates.values()) {
+      if (this.#peers.size + this.#connecting >= maxPeers || this.#connecting >= maxConnecting) {
+        break;
+      }
+      if (c.banned || c.connected || c.nextAttempt > now) continue;
+      if (this.#isConnectedTo(c.key)) continue;
+      this.#dial(c);
+    }
+  }
+
+  #isConnectedTo(key: string): boolean {
+    for (const e of this.#peers.values()) if (e.key === key) return true;
+    return false;
+  }
+
+  async #dial(c: Candidate): Promise<void> {
+    c.connected = true;
+    this.#connecting++;
+    let conn: Deno.Conn | undefined;
+    try {
+      conn = await connectWithTimeout(c.host, c.port, this.#opts.connectTimeoutMs ?? 5000);
+    } catch {
+      conn = undefined;
+    } finally {
+      this.#connecting--;
+    }
+    if (!conn) {
+      this.#dialFailed(c);
+      return;
+    }
+    if (this.#state === "stopped") {
+      conn.close();
+      c.connected = false;
+      return;
+    }
+    this.#attach(conn, c.key, false, c.host, c.port);
+  }
+
+  #dialFailed(c: Candidate): void {
+    c.connected = false;
+    c.failures++;
+    if (!c.manual && c.failures >= 5) {
+      this.#candidates.delete(c.key);
+      return;
+    }
+    c.nextAttempt = Date.now() + Math.min(60_000, 1000 * 2 ** Math.min(c.failures - 1, 6));
+  }
+
+  #attach(conn: Deno.Conn, key: string, incoming: boolean, host: string, port: number): void {
+    const meta = this.meta;
+    const peer = new PeerConnection(conn, {
+      infoHash: meta.infoHash,
+      peerId: this.peerId,
+      pieceCount: meta.pieceCount,
+      pieceLength: meta.pieceLength,
+      totalLength: meta.length,
+      queueDepth: this.#opts.queueDepth ?? 256,
+      extensionHandshake: { v: "Seedbed 0.1.0", p: this.#port(), reqq: 500 },
+      remoteAddress: { host, port },
+      signal: this.#abort.signal,
+    }, this.#handler);
+    const now = Date.now();
+    const entry: PeerEntry = {
+      id: this.#nextPeerId++,
+      conn: peer,
+      key,
+      incoming,
+      connectedAt: now,
+      lastBlockAt: now,
+      requests: new Set(),
+      ready: false,
+      availabilityAdded: false,
+      snubbed: false,
+      hashfails: 0,
+      rateDown: 0,
+      rateUp: 0,
+      lastDown: 0,
+      lastUp: 0,
+    };
+    this.#peers.set(peer, entry);
+    void peer.start();
+  }
+
+  #entry(peer: PeerConnection): PeerEntry | undefined {
+    return this.#peers.get(peer);
+  }
+
+  readonly #handler: PeerHandler = {
+    onReady: (peer) => {
+      const e = this.#entry(peer);
+      if (!e) return;
+      const remote = peer.remotePeerId;
+      if (remote && bytesEqual(remote, this.peerId)) {
+        const c = this.#candidates.get(e.key);
+        if (c) c.banned = true;
+        peer.close("connected to ourselves");
+        return;
+      }
+      for (const other of this.#peers.values()) {
+        if (
+          other !== e && other.ready && remote && other.conn.remotePeerId &&
+          bytesEqual(other.conn.remotePeerId, remote)
+        ) {
+          peer.close("duplicate connection to the same peer");
+          return;
+        }
+      }
+      e.ready = true;
+      peer.sendBitfield(this.have);
+      this.#emit("peer", { address: e.key, peerId: remote, incoming: e.incoming });
+    },
+    onBitfield: (peer) => {
+      const e = this.#entry(peer);
+      if (!e) return;
+      if (e.availabilityAdded) this.#picker.removeAvailability(peer.bitfield);
+      this.#picker.addAvailability(peer.bitfield);
+      e.availabilityAdded = true;
+      if (this.seed && peer.bitfield.full) {
+        peer.close("both sides are seeds");
+        return;
+      }
+      this.#updateInterest(e);
+    },
+    onHave: (peer, index) => {
+      const e = this.#entry(peer);
+      if (!e) return;
+      if (!e.availabilityAdded) {
+        e.availabilityAdded = true;
+        this.#picker.addAvailability(peer.bitfield);
+      } else {
+        this.#picker.incrementAvailability(index);
+      }
+      if (!peer.amInterested && this.#picker.wants(index) && this.#state !== "stopped") {
+        peer.interested();
+      }
+      if (!peer.peerChoking) this.#fillRequests(e);
+    },
+    onUnchoke: (peer) => {
+      const e = this.#entry(peer);
+      if (e) this.#fillRequests(e);
+    },
+    onAllowedFast: (peer) => {
+      const e = this.#entry(peer);
+      if (e && peer.peerChoking) this.#fillRequests(e);
+    },
+    onRequestsDropped: (peer, blocks) => {
+      const e = this.#entry(peer);
+      if (!e) return;
+      for (const b of blocks) this.#forget(e, b.index, b.begin);
+    },
+    onReject: (peer, index, begin) => {
+      const e = this.#entry(peer);
+      if (!e) return;
+      this.#forget(e, index, begin);
+      this.#fillRequests(e);
+    },
+    onInterested: (peer) => {
+      if (this.#state !== "active" || !peer.amChoking) return;
+      if (this.#choker.hasFreeSlot(this.#unchokedCount())) peer.unchoke();
+    },
+    onBlock: (peer, index, begin, data) => this.#onBlock(peer, index, begin, data),
+    onRequest: (peer, index, begin, length) => this.#onRequest(peer, index, begin, length),
+    onClose: (peer, reason) => this.#onClose(peer, reason),
+  };
+
+  #forget(e: PeerEntry, index: number, begin: number): void {
+    if (e.requests.delete(index * this.#blocksPerPiece + begin / BLOCK_SIZE)) {
+      this.#picker.unrequest(index, begin);
+    }
+  }
+
+  #onBlock(peer: PeerConnection, index: number, begin: number, data: Uint8Array): void {
+    const e = this.#entry(peer);
+    if (!e) return;
+    const key = index * this.#blocksPerPiece + begin / BLOCK_SIZE;
+    e.requests.delete(key);
+    e.lastBlockAt = Date.now();
+    e.snubbed = false;
+    this.#downloaded += data.length;
+    const endgame = this.#picker.inEndgame;
+    const result = this.#picker.receive(index, begin, data, e.id);
+    if (result !== undefined && endgame) {
+      // the same block may be in flight from other peers: cancel those requests
+      for (const other of this.#peers.values()) {
+        if (other !== e && other.requests.delete(key)) {
+          other.conn.cancel(index, begin, data.length);
+        }
+      }
+    }
+    if (result) {
+      this.#verifyQueue.push(result);
+      if (!this.#verifying) this.#verifying = this.#verifyLoop();
+    }
+    this.#fillRequests(e);
+  }
+
+  #fillRequests(e: PeerEntry): void {
+    const peer = e.conn;
+    if (this.#state !== "active" || peer.closed || !e.ready) return;
+    if (peer.peerChoking && peer.allowedFast.size === 0) return;
+    const space = peer.queueDepth - peer.outstanding;
+    // refill in batches: one pick per quarter of the pipeline, not one per block
+    if (space <= 0 || (space < peer.queueDepth / 4 && peer.outstanding > 8)) return;
+    if (this.#picker.pendingCount > 32) return; // verification/writes are behind: do not buffer more
+    const bpp = this.#blocksPerPiece;
+    const blocks = this.#picker.pick(
+      peer.bitfield,
+      space,
+      (i, b) => e.requests.has(i * bpp + b / BLOCK_SIZE),
+      peer.peerChoking ? peer.allowedFast : undefined,
+    );
+    for (const b of blocks) {
+      if (peer.request(b.index, b.begin, b.length)) {
+        e.requests.add(b.index * bpp + b.begin / BLOCK_SIZE);
+      } else this.#picker.unrequest(b.index, b.begin);
+    }
+    if (blocks.length === 0 && peer.outstanding === 0) this.#updateInterest(e);
+  }
+
+  #dropRequests(e: PeerEntry, sendCancel: boolean): void {
+    for (const key of e.requests) {
+      const index = Math.floor(key / this.#blocksPerPiece);
+      const begin = (key % this.#blocksPerPiece) * BLOCK_SIZE;
+      this.#picker.unrequest(index, begin);
+      if (sendCancel) {
+        const len = Math.min(BLOCK_SIZE, this.#picker.pieceSize(index) - begin);
+        e.conn.cancel(index, begin, len);
+      }
+    }
+    e.requests.clear();
+  }
+
+  #updateInterest(e: PeerEntry): void {
+    const peer = e.conn;
+    if (peer.closed || !e.ready) return;
+    let wants = false;
+    if (this.#state !== "stopped" && !this.complete) {
+      for (const i of peer.bitfield) {
+        if (this.#picker.wants(i)) {
+          wants = true;
+          break;
+        }
+      }
+    }
+    if (wants && !peer.amInterested) peer.interested();
+    else if (!wants && peer.amInterested) peer.notInterested();
+  }
+
+  #onRequest(peer: PeerConnection, index: number, begin: number, length: number): void {
+    const e = this.#entry(peer);
+    if (!e) return;
+    const allowed = this.#state === "active" && this.have.has(index) && !peer.amChoking;
+    if (!allowed) {
+      if (peer.supportsFast) peer.reject(index, begin, length);
+      return;
+    }
+    this.#readForUpload(index).then(
+      (piece) => {
+        if (peer.closed) return;
+        if (!piece) {
+          if (peer.supportsFast) peer.reject(index, begin, length);
+          return;
+        }
+        if (peer.amChoking || this.#state !== "active") {
+          if (peer.supportsFast) peer.reject(index, begin, length);
+          return;
+        }
+        peer.sendPiece(index, begin, piece.subarray(begin, begin + length));
+        this.#uploaded += length;
+      },
+      (err) => this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) }),
+    );
+  }
+
+  #readForUpload(index: number): Promise<Uint8Array | undefined> {
+    let p = this.#uploadCache.get(index);
+    if (p) {
+      this.#uploadCache.delete(index); // re-insert: most recently used last
+      this.#uploadCache.set(index, p);
+      return p;
+    }
+    const storage = this.#storage;
+    if (!storage) return Promise.resolve(undefined);
+    p = storage.readPiece(index).catch(() => undefined);
+    this.#uploadCache.set(index, p);
+    if (this.#uploadCache.size > UPLOAD_CACHE_PIECES) {
+      const oldest = this.#uploadCache.keys().next().value as number;
+      this.#uploadCache.delete(oldest);
+    }
+    p.then((data) => {
+      if (!data) this.#uploadCache.delete(index);
+    });
+    return p;
+  }
+
+  #onClose(peer: PeerConnection, reason: string): void {
+    const e = this.#entry(peer);
+    if (!e) return;
+    this.#peers.delete(peer);
+    this.#dropRequests(e, false);
+    if (e.availabilityAdded) this.#picker.removeAvailability(peer.bitfield);
+    const c = this.#candidates.get(e.key);
+    if (c) {
+      c.connected = false;
+      if (!e.ready) this.#dialFailed(c);
+      else {
+        c.failures = 0;
+        c.nextAttempt = Date.now() + 5000;
+      }
+    }
+    if (e.ready) this.#emit("peerclose", { address: e.key, reason });
+    if (this.#state !== "stopped") queueMicrotask(() => this.#connectMore());
+  }
+
+  #unchokedCount(): number {
+    let n = 0;
+    for (const e of this.#peers.values()) if (!e.conn.amChoking) n++;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- verify + write
+
+  async #verifyLoop(): Promise<void> {
+    try {
+      while (this.#verifyQueue.length > 0) {
+        const piece = this.#verifyQueue.shift()!;
+        const storage = this.#storage;
+        if (!storage) {
+          this.#picker.pieceFailed(piece);
+          continue;
+        }
+        let ok = false;
+        try {
+          ok = await storage.verifyPiece(piece.index, piece.buffer);
+        } catch (err) {
+          this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) });
+        }
+        if (!ok) {
+          this.#hashFailed(piece);
+          continue;
+        }
+        const write = this.#write(storage, piece);
+        this.#writes.add(write);
+        write.finally(() => this.#writes.delete(write));
+        // bound memory: at most a few pieces written at once
+        if (this.#writes.size >= 4) await Promise.race(this.#writes);
+      }
+    } finally {
+      this.#verifying = undefined;
+    }
+  }
+
+  async #write(storage: Storage, piece: PartialPiece): Promise<void> {
+    try {
+      await storage.writePiece(piece.index, piece.buffer);
+    } catch (err) {
+      // the data is not on disk: the piece must be downloaded again; never mark it complete
+      this.#picker.pieceFailed(piece);
+      this.#error = err instanceof Error ? err : new Error(String(err));
+      this.#emit("error", { error: this.#error });
+      return;
+    }
+    this.#error = undefined;
+    this.#picker.pieceVerified(piece);
+    this.#picker.release(piece.buffer);
+    if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
+    this.#emit("hashpass", { index: piece.index });
+    this.#emit("piece", { index: piece.index });
+  }
+
+  #hashFailed(piece: PartialPiece): void {
+    this.#picker.pieceFailed(piece);
+    this.#emit("hashfail", { index: piece.index });
+    for (const e of this.#peers.values()) {
+      if (!piece.senders.has(e.id)) continue;
+      e.hashfails++;
+      // the only sender of a bad piece, or involved in several: ban it
+      if (piece.senders.size === 1 || e.hashfails >= 3) {
+        const c = this.#candidates.get(e.key);
+        if (c) c.banned = true;
+        e.conn.close(`sent data that failed the hash check for piece ${piece.index}`);
+      }
+    }
+  }
+
+  #afterNewPiece(index: number): void {
+    this.#resumeDirty = true;
+    for (const e of this.#peers.values()) {
+      if (e.ready && !e.conn.closed) e.conn.have(index);
+    }
+    if (this.complete) {
+      for (const e of this.#peers.values()) this.#updateInterest(e);
+      if (!this.#completeSent && this.#state !== "stopped" && this.#hashchecking === 0) {
+        this.#completeSent = true;
+        this.#trackers?.completed();
+        this.#emit("complete", {});
+      }
+      if (this.seed) {
+        for (const e of this.#peers.values()) {
+          if (e.ready && e.conn.bitfield.full) e.conn.close("both sides are seeds");
+        }
+      }
+    }
+  }
+
+  async #drain(): Promise<void> {
+    for (let i = 0; i < 100 && (this.#verifying || this.#writes.size > 0); i++) {
+      await this.#verifying;
+      await Promise.all(this.#writes);
+    }
+  }
+
+  // ---------------------------------------------------------------- storage
+
+  #openStorage(): void {
+    if (this.#storage) return;
+    this.#storage = new Storage({
+      dir: this.dir,
+      layout: this.meta,
+      priorities: this.#priorities,
+      ...(this.#pieceCache ? { pieceCache: this.#pieceCache } : {}),
+      ...(this.#opts.resumePath ? { resumePath: this.#opts.resumePath } : {}),
+      ...(this.#opts.preallocate ? { preallocate: true } : {}),
+    });
+  }
+
+  async #closeStorage(): Promise<void> {
+    const storage = this.#storage;
+    if (!storage) return;
+    this.#uploadCache.clear();
+    if (this.#opts.resumePath) {
+      try {
+        await storage.saveResume(this.have);
+      } catch (err) {
+        this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) });
+      }
+    }
+    this.#pieceCache = storage.pieceCache();
+    this.#storage = undefined;
+    await storage.close();
+  }
+
+  async #piecesOfExistingFiles(): Promise<number[]> {
+    const set = new Set<number>();
+    const pl = this.meta.pieceLength;
+    for (const file of this.meta.files) {
+      if (file.length === 0 || file.padding) continue;
+      try {
+        const st = await Deno.stat(join(this.dir, ...file.path));
+        if (!st.isFile || st.size === 0) continue;
+      } catch {
+        continue;
+      }
+      const first = Math.floor(file.offset / pl);
+      const last = Math.floor((file.offset + file.length - 1) / pl);
+      for (let i = first; i <= last; i++) set.add(i);
+    }
+    return [...set].sort((a, b) => a - b);
+  }
+
+  // ---------------------------------------------------------------- tick
+
+  #setState(state: TorrentState): void {
+    this.#state = state;
+    this.#emit("state", { state });
+  }
+
+  #tick(): void {
+    this.#ticks++;
+    const now = Date.now();
+    const secs = (this.#opts.tickMs ?? 1000) / 1000;
+    for (const e of this.#peers.values()) {
+      const c = e.conn;
+      // exponential moving average over ~5 ticks
+      e.rateDown = e.rateDown * 0.8 + ((c.downloaded - e.lastDown) / secs) * 0.2;
+      e.rateUp = e.rateUp * 0.8 + ((c.uploaded - e.lastUp) / secs) * 0.2;
+      e.lastDown = c.downloaded;
+      e.lastUp = c.uploaded;
+      if (e.requests.size > 0 && now - e.lastBlockAt > SNUB_MS && !e.snubbed) {
+        e.snubbed = true;
+        this.#dropRequests(e, true);
+      }
+      if (this.#state === "active") this.#fillRequests(e);
+    }
+    if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) this.#rechoke(now);
+    if (this.#ticks % 5 === 0) { for (const e of this.#peers.values()) this.#updateInterest(e); }
+    this.#connectMore();
+    if (this.#resumeDirty && this.#opts.resumePath && now - this.#lastResumeSave > RESUME_SAVE_MS) {
+      this.#resumeDirty = false;
+      this.#lastResumeSave = now;
+      this.#storage?.saveResume(this.have).catch((err) =>
+        this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) })
+      );
+    }
+  }
+
+  #rechoke(now: number): void {
+    const list = [...this.#peers.values()].filter((e) => e.ready);
+    const unchoke = this.#choker.round(
+      list.map((e) => ({
+        id: e.id,
+        peerInterested: e.conn.peerInterested,
+        downloadRate: e.rateDown,
+        uploadRate: e.rateUp,
+        snubbed: e.snubbed,
+        connectedAt: e.connectedAt,
+      })),
+      this.seed,
+      now,
+    );
+    for (const e of list) {
+      if (unchoke.has(e.id)) e.conn.unchoke();
+      else if (!e.conn.amChoking) e.conn.choke();
+    }
+  }
+
+  /** Writes resume data now. */
+  async saveResume(): Promise<void> {
+    if (this.#storage && this.#opts.resumePath) {
+      await this.#drain();
+      await this.#storage.saveResume(this.have);
+      this.#resumeDirty = false;
+    }
+  }
+
+  /** Storage error as a typed value (for callers that care about codes). */
+  get storageError(): StorageError | undefined {
+    return this.#storage?.error;
+  }
+}
+
+function addressKey(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+async function connectWithTimeout(host: string, port: number, ms: number): Promise<Deno.Conn> {
+  let timer: number | undefined;
+  const attempt = Deno.connect({ hostname: host, port, transport: "tcp" });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`connect to ${host}:${port} timed out`)), ms);
+  });
+  try {
+    return await Promise.race([attempt, timeout]);
+  } catch (err) {
+    attempt.then((c) => c.close(), () => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,152 @@
+import assert from "node:assert/strict";
+import { Bitfield } from "../src/bitfield.ts";
+import { BLOCK_SIZE, PiecePicker } from "../src/swarm/piece_picker.ts";
+
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function full(n: number): Bitfield {
+  const b = new Bitfield(n);
+  b.setAll();
+  return b;
+}
+
+function make(pieces: number, pieceLength = 4 * BLOCK_SIZE, total = pieces * pieceLength) {
+  const have = new Bitfield(pieces);
+  const picker = new PiecePicker({
+    pieceCount: pieces,
+    pieceLength,
+    totalLength: total,
+    have,
+    random: seeded(1),
+  });
+  return { have, picker };
+}
+
+const never = () => false;
+
+Deno.test("pick() chooses the rarest piece first", () => {
+  const { picker } = make(4);
+  const a = full(4), b = new Bitfield(4), c = new Bitfield(4);
+  b.set(0), b.set(1), b.set(3);
+  c.set(0), c.set(1), c.set(3);
+  picker.addAvailability(a);
+  picker.addAvailability(b);
+  picker.addAvailability(c);
+  // piece 2 is only on peer a: rarest
+  const blocks = picker.pick(a, 4, never);
+  assert.deepEqual(blocks.map((x) => x.index), [2, 2, 2, 2]);
+});
+
+Deno.test("pick() prefers higher priority over rarity, and skips priority 0", () => {
+  const { picker } = make(4);
+  const a = full(4);
+  picker.addAvailability(a);
+  picker.incrementAvailability(3);
+  picker.setPriorities([0, 1, 1, 1000]);
+  const blocks = picker.pick(a, 8, never);
+  const order = [...new Set(blocks.map((x) => x.index))];
+  assert.equal(order[0], 3, "priority 1000 first although it is the most common");
+  assert.ok(order[1] === 1 || order[1] === 2);
+  assert.ok(!blocks.some((x) => x.index === 0));
+  assert.equal(picker.wants(0), false);
+});
+
+Deno.test("pick() finishes partial pieces before starting new ones", () => {
+  const { picker } = make(4);
+  const a = full(4);
+  picker.addAvailability(a);
+  const first = picker.pick(a, 2, never);
+  assert.equal(first.length, 2);
+  const piece = first[0].index;
+  const next = picker.pick(a, 2, never);
+  assert.deepEqual(next.map((x) => x.index), [piece, piece]);
+  assert.deepEqual(next.map((x) => x.begin), [2 * BLOCK_SIZE, 3 * BLOCK_SIZE]);
+});
+
+Deno.test("receive() assembles a piece and returns it when the last block arrives", () => {
+  const { picker } = make(1, 2 * BLOCK_SIZE);
+  const a = full(1);
+  const blocks = picker.pick(a, 10, never);
+  assert.equal(blocks.length, 2);
+  const b0 = new Uint8Array(BLOCK_SIZE).fill(1), b1 = new Uint8Array(BLOCK_SIZE).fill(2);
+  assert.equal(picker.receive(0, BLOCK_SIZE, b1, 7), null);
+  const done = picker.receive(0, 0, b0, 7);
+  assert.ok(done);
+  assert.equal(done.buffer[0], 1);
+  assert.equal(done.buffer[BLOCK_SIZE], 2);
+  assert.deepEqual([...done.senders], [7]);
+  // a duplicate is not wanted
+  assert.equal(picker.receive(0, 0, b0, 8), undefined);
+});
+
+Deno.test("the last piece and last block are short", () => {
+  const total = 2 * 2 * BLOCK_SIZE + 100;
+  const { picker } = make(3, 2 * BLOCK_SIZE, total);
+  assert.equal(picker.pieceSize(2), 100);
+  picker.setPriorities([0, 0, 1]);
+  const blocks = picker.pick(full(3), 10, never);
+  assert.deepEqual(blocks, [{ index: 2, begin: 0, length: 100 }]);
+  // a block of the wrong length is refused
+  assert.equal(picker.receive(2, 0, new Uint8Array(BLOCK_SIZE), 1), undefined);
+  assert.ok(picker.receive(2, 0, new Uint8Array(100), 1));
+});
+
+Deno.test("unrequest() frees a block so another peer can take it", () => {
+  const { picker } = make(1, BLOCK_SIZE);
+  const a = full(1);
+  const [blk] = picker.pick(a, 1, never);
+  assert.equal(picker.pick(a, 1, (i, b) => i === blk.index && b === blk.begin).length, 0);
+  picker.unrequest(blk.index, blk.begin);
+  assert.equal(picker.pick(a, 1, never).length, 1);
+});
+
+Deno.test("endgame asks a second peer for blocks in flight, at most twice each", () => {
+  const { picker } = make(1, 2 * BLOCK_SIZE);
+  const a = full(1);
+  const first = picker.pick(a, 10, never);
+  assert.equal(first.length, 2);
+  assert.equal(picker.inEndgame, true);
+  const mine = new Set(first.map((b) => b.begin));
+  // the same peer is never asked twice for a block
+  assert.equal(picker.pick(a, 10, (_i, b) => mine.has(b)).length, 0);
+  const dup = picker.pick(a, 10, never);
+  assert.equal(dup.length, 2);
+  assert.equal(picker.pick(a, 10, never).length, 0);
+});
+
+Deno.test("pieceFailed() makes every block of the piece wanted again", () => {
+  const { picker } = make(1, BLOCK_SIZE);
+  const a = full(1);
+  picker.pick(a, 1, never);
+  const done = picker.receive(0, 0, new Uint8Array(BLOCK_SIZE), 1)!;
+  assert.equal(picker.pick(a, 1, never).length, 0);
+  picker.pieceFailed(done);
+  assert.equal(picker.pick(a, 1, never).length, 1);
+});
+
+Deno.test("pick() honours an allowed set (choked peer's allowed-fast pieces)", () => {
+  const { picker } = make(8);
+  const a = full(8);
+  picker.addAvailability(a);
+  const blocks = picker.pick(a, 100, never, new Set([5]));
+  assert.deepEqual([...new Set(blocks.map((b) => b.index))], [5]);
+});
+
+Deno.test("random tie-breaking spreads the first piece over the torrent", () => {
+  const { picker } = make(64, BLOCK_SIZE);
+  const a = full(64);
+  picker.addAvailability(a);
+  const firsts = new Set<number>();
+  for (let i = 0; i < 20; i++) {
+    const [blk] = picker.pick(a, 1, never);
+    firsts.add(blk.index);
+  }
+  assert.ok(firsts.size === 20, "distinct pieces chosen");
+  assert.ok(Math.max(...firsts) - Math.min(...firsts) > 20, "not simply in order");
+});
