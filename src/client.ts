@@ -462,6 +462,12 @@ export class Client extends EventTarget implements AsyncDisposable {
     return this.#torrent?.uploadRate ?? 0;
   }
 
+  /** Bytes of wanted data in total and verified so far, and hash-check progress (0-1) while one runs. */
+  get progress(): { have: number; total: number; checking: number | undefined } {
+    return this.#torrent?.progress ??
+      { have: 0, total: this.#meta?.length ?? 0, checking: undefined };
+  }
+
   /** True while a hash check is running. */
   get checking(): boolean {
     return this.#torrent?.checking ?? false;

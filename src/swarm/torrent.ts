@@ -184,6 +184,7 @@ export class Torrent implements AsyncDisposable {
   #error: Error | undefined;
   #abort = new AbortController();
   #hashchecking = 0;
+  #checkProgress = 0;
 
   /** @param options The torrent, where its data lives, and how to behave. */
   constructor(options: TorrentOptions) {
@@ -231,6 +232,18 @@ export class Torrent implements AsyncDisposable {
       if (this.#picker.wants(i)) n += this.#picker.pieceSize(i);
     }
     return n;
+  }
+
+  /** Bytes of wanted pieces in total and verified so far, and hash-check progress (0-1) while one runs. */
+  get progress(): { have: number; total: number; checking: number | undefined } {
+    let have = 0, total = 0;
+    for (let i = 0; i < this.meta.pieceCount; i++) {
+      if (this.#picker.priority(i) <= 0) continue;
+      const size = this.#picker.pieceSize(i);
+      total += size;
+      if (this.have.has(i)) have += size;
+    }
+    return { have, total, checking: this.#hashchecking > 0 ? this.#checkProgress : undefined };
   }
 
   /** True when every wanted piece is verified on disk. */
@@ -350,6 +363,7 @@ export class Torrent implements AsyncDisposable {
   async hashcheck(pieces?: Iterable<number>, emitEvents = true): Promise<void> {
     this.#openStorage();
     this.#hashchecking++;
+    this.#checkProgress = 0;
     try {
       await this.#storage!.hashcheck(pieces, {
         onPass: (i: number) => {
@@ -360,6 +374,9 @@ export class Torrent implements AsyncDisposable {
         onFail: (i: number) => {
           this.have.clear(i);
           if (emitEvents) this.#emit("hashfail", { index: i });
+        },
+        onProgress: (done: number, total: number) => {
+          this.#checkProgress = total === 0 ? 1 : done / total;
         },
         signal: this.#abort.signal,
       });
@@ -435,6 +452,7 @@ export class Torrent implements AsyncDisposable {
   /** Stops and releases everything. */
   async close(): Promise<void> {
     await this.stop();
+    await this.#closeStorage(); // also when never started (e.g. only hash-checked)
     this.#abort.abort();
   }
 

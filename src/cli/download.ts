@@ -1,0 +1,335 @@
+/**
+ * `seedbed <torrent>` (download) and `seedbed seed <torrent>`: a Client with a progress line, signals and exit codes.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { Client } from "../client.ts";
+import type { Metainfo } from "../metainfo.ts";
+import { parseMetainfo } from "../metainfo.ts";
+import { formatBytes, formatDuration, formatProgress } from "./progress.ts";
+
+/** Where the CLI writes; tests capture it. */
+export interface DownloadIO {
+  /** Writes to standard output (JSON events). */
+  stdout(text: string): void;
+  /** Writes to standard error (human output). */
+  stderr(text: string): void;
+  /** True when stderr is a terminal (progress redrawn in place). */
+  isTerminal: boolean;
+  /** Resolves when the user asks to stop (SIGINT / SIGTERM). */
+  interrupted: Promise<void>;
+}
+
+/** Exit codes, as documented in README. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+
+/** A wrong command line: printed with a hint to `--help`, exit status 2. */
+export class UsageError extends Error {
+  /** @param message What is wrong with the command line. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const DOWNLOAD_HELP = `Usage: seedbed [download] <file.torrent> [options]
+       seedbed seed <file.torrent> [options]
+
+Download (or seed) a torrent. Downloading exits 0 once every selected piece is verified on disk
+(unless --keep-seeding); seeding verifies the data under --dir and serves it until Ctrl-C.
+
+Options:
+  -o, --dir DIR          download directory (default: current directory)
+  -p, --port PORT        TCP port to listen on (default: 6881; 0 = any free port)
+  -s, --select LIST      download only these files, e.g. 1-3,7 (numbers from --list)
+  -l, --list             list the torrent's files with their numbers and exit
+      --peer HOST:PORT   connect to this peer (repeatable; IPv6 as [::1]:6881)
+      --no-trackers      do not announce to the torrent's trackers
+      --keep-seeding     keep seeding after the download completes (until Ctrl-C)
+      --max-peers N      most connected peers (default: 50)
+  -q, --quiet            no progress line, only errors and the final summary
+      --json             newline-delimited JSON events on stdout (human output stays on stderr)
+  -h, --help             show this help
+
+Ctrl-C stops cleanly (announces "stopped", writes resume data) and exits 130; run the same command again
+to resume.`;
+
+/** The usage text of the download and seed subcommands. */
+export function downloadHelp(): string {
+  return DOWNLOAD_HELP;
+}
+
+/**
+ * Parses "1-3,7" into zero-based file indexes, checking them against the file count.
+ *
+ * @param spec The list, 1-based, with ranges.
+ * @param count Number of files in the torrent.
+ * @returns Zero-based indexes.
+ * @throws {UsageError} When the list is malformed or names a file that does not exist.
+ */
+export function parseSelection(spec: string, count: number): Set<number> {
+  const out = new Set<number>();
+  for (const part of spec.split(",")) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    if (!m) throw new UsageError(`--select: "${part}" is not a number or range like 1-3`);
+    const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
+    if (a < 1 || b < a || b > count) {
+      throw new UsageError(
+        `--select: ${part} is outside 1-${count} (the torrent has ${count} files)`,
+      );
+    }
+    for (let i = a; i <= b; i++) out.add(i - 1);
+  }
+  return out;
+}
+
+/**
+ * Parses "host:port" or "[v6]:port".
+ *
+ * @param text The address.
+ * @returns Host and port.
+ * @throws {UsageError} When it is not an address with a port.
+ */
+export function parsePeerAddress(text: string): { host: string; port: number } {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text) ?? /^([^:\s]+):(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port > 0 && port < 65536)) {
+    throw new UsageError(`--peer: "${text}" is not HOST:PORT (IPv6 as [::1]:6881)`);
+  }
+  return { host: m[1], port };
+}
+
+/** Lists the files of a torrent, numbered from 1, for `--list`. */
+export function formatFileList(meta: Metainfo): string {
+  const width = String(meta.files.length).length;
+  return meta.files.map((f, i) =>
+    `${String(i + 1).padStart(width)}  ${formatBytes(f.length).padStart(10)}  ${f.displayPath}`
+  ).join("\n");
+}
+
+/**
+ * Runs `download` or `seed`.
+ *
+ * @param mode "download" or "seed".
+ * @param args Arguments after the subcommand.
+ * @param io Output and the interrupt signal.
+ * @returns The exit status.
+ */
+export async function runDownload(
+  mode: "download" | "seed",
+  args: string[],
+  io: DownloadIO,
+): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      dir: { type: "string", short: "o" },
+      port: { type: "string", short: "p" },
+      select: { type: "string", short: "s" },
+      list: { type: "boolean", short: "l" },
+      peer: { type: "string", multiple: true },
+      "no-trackers": { type: "boolean" },
+      "keep-seeding": { type: "boolean" },
+      "max-peers": { type: "string" },
+      quiet: { type: "boolean", short: "q" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    io.stderr(DOWNLOAD_HELP + "\n");
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? "missing the torrent file"
+        : `unexpected argument "${positionals[1]}"`,
+    );
+  }
+  const source = positionals[0];
+  if (source.startsWith("magnet:")) {
+    throw new Error(
+      "magnet links are not supported yet: download the .torrent file and pass its path",
+    );
+  }
+  const port = values.port === undefined ? 6881 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--port: "${values.port}" is not a port number (0-65535)`);
+  }
+  const maxPeers = values["max-peers"] === undefined ? 50 : Number(values["max-peers"]);
+  if (!Number.isInteger(maxPeers) || maxPeers < 1) {
+    throw new UsageError(`--max-peers: "${values["max-peers"]}" is not a positive integer`);
+  }
+  const peers = (values.peer ?? []).map(parsePeerAddress);
+
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(source);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new Error(`cannot read ${source}: no such file`);
+    throw err;
+  }
+  let meta: Metainfo;
+  try {
+    meta = await parseMetainfo(bytes);
+  } catch (err) {
+    throw new Error(`cannot read ${source}: ${(err as Error).message}`);
+  }
+  if (values.list) {
+    io.stderr(`${meta.displayName} (${formatBytes(meta.length)}, ${meta.files.length} files)\n`);
+    io.stdout(formatFileList(meta) + "\n");
+    return EXIT.ok;
+  }
+  let priorities: number[] | undefined;
+  if (values.select !== undefined) {
+    const selected = parseSelection(values.select, meta.files.length);
+    priorities = meta.files.map((_, i) => selected.has(i) ? 1 : 0);
+  }
+  const json = values.json ?? false;
+  const quiet = values.quiet ?? false;
+  const keepSeeding = mode === "seed" || (values["keep-seeding"] ?? false);
+  const dir = values.dir ?? ".";
+  await Deno.mkdir(dir, { recursive: true });
+
+  const emit = (event: string, data: Record<string, unknown> = {}) => {
+    if (json) io.stdout(JSON.stringify({ event, time: new Date().toISOString(), ...data }) + "\n");
+  };
+  const client = new Client({
+    metainfo: meta,
+    basedir: dir,
+    port,
+    maxPeers,
+    peers,
+    ...(priorities ? { priorities } : {}),
+    ...(values["no-trackers"] ? { trackers: false } : {}),
+  });
+  let failure: Error | undefined;
+  client.addEventListener("peer", (e) => emit("peer", { address: e.detail.address }));
+  client.addEventListener("peerclose", (e) => emit("peerclose", e.detail));
+  client.addEventListener("piece", (e) => emit("piece", { index: e.detail.index }));
+  client.addEventListener("hashfail", (e) => emit("hashfail", { index: e.detail.index }));
+  client.addEventListener("tracker", (e) => emit("tracker", e.detail));
+  client.addEventListener("error", (e) => {
+    emit("error", { message: e.detail.error.message });
+    if (!quiet) io.stderr(`\nseedbed: ${e.detail.error.message}\n`);
+  });
+
+  const started = performance.now();
+  let lastLine = "";
+  const draw = (final = false) => {
+    if (quiet) return;
+    const c = client;
+    const { have, total, checking } = c.progress;
+    const peerList = c.peers;
+    const line = formatProgress({
+      have,
+      total,
+      down: c.downloadRate,
+      up: c.uploadRate,
+      unchoked: peerList.filter((p) => !p.peerChoking).length,
+      peers: peerList.length,
+      verifying: checking,
+      seeding: c.complete,
+      uploaded: c.uploaded,
+    });
+    if (io.isTerminal) io.stderr(`\r\x1b[K${line}${final ? "\n" : ""}`);
+    else if (line !== lastLine || final) io.stderr(line + "\n");
+    lastLine = line;
+  };
+
+  const interval = setInterval(() => {
+    draw();
+    if (json) {
+      try {
+        emit("progress", {
+          downloaded: client.downloaded,
+          uploaded: client.uploaded,
+          left: client.left,
+          peers: client.peers.length,
+          downloadRate: Math.round(client.downloadRate),
+          uploadRate: Math.round(client.uploadRate),
+        });
+      } catch { /* not ready */ }
+    }
+  }, io.isTerminal ? 500 : 1000);
+  try {
+    const interrupted = io.interrupted.then(() => "interrupted" as const);
+    const ready = await Promise.race([client.ready.then(() => "ready" as const), interrupted]);
+    if (ready === "interrupted") {
+      await client.close();
+      io.stderr("\nseedbed: interrupted\n");
+      emit("interrupted");
+      return EXIT.interrupted;
+    }
+    emit("ready", {
+      name: meta.name,
+      infoHash: meta.infoHashHex,
+      size: meta.length,
+      port: client.port,
+      have: client.bitfield.reduce((n, b) => n + popcount(b), 0),
+      pieces: meta.pieceCount,
+    });
+    if (!quiet) {
+      io.stderr(
+        `${mode === "seed" ? "Seeding" : "Downloading"} ${meta.displayName} (${
+          formatBytes(meta.length)
+        }) into ${dir}, listening on port ${client.port}\n`,
+      );
+    }
+    if (mode === "seed" && !client.seed) {
+      const missing = meta.pieceCount - client.bitfield.reduce((n, b) => n + popcount(b), 0);
+      io.stderr(
+        `seedbed: warning: ${missing} of ${meta.pieceCount} pieces are missing under ${dir}; seeding the rest and downloading the missing ones\n`,
+      );
+    }
+    const outcome = await Promise.race([
+      client.done.then(() => "done" as const),
+      interrupted,
+    ]);
+    if (outcome === "done") {
+      draw(true);
+      const secs = (performance.now() - started) / 1000;
+      emit("complete", { seconds: secs, downloaded: client.downloaded });
+      if (!quiet && mode === "download") {
+        io.stderr(
+          `Done: ${meta.displayName}, ${formatBytes(client.downloaded)} downloaded in ${
+            formatDuration(secs)
+          } (${formatBytes(client.downloaded / Math.max(secs, 0.001))}/s)\n`,
+        );
+      }
+      if (keepSeeding) {
+        await interrupted;
+        await client.close();
+        emit("interrupted");
+        return EXIT.interrupted;
+      }
+      await client.close();
+      return EXIT.ok;
+    }
+    await client.close();
+    draw(true);
+    io.stderr("seedbed: interrupted; resume data written, run the same command again to resume\n");
+    emit("interrupted");
+    return EXIT.interrupted;
+  } catch (err) {
+    failure = err as Error;
+    await client.close().catch(() => {});
+    throw failure;
+  } finally {
+    clearInterval(interval);
+  }
+}
+
+function popcount(b: number): number {
+  let n = 0;
+  while (b) {
+    b &= b - 1;
+    n++;
+  }
+  return n;
+}
