@@ -115,6 +115,11 @@ export interface ClientOptions {
    * @default {false}
    */
   preallocate?: boolean;
+  /**
+   * Upload every block at most once, to the first peer that asks; peers must trade the rest among themselves.
+   * @default {false}
+   */
+  uploadEachPieceOnce?: boolean;
 }
 
 /** A file of the torrent, as the seed's `files()` lists it; `priority` is settable. */
@@ -242,6 +247,7 @@ export class Client extends EventTarget implements AsyncDisposable {
       ...(o.queueDepth ? { queueDepth: o.queueDepth } : {}),
       ...(o.tickMs ? { tickMs: o.tickMs } : {}),
       ...(o.preallocate ? { preallocate: true } : {}),
+      ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
     });
     this.#torrent = torrent;
     this.#listener = listen(o.host, o.port ?? 0);

@@ -79,6 +79,12 @@ export interface TorrentOptions {
   connectTimeoutMs?: number;
   /** Preallocate files. @default {false} */
   preallocate?: boolean;
+  /**
+   * Send every block of the torrent at most once, to whichever peer asks first, and reject repeat requests:
+   * peers must trade the rest among themselves (a seeding strategy for a first seed with little upload).
+   * @default {false}
+   */
+  uploadEachPieceOnce?: boolean;
 }
 
 /** One known peer address and its connection history. */
@@ -108,6 +114,8 @@ interface PeerEntry {
   availabilityAdded: boolean;
   snubbed: boolean;
   hashfails: number;
+  /** Pieces this peer rejected our requests for while unchoking us: not asked again until it unchokes anew. */
+  rejected: Set<number>;
   rateDown: number;
   rateUp: number;
   lastDown: number;
@@ -184,6 +192,7 @@ export class Torrent implements AsyncDisposable {
   #error: Error | undefined;
   #abort = new AbortController();
   #hashchecking = 0;
+  readonly #uploadedBlocks: Set<number> | undefined;
   #checkProgress = 0;
 
   /** @param options The torrent, where its data lives, and how to behave. */
@@ -205,6 +214,7 @@ export class Torrent implements AsyncDisposable {
     });
     this.#choker = new Choker();
     this.#blocksPerPiece = Math.ceil(options.meta.pieceLength / BLOCK_SIZE);
+    this.#uploadedBlocks = options.uploadEachPieceOnce ? new Set() : undefined;
     this.#applyPriorities();
   }
 
@@ -631,6 +641,7 @@ export class Torrent implements AsyncDisposable {
       availabilityAdded: false,
       snubbed: false,
       hashfails: 0,
+      rejected: new Set(),
       rateDown: 0,
       rateUp: 0,
       lastDown: 0,
@@ -696,7 +707,9 @@ export class Torrent implements AsyncDisposable {
     },
     onUnchoke: (peer) => {
       const e = this.#entry(peer);
-      if (e) this.#fillRequests(e);
+      if (!e) return;
+      e.rejected.clear();
+      this.#fillRequests(e);
     },
     onAllowedFast: (peer) => {
       const e = this.#entry(peer);
@@ -711,6 +724,7 @@ export class Torrent implements AsyncDisposable {
       const e = this.#entry(peer);
       if (!e) return;
       this.#forget(e, index, begin);
+      if (!peer.peerChoking) e.rejected.add(index);
       this.#fillRequests(e);
     },
     onInterested: (peer) => {
@@ -762,8 +776,13 @@ export class Torrent implements AsyncDisposable {
     if (space <= 0 || (space < peer.queueDepth / 4 && peer.outstanding > 8)) return;
     if (this.#picker.pendingCount > 32) return; // verification/writes are behind: do not buffer more
     const bpp = this.#blocksPerPiece;
+    let offered = peer.bitfield;
+    if (e.rejected.size > 0) {
+      offered = peer.bitfield.clone();
+      for (const i of e.rejected) offered.clear(i);
+    }
     const blocks = this.#picker.pick(
-      peer.bitfield,
+      offered,
       space,
       (i, b) => e.requests.has(i * bpp + b / BLOCK_SIZE),
       peer.peerChoking ? peer.allowedFast : undefined,
@@ -808,7 +827,12 @@ export class Torrent implements AsyncDisposable {
   #onRequest(peer: PeerConnection, index: number, begin: number, length: number): void {
     const e = this.#entry(peer);
     if (!e) return;
-    const allowed = this.#state === "active" && this.have.has(index) && !peer.amChoking;
+    let allowed = this.#state === "active" && this.have.has(index) && !peer.amChoking;
+    if (allowed && this.#uploadedBlocks) {
+      const key = index * this.#blocksPerPiece + begin / BLOCK_SIZE;
+      if (this.#uploadedBlocks.has(key)) allowed = false;
+      else this.#uploadedBlocks.add(key);
+    }
     if (!allowed) {
       if (peer.supportsFast) peer.reject(index, begin, length);
       return;

@@ -1,0 +1,95 @@
+// Helpers for whole-swarm tests: deterministic payloads, torrents, and bounded waits for events.
+
+import { join } from "node:path";
+import { createTorrent } from "../src/create.ts";
+import { type Metainfo, parseMetainfo } from "../src/metainfo.ts";
+
+/** Deterministic pseudo-random bytes (xorshift), so failures reproduce. */
+export function payload(length: number, seed = 1): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(length);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** A file of a test torrent: relative path inside the torrent folder and its length. */
+export interface SpecFile {
+  path: string;
+  length: number;
+}
+
+/**
+ * Writes the files under `dir/name/` and makes a torrent of that folder.
+ *
+ * @returns The parsed torrent and its bytes.
+ */
+export async function makeTorrent(
+  dir: string,
+  name: string,
+  files: SpecFile[],
+  options: { pieceLength: number; announce?: string[][] },
+): Promise<{ meta: Metainfo; bytes: Uint8Array }> {
+  let seed = 1;
+  for (const f of files) {
+    const path = join(dir, name, f.path);
+    await Deno.mkdir(join(path, ".."), { recursive: true });
+    await Deno.writeFile(path, payload(f.length, seed++));
+  }
+  const bytes = await createTorrent(join(dir, name), {
+    pieceLength: options.pieceLength,
+    ...(options.announce ? { announce: options.announce } : {}),
+  });
+  return { meta: await parseMetainfo(bytes), bytes };
+}
+
+/** True when both directory trees hold the same files with the same bytes. */
+export async function sameFiles(a: string, b: string, files: SpecFile[]): Promise<boolean> {
+  for (const f of files) {
+    const [x, y] = await Promise.all([
+      Deno.readFile(join(a, f.path)),
+      Deno.readFile(join(b, f.path)),
+    ]);
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * Resolves when `promise` does, or fails loudly after `ms` naming what was awaited.
+ */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: number | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves with the detail of the next `type` event on `target` that satisfies `test`. */
+export function nextEvent<T>(
+  target: EventTarget,
+  type: string,
+  test: (detail: T) => boolean = () => true,
+): Promise<T> {
+  return new Promise((resolve) => {
+    const listener = (e: Event) => {
+      const detail = (e as CustomEvent<T>).detail;
+      if (!test(detail)) return;
+      target.removeEventListener(type, listener);
+      resolve(detail);
+    };
+    target.addEventListener(type, listener);
+  });
+}

@@ -1,0 +1,268 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Client } from "../src/client.ts";
+import { TrackerServer } from "../src/tracker/server.ts";
+import { makeTorrent, nextEvent, sameFiles, type SpecFile, within } from "./_swarm.ts";
+
+const PIECE = 64 * 1024;
+const FILES: SpecFile[] = [
+  { path: "a.bin", length: 3 * PIECE + 1000 },
+  { path: "empty.txt", length: 0 },
+  { path: "sub/b.bin", length: 5000 },
+  { path: "sub/deeper/c.bin", length: 2 * PIECE + 17 },
+];
+
+async function setup(files = FILES, announce?: string[][]) {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-client-" });
+  const seedDir = join(root, "seed");
+  const { meta, bytes } = await makeTorrent(seedDir, "t", files, {
+    pieceLength: PIECE,
+    ...(announce ? { announce } : {}),
+  });
+  return { root, seedDir, meta, bytes, cleanup: () => Deno.remove(root, { recursive: true }) };
+}
+
+Deno.test("a seeder and a leecher transfer a multi-file torrent without a tracker", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    assert.equal(seeder.seed, true);
+    assert.equal(seeder.state, "active");
+    const passes: number[] = [];
+    await using leecher = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "leech"),
+      host: "127.0.0.1",
+      resumeFile: false,
+      onHashPass: (i) => passes.push(i),
+      peers: [{ host: "127.0.0.1", port: seeder.port }],
+    });
+    assert.equal(leecher.complete, false);
+    await within(20_000, "the download to complete", leecher.done);
+    assert.equal(leecher.seed, true);
+    assert.equal(leecher.left, 0);
+    assert.equal(passes.length, meta.pieceCount);
+    assert.ok(leecher.downloaded >= meta.length);
+    assert.ok(await sameFiles(join(seedDir, "t"), join(root, "leech", "t"), FILES));
+    const empty = await Deno.stat(join(root, "leech", "t", "empty.txt")).catch(() => undefined);
+    assert.ok(empty === undefined || empty.size === 0);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("the seed's accessors describe the torrent", async () => {
+  const { seedDir, meta, cleanup } = await setup();
+  try {
+    await using c = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      state: "stopped",
+      resumeFile: false,
+    });
+    assert.deepEqual(c.infohash, meta.infoHash);
+    assert.equal(c.peerid.length, 20);
+    assert.match(new TextDecoder().decode(c.peerid.subarray(0, 8)), /^-SE\d{4}-$/);
+    assert.ok(c.port > 0);
+    assert.equal(c.size, meta.length);
+    assert.equal(c.name, "t");
+    assert.equal(c.pieceLength, PIECE);
+    assert.equal(c.uploaded, 0);
+    assert.equal(c.downloaded, 0);
+    assert.equal(c.left, 0);
+    assert.equal(c.state, "stopped");
+    assert.equal(c.seed, true);
+    assert.equal(c.complete, true);
+    assert.deepEqual(c.wanted, new Uint8Array(Math.ceil(meta.pieceCount / 8)));
+    assert.equal(c.bitfield.length, Math.ceil(meta.pieceCount / 8));
+    assert.equal(c.files.length, FILES.length);
+    assert.equal(c.files[0].path, join(seedDir, "t", "a.bin"));
+    assert.equal(c.files[0].length, FILES[0].length);
+    assert.equal(c.files[0].priority, 1);
+    assert.deepEqual(c.peers, []);
+    assert.deepEqual(c.trackers, []);
+    // hashcheck with a list, one index, and nothing
+    const passed: number[] = [];
+    c.addEventListener("hashpass", (e) => passed.push(e.detail.index));
+    await c.hashcheck([0, 1]);
+    await c.hashcheck(2);
+    assert.deepEqual(passed, [0, 1, 2]);
+    await c.hashcheck();
+    assert.equal(passed.length, 3 + meta.pieceCount);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("one seeder that uploads each piece once and three leechers that trade among themselves", async () => {
+  await using tracker = new TrackerServer();
+  const files = [{ path: "big.bin", length: 24 * PIECE + 123 }];
+  const { root, seedDir, meta, cleanup } = await setup(files, [[tracker.url]]);
+  try {
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+      uploadEachPieceOnce: true,
+      tickMs: 100,
+    });
+    const leechers: Client[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        leechers.push(
+          await Client.open({
+            metainfo: meta,
+            basedir: join(root, `leech${i}`),
+            host: "127.0.0.1",
+            resumeFile: false,
+            tickMs: 100,
+          }),
+        );
+      }
+      await within(30_000, "three downloads", Promise.all(leechers.map((l) => l.done)));
+      for (let i = 0; i < 3; i++) {
+        assert.ok(await sameFiles(join(seedDir, "t"), join(root, `leech${i}`, "t"), files));
+      }
+      // the seeder sent each piece at most once: everything else came from the other leechers
+      assert.ok(
+        seeder.uploaded <= meta.length,
+        `seeder uploaded ${seeder.uploaded} > ${meta.length}`,
+      );
+      const fromPeers = leechers.reduce((n, l) => n + l.uploaded, 0);
+      assert.ok(fromPeers >= 2 * meta.length - 2 * PIECE, `leechers uploaded only ${fromPeers}`);
+    } finally {
+      for (const l of leechers) await l.close();
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("paused: connections are made but no requests; start() resumes; stopped refuses peers", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+      state: "paused",
+    });
+    assert.equal(seeder.state, "paused");
+    await using leecher = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "leech"),
+      host: "127.0.0.1",
+      resumeFile: false,
+      state: "stopped",
+    });
+    assert.equal(leecher.state, "stopped");
+    // stopped: incoming connections are refused (closed before any handshake)
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: leecher.port });
+    const buf = new Uint8Array(68);
+    const n = await conn.read(buf).catch(() => null);
+    conn.close();
+    assert.equal(n, null, "a stopped client closes incoming connections");
+    // paused leecher connects to the paused seeder: a peer appears, nothing is requested
+    const connected = nextEvent(leecher, "peer");
+    await leecher.pause();
+    leecher.addPeer("127.0.0.1", seeder.port);
+    await within(10_000, "the paused peers to connect", connected);
+    assert.equal(leecher.state, "paused");
+    assert.equal(leecher.peers.length, 1);
+    assert.equal(leecher.peers[0].outstanding, 0);
+    assert.equal(leecher.downloaded, 0);
+    await seeder.start();
+    await leecher.start();
+    await within(20_000, "the download after start()", leecher.done);
+    assert.ok(leecher.seed);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("priority 0 never creates the file; priority 1000 finishes first", async () => {
+  const files = [
+    { path: "first.bin", length: 4 * PIECE },
+    { path: "skipped.bin", length: 4 * PIECE + 100 },
+    { path: "urgent.bin", length: 4 * PIECE },
+  ];
+  const { root, seedDir, meta, cleanup } = await setup(files);
+  try {
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const order: number[] = [];
+    await using leecher = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "leech"),
+      host: "127.0.0.1",
+      resumeFile: false,
+      priorities: [1, 0, 1000],
+      queueDepth: 4,
+      state: "paused",
+    });
+    leecher.addEventListener("piece", (e) => order.push(e.detail.index));
+    assert.equal(leecher.files[1].priority, 0);
+    leecher.addPeer("127.0.0.1", seeder.port);
+    await leecher.start();
+    await within(20_000, "the selected files", leecher.done);
+    assert.equal(leecher.complete, true);
+    assert.equal(leecher.seed, false);
+    await assert.rejects(Deno.stat(join(root, "leech", "t", "skipped.bin")), Deno.errors.NotFound);
+    // urgent.bin's pieces (8-11, sharing none with skipped.bin's) arrive before first.bin's (0-3)
+    const urgent = [9, 10, 11].map((i) => order.indexOf(i));
+    const first = [0, 1, 2].map((i) => order.indexOf(i));
+    assert.ok(Math.max(...urgent) < Math.min(...first), `order ${order}`);
+    assert.ok(await sameFiles(join(seedDir, "t"), join(root, "leech", "t"), [files[0], files[2]]));
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("stop then start again resumes without downloading anything twice", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const leechDir = join(root, "leech");
+    const resumeFile = join(root, "leech.resume");
+    {
+      await using leecher = await Client.open({
+        metainfo: meta,
+        basedir: leechDir,
+        host: "127.0.0.1",
+        resumeFile,
+        peers: [{ host: "127.0.0.1", port: seeder.port }],
+      });
+      await within(20_000, "the first download", leecher.done);
+      await leecher.stop();
+      assert.equal(leecher.state, "stopped");
+    }
+    await using again = await Client.open({
+      metainfo: meta,
+      basedir: leechDir,
+      host: "127.0.0.1",
+      resumeFile,
+      peers: [{ host: "127.0.0.1", port: seeder.port }],
+    });
+    assert.equal(again.seed, true, "resume data restores every piece");
+    await within(1000, "done on a complete torrent", again.done);
+    assert.equal(again.downloaded, 0);
+  } finally {
+    await cleanup();
+  }
+});
