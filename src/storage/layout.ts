@@ -1,0 +1,128 @@
+/**
+ * Piece ↔ file geometry: which byte ranges of which files make up a block of a piece.
+ *
+ * @module
+ */
+
+/** A file as storage sees it. */
+export interface StorageFile {
+  /** Sanitised path components relative to the download directory. */
+  path: string[];
+  /** Size in bytes. */
+  length: number;
+  /** Offset of the file in the torrent's concatenated data. */
+  offset: number;
+  /** BEP 47 padding file: never written, reads as zeros. */
+  padding?: boolean;
+}
+
+/** What a layout is built from (a parsed torrent satisfies it). */
+export interface LayoutInput {
+  /** The files in torrent order. */
+  files: StorageFile[];
+  /** Bytes per piece. */
+  pieceLength: number;
+  /** Total bytes. */
+  length: number;
+  /** Concatenated 20-byte piece hashes. */
+  pieces: Uint8Array;
+}
+
+/** A contiguous range inside one file. */
+export interface FileSpan {
+  /** Index of the file. */
+  file: number;
+  /** Offset inside the file. */
+  fileOffset: number;
+  /** Offset inside the requested range (the piece or block buffer). */
+  bufferOffset: number;
+  /** Bytes in this span. */
+  length: number;
+}
+
+/** Torrent geometry with fast lookups from byte offsets to files. */
+export class Layout {
+  /** The files. */
+  readonly files: readonly StorageFile[];
+  /** Bytes per piece. */
+  readonly pieceLength: number;
+  /** Total bytes. */
+  readonly length: number;
+  /** Number of pieces. */
+  readonly pieceCount: number;
+  /** Piece hashes. */
+  readonly pieces: Uint8Array;
+  /** Indexes of the non-empty files, sorted by offset (for binary search). */
+  readonly #nonEmpty: number[];
+
+  /** @param input Files, piece length, total length and piece hashes. */
+  constructor(input: LayoutInput) {
+    this.files = input.files;
+    this.pieceLength = input.pieceLength;
+    this.length = input.length;
+    this.pieceCount = input.pieces.length / 20;
+    this.pieces = input.pieces;
+    this.#nonEmpty = [];
+    for (let i = 0; i < input.files.length; i++) if (input.files[i].length > 0) this.#nonEmpty.push(i);
+  }
+
+  /** Bytes in piece `index` (the last one may be shorter). */
+  pieceSize(index: number): number {
+    return index === this.pieceCount - 1 ? this.length - index * this.pieceLength : this.pieceLength;
+  }
+
+  /**
+   * The file ranges covering `length` bytes at `begin` inside piece `index`, in order; zero-length files never
+   * appear.
+   *
+   * @throws {RangeError} When the range is outside the piece.
+   */
+  spans(index: number, begin: number, length: number): FileSpan[] {
+    if (index < 0 || index >= this.pieceCount || begin < 0 || length < 0 || begin + length > this.pieceSize(index)) {
+      throw new RangeError(`Range ${begin}+${length} is outside piece ${index}`);
+    }
+    const out: FileSpan[] = [];
+    let pos = index * this.pieceLength + begin;
+    const end = pos + length;
+    let k = this.#findFile(pos);
+    let bufferOffset = 0;
+    while (pos < end && k < this.#nonEmpty.length) {
+      const fi = this.#nonEmpty[k];
+      const f = this.files[fi];
+      const fileEnd = f.offset + f.length;
+      const n = Math.min(end, fileEnd) - pos;
+      if (n > 0) {
+        out.push({ file: fi, fileOffset: pos - f.offset, bufferOffset, length: n });
+        pos += n;
+        bufferOffset += n;
+      }
+      k++;
+    }
+    return out;
+  }
+
+  /** Indexes of the files that hold bytes of piece `index`. */
+  filesOfPiece(index: number): number[] {
+    return this.spans(index, 0, this.pieceSize(index)).map((s) => s.file);
+  }
+
+  /**
+   * First and last piece holding bytes of file `file`; undefined for an empty file.
+   */
+  pieceRangeOfFile(file: number): [number, number] | undefined {
+    const f = this.files[file];
+    if (f.length === 0) return undefined;
+    return [Math.floor(f.offset / this.pieceLength), Math.floor((f.offset + f.length - 1) / this.pieceLength)];
+  }
+
+  /** Position in #nonEmpty of the file containing byte `pos`. */
+  #findFile(pos: number): number {
+    let lo = 0, hi = this.#nonEmpty.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.files[this.#nonEmpty[mid]].offset <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+}

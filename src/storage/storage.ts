@@ -1,0 +1,630 @@
+/**
+ * Where pieces live: files under the download directory, a part file for pieces that overlap files not being
+ * downloaded (priority 0), SHA-1 verification, and crash-safe resume data.
+ *
+ * @module
+ */
+
+import { dirname, join, resolve } from "node:path";
+import { Bitfield } from "../bitfield.ts";
+import { bytesEqual } from "../_bytes.ts";
+import { isInside } from "../_paths.ts";
+import { type FileSpan, Layout, type LayoutInput } from "./layout.ts";
+
+/** Index of the part file (the seed's `piece_cache`): which pieces it holds, and where. JSON-serialisable. */
+export interface PieceCacheIndex {
+  /** Pairs of [piece index, slot in the part file]; each slot is one piece length long. */
+  pieces: [number, number][];
+}
+
+/** A disk problem: the file and the system's error code (ENOSPC, EACCES, EROFS, ...). */
+export class StorageError extends Error {
+  /** System error code, when known. */
+  readonly code: string | undefined;
+  /** The file involved, when known. */
+  readonly path: string | undefined;
+  /**
+   * @param message What failed.
+   * @param options The code, path and underlying error.
+   */
+  constructor(message: string, options: { code?: string; path?: string; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "StorageError";
+    this.code = options.code;
+    this.path = options.path;
+  }
+}
+
+/** The file operations storage needs; tests inject failures through it. */
+export interface FileBackend {
+  /** Opens a file; `write` creates it. */
+  open(path: string, write: boolean): Promise<BackendFile>;
+  /** Size and modification time, or undefined when the file does not exist. */
+  stat(path: string): Promise<{ size: number; mtime: number } | undefined>;
+  /** Creates a directory and its parents. */
+  mkdir(path: string): Promise<void>;
+  /** Writes a whole file atomically (temp file, sync, rename). */
+  writeAtomic(path: string, data: Uint8Array): Promise<void>;
+  /** Reads a whole file, or undefined when it does not exist. */
+  readFile(path: string): Promise<Uint8Array | undefined>;
+}
+
+/** An open file. */
+export interface BackendFile {
+  /** Reads up to `buffer.length` bytes at `position`; returns how many were read (0 at the end). */
+  read(buffer: Uint8Array, position: number): Promise<number>;
+  /** Writes all of `data` at `position`. */
+  write(data: Uint8Array, position: number): Promise<void>;
+  /** Sets the file's size. */
+  truncate(size: number): Promise<void>;
+  /** Flushes data to the device. */
+  sync(): Promise<void>;
+  /** Closes the file. */
+  close(): void;
+}
+
+/** The default backend, on `Deno.open` with one operation at a time per file (seek + read/write). */
+export const denoBackend: FileBackend = {
+  async open(path, write) {
+    const file = await Deno.open(path, write ? { read: true, write: true, create: true } : { read: true });
+    let chain: Promise<unknown> = Promise.resolve();
+    const serial = <T>(op: () => Promise<T>): Promise<T> => {
+      const p = chain.then(op, op);
+      chain = p.catch(() => {});
+      return p;
+    };
+    return {
+      read: (buffer, position) =>
+        serial(async () => {
+          await file.seek(position, Deno.SeekMode.Start);
+          let done = 0;
+          while (done < buffer.length) {
+            const n = await file.read(buffer.subarray(done));
+            if (n === null) break;
+            done += n;
+          }
+          return done;
+        }),
+      write: (data, position) =>
+        serial(async () => {
+          await file.seek(position, Deno.SeekMode.Start);
+          let done = 0;
+          while (done < data.length) done += await file.write(data.subarray(done));
+        }),
+      truncate: (size) => serial(() => file.truncate(size)),
+      sync: () => serial(() => file.syncData()),
+      close: () => file.close(),
+    };
+  },
+  async stat(path) {
+    try {
+      const st = await Deno.stat(path);
+      return { size: st.size, mtime: st.mtime?.getTime() ?? 0 };
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    }
+  },
+  async mkdir(path) {
+    await Deno.mkdir(path, { recursive: true });
+  },
+  async writeAtomic(path, data) {
+    const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    try {
+      using file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+      let done = 0;
+      while (done < data.length) done += await file.write(data.subarray(done));
+      await file.syncData();
+    } catch (err) {
+      await Deno.remove(tmp).catch(() => {});
+      throw err;
+    }
+    await Deno.rename(tmp, path);
+  },
+  async readFile(path) {
+    try {
+      return await Deno.readFile(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    }
+  },
+};
+
+/** Options for {@linkcode Storage}. */
+export interface StorageOptions {
+  /** Download directory; files live at `join(dir, ...file.path)`. */
+  dir: string;
+  /** Files, piece length and hashes (a parsed torrent will do). */
+  layout: LayoutInput;
+  /** Priority of each file (default 1; 0 = never created, boundary pieces go to the part file). */
+  priorities?: readonly number[];
+  /** The index from a previous {@linkcode Storage.pieceCache}, restoring the part file. */
+  pieceCache?: PieceCacheIndex;
+  /** Where the part file is. @default {"<dir>/.<name>.parts"} */
+  partPath?: string;
+  /** Where resume data is written; none when omitted. */
+  resumePath?: string;
+  /** Set each file to its full size when first written. @default {false} */
+  preallocate?: boolean;
+  /** Most files open at once. @default {64} */
+  maxOpenFiles?: number;
+  /** File operations (tests inject faults). @default {denoBackend} */
+  backend?: FileBackend;
+}
+
+/** Options of {@linkcode Storage.hashcheck}. */
+export interface HashcheckOptions {
+  /** Called for each piece that matches its hash. */
+  onPass?: (index: number) => void;
+  /** Called for each piece that does not (or whose data is missing). */
+  onFail?: (index: number) => void;
+  /** Called after each piece with pieces done and the total. */
+  onProgress?: (done: number, total: number) => void;
+  /** Stops the check early. */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode Storage.loadResume} found. */
+export interface ResumeState {
+  /** Pieces that resume data vouches for and whose files did not change since. */
+  have: Bitfield;
+  /** Pieces claimed by resume data whose files changed size or time since: verify these again. */
+  recheck: number[];
+}
+
+interface OpenFile {
+  handle: BackendFile;
+  writable: boolean;
+}
+
+interface ResumeFile {
+  version: 1;
+  pieces: string;
+  files: [number, number][];
+  pieceCache: PieceCacheIndex;
+}
+
+/** The data of one torrent on disk. */
+export class Storage implements AsyncDisposable {
+  /** The torrent's geometry. */
+  readonly layout: Layout;
+  readonly #dir: string;
+  readonly #priorities: number[];
+  readonly #backend: FileBackend;
+  readonly #maxOpen: number;
+  readonly #preallocate: boolean;
+  readonly #partPath: string;
+  readonly #resumePath: string | undefined;
+  /** piece index → slot in the part file */
+  readonly #parts = new Map<number, number>();
+  readonly #open = new Map<number, Promise<OpenFile>>();
+  readonly #dirty = new Set<number>();
+  #partFile: Promise<BackendFile> | undefined;
+  #partDirty = false;
+  #error: StorageError | undefined;
+  #emptyFilesMade = false;
+  #realDir: string | undefined;
+  #closed = false;
+
+  /** @param options Where the data lives and how the files are split. */
+  constructor(options: StorageOptions) {
+    this.layout = new Layout(options.layout);
+    this.#dir = resolve(options.dir);
+    this.#priorities = this.layout.files.map((_, i) => options.priorities?.[i] ?? 1);
+    this.#backend = options.backend ?? denoBackend;
+    this.#maxOpen = options.maxOpenFiles ?? 64;
+    this.#preallocate = options.preallocate ?? false;
+    const top = this.layout.files[0]?.path[0] ?? "torrent";
+    this.#partPath = options.partPath ?? join(this.#dir, `.${top}.parts`);
+    this.#resumePath = options.resumePath;
+    for (const [piece, slot] of options.pieceCache?.pieces ?? []) {
+      if (Number.isInteger(piece) && Number.isInteger(slot) && piece >= 0 && piece < this.layout.pieceCount && slot >= 0) {
+        this.#parts.set(piece, slot);
+      }
+    }
+  }
+
+  /** The last disk error; cleared by the next successful write. */
+  get error(): StorageError | undefined {
+    return this.#error;
+  }
+
+  /** Priority of a file. */
+  priority(file: number): number {
+    return this.#priorities[file];
+  }
+
+  /** Absolute path of file `file`. */
+  path(file: number): string {
+    return join(this.#dir, ...this.layout.files[file].path);
+  }
+
+  /** The seed's `piece_cache()`: what the part file holds. */
+  pieceCache(): PieceCacheIndex {
+    return { pieces: [...this.#parts.entries()].sort((a, b) => a[0] - b[0]) };
+  }
+
+  /**
+   * Writes a whole, verified piece: one write per file span; spans of priority-0 files are not created, the
+   * piece is kept whole in the part file instead.
+   *
+   * @throws {StorageError} When the disk refuses (the piece must then not be counted as had).
+   */
+  async writePiece(index: number, data: Uint8Array): Promise<void> {
+    const size = this.layout.pieceSize(index);
+    if (data.length < size) throw new RangeError(`Piece ${index} needs ${size} bytes, got ${data.length}`);
+    const spans = this.layout.spans(index, 0, size);
+    try {
+      if (!this.#emptyFilesMade) await this.#makeEmptyFiles();
+      let toPart = false;
+      for (const s of spans) {
+        const f = this.layout.files[s.file];
+        if (f.padding) continue;
+        if (this.#priorities[s.file] === 0) {
+          toPart = true;
+          continue;
+        }
+        const file = await this.#file(s.file, true);
+        await file.handle.write(data.subarray(s.bufferOffset, s.bufferOffset + s.length), s.fileOffset);
+        this.#dirty.add(s.file);
+      }
+      if (toPart) await this.#writePart(index, data.subarray(0, size));
+      this.#error = undefined;
+    } catch (err) {
+      throw this.#fail(err, `Cannot write piece ${index}`);
+    }
+  }
+
+  /**
+   * Reads a block for upload.
+   *
+   * @throws {StorageError} When the data is missing or cannot be read.
+   */
+  async readBlock(index: number, begin: number, length: number): Promise<Uint8Array> {
+    const piece = await this.readPiece(index);
+    if (!piece) throw new StorageError(`Piece ${index} is not on disk`);
+    return piece.subarray(begin, begin + length);
+  }
+
+  /**
+   * Reads a whole piece from the files (or the part file).
+   *
+   * @param index Piece index.
+   * @param into A buffer to read into (at least the piece's size); a new one otherwise.
+   * @returns The bytes, or undefined when a file is missing or too short.
+   */
+  async readPiece(index: number, into?: Uint8Array): Promise<Uint8Array | undefined> {
+    const size = this.layout.pieceSize(index);
+    const buf = into ? into.subarray(0, size) : new Uint8Array(size);
+    const slot = this.#parts.get(index);
+    if (slot !== undefined) {
+      const part = await this.#part();
+      const n = await part.read(buf, slot * this.layout.pieceLength);
+      return n === size ? buf : undefined;
+    }
+    for (const s of this.layout.spans(index, 0, size)) {
+      const f = this.layout.files[s.file];
+      const target = buf.subarray(s.bufferOffset, s.bufferOffset + s.length);
+      if (f.padding) {
+        target.fill(0);
+        continue;
+      }
+      let file: OpenFile;
+      try {
+        file = await this.#file(s.file, false);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound || (err as StorageError).code === "ENOENT") return undefined;
+        throw this.#fail(err, `Cannot read piece ${index}`);
+      }
+      const n = await file.handle.read(target, s.fileOffset);
+      if (n !== s.length) return undefined;
+    }
+    return buf;
+  }
+
+  /** True when `data` matches piece `index`'s SHA-1. */
+  async verifyPiece(index: number, data: Uint8Array): Promise<boolean> {
+    const size = this.layout.pieceSize(index);
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-1", data.subarray(0, size) as Uint8Array<ArrayBuffer>),
+    );
+    return bytesEqual(digest, this.layout.pieces.subarray(index * 20, index * 20 + 20));
+  }
+
+  /**
+   * Verifies pieces against their hashes: all of them, a list, or one. Reading piece i+1 overlaps hashing piece
+   * i; digests run one after another. Missing or short files fail their pieces instead of throwing.
+   *
+   * @returns The pieces that passed.
+   */
+  async hashcheck(pieces?: number | Iterable<number>, options: HashcheckOptions = {}): Promise<Bitfield> {
+    const list = pieces === undefined
+      ? Array.from({ length: this.layout.pieceCount }, (_, i) => i)
+      : typeof pieces === "number"
+      ? [pieces]
+      : [...pieces];
+    for (const i of list) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.layout.pieceCount) {
+        throw new RangeError(`No piece ${i}: the torrent has ${this.layout.pieceCount}`);
+      }
+    }
+    const passed = new Bitfield(this.layout.pieceCount);
+    const buffers = [new Uint8Array(this.layout.pieceLength), new Uint8Array(this.layout.pieceLength)];
+    const read = (k: number) => this.readPiece(list[k], buffers[k & 1]).catch(() => undefined);
+    let next = list.length > 0 ? read(0) : undefined;
+    for (let k = 0; k < list.length; k++) {
+      options.signal?.throwIfAborted();
+      const data = await next!;
+      next = k + 1 < list.length ? read(k + 1) : undefined;
+      const ok = data !== undefined && await this.verifyPiece(list[k], data);
+      if (ok) {
+        passed.set(list[k]);
+        options.onPass?.(list[k]);
+      } else {
+        options.onFail?.(list[k]);
+      }
+      options.onProgress?.(k + 1, list.length);
+    }
+    return passed;
+  }
+
+  /**
+   * Changes a file's priority. Raising it from 0 copies the file's bytes out of the part file into the real file.
+   */
+  async setPriority(file: number, priority: number): Promise<void> {
+    const old = this.#priorities[file];
+    this.#priorities[file] = priority;
+    if (old !== 0 || priority === 0) return;
+    const range = this.layout.pieceRangeOfFile(file);
+    if (!range) return;
+    try {
+      for (let i = range[0]; i <= range[1]; i++) {
+        if (!this.#parts.has(i)) continue;
+        const data = await this.readPiece(i);
+        if (!data) continue;
+        for (const s of this.layout.spans(i, 0, data.length)) {
+          if (s.file !== file) continue;
+          const f = await this.#file(file, true);
+          await f.handle.write(data.subarray(s.bufferOffset, s.bufferOffset + s.length), s.fileOffset);
+          this.#dirty.add(file);
+        }
+        // the slot stays while another priority-0 file still needs it
+        if (!this.layout.filesOfPiece(i).some((fi) => this.#priorities[fi] === 0)) {
+          this.#parts.delete(i);
+          this.#partDirty = true;
+        }
+      }
+    } catch (err) {
+      throw this.#fail(err, `Cannot move data of file ${file} out of the part file`);
+    }
+  }
+
+  /** Flushes written files to the device. */
+  async flush(): Promise<void> {
+    const files = [...this.#dirty];
+    this.#dirty.clear();
+    for (const i of files) {
+      const f = this.#open.get(i);
+      if (f) await (await f).handle.sync();
+    }
+    if (this.#partFile && this.#partDirty) await (await this.#partFile).sync();
+  }
+
+  /**
+   * Writes resume data atomically: the verified pieces, each file's size and modification time, and the part
+   * file's index. Files are flushed first, so the record never claims data that is not on the device.
+   */
+  async saveResume(have: Bitfield): Promise<void> {
+    if (!this.#resumePath) return;
+    await this.flush();
+    const files: [number, number][] = [];
+    for (let i = 0; i < this.layout.files.length; i++) {
+      const st = await this.#backend.stat(this.path(i));
+      files.push(st ? [st.size, st.mtime] : [-1, 0]);
+    }
+    const record: ResumeFile = {
+      version: 1,
+      pieces: have.bytes.toBase64(),
+      files,
+      pieceCache: this.pieceCache(),
+    };
+    await this.#backend.mkdir(dirname(this.#resumePath));
+    await this.#backend.writeAtomic(this.#resumePath, new TextEncoder().encode(JSON.stringify(record)));
+  }
+
+  /**
+   * Reads resume data. A piece is trusted only when every file it touches has the size and modification time
+   * recorded; the others are returned in `recheck`.
+   *
+   * @returns The state, or undefined when there is no usable resume data.
+   */
+  async loadResume(): Promise<ResumeState | undefined> {
+    if (!this.#resumePath) return undefined;
+    const bytes = await this.#backend.readFile(this.#resumePath).catch(() => undefined);
+    if (!bytes) return undefined;
+    let record: ResumeFile;
+    try {
+      record = JSON.parse(new TextDecoder().decode(bytes));
+      if (record.version !== 1 || !Array.isArray(record.files) || record.files.length !== this.layout.files.length) {
+        return undefined;
+      }
+    } catch {
+      return undefined;
+    }
+    const claimed = new Bitfield(this.layout.pieceCount, Uint8Array.fromBase64(record.pieces));
+    const changed = new Set<number>();
+    for (let i = 0; i < this.layout.files.length; i++) {
+      const st = await this.#backend.stat(this.path(i));
+      const [size, mtime] = record.files[i];
+      const now: [number, number] = st ? [st.size, st.mtime] : [-1, 0];
+      if (now[0] !== size || now[1] !== mtime) changed.add(i);
+    }
+    for (const [piece, slot] of record.pieceCache?.pieces ?? []) {
+      if (!this.#parts.has(piece) && piece >= 0 && piece < this.layout.pieceCount) this.#parts.set(piece, slot);
+    }
+    const have = new Bitfield(this.layout.pieceCount);
+    const recheck: number[] = [];
+    const partExists = (await this.#backend.stat(this.#partPath)) !== undefined;
+    for (const i of claimed) {
+      const inPart = this.#parts.has(i);
+      const touched = inPart
+        ? !partExists
+        : this.layout.filesOfPiece(i).some((f) => changed.has(f) && this.#priorities[f] !== 0);
+      if (touched) {
+        recheck.push(i);
+      } else {
+        have.set(i);
+      }
+    }
+    return { have, recheck };
+  }
+
+  /** Closes every open file. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.flush();
+    } catch {
+      // a failing device: close anyway
+    }
+    for (const f of this.#open.values()) {
+      try {
+        (await f).handle.close();
+      } catch { /* never opened */ }
+    }
+    this.#open.clear();
+    if (this.#partFile) {
+      try {
+        (await this.#partFile).close();
+      } catch { /* never opened */ }
+      this.#partFile = undefined;
+    }
+  }
+
+  /** Same as {@linkcode Storage.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  async #makeEmptyFiles(): Promise<void> {
+    this.#emptyFilesMade = true;
+    for (let i = 0; i < this.layout.files.length; i++) {
+      const f = this.layout.files[i];
+      if (f.length !== 0 || f.padding || this.#priorities[i] === 0) continue;
+      const path = await this.#safePath(i);
+      if (!(await this.#backend.stat(path))) {
+        const h = await this.#backend.open(path, true);
+        h.close();
+      }
+    }
+  }
+
+  async #safePath(file: number): Promise<string> {
+    const path = this.path(file);
+    if (!isInside(this.#dir, path)) {
+      throw new StorageError(`Refusing ${path}: outside the download directory ${this.#dir}`, { path });
+    }
+    const parent = dirname(path);
+    await this.#backend.mkdir(parent);
+    // a symlinked directory inside the download directory must not lead outside it
+    this.#realDir ??= await Deno.realPath(this.#dir).catch(() => this.#dir);
+    const realParent = await Deno.realPath(parent).catch(() => parent);
+    if (!isInside(this.#realDir, realParent)) {
+      throw new StorageError(`Refusing ${path}: its directory leads outside ${this.#dir}`, { path });
+    }
+    return path;
+  }
+
+  #file(index: number, write: boolean): Promise<OpenFile> {
+    const cached = this.#open.get(index);
+    if (cached) {
+      // most recently used goes last
+      this.#open.delete(index);
+      this.#open.set(index, cached);
+      return cached.then(async (f) => {
+        if (!write || f.writable) return f;
+        // reopen for writing
+        if (this.#open.get(index) === cached) this.#open.delete(index);
+        f.handle.close();
+        return await this.#file(index, true);
+      });
+    }
+    const opening = (async (): Promise<OpenFile> => {
+      const path = write ? await this.#safePath(index) : this.path(index);
+      if (!write && !isInside(this.#dir, path)) throw new StorageError(`Refusing ${path}`, { path });
+      const handle = await this.#backend.open(path, write);
+      if (write && this.#preallocate) {
+        const st = await this.#backend.stat(path);
+        if (st && st.size < this.layout.files[index].length) await handle.truncate(this.layout.files[index].length);
+      }
+      return { handle, writable: write };
+    })();
+    this.#open.set(index, opening);
+    opening.catch(() => {
+      if (this.#open.get(index) === opening) this.#open.delete(index);
+    });
+    while (this.#open.size > this.#maxOpen) {
+      const [oldest, p] = this.#open.entries().next().value as [number, Promise<OpenFile>];
+      this.#open.delete(oldest);
+      const dirty = this.#dirty.delete(oldest);
+      p.then(async (f) => {
+        if (dirty) await f.handle.sync().catch(() => {});
+        f.handle.close();
+      }, () => {});
+    }
+    return opening;
+  }
+
+  #part(): Promise<BackendFile> {
+    this.#partFile ??= (async () => {
+      if (!isInside(this.#dir, this.#partPath) && !this.#partPath) throw new StorageError("bad part file path");
+      await this.#backend.mkdir(dirname(this.#partPath));
+      return await this.#backend.open(this.#partPath, true);
+    })();
+    this.#partFile.catch(() => (this.#partFile = undefined));
+    return this.#partFile;
+  }
+
+  async #writePart(index: number, data: Uint8Array): Promise<void> {
+    let slot = this.#parts.get(index);
+    if (slot === undefined) {
+      const used = new Set(this.#parts.values());
+      slot = 0;
+      while (used.has(slot)) slot++;
+    }
+    const part = await this.#part();
+    await part.write(data, slot * this.layout.pieceLength);
+    this.#parts.set(index, slot);
+    this.#partDirty = true;
+  }
+
+  #fail(err: unknown, what: string): StorageError {
+    if (err instanceof StorageError) {
+      this.#error = err;
+      return err;
+    }
+    const code = errorCode(err);
+    const e = new StorageError(`${what}: ${(err as Error)?.message ?? String(err)}`, {
+      ...(code ? { code } : {}),
+      cause: err,
+    });
+    this.#error = e;
+    return e;
+  }
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === "string") return code;
+  const m = /\b(E[A-Z]{3,})\b/.exec((err as Error)?.message ?? "");
+  if (m) return m[1];
+  if (err instanceof Deno.errors.PermissionDenied) return "EACCES";
+  if (err instanceof Deno.errors.NotFound) return "ENOENT";
+  return undefined;
+}
+
+export type { FileSpan };
