@@ -66,7 +66,7 @@ export async function runDemo(args: string[], io: DemoIO): Promise<number> {
   await Deno.mkdir(leechDir);
   const tracker = new TrackerServer({ interval: 60 });
   let seeder: Client | undefined, leecher: Client | undefined;
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     io.stderr(`Generating ${mib} MiB of data in ${work}\n`);
     await writeRandomFiles(join(seedDir, "demo"), mib);

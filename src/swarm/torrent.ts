@@ -178,7 +178,7 @@ export class Torrent implements AsyncDisposable {
   readonly #candidates = new Map<string, Candidate>();
   #connecting = 0;
   #nextPeerId = 1;
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #ticks = 0;
   #uploaded = 0;
   #downloaded = 0;
@@ -827,7 +827,8 @@ export class Torrent implements AsyncDisposable {
   #onRequest(peer: PeerConnection, index: number, begin: number, length: number): void {
     const e = this.#entry(peer);
     if (!e) return;
-    let allowed = this.#state === "active" && this.have.has(index) && !peer.amChoking;
+    let allowed = this.#state === "active" && this.have.has(index) &&
+      (!peer.amChoking || peer.grantedFast.has(index));
     if (allowed && this.#uploadedBlocks) {
       const key = index * this.#blocksPerPiece + begin / BLOCK_SIZE;
       if (this.#uploadedBlocks.has(key)) allowed = false;
@@ -844,7 +845,7 @@ export class Torrent implements AsyncDisposable {
           if (peer.supportsFast) peer.reject(index, begin, length);
           return;
         }
-        if (peer.amChoking || this.#state !== "active") {
+        if ((peer.amChoking && !peer.grantedFast.has(index)) || this.#state !== "active") {
           if (peer.supportsFast) peer.reject(index, begin, length);
           return;
         }
@@ -1117,7 +1118,7 @@ function addressKey(host: string, port: number): string {
 }
 
 async function connectWithTimeout(host: string, port: number, ms: number): Promise<Deno.Conn> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const attempt = Deno.connect({ hostname: host, port, transport: "tcp" });
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`connect to ${host}:${port} timed out`)), ms);
