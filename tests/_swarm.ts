@@ -66,7 +66,7 @@ export async function sameFiles(a: string, b: string, files: SpecFile[]): Promis
  * Resolves when `promise` does, or fails loudly after `ms` naming what was awaited.
  */
 export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
   });

@@ -1,0 +1,177 @@
+/**
+ * Magnet links (BEP 9, BEP 53): `xt=urn:btih:` in hex or base32, `dn`, `tr`, `ws`, `x.pe`, `so`.
+ *
+ * @module
+ */
+
+import { fromHex, toHex } from "./_bytes.ts";
+
+/** A parsed magnet link. */
+export interface MagnetLink {
+  /** The 20-byte info hash. */
+  infoHash: Uint8Array;
+  /** The info hash as 40 lower-case hex digits. */
+  infoHashHex: string;
+  /** Display name (`dn`). */
+  name: string | undefined;
+  /** Tracker URLs (`tr`), in order. */
+  trackers: string[];
+  /** Web seeds (`ws`). */
+  webSeeds: string[];
+  /** Peer addresses (`x.pe`); IPv6 hosts without brackets. */
+  peers: { host: string; port: number }[];
+  /** BEP 53 file selection (`so`): zero-based file indexes. */
+  selectOnly: number[] | undefined;
+}
+
+/** A magnet link that cannot be used. */
+export class MagnetError extends Error {
+  /** @param message What is wrong. */
+  constructor(message: string) {
+    super(`Invalid magnet link: ${message}`);
+    this.name = "MagnetError";
+  }
+}
+
+const MAX_PARAMS = 200;
+const MAX_LENGTH = 64 * 1024;
+const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/**
+ * Parses a magnet link.
+ *
+ * @example Parse a magnet link
+ * ```ts
+ * import { parseMagnet } from "./magnet.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const m = parseMagnet("magnet:?xt=urn:btih:" + "ab".repeat(20) + "&dn=demo&tr=http%3A%2F%2F127.0.0.1%2Fannounce");
+ * assert.equal(m.name, "demo");
+ * assert.deepEqual(m.trackers, ["http://127.0.0.1/announce"]);
+ * ```
+ *
+ * @param uri The link.
+ * @returns Its parts.
+ * @throws {MagnetError} When it is not a magnet link, has no BitTorrent info hash, or exceeds the limits.
+ */
+export function parseMagnet(uri: string): MagnetLink {
+  if (uri.length > MAX_LENGTH) throw new MagnetError(`longer than ${MAX_LENGTH} characters`);
+  if (!/^magnet:\?/i.test(uri)) throw new MagnetError('must start with "magnet:?"');
+  const params = uri.slice(uri.indexOf("?") + 1).split("&").filter((p) => p.length > 0);
+  if (params.length > MAX_PARAMS) throw new MagnetError(`more than ${MAX_PARAMS} parameters`);
+  let infoHash: Uint8Array | undefined;
+  let name: string | undefined;
+  const trackers: string[] = [], webSeeds: string[] = [];
+  const peers: { host: string; port: number }[] = [];
+  let selectOnly: number[] | undefined;
+  for (const p of params) {
+    const eq = p.indexOf("=");
+    const key = (eq < 0 ? p : p.slice(0, eq)).toLowerCase().replace(/\.\d+$/, "");
+    let value: string;
+    try {
+      value = decodeURIComponent((eq < 0 ? "" : p.slice(eq + 1)).replace(/\+/g, " "));
+    } catch {
+      throw new MagnetError(`parameter "${key}" is not valid percent-encoding`);
+    }
+    switch (key) {
+      case "xt": {
+        const m = /^urn:btih:(.+)$/i.exec(value);
+        if (!m) continue; // other hash types (btmh for v2) are not used here
+        if (infoHash) continue;
+        infoHash = parseInfoHash(m[1]);
+        break;
+      }
+      case "dn":
+        name = value;
+        break;
+      case "tr":
+        if (!trackers.includes(value)) trackers.push(value);
+        break;
+      case "ws":
+        webSeeds.push(value);
+        break;
+      case "x.pe": {
+        const peer = parsePeer(value);
+        if (peer) peers.push(peer);
+        break;
+      }
+      case "so":
+        selectOnly = parseSelect(value);
+        break;
+    }
+  }
+  if (!infoHash) throw new MagnetError("no xt=urn:btih: info hash");
+  return { infoHash, infoHashHex: toHex(infoHash), name, trackers, webSeeds, peers, selectOnly };
+}
+
+function parseInfoHash(text: string): Uint8Array {
+  if (text.length === 40) {
+    const bytes = fromHex(text);
+    if (!bytes) throw new MagnetError("btih hex info hash has non-hex characters");
+    return bytes;
+  }
+  if (text.length === 32) {
+    const out = new Uint8Array(20);
+    let bits = 0, value = 0, o = 0;
+    for (const ch of text.toUpperCase()) {
+      const v = BASE32.indexOf(ch);
+      if (v < 0) throw new MagnetError("btih base32 info hash has invalid characters");
+      value = (value << 5) | v;
+      bits += 5;
+      if (bits >= 8) {
+        out[o++] = (value >> (bits - 8)) & 0xff;
+        bits -= 8;
+      }
+    }
+    return out;
+  }
+  throw new MagnetError(`btih info hash must be 40 hex or 32 base32 characters, got ${text.length}`);
+}
+
+function parsePeer(text: string): { host: string; port: number } | undefined {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text) ?? /^([^:\[\]\s]+):(\d+)$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  return port > 0 && port < 65536 ? { host: m[1], port } : undefined;
+}
+
+function parseSelect(text: string): number[] {
+  const out = new Set<number>();
+  for (const part of text.split(",")) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new MagnetError(`so="${text}" is not a list of indexes and ranges`);
+    const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a || b - a > 100_000 || out.size > 100_000) throw new MagnetError(`so range ${part} is too large`);
+    for (let i = a; i <= b; i++) out.add(i);
+  }
+  return [...out].sort((x, y) => x - y);
+}
+
+/**
+ * Formats a magnet link.
+ *
+ * @example Format and parse back
+ * ```ts
+ * import { formatMagnet, parseMagnet } from "./magnet.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const uri = formatMagnet({ infoHash: new Uint8Array(20).fill(1), name: "x y", trackers: ["http://t/a"] });
+ * assert.equal(parseMagnet(uri).name, "x y");
+ * ```
+ *
+ * @param link The info hash and optional name, trackers, web seeds, peers and selection.
+ * @returns The `magnet:?xt=urn:btih:…` link, info hash in hex.
+ */
+export function formatMagnet(
+  link: Pick<MagnetLink, "infoHash"> & Partial<Omit<MagnetLink, "infoHash" | "infoHashHex">>,
+): string {
+  const parts = [`xt=urn:btih:${toHex(link.infoHash)}`];
+  if (link.name !== undefined) parts.push(`dn=${encodeURIComponent(link.name)}`);
+  for (const t of link.trackers ?? []) parts.push(`tr=${encodeURIComponent(t)}`);
+  for (const w of link.webSeeds ?? []) parts.push(`ws=${encodeURIComponent(w)}`);
+  for (const p of link.peers ?? []) {
+    parts.push(`x.pe=${encodeURIComponent(p.host.includes(":") ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`)}`);
+  }
+  if (link.selectOnly && link.selectOnly.length > 0) parts.push(`so=${link.selectOnly.join(",")}`);
+  return `magnet:?${parts.join("&")}`;
+}
