@@ -1,6 +1,20 @@
 /**
  * Seedbed: a BitTorrent client for Deno, built on Web APIs.
  *
+ * The {@linkcode Client} downloads and seeds one torrent with AnyEvent::BitTorrent's API. The building blocks are
+ * exported too: bencode, .torrent parsing and creation, magnet links, the peer wire protocol, storage and
+ * trackers.
+ *
+ * @example Download a torrent
+ * ```ts ignore
+ * import { Client } from "@seedbed/seedbed";
+ *
+ * await using client = new Client({ path: "some.torrent", basedir: "./downloads" });
+ * client.addEventListener("hashpass", (e) => console.log("piece", e.detail.index, "verified"));
+ * await client.ready;
+ * await client.done;
+ * ```
+ *
  * @module
  */
 
@@ -18,3 +32,75 @@ export {
   valueSpan,
 } from "./src/bencode.ts";
 export { Bitfield } from "./src/bitfield.ts";
+export {
+  type Metainfo,
+  MetainfoError,
+  parseMetainfo,
+  type ParseMetainfoOptions,
+  pieceHash,
+  pieceSize,
+  type TorrentFile,
+} from "./src/metainfo.ts";
+export { formatMagnet, MagnetError, type MagnetLink, parseMagnet } from "./src/magnet.ts";
+export {
+  autoPieceLength,
+  type CreateFileInput,
+  createTorrent,
+  type CreateTorrentOptions,
+} from "./src/create.ts";
+export {
+  Client,
+  CLIENT_CODE,
+  type ClientEventMap,
+  type ClientFile,
+  type ClientOptions,
+  type InitialState,
+  makePeerId,
+  VERSION,
+} from "./src/client.ts";
+export type { PeerInfo, TorrentState } from "./src/swarm/torrent.ts";
+export {
+  type BlockRef,
+  PeerConnection,
+  type PeerConnectionOptions,
+  type PeerHandler,
+  type PeerStream,
+} from "./src/peer.ts";
+export {
+  encodeHandshake,
+  type Handshake,
+  type HandshakeInit,
+  parseHandshake,
+} from "./src/wire/handshake.ts";
+export { decodeMessage, encodeMessage, type PeerMessage, WireError } from "./src/wire/messages.ts";
+export { FrameDecoder } from "./src/wire/frame_decoder.ts";
+export { allowedFastSet } from "./src/wire/allowed_fast.ts";
+export { type FileSpan, Layout, type LayoutInput, type StorageFile } from "./src/storage/layout.ts";
+export type { ExtensionHandshake } from "./src/wire/extension.ts";
+export {
+  type BackendFile,
+  type FileBackend,
+  type HashcheckOptions,
+  type PieceCacheIndex,
+  type ResumeState,
+  Storage,
+  StorageError,
+  type StorageOptions,
+} from "./src/storage/storage.ts";
+export {
+  announce,
+  type AnnounceRequest,
+  type AnnounceResponse,
+  scrape,
+  type ScrapeEntry,
+  scrapeUrlFor,
+  TrackerError,
+} from "./src/tracker/http.ts";
+export {
+  type TrackerEvent,
+  TrackerManager,
+  type TrackerManagerOptions,
+  type TrackerTierView,
+} from "./src/tracker/tiers.ts";
+export { type PeerAddress } from "./src/tracker/compact.ts";
+export { TrackerServer, type TrackerServerOptions } from "./src/tracker/server.ts";

@@ -31,7 +31,9 @@ function shorten(name: string): string {
   const dot = name.lastIndexOf(".");
   const ext = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : "";
   let stem = name.slice(0, name.length - ext.length);
-  while (encoder.encode(stem + ext).length > MAX_COMPONENT_BYTES) stem = [...stem].slice(0, -1).join("");
+  while (encoder.encode(stem + ext).length > MAX_COMPONENT_BYTES) {
+    stem = [...stem].slice(0, -1).join("");
+  }
   return stem + ext;
 }
 

@@ -16,6 +16,7 @@ export type BencodeValue = number | bigint | Uint8Array | BencodeValue[] | Benco
 
 /** A bencode dictionary; keys are binary strings (each char code is one byte of the key). */
 export interface BencodeDict {
+  /** A value by its key. */
   [key: string]: BencodeValue;
 }
 
@@ -33,6 +34,8 @@ export class BencodeError extends SyntaxError {
   /** Byte offset in the input where decoding failed. */
   readonly offset: number;
   /**
+   * Creates a {@linkcode BencodeError}.
+   *
    * @param message What is wrong.
    * @param offset The byte offset of the problem.
    */

@@ -13,6 +13,8 @@ export class Bitfield {
   #count = 0;
 
   /**
+   * Creates a {@linkcode Bitfield}.
+   *
    * @param length How many pieces the torrent has.
    * @param bytes Packed bits to copy in (spare bits are cleared); all zero when omitted.
    */

@@ -182,7 +182,15 @@ export class Client extends EventTarget implements AsyncDisposable {
   #closed = false;
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
-  /** @param options What to download or seed, where, and how; see {@linkcode ClientOptions}. */
+  /**
+
+   * Creates a {@linkcode Client}.
+
+   *
+
+   * @param options What to download or seed, where, and how; see {@linkcode ClientOptions}.
+
+   */
   constructor(options: ClientOptions) {
     super();
     if (!options.path && !options.torrent && !options.metainfo) {
@@ -400,8 +408,13 @@ export class Client extends EventTarget implements AsyncDisposable {
   get files(): ClientFile[] {
     const t = this.#t();
     const meta = this.#m();
+    const setPriority = (i: number, p: number) =>
+      this.setPriority(i, p).catch((error) =>
+        this.#dispatch("error", {
+          error: error instanceof Error ? error : new Error(String(error)),
+        })
+      );
     return meta.files.map((f, i) => {
-      const client = this;
       return {
         length: f.length,
         path: join(this.#basedir, ...f.path),
@@ -409,11 +422,7 @@ export class Client extends EventTarget implements AsyncDisposable {
           return t.priorities[i];
         },
         set priority(p: number) {
-          client.setPriority(i, p).catch((error) =>
-            client.#dispatch("error", {
-              error: error instanceof Error ? error : new Error(String(error)),
-            })
-          );
+          setPriority(i, p);
         },
       };
     });
@@ -528,7 +537,7 @@ function listen(host: string | undefined, port: number): Deno.Listener {
 }
 
 // Typed event listeners, in the style of oak's Application.
-// deno-lint-ignore no-empty-interface
+/** Typed event listener overloads of {@linkcode Client}. */
 export interface Client {
   /** Typed listener for a {@linkcode ClientEventMap} event. */
   addEventListener<K extends keyof ClientEventMap>(

@@ -96,7 +96,9 @@ export async function createTorrent(
     name = options.name ?? basename(source.replace(/[\/\\]+$/, ""));
     if (info.isDirectory) {
       files = await listFiles(source);
-      if (files.length === 0) throw new TypeError(`Cannot create a torrent of ${source}: no files in it`);
+      if (files.length === 0) {
+        throw new TypeError(`Cannot create a torrent of ${source}: no files in it`);
+      }
     } else {
       files = [{ source, path: [name] }];
       single = true;

@@ -26,7 +26,11 @@ export interface MagnetLink {
 
 /** A magnet link that cannot be used. */
 export class MagnetError extends Error {
-  /** @param message What is wrong. */
+  /**
+   * Creates a {@linkcode MagnetError}.
+   *
+   * @param message What is wrong.
+   */
   constructor(message: string) {
     super(`Invalid magnet link: ${message}`);
     this.name = "MagnetError";
@@ -125,7 +129,9 @@ function parseInfoHash(text: string): Uint8Array {
     }
     return out;
   }
-  throw new MagnetError(`btih info hash must be 40 hex or 32 base32 characters, got ${text.length}`);
+  throw new MagnetError(
+    `btih info hash must be 40 hex or 32 base32 characters, got ${text.length}`,
+  );
 }
 
 function parsePeer(text: string): { host: string; port: number } | undefined {
@@ -141,7 +147,9 @@ function parseSelect(text: string): number[] {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
     if (!m) throw new MagnetError(`so="${text}" is not a list of indexes and ranges`);
     const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a || b - a > 100_000 || out.size > 100_000) throw new MagnetError(`so range ${part} is too large`);
+    if (b < a || b - a > 100_000 || out.size > 100_000) {
+      throw new MagnetError(`so range ${part} is too large`);
+    }
     for (let i = a; i <= b; i++) out.add(i);
   }
   return [...out].sort((x, y) => x - y);
@@ -170,7 +178,11 @@ export function formatMagnet(
   for (const t of link.trackers ?? []) parts.push(`tr=${encodeURIComponent(t)}`);
   for (const w of link.webSeeds ?? []) parts.push(`ws=${encodeURIComponent(w)}`);
   for (const p of link.peers ?? []) {
-    parts.push(`x.pe=${encodeURIComponent(p.host.includes(":") ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`)}`);
+    parts.push(
+      `x.pe=${
+        encodeURIComponent(p.host.includes(":") ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`)
+      }`,
+    );
   }
   if (link.selectOnly && link.selectOnly.length > 0) parts.push(`so=${link.selectOnly.join(",")}`);
   return `magnet:?${parts.join("&")}`;

@@ -75,6 +75,8 @@ export class MetainfoError extends Error {
   /** The field that is wrong. */
   readonly field: string;
   /**
+   * Creates a {@linkcode MetainfoError}.
+   *
    * @param field The field that is wrong.
    * @param message What is wrong with it.
    */
@@ -146,7 +148,10 @@ export async function parseMetainfo(
   const maxPieces = options.maxPieces ?? 4 * 1024 * 1024;
   const maxPieceLength = options.maxPieceLength ?? 512 * 1024 * 1024;
   if (bytes.length > maxSize) {
-    throw new MetainfoError("(file)", `${bytes.length} bytes is larger than the limit of ${maxSize}`);
+    throw new MetainfoError(
+      "(file)",
+      `${bytes.length} bytes is larger than the limit of ${maxSize}`,
+    );
   }
   const top = decode(bytes, { spans: true, maxLength: maxSize, maxDepth: 32 });
   if (!isDict(top)) throw new MetainfoError("(root)", "not a dictionary");
@@ -159,12 +164,19 @@ export async function parseMetainfo(
 
   // piece geometry
   const pieceLength = integer(info["piece length"], "info.piece length");
-  if (pieceLength <= 0) throw new MetainfoError("info.piece length", `must be positive, got ${pieceLength}`);
+  if (pieceLength <= 0) {
+    throw new MetainfoError("info.piece length", `must be positive, got ${pieceLength}`);
+  }
   if (pieceLength > maxPieceLength) {
-    throw new MetainfoError("info.piece length", `${pieceLength} exceeds the limit of ${maxPieceLength}`);
+    throw new MetainfoError(
+      "info.piece length",
+      `${pieceLength} exceeds the limit of ${maxPieceLength}`,
+    );
   }
   const pieces = info["pieces"];
-  if (!(pieces instanceof Uint8Array)) throw new MetainfoError("info.pieces", pieces === undefined ? "missing" : "not a byte string");
+  if (!(pieces instanceof Uint8Array)) {
+    throw new MetainfoError("info.pieces", pieces === undefined ? "missing" : "not a byte string");
+  }
   if (pieces.length % 20 !== 0) {
     throw new MetainfoError("info.pieces", `length ${pieces.length} is not a multiple of 20`);
   }
@@ -298,7 +310,8 @@ export function pieceHash(meta: Metainfo, index: number): Uint8Array {
 }
 
 function isDict(v: BencodeValue | undefined): v is BencodeDict {
-  return v !== undefined && typeof v === "object" && !(v instanceof Uint8Array) && !Array.isArray(v);
+  return v !== undefined && typeof v === "object" && !(v instanceof Uint8Array) &&
+    !Array.isArray(v);
 }
 
 function integer(v: BencodeValue | undefined, field: string): number {
@@ -322,7 +335,11 @@ function url(v: BencodeValue | undefined): string | undefined {
   return s;
 }
 
-function pathList(v: BencodeValue | undefined, field: string, optional: boolean): string[] | undefined {
+function pathList(
+  v: BencodeValue | undefined,
+  field: string,
+  optional: boolean,
+): string[] | undefined {
   if (v === undefined) {
     if (optional) return undefined;
     throw new MetainfoError(field, "missing");
@@ -344,7 +361,12 @@ function pathList(v: BencodeValue | undefined, field: string, optional: boolean)
       throw new MetainfoError(`${field}[${i}]`, "not a byte string");
     }
     const s = text(c)!;
-    if (s === "..") throw new MetainfoError(`${field}[${i}]`, 'path component ".." would leave the download directory');
+    if (s === "..") {
+      throw new MetainfoError(
+        `${field}[${i}]`,
+        'path component ".." would leave the download directory',
+      );
+    }
     out.push(s);
   }
   return out;

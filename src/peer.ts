@@ -11,9 +11,18 @@
 import { Bitfield } from "./bitfield.ts";
 import { bytesEqual } from "./_bytes.ts";
 import { allowedFastSet } from "./wire/allowed_fast.ts";
-import { decodeExtensionHandshake, encodeExtensionHandshake, type ExtensionHandshake } from "./wire/extension.ts";
+import {
+  decodeExtensionHandshake,
+  encodeExtensionHandshake,
+  type ExtensionHandshake,
+} from "./wire/extension.ts";
 import { FrameParser } from "./wire/frame_decoder.ts";
-import { encodeHandshake, HANDSHAKE_LENGTH, type Handshake, parseHandshake } from "./wire/handshake.ts";
+import {
+  encodeHandshake,
+  type Handshake,
+  HANDSHAKE_LENGTH,
+  parseHandshake,
+} from "./wire/handshake.ts";
 import {
   encodeBitfield,
   encodeExtended,
@@ -169,6 +178,8 @@ export class PeerConnection implements AsyncDisposable {
   #onAbort: (() => void) | undefined;
 
   /**
+   * Creates a {@linkcode PeerConnection}.
+   *
    * @param stream The connection's streams (a `Deno.Conn` will do).
    * @param options The torrent and our limits.
    * @param handler Receives what the peer does.
@@ -181,7 +192,9 @@ export class PeerConnection implements AsyncDisposable {
     this.#pieceLength = options.pieceLength;
     this.#lastPieceSize = options.totalLength - (options.pieceCount - 1) * options.pieceLength;
     this.#queueDepth = options.queueDepth ?? 256;
-    this.#parser = new FrameParser(Math.max(BLOCK_MAX + 13, Math.ceil(options.pieceCount / 8) + 1, 1024 * 1024));
+    this.#parser = new FrameParser(
+      Math.max(BLOCK_MAX + 13, Math.ceil(options.pieceCount / 8) + 1, 1024 * 1024),
+    );
   }
 
   // ---------------------------------------------------------------- state
@@ -401,7 +414,9 @@ export class PeerConnection implements AsyncDisposable {
       try {
         this.#parser.push(pos === 0 ? chunk : chunk.subarray(pos), onFrame);
       } catch (err) {
-        return this.close(err instanceof WireError ? err.message : `internal error: ${(err as Error).message}`);
+        return this.close(
+          err instanceof WireError ? err.message : `internal error: ${(err as Error).message}`,
+        );
       }
     }
     this.close(this.#remote ? "connection closed by peer" : "connection closed during handshake");
@@ -430,7 +445,9 @@ export class PeerConnection implements AsyncDisposable {
       if (now - this.#lastSent >= keepAlive) this.#enqueue(encodeKeepAlive());
     }, Math.max(50, Math.min(keepAlive, idle) / 2));
     if (this.supportsExtended) {
-      this.#enqueue(encodeExtended(0, encodeExtensionHandshake(this.#opts.extensionHandshake ?? {})));
+      this.#enqueue(
+        encodeExtended(0, encodeExtensionHandshake(this.#opts.extensionHandshake ?? {})),
+      );
     }
     this.#ready = true;
     this.#h.onReady?.(this);
@@ -477,7 +494,9 @@ export class PeerConnection implements AsyncDisposable {
         if (n !== 12) return this.#violation("request message of wrong length");
         const index = u32(1), begin = u32(5), length = u32(9);
         if (index >= count) return this.#violation(`request for piece ${index} of ${count}`);
-        if (length === 0 || length > BLOCK_MAX) return this.#violation(`request for ${length} bytes`);
+        if (length === 0 || length > BLOCK_MAX) {
+          return this.#violation(`request for ${length} bytes`);
+        }
         if (begin + length > this.#pieceSize(index)) {
           return this.#violation(`request ${index}+${begin}+${length} is outside the piece`);
         }
@@ -520,7 +539,9 @@ export class PeerConnection implements AsyncDisposable {
       case MessageId.cancel: {
         if (n !== 12) return this.#violation("cancel message of wrong length");
         const index = u32(1), begin = u32(5), length = u32(9);
-        if (this.#incoming.delete(this.#key(index, begin))) this.#h.onCancel?.(this, index, begin, length);
+        if (this.#incoming.delete(this.#key(index, begin))) {
+          this.#h.onCancel?.(this, index, begin, length);
+        }
         return;
       }
       case MessageId.reject: {
@@ -554,7 +575,9 @@ export class PeerConnection implements AsyncDisposable {
         return;
       }
       case MessageId.extended: {
-        if (!this.supportsExtended) return this.#violation("extended message without the extension protocol");
+        if (!this.supportsExtended) {
+          return this.#violation("extended message without the extension protocol");
+        }
         if (n < 1) return this.#violation("extended message without an id");
         const ext = f[1];
         const payload = f.subarray(2);
@@ -606,7 +629,9 @@ export class PeerConnection implements AsyncDisposable {
       case MessageId.haveAll:
       case MessageId.haveNone:
         if (!this.supportsFast) return this.#violation("have all/none without the fast extension");
-        if (this.#gotBitfield) return this.#violation("have all/none after other piece information");
+        if (this.#gotBitfield) {
+          return this.#violation("have all/none after other piece information");
+        }
         this.#gotBitfield = true;
         if (id === MessageId.haveAll) this.#bitfield.setAll();
         this.#h.onBitfield?.(this);
@@ -655,7 +680,9 @@ export class PeerConnection implements AsyncDisposable {
         } else {
           // coalesce into one large write: small socket writes cost far more than one big one
           let total = 0, k = 0;
-          while (k < this.#out.length && (total === 0 || total + this.#out[k].length <= WRITE_BATCH * 2)) {
+          while (
+            k < this.#out.length && (total === 0 || total + this.#out[k].length <= WRITE_BATCH * 2)
+          ) {
             total += this.#out[k].length;
             k++;
           }
@@ -687,7 +714,12 @@ export class PeerConnection implements AsyncDisposable {
     if (this.supportsFast) {
       for (const key of this.#incoming) {
         const index = Math.floor(key / 536870912), begin = key % 536870912;
-        this.#sendBlockMessage(MessageId.reject, index, begin, Math.min(BLOCK_MAX, this.#pieceSize(index) - begin));
+        this.#sendBlockMessage(
+          MessageId.reject,
+          index,
+          begin,
+          Math.min(BLOCK_MAX, this.#pieceSize(index) - begin),
+        );
       }
     }
     this.#incoming.clear();

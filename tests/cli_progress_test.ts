@@ -40,7 +40,7 @@ Deno.test("formatProgress() shows verification progress while hash-checking", ()
     peers: 0,
     verifying: 0.42,
   });
-  assert.match(line, /^\[verifying  42%\]/);
+  assert.match(line, /^\[verifying {2}42%\]/);
 });
 
 Deno.test("parseSelection() takes 1-based numbers and ranges", () => {

@@ -62,7 +62,11 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
   if (values["piece-length"] !== undefined) {
     pieceLength = Number(values["piece-length"]);
     if (!Number.isInteger(pieceLength) || pieceLength < 16384 || pieceLength > 64 * 1024 * 1024) {
-      throw new UsageError(`--piece-length: "${values["piece-length"]}" must be a whole number of bytes from 16384 to 67108864`);
+      throw new UsageError(
+        `--piece-length: "${
+          values["piece-length"]
+        }" must be a whole number of bytes from 16384 to 67108864`,
+      );
     }
   }
   for (const url of [...(values.announce ?? []), ...(values["web-seed"] ?? [])]) {
@@ -89,7 +93,9 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
   await Deno.writeFile(values.output, bytes);
   const meta = await parseMetainfo(bytes);
   io.stderr(
-    `Created ${values.output}: ${meta.displayName}, ${formatBytes(meta.length)} in ${meta.files.length} file(s), ${meta.pieceCount} pieces of ${
+    `Created ${values.output}: ${meta.displayName}, ${
+      formatBytes(meta.length)
+    } in ${meta.files.length} file(s), ${meta.pieceCount} pieces of ${
       formatBytes(meta.pieceLength)
     }\n`,
   );

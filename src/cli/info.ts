@@ -41,7 +41,9 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     io.stdout(HELP + "\n");
     return EXIT.ok;
   }
-  if (positionals.length !== 1) throw new UsageError("info needs exactly one torrent file or magnet link");
+  if (positionals.length !== 1) {
+    throw new UsageError("info needs exactly one torrent file or magnet link");
+  }
   const source = positionals[0];
   const lines: string[] = [];
   if (/^magnet:/i.test(source)) {
@@ -50,7 +52,9 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     lines.push(`Info hash:  ${m.infoHashHex}`);
     lines.push(`Trackers:   ${m.trackers.length === 0 ? "none" : ""}`);
     for (const t of m.trackers) lines.push(`  ${printable(t)}`);
-    for (const p of m.peers) lines.push(`Peer:       ${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}`);
+    for (const p of m.peers) {
+      lines.push(`Peer:       ${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}`);
+    }
     for (const w of m.webSeeds) lines.push(`Web seed:   ${printable(w)}`);
     if (m.selectOnly) lines.push(`Select:     ${m.selectOnly.join(",")}`);
     io.stdout(lines.join("\n") + "\n");
@@ -69,7 +73,11 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
   lines.push(`Name:         ${meta.displayName}`);
   lines.push(`Info hash:    ${meta.infoHashHex}`);
   lines.push(`Size:         ${formatBytes(meta.length)} (${meta.length} bytes)`);
-  lines.push(`Pieces:       ${meta.pieceCount} of ${formatBytes(meta.pieceLength)} (${meta.pieceLength} bytes)`);
+  lines.push(
+    `Pieces:       ${meta.pieceCount} of ${
+      formatBytes(meta.pieceLength)
+    } (${meta.pieceLength} bytes)`,
+  );
   lines.push(`Private:      ${meta.private ? "yes" : "no"}`);
   if (meta.createdBy) lines.push(`Created by:   ${meta.createdBy}`);
   if (meta.creationDate) lines.push(`Created on:   ${meta.creationDate.toISOString()}`);
@@ -82,7 +90,9 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
   lines.push(`Files (${meta.files.length}):`);
   const width = String(meta.files.length).length;
   meta.files.forEach((f, i) => {
-    lines.push(`  ${String(i + 1).padStart(width)}  ${formatBytes(f.length).padStart(10)}  ${f.displayPath}`);
+    lines.push(
+      `  ${String(i + 1).padStart(width)}  ${formatBytes(f.length).padStart(10)}  ${f.displayPath}`,
+    );
   });
   io.stdout(lines.join("\n") + "\n");
   return EXIT.ok;

@@ -55,7 +55,15 @@ export class Layout {
   /** Indexes of the non-empty files, sorted by offset (for binary search). */
   readonly #nonEmpty: number[];
 
-  /** @param input Files, piece length, total length and piece hashes. */
+  /**
+
+   * Creates a {@linkcode Layout}.
+
+   *
+
+   * @param input Files, piece length, total length and piece hashes.
+
+   */
   constructor(input: LayoutInput) {
     this.files = input.files;
     this.pieceLength = input.pieceLength;
@@ -63,12 +71,16 @@ export class Layout {
     this.pieceCount = input.pieces.length / 20;
     this.pieces = input.pieces;
     this.#nonEmpty = [];
-    for (let i = 0; i < input.files.length; i++) if (input.files[i].length > 0) this.#nonEmpty.push(i);
+    for (let i = 0; i < input.files.length; i++) {
+      if (input.files[i].length > 0) this.#nonEmpty.push(i);
+    }
   }
 
   /** Bytes in piece `index` (the last one may be shorter). */
   pieceSize(index: number): number {
-    return index === this.pieceCount - 1 ? this.length - index * this.pieceLength : this.pieceLength;
+    return index === this.pieceCount - 1
+      ? this.length - index * this.pieceLength
+      : this.pieceLength;
   }
 
   /**
@@ -78,7 +90,10 @@ export class Layout {
    * @throws {RangeError} When the range is outside the piece.
    */
   spans(index: number, begin: number, length: number): FileSpan[] {
-    if (index < 0 || index >= this.pieceCount || begin < 0 || length < 0 || begin + length > this.pieceSize(index)) {
+    if (
+      index < 0 || index >= this.pieceCount || begin < 0 || length < 0 ||
+      begin + length > this.pieceSize(index)
+    ) {
       throw new RangeError(`Range ${begin}+${length} is outside piece ${index}`);
     }
     const out: FileSpan[] = [];
@@ -112,7 +127,10 @@ export class Layout {
   pieceRangeOfFile(file: number): [number, number] | undefined {
     const f = this.files[file];
     if (f.length === 0) return undefined;
-    return [Math.floor(f.offset / this.pieceLength), Math.floor((f.offset + f.length - 1) / this.pieceLength)];
+    return [
+      Math.floor(f.offset / this.pieceLength),
+      Math.floor((f.offset + f.length - 1) / this.pieceLength),
+    ];
   }
 
   /** Position in #nonEmpty of the file containing byte `pos`. */

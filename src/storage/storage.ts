@@ -24,6 +24,8 @@ export class StorageError extends Error {
   /** The file involved, when known. */
   readonly path: string | undefined;
   /**
+   * Creates a {@linkcode StorageError}.
+   *
    * @param message What failed.
    * @param options The code, path and underlying error.
    */
@@ -66,7 +68,10 @@ export interface BackendFile {
 /** The default backend, on `Deno.open` with one operation at a time per file (seek + read/write). */
 export const denoBackend: FileBackend = {
   async open(path, write) {
-    const file = await Deno.open(path, write ? { read: true, write: true, create: true } : { read: true });
+    const file = await Deno.open(
+      path,
+      write ? { read: true, write: true, create: true } : { read: true },
+    );
     let chain: Promise<unknown> = Promise.resolve();
     const serial = <T>(op: () => Promise<T>): Promise<T> => {
       const p = chain.then(op, op);
@@ -207,7 +212,15 @@ export class Storage implements AsyncDisposable {
   #realDir: string | undefined;
   #closed = false;
 
-  /** @param options Where the data lives and how the files are split. */
+  /**
+
+   * Creates a {@linkcode Storage}.
+
+   *
+
+   * @param options Where the data lives and how the files are split.
+
+   */
   constructor(options: StorageOptions) {
     this.layout = new Layout(options.layout);
     this.#dir = resolve(options.dir);
@@ -219,7 +232,10 @@ export class Storage implements AsyncDisposable {
     this.#partPath = options.partPath ?? join(this.#dir, `.${top}.parts`);
     this.#resumePath = options.resumePath;
     for (const [piece, slot] of options.pieceCache?.pieces ?? []) {
-      if (Number.isInteger(piece) && Number.isInteger(slot) && piece >= 0 && piece < this.layout.pieceCount && slot >= 0) {
+      if (
+        Number.isInteger(piece) && Number.isInteger(slot) && piece >= 0 &&
+        piece < this.layout.pieceCount && slot >= 0
+      ) {
         this.#parts.set(piece, slot);
       }
     }
@@ -253,7 +269,9 @@ export class Storage implements AsyncDisposable {
    */
   async writePiece(index: number, data: Uint8Array): Promise<void> {
     const size = this.layout.pieceSize(index);
-    if (data.length < size) throw new RangeError(`Piece ${index} needs ${size} bytes, got ${data.length}`);
+    if (data.length < size) {
+      throw new RangeError(`Piece ${index} needs ${size} bytes, got ${data.length}`);
+    }
     const spans = this.layout.spans(index, 0, size);
     try {
       if (!this.#emptyFilesMade) await this.#makeEmptyFiles();
@@ -266,7 +284,10 @@ export class Storage implements AsyncDisposable {
           continue;
         }
         const file = await this.#file(s.file, true);
-        await file.handle.write(data.subarray(s.bufferOffset, s.bufferOffset + s.length), s.fileOffset);
+        await file.handle.write(
+          data.subarray(s.bufferOffset, s.bufferOffset + s.length),
+          s.fileOffset,
+        );
         this.#dirty.add(s.file);
       }
       if (toPart) await this.#writePart(index, data.subarray(0, size));
@@ -314,7 +335,9 @@ export class Storage implements AsyncDisposable {
       try {
         file = await this.#file(s.file, false);
       } catch (err) {
-        if (err instanceof Deno.errors.NotFound || (err as StorageError).code === "ENOENT") return undefined;
+        if (err instanceof Deno.errors.NotFound || (err as StorageError).code === "ENOENT") {
+          return undefined;
+        }
         throw this.#fail(err, `Cannot read piece ${index}`);
       }
       const n = await file.handle.read(target, s.fileOffset);
@@ -338,7 +361,10 @@ export class Storage implements AsyncDisposable {
    *
    * @returns The pieces that passed.
    */
-  async hashcheck(pieces?: number | Iterable<number>, options: HashcheckOptions = {}): Promise<Bitfield> {
+  async hashcheck(
+    pieces?: number | Iterable<number>,
+    options: HashcheckOptions = {},
+  ): Promise<Bitfield> {
     const list = pieces === undefined
       ? Array.from({ length: this.layout.pieceCount }, (_, i) => i)
       : typeof pieces === "number"
@@ -350,7 +376,10 @@ export class Storage implements AsyncDisposable {
       }
     }
     const passed = new Bitfield(this.layout.pieceCount);
-    const buffers = [new Uint8Array(this.layout.pieceLength), new Uint8Array(this.layout.pieceLength)];
+    const buffers = [
+      new Uint8Array(this.layout.pieceLength),
+      new Uint8Array(this.layout.pieceLength),
+    ];
     const read = (k: number) => this.readPiece(list[k], buffers[k & 1]).catch(() => undefined);
     let next = list.length > 0 ? read(0) : undefined;
     for (let k = 0; k < list.length; k++) {
@@ -386,7 +415,10 @@ export class Storage implements AsyncDisposable {
         for (const s of this.layout.spans(i, 0, data.length)) {
           if (s.file !== file) continue;
           const f = await this.#file(file, true);
-          await f.handle.write(data.subarray(s.bufferOffset, s.bufferOffset + s.length), s.fileOffset);
+          await f.handle.write(
+            data.subarray(s.bufferOffset, s.bufferOffset + s.length),
+            s.fileOffset,
+          );
           this.#dirty.add(file);
         }
         // the slot stays while another priority-0 file still needs it
@@ -430,7 +462,10 @@ export class Storage implements AsyncDisposable {
       pieceCache: this.pieceCache(),
     };
     await this.#backend.mkdir(dirname(this.#resumePath));
-    await this.#backend.writeAtomic(this.#resumePath, new TextEncoder().encode(JSON.stringify(record)));
+    await this.#backend.writeAtomic(
+      this.#resumePath,
+      new TextEncoder().encode(JSON.stringify(record)),
+    );
   }
 
   /**
@@ -446,7 +481,10 @@ export class Storage implements AsyncDisposable {
     let record: ResumeFile;
     try {
       record = JSON.parse(new TextDecoder().decode(bytes));
-      if (record.version !== 1 || !Array.isArray(record.files) || record.files.length !== this.layout.files.length) {
+      if (
+        record.version !== 1 || !Array.isArray(record.files) ||
+        record.files.length !== this.layout.files.length
+      ) {
         return undefined;
       }
     } catch {
@@ -461,7 +499,9 @@ export class Storage implements AsyncDisposable {
       if (now[0] !== size || now[1] !== mtime) changed.add(i);
     }
     for (const [piece, slot] of record.pieceCache?.pieces ?? []) {
-      if (!this.#parts.has(piece) && piece >= 0 && piece < this.layout.pieceCount) this.#parts.set(piece, slot);
+      if (!this.#parts.has(piece) && piece >= 0 && piece < this.layout.pieceCount) {
+        this.#parts.set(piece, slot);
+      }
     }
     const have = new Bitfield(this.layout.pieceCount);
     const recheck: number[] = [];
@@ -526,7 +566,9 @@ export class Storage implements AsyncDisposable {
   async #safePath(file: number): Promise<string> {
     const path = this.path(file);
     if (!isInside(this.#dir, path)) {
-      throw new StorageError(`Refusing ${path}: outside the download directory ${this.#dir}`, { path });
+      throw new StorageError(`Refusing ${path}: outside the download directory ${this.#dir}`, {
+        path,
+      });
     }
     const parent = dirname(path);
     await this.#backend.mkdir(parent);
@@ -534,7 +576,9 @@ export class Storage implements AsyncDisposable {
     this.#realDir ??= await Deno.realPath(this.#dir).catch(() => this.#dir);
     const realParent = await Deno.realPath(parent).catch(() => parent);
     if (!isInside(this.#realDir, realParent)) {
-      throw new StorageError(`Refusing ${path}: its directory leads outside ${this.#dir}`, { path });
+      throw new StorageError(`Refusing ${path}: its directory leads outside ${this.#dir}`, {
+        path,
+      });
     }
     return path;
   }
@@ -555,11 +599,15 @@ export class Storage implements AsyncDisposable {
     }
     const opening = (async (): Promise<OpenFile> => {
       const path = write ? await this.#safePath(index) : this.path(index);
-      if (!write && !isInside(this.#dir, path)) throw new StorageError(`Refusing ${path}`, { path });
+      if (!write && !isInside(this.#dir, path)) {
+        throw new StorageError(`Refusing ${path}`, { path });
+      }
       const handle = await this.#backend.open(path, write);
       if (write && this.#preallocate) {
         const st = await this.#backend.stat(path);
-        if (st && st.size < this.layout.files[index].length) await handle.truncate(this.layout.files[index].length);
+        if (st && st.size < this.layout.files[index].length) {
+          await handle.truncate(this.layout.files[index].length);
+        }
       }
       return { handle, writable: write };
     })();
@@ -581,7 +629,9 @@ export class Storage implements AsyncDisposable {
 
   #part(): Promise<BackendFile> {
     this.#partFile ??= (async () => {
-      if (!isInside(this.#dir, this.#partPath) && !this.#partPath) throw new StorageError("bad part file path");
+      if (!isInside(this.#dir, this.#partPath) && !this.#partPath) {
+        throw new StorageError("bad part file path");
+      }
       await this.#backend.mkdir(dirname(this.#partPath));
       return await this.#backend.open(this.#partPath, true);
     })();

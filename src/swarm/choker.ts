@@ -47,7 +47,15 @@ export class Choker {
   #optimistic: number | undefined;
   #optimisticSince = -Infinity;
 
-  /** @param options Slots and rotation interval. */
+  /**
+
+   * Creates a {@linkcode Choker}.
+
+   *
+
+   * @param options Slots and rotation interval.
+
+   */
   constructor(options: ChokerOptions = {}) {
     this.#slots = options.slots ?? 4;
     this.#optimisticInterval = options.optimisticIntervalMs ?? 30_000;

@@ -85,7 +85,15 @@ export class PiecePicker {
   readonly #random: () => number;
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
 
-  /** @param options Torrent geometry and what we already have. */
+  /**
+
+   * Creates a {@linkcode PiecePicker}.
+
+   *
+
+   * @param options Torrent geometry and what we already have.
+
+   */
   constructor(options: PiecePickerOptions) {
     this.#pieceCount = options.pieceCount;
     this.#pieceLength = options.pieceLength;

@@ -195,7 +195,15 @@ export class Torrent implements AsyncDisposable {
   readonly #uploadedBlocks: Set<number> | undefined;
   #checkProgress = 0;
 
-  /** @param options The torrent, where its data lives, and how to behave. */
+  /**
+
+   * Creates a {@linkcode Torrent}.
+
+   *
+
+   * @param options The torrent, where its data lives, and how to behave.
+
+   */
   constructor(options: TorrentOptions) {
     this.meta = options.meta;
     this.dir = options.dir;

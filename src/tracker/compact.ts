@@ -39,7 +39,9 @@ export function parseCompactPeers(bytes: Uint8Array, family: 4 | 6): PeerAddress
       host = `${bytes[off]}.${bytes[off + 1]}.${bytes[off + 2]}.${bytes[off + 3]}`;
     } else {
       const groups: string[] = [];
-      for (let i = 0; i < 16; i += 2) groups.push(((bytes[off + i] << 8) | bytes[off + i + 1]).toString(16));
+      for (let i = 0; i < 16; i += 2) {
+        groups.push(((bytes[off + i] << 8) | bytes[off + i + 1]).toString(16));
+      }
       host = compressV6(groups);
     }
     const key = `${host}|${port}`;
@@ -91,7 +93,9 @@ export function encodeCompactPeers(peers: readonly PeerAddress[], family: 4 | 6)
 /** The 4 bytes of an IPv4 address, or undefined. */
 export function ipv4Bytes(host: string): number[] | undefined {
   const parts = host.split(".");
-  if (parts.length !== 4 || !parts.every((x) => /^\d{1,3}$/.test(x) && Number(x) < 256)) return undefined;
+  if (parts.length !== 4 || !parts.every((x) => /^\d{1,3}$/.test(x) && Number(x) < 256)) {
+    return undefined;
+  }
   return parts.map(Number);
 }
 

@@ -7,7 +7,7 @@
 
 import { fromUtf8, toHex } from "../_bytes.ts";
 import { type BencodeDict, type BencodeValue, decode } from "../bencode.ts";
-import { type PeerAddress, parseCompactPeers } from "./compact.ts";
+import { parseCompactPeers, type PeerAddress } from "./compact.ts";
 
 /** A tracker failed: unreachable, bad response, or a `failure reason`. */
 export class TrackerError extends Error {
@@ -16,11 +16,17 @@ export class TrackerError extends Error {
   /** The tracker's own `failure reason`, when it gave one. */
   readonly failureReason: string | undefined;
   /**
+   * Creates a {@linkcode TrackerError}.
+   *
    * @param url The tracker.
    * @param message What went wrong.
    * @param options The tracker's failure reason and the underlying error.
    */
-  constructor(url: string, message: string, options: { failureReason?: string; cause?: unknown } = {}) {
+  constructor(
+    url: string,
+    message: string,
+    options: { failureReason?: string; cause?: unknown } = {},
+  ) {
     super(`Tracker ${url}: ${message}`, { cause: options.cause });
     this.name = "TrackerError";
     this.url = url;
@@ -82,9 +88,12 @@ export interface AnnounceResponse {
 export function encodeBinary(bytes: Uint8Array): string {
   let out = "";
   for (const b of bytes) {
-    const unreserved = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) ||
+    const unreserved = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) ||
+      (b >= 0x61 && b <= 0x7a) ||
       b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
-    out += unreserved ? String.fromCharCode(b) : "%" + b.toString(16).toUpperCase().padStart(2, "0");
+    out += unreserved
+      ? String.fromCharCode(b)
+      : "%" + b.toString(16).toUpperCase().padStart(2, "0");
   }
   return out;
 }
@@ -187,12 +196,21 @@ export async function scrape(
 ): Promise<Map<string, ScrapeEntry>> {
   const url = scrapeUrlFor(announceUrl);
   if (!url) throw new TrackerError(announceUrl, "has no scrape URL (BEP 48)");
-  const dict = await fetchBencode(url, infoHashes.map((h) => `info_hash=${encodeBinary(h)}`).join("&"), options);
+  const dict = await fetchBencode(
+    url,
+    infoHashes.map((h) => `info_hash=${encodeBinary(h)}`).join("&"),
+    options,
+  );
   const files = dict["files"];
   const out = new Map<string, ScrapeEntry>();
-  if (!files || typeof files !== "object" || files instanceof Uint8Array || Array.isArray(files)) return out;
+  if (!files || typeof files !== "object" || files instanceof Uint8Array || Array.isArray(files)) {
+    return out;
+  }
   for (const [key, v] of Object.entries(files as BencodeDict)) {
-    if (key.length !== 20 || !v || typeof v !== "object" || v instanceof Uint8Array || Array.isArray(v)) continue;
+    if (
+      key.length !== 20 || !v || typeof v !== "object" || v instanceof Uint8Array ||
+      Array.isArray(v)
+    ) continue;
     const hash = new Uint8Array(20);
     for (let i = 0; i < 20; i++) hash[i] = key.charCodeAt(i);
     const e = v as BencodeDict;
@@ -250,7 +268,9 @@ async function fetchBencode(
     }
   } catch (err) {
     if (err instanceof TrackerError) throw err;
-    throw new TrackerError(url, `reading the response failed: ${(err as Error).message}`, { cause: err });
+    throw new TrackerError(url, `reading the response failed: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const body = new Uint8Array(total);
   let off = 0;
@@ -262,7 +282,9 @@ async function fetchBencode(
   try {
     value = decode(body, { maxDepth: 16, maxTokens: 100_000, maxLength: max });
   } catch (err) {
-    throw new TrackerError(url, `response is not valid bencode: ${(err as Error).message}`, { cause: err });
+    throw new TrackerError(url, `response is not valid bencode: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   if (!value || typeof value !== "object" || value instanceof Uint8Array || Array.isArray(value)) {
     throw new TrackerError(url, "response is not a dictionary");
@@ -285,7 +307,9 @@ function dictPeers(list: BencodeValue[]): PeerAddress[] {
     if (!p || typeof p !== "object" || p instanceof Uint8Array || Array.isArray(p)) continue;
     const d = p as BencodeDict;
     const ip = d["ip"], port = d["port"];
-    if (!(ip instanceof Uint8Array) || typeof port !== "number" || port <= 0 || port > 65535) continue;
+    if (!(ip instanceof Uint8Array) || typeof port !== "number" || port <= 0 || port > 65535) {
+      continue;
+    }
     const host = fromUtf8(ip);
     if (!/^[0-9a-zA-Z.:\-]{1,253}$/.test(host)) continue;
     const key = `${host}|${port}`;

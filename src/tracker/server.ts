@@ -44,7 +44,15 @@ export class TrackerServer implements AsyncDisposable {
   readonly #interval: number;
   readonly #allow: Set<string> | undefined;
 
-  /** @param options Where to listen and how to answer. */
+  /**
+
+   * Creates a {@linkcode TrackerServer}.
+
+   *
+
+   * @param options Where to listen and how to answer.
+
+   */
   constructor(options: TrackerServerOptions = {}) {
     this.#interval = options.interval ?? 60;
     this.#allow = options.allow ? new Set(options.allow.map(toHex)) : undefined;

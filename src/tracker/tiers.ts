@@ -7,7 +7,12 @@
  */
 
 import { encodeCompactPeers, type PeerAddress } from "./compact.ts";
-import { announce as httpAnnounce, type AnnounceRequest, type AnnounceResponse, TrackerError } from "./http.ts";
+import {
+  announce as httpAnnounce,
+  type AnnounceRequest,
+  type AnnounceResponse,
+  TrackerError,
+} from "./http.ts";
 
 /** One tier as the seed's `trackers()` shows it. */
 export interface TrackerTierView {
@@ -97,7 +102,15 @@ export class TrackerManager implements AsyncDisposable {
   #minInterval = 0;
   #abort = new AbortController();
 
-  /** @param options Tiers, identity, stats and callbacks. */
+  /**
+
+   * Creates a {@linkcode TrackerManager}.
+
+   *
+
+   * @param options Tiers, identity, stats and callbacks.
+
+   */
   constructor(options: TrackerManagerOptions) {
     this.#o = options;
     this.#announce = options.announce ?? httpAnnounce;
@@ -110,7 +123,10 @@ export class TrackerManager implements AsyncDisposable {
       peers: new Uint8Array(0),
       peers6: new Uint8Array(0),
     }));
-    this.#key = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, "0"))
+    this.#key = Array.from(
+      crypto.getRandomValues(new Uint8Array(4)),
+      (b) => b.toString(16).padStart(2, "0"),
+    )
       .join("");
   }
 
@@ -151,9 +167,11 @@ export class TrackerManager implements AsyncDisposable {
     await this.#chain.catch(() => {});
     const urls = [...this.#started];
     this.#started.clear();
-    await Promise.all(urls.map((url) =>
-      this.#announce(url, { ...this.#request("stopped", url), timeoutMs: 5000 }).catch(() => {})
-    ));
+    await Promise.all(
+      urls.map((url) =>
+        this.#announce(url, { ...this.#request("stopped", url), timeoutMs: 5000 }).catch(() => {})
+      ),
+    );
   }
 
   /** Same as {@linkcode TrackerManager.stop}. */
@@ -200,11 +218,16 @@ export class TrackerManager implements AsyncDisposable {
           (this.#started.has(url) ? undefined : "started");
         let res: AnnounceResponse;
         try {
-          res = await this.#announce(url, { ...this.#request(ev, url), signal: this.#abort.signal });
+          res = await this.#announce(url, {
+            ...this.#request(ev, url),
+            signal: this.#abort.signal,
+          });
         } catch (err) {
           if (!this.#running) return;
           tier.failures++;
-          const error = err instanceof TrackerError ? err : new TrackerError(url, String(err), { cause: err });
+          const error = err instanceof TrackerError
+            ? err
+            : new TrackerError(url, String(err), { cause: err });
           this.#o.onEvent?.({ type: "error", url, error });
           continue;
         }

@@ -61,7 +61,8 @@ export function decodeExtensionHandshake(payload: Uint8Array): ExtensionHandshak
       if (typeof id === "number" && id >= 0 && id <= 255) m[name] = id;
     }
   }
-  const int = (v: unknown, max: number) => typeof v === "number" && v >= 0 && v <= max ? v : undefined;
+  const int = (v: unknown, max: number) =>
+    typeof v === "number" && v >= 0 && v <= max ? v : undefined;
   const v = dict["v"];
   const yourip = dict["yourip"];
   return {
@@ -69,7 +70,9 @@ export function decodeExtensionHandshake(payload: Uint8Array): ExtensionHandshak
     v: v instanceof Uint8Array ? fromUtf8(v.subarray(0, 100)) : undefined,
     p: int(dict["p"], 65535),
     reqq: int(dict["reqq"], 100_000),
-    yourip: yourip instanceof Uint8Array && (yourip.length === 4 || yourip.length === 16) ? yourip : undefined,
+    yourip: yourip instanceof Uint8Array && (yourip.length === 4 || yourip.length === 16)
+      ? yourip
+      : undefined,
     metadataSize: int(dict["metadata_size"], 64 * 1024 * 1024),
     raw: dict,
   };

@@ -22,7 +22,15 @@ export class FrameParser {
   #pending: Uint8Array | undefined;
   #pendingFill = 0;
 
-  /** @param maxMessageLength Largest frame accepted (excluding the 4-byte prefix). */
+  /**
+
+   * Creates a {@linkcode FrameParser}.
+
+   *
+
+   * @param maxMessageLength Largest frame accepted (excluding the 4-byte prefix).
+
+   */
   constructor(maxMessageLength: number = DEFAULT_MAX_MESSAGE_LENGTH) {
     this.#max = maxMessageLength;
   }
@@ -59,7 +67,9 @@ export class FrameParser {
       }
       let size: number;
       if (this.#headerFill === 0 && len - pos >= 4) {
-        size = ((chunk[pos] << 24) | (chunk[pos + 1] << 16) | (chunk[pos + 2] << 8) | chunk[pos + 3]) >>> 0;
+        size =
+          ((chunk[pos] << 24) | (chunk[pos + 1] << 16) | (chunk[pos + 2] << 8) | chunk[pos + 3]) >>>
+          0;
         pos += 4;
       } else {
         while (this.#headerFill < 4 && pos < len) this.#header[this.#headerFill++] = chunk[pos++];
@@ -99,7 +109,11 @@ export class FrameParser {
  * ```
  */
 export class FrameDecoder extends TransformStream<Uint8Array, PeerMessage> {
-  /** @param maxMessageLength Largest frame accepted. */
+  /**
+   * Creates a {@linkcode FrameDecoder}.
+   *
+   * @param maxMessageLength Largest frame accepted.
+   */
   constructor(maxMessageLength: number = DEFAULT_MAX_MESSAGE_LENGTH) {
     const parser = new FrameParser(maxMessageLength);
     super({
@@ -108,7 +122,9 @@ export class FrameDecoder extends TransformStream<Uint8Array, PeerMessage> {
         parser.push(chunk, (frame) => controller.enqueue(decodeMessage(frame)));
       },
       flush() {
-        if (parser.buffered > 0) throw new WireError(`stream ended inside a frame (${parser.buffered} bytes)`);
+        if (parser.buffered > 0) {
+          throw new WireError(`stream ended inside a frame (${parser.buffered} bytes)`);
+        }
       },
     });
   }

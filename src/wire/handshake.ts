@@ -82,9 +82,13 @@ export function encodeHandshake(init: HandshakeInit): Uint8Array<ArrayBuffer> {
  */
 export function parseHandshake(bytes: Uint8Array): Handshake {
   if (bytes.length < HANDSHAKE_LENGTH) throw new WireError(`handshake of ${bytes.length} bytes`);
-  if (bytes[0] !== 19) throw new WireError(`handshake protocol string length ${bytes[0]}, expected 19`);
+  if (bytes[0] !== 19) {
+    throw new WireError(`handshake protocol string length ${bytes[0]}, expected 19`);
+  }
   for (let i = 0; i < 19; i++) {
-    if (bytes[1 + i] !== PSTR[i]) throw new WireError("handshake protocol is not \"BitTorrent protocol\"");
+    if (bytes[1 + i] !== PSTR[i]) {
+      throw new WireError('handshake protocol is not "BitTorrent protocol"');
+    }
   }
   const reserved = bytes.slice(20, 28);
   return {

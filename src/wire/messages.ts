@@ -49,7 +49,11 @@ export type PeerMessage =
 
 /** A peer broke the protocol; the connection ends with this reason. */
 export class WireError extends Error {
-  /** @param message What the peer did wrong. */
+  /**
+   * Creates a {@linkcode WireError}.
+   *
+   * @param message What the peer did wrong.
+   */
   constructor(message: string) {
     super(message);
     this.name = "WireError";
@@ -137,7 +141,10 @@ export function decodeMessage(frame: Uint8Array): PeerMessage {
   }
 }
 
-function frame(id: number, payloadLength: number): { buf: Uint8Array<ArrayBuffer>; view: DataView } {
+function frame(
+  id: number,
+  payloadLength: number,
+): { buf: Uint8Array<ArrayBuffer>; view: DataView } {
   const buf = new Uint8Array(5 + payloadLength);
   const view = new DataView(buf.buffer);
   view.setUint32(0, 1 + payloadLength);
@@ -194,7 +201,12 @@ export function writeBlockMessage(
 }
 
 /** A request, cancel or reject message. */
-export function encodeBlockMessage(id: number, index: number, begin: number, length: number): Uint8Array<ArrayBuffer> {
+export function encodeBlockMessage(
+  id: number,
+  index: number,
+  begin: number,
+  length: number,
+): Uint8Array<ArrayBuffer> {
   const buf = new Uint8Array(17);
   writeBlockMessage(buf, 0, id, index, begin, length);
   return buf;
@@ -222,7 +234,11 @@ export function writePieceHeader(
 }
 
 /** A complete piece message. */
-export function encodePiece(index: number, begin: number, data: Uint8Array): Uint8Array<ArrayBuffer> {
+export function encodePiece(
+  index: number,
+  begin: number,
+  data: Uint8Array,
+): Uint8Array<ArrayBuffer> {
   const buf = new Uint8Array(13 + data.length);
   writePieceHeader(buf, 0, index, begin, data.length);
   buf.set(data, 13);
