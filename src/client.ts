@@ -14,7 +14,7 @@ import type { TrackerTierView } from "./tracker/tiers.ts";
 /** Seedbed's version. */
 export const VERSION = "0.1.0";
 
-/** Seedbed's two-letter client code in Azureus-style peer ids (`-SE0100-…`); unused by other clients. */
+/** Seedbed's two-letter client code in Azureus-style peer ids (`-SE0010-…`); unused by other clients. */
 export const CLIENT_CODE = "SE";
 
 /**
@@ -27,7 +27,7 @@ export const CLIENT_CODE = "SE";
  *
  * const id = makePeerId();
  * assert.equal(id.length, 20);
- * assert.equal(new TextDecoder().decode(id.subarray(0, 8)), "-SE0100-");
+ * assert.equal(new TextDecoder().decode(id.subarray(0, 8)), "-SE0010-");
  * ```
  *
  * @returns 20 bytes.
@@ -79,7 +79,7 @@ export interface ClientOptions {
   state?: InitialState;
   /** The value of {@linkcode Client.pieceCache} from a previous instance, to restore the part file's index. */
   pieceCache?: PieceCacheIndex;
-  /** Our 20-byte peer id; a fresh `-SE0100-…` id by default. */
+  /** Our 20-byte peer id; a fresh `-SE0010-…` id by default. */
   peerId?: Uint8Array;
   /** Per-file priorities (default 1 each; 0 = do not download). */
   priorities?: number[];
