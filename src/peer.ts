@@ -525,13 +525,16 @@ export class PeerConnection implements AsyncDisposable {
         if (n !== 0) return this.#violation(`message ${id} with a payload`);
         return this.#onSimple(id);
       case MessageId.bitfield: {
-        if (this.#gotBitfield) return this.#violation("bitfield after other piece information");
         if (!Bitfield.isValid(count, f.subarray(1))) {
           return this.#violation(`bitfield of ${n} bytes (or spare bits set) for ${count} pieces`);
         }
-        this.#gotBitfield = true;
         const fresh = new Bitfield(count, f.subarray(1));
-        this.#bitfield.clearAll();
+        if (this.#gotBitfield) {
+          // late bitfield (aria2 sends one after have none): only ever adds pieces, reported as haves
+          for (const i of fresh) if (this.#bitfield.set(i)) this.#h.onHave?.(this, i);
+          return;
+        }
+        this.#gotBitfield = true;
         for (const i of fresh) this.#bitfield.set(i);
         this.#h.onBitfield?.(this);
         return;
@@ -630,7 +633,13 @@ export class PeerConnection implements AsyncDisposable {
       case MessageId.haveNone:
         if (!this.supportsFast) return this.#violation("have all/none without the fast extension");
         if (this.#gotBitfield) {
-          return this.#violation("have all/none after other piece information");
+          // late have all / have none (aria2 sends have all when it completes): only ever adds pieces
+          if (id === MessageId.haveAll) {
+            for (let i = 0; i < this.#opts.pieceCount; i++) {
+              if (this.#bitfield.set(i)) this.#h.onHave?.(this, i);
+            }
+          }
+          return;
         }
         this.#gotBitfield = true;
         if (id === MessageId.haveAll) this.#bitfield.setAll();
