@@ -958,6 +958,8 @@ export class Torrent implements AsyncDisposable {
     if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
     this.#emit("hashpass", { index: piece.index });
     this.#emit("piece", { index: piece.index });
+    // requests may have paused while verification and writes were behind
+    if (this.#state === "active") { for (const e of this.#peers.values()) this.#fillRequests(e); }
   }
 
   #hashFailed(piece: PartialPiece): void {
