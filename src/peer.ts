@@ -306,7 +306,7 @@ export class PeerConnection implements AsyncDisposable {
     try {
       this.#writer = this.#stream.writable.getWriter();
     } catch (err) {
-      this.close(`cannot write: ${(err as Error).message}`);
+      this.close(`cannot write: ${errorText(err)}`);
       ready.resolve(false);
       return ready.promise;
     }
@@ -321,7 +321,7 @@ export class PeerConnection implements AsyncDisposable {
       extended: this.#opts.extended ?? true,
       dht: this.#opts.dht ?? false,
     }));
-    this.#readLoop(ready).catch((err) => this.close(`read failed: ${(err as Error).message}`))
+    this.#readLoop(ready).catch((err) => this.close(`read failed: ${errorText(err)}`))
       .finally(() => ready.resolve(false));
     return ready.promise;
   }
@@ -709,7 +709,7 @@ export class PeerConnection implements AsyncDisposable {
         await this.#writer.write(chunk);
       }
     } catch (err) {
-      this.close(`write failed: ${(err as Error).message}`);
+      this.close(`write failed: ${errorText(err)}`);
     } finally {
       this.#writing = false;
     }
@@ -854,4 +854,8 @@ export class PeerConnection implements AsyncDisposable {
     writeBlockMessage(buf, 0, id, index, begin, length);
     this.#enqueue(buf);
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err ?? "stream cancelled");
 }
