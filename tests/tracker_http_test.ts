@@ -251,8 +251,10 @@ function makeManager(
 Deno.test("tiers: a failing tracker falls through to the next, which moves to the front of its tier", async () => {
   const { m, calls, peers, waitCalls } = makeManager(
     [["http://a/announce", "http://b/announce"], ["http://c/announce"]],
-    async (url) =>
-      url.startsWith("http://a") ? new Error("down") : { peers: [{ host: "1.2.3.4", port: 5 }] },
+    (url) =>
+      Promise.resolve(
+        url.startsWith("http://a") ? new Error("down") : { peers: [{ host: "1.2.3.4", port: 5 }] },
+      ),
   );
   m.start();
   await waitCalls(2);
@@ -276,7 +278,7 @@ Deno.test("tiers: a failing tracker falls through to the next, which moves to th
 Deno.test("tiers: when a whole tier fails the next tier is used, and failures count up", async () => {
   const { m, calls, waitCalls } = makeManager(
     [["http://a/announce"], ["http://c/announce"]],
-    async (url) => url.startsWith("http://a") ? new Error("down") : { peers: [] },
+    (url) => Promise.resolve(url.startsWith("http://a") ? new Error("down") : { peers: [] }),
   );
   m.start();
   await waitCalls(2);
@@ -288,7 +290,10 @@ Deno.test("tiers: when a whole tier fails the next tier is used, and failures co
 });
 
 Deno.test("tiers: regular announces carry no event and stop() ends all timers", async () => {
-  const { m, calls, waitCalls } = makeManager([["http://a/announce"]], async () => ({ peers: [] }));
+  const { m, calls, waitCalls } = makeManager(
+    [["http://a/announce"]],
+    () => Promise.resolve({ peers: [] }),
+  );
   m.start();
   await waitCalls(1);
   m.announceNow();
