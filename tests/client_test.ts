@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { Bitfield } from "../src/bitfield.ts";
 import { Client } from "../src/client.ts";
+import { PeerConnection } from "../src/peer.ts";
 import { TrackerServer } from "../src/tracker/server.ts";
 import { makeTorrent, nextEvent, sameFiles, type SpecFile, within } from "./_swarm.ts";
 
@@ -262,6 +264,72 @@ Deno.test("stop then start again resumes without downloading anything twice", as
     assert.equal(again.seed, true, "resume data restores every piece");
     await within(1000, "done on a complete torrent", again.done);
     assert.equal(again.downloaded, 0);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("a peer sending corrupt blocks causes a hash failure, is dropped, and the piece completes from another peer", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    // a hostile seeder: claims every piece, answers every request with garbage
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const liars: PeerConnection[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) {
+        const all = new Bitfield(meta.pieceCount);
+        all.setAll();
+        const liar = new PeerConnection(conn, {
+          infoHash: meta.infoHash,
+          peerId: new TextEncoder().encode("-XX0000-liarliarliar"),
+          pieceCount: meta.pieceCount,
+          pieceLength: meta.pieceLength,
+          totalLength: meta.length,
+        }, {
+          onReady: (p) => p.sendBitfield(all),
+          onInterested: (p) => p.unchoke(),
+          onRequest: (p, index, begin, length) =>
+            p.sendPiece(index, begin, new Uint8Array(length).fill(0x55)),
+          onBlock() {},
+        });
+        liars.push(liar);
+        void liar.start();
+      }
+    })();
+    try {
+      await using leecher = await Client.open({
+        metainfo: meta,
+        basedir: join(root, "leech"),
+        host: "127.0.0.1",
+        resumeFile: false,
+      });
+      const failed = nextEvent<{ index: number }>(leecher, "hashfail");
+      const dropped = nextEvent<{ reason: string }>(leecher, "peerclose");
+      leecher.addPeer("127.0.0.1", (listener.addr as Deno.NetAddr).port);
+      await within(10_000, "a hash failure", failed);
+      assert.match(
+        (await within(10_000, "the liar dropped", dropped)).reason,
+        /failed the hash check/,
+      );
+      await using seeder = await Client.open({
+        metainfo: meta,
+        basedir: seedDir,
+        host: "127.0.0.1",
+        resumeFile: false,
+      });
+      leecher.addPeer("127.0.0.1", seeder.port);
+      await within(20_000, "the download from the honest seeder", leecher.done);
+      assert.ok(await sameFiles(join(seedDir, "t"), join(root, "leech", "t"), FILES));
+      assert.ok(
+        !leecher.peers.some((p) =>
+          p.address === `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`
+        ),
+      );
+    } finally {
+      listener.close();
+      await accepting;
+      for (const l of liars) await l[Symbol.asyncDispose]();
+    }
   } finally {
     await cleanup();
   }
