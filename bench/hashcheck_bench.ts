@@ -1,0 +1,47 @@
+// Re-verify a file with Storage.hashcheck and compare with sha1sum on the same file in the same run.
+//   deno run -A bench/hashcheck_bench.ts [MiB=1024] [pieceKiB=1024]
+// Both read from the page cache (each is run twice; the best time counts).
+import { join } from "node:path";
+import { Storage } from "../src/storage/storage.ts";
+
+const mib = Number(Deno.args[0] ?? 1024);
+const pieceLength = Number(Deno.args[1] ?? 1024) * 1024;
+const size = mib * 1024 * 1024;
+const dir = await Deno.makeTempDir({ prefix: "seedbed-hashbench-" });
+try {
+  const path = join(dir, "t", "data.bin");
+  await Deno.mkdir(join(dir, "t"));
+  const count = Math.ceil(size / pieceLength);
+  const pieces = new Uint8Array(count * 20);
+  {
+    using f = await Deno.open(path, { write: true, create: true });
+    const piece = new Uint8Array(pieceLength);
+    for (let i = 0; i < count; i++) {
+      const n = Math.min(pieceLength, size - i * pieceLength);
+      for (let o = 0; o < n; o += 65536) crypto.getRandomValues(piece.subarray(o, Math.min(o + 65536, n)));
+      pieces.set(new Uint8Array(await crypto.subtle.digest("SHA-1", piece.subarray(0, n))), i * 20);
+      let w = 0;
+      while (w < n) w += await f.write(piece.subarray(w, n));
+    }
+  }
+  const layout = { files: [{ path: ["t", "data.bin"], length: size, offset: 0 }], pieceLength, length: size, pieces };
+  const mbps = (ms: number) => size / 1e6 / (ms / 1000);
+  let ours = Infinity, theirs = Infinity;
+  for (let run = 0; run < 2; run++) {
+    await using storage = new Storage({ dir, layout });
+    let t = performance.now();
+    const ok = await storage.hashcheck();
+    ours = Math.min(ours, performance.now() - t);
+    if (ok.count !== count) throw new Error(`only ${ok.count} of ${count} pieces passed`);
+    t = performance.now();
+    const out = await new Deno.Command("sha1sum", { args: [path], stdout: "null" }).output();
+    theirs = Math.min(theirs, performance.now() - t);
+    if (!out.success) throw new Error("sha1sum failed");
+  }
+  console.log(`file: ${mib} MiB, pieces of ${pieceLength / 1024} KiB, page cache warm; best of 2 runs`);
+  console.log(`Seedbed hashcheck: ${(ours / 1000).toFixed(2)} s, ${mbps(ours).toFixed(0)} MB/s`);
+  console.log(`sha1sum          : ${(theirs / 1000).toFixed(2)} s, ${mbps(theirs).toFixed(0)} MB/s`);
+  console.log(`ratio Seedbed/sha1sum speed: ${(theirs / ours).toFixed(2)}`);
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
