@@ -18,13 +18,20 @@ try {
     const piece = new Uint8Array(pieceLength);
     for (let i = 0; i < count; i++) {
       const n = Math.min(pieceLength, size - i * pieceLength);
-      for (let o = 0; o < n; o += 65536) crypto.getRandomValues(piece.subarray(o, Math.min(o + 65536, n)));
+      for (let o = 0; o < n; o += 65536) {
+        crypto.getRandomValues(piece.subarray(o, Math.min(o + 65536, n)));
+      }
       pieces.set(new Uint8Array(await crypto.subtle.digest("SHA-1", piece.subarray(0, n))), i * 20);
       let w = 0;
       while (w < n) w += await f.write(piece.subarray(w, n));
     }
   }
-  const layout = { files: [{ path: ["t", "data.bin"], length: size, offset: 0 }], pieceLength, length: size, pieces };
+  const layout = {
+    files: [{ path: ["t", "data.bin"], length: size, offset: 0 }],
+    pieceLength,
+    length: size,
+    pieces,
+  };
   const mbps = (ms: number) => size / 1e6 / (ms / 1000);
   let ours = Infinity, theirs = Infinity;
   for (let run = 0; run < 2; run++) {
@@ -38,9 +45,13 @@ try {
     theirs = Math.min(theirs, performance.now() - t);
     if (!out.success) throw new Error("sha1sum failed");
   }
-  console.log(`file: ${mib} MiB, pieces of ${pieceLength / 1024} KiB, page cache warm; best of 2 runs`);
+  console.log(
+    `file: ${mib} MiB, pieces of ${pieceLength / 1024} KiB, page cache warm; best of 2 runs`,
+  );
   console.log(`Seedbed hashcheck: ${(ours / 1000).toFixed(2)} s, ${mbps(ours).toFixed(0)} MB/s`);
-  console.log(`sha1sum          : ${(theirs / 1000).toFixed(2)} s, ${mbps(theirs).toFixed(0)} MB/s`);
+  console.log(
+    `sha1sum          : ${(theirs / 1000).toFixed(2)} s, ${mbps(theirs).toFixed(0)} MB/s`,
+  );
   console.log(`ratio Seedbed/sha1sum speed: ${(theirs / ours).toFixed(2)}`);
 } finally {
   await Deno.remove(dir, { recursive: true });

@@ -4,12 +4,20 @@ import { encode } from "../src/bencode.ts";
 import { createTorrent } from "../src/create.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
 
-const files = Array.from({ length: 100_000 }, (_, i) => ({ length: 1000 + (i % 7), path: [`dir${i % 100}`, `file-${i}.dat`] }));
+const files = Array.from(
+  { length: 100_000 },
+  (_, i) => ({ length: 1000 + (i % 7), path: [`dir${i % 100}`, `file-${i}.dat`] }),
+);
 const total = files.reduce((n, f) => n + f.length, 0);
 const pieceLength = 1 << 20;
 const big = encode({
   announce: "http://127.0.0.1:6969/announce",
-  info: { name: "many", "piece length": pieceLength, pieces: new Uint8Array(20 * Math.ceil(total / pieceLength)), files },
+  info: {
+    name: "many",
+    "piece length": pieceLength,
+    pieces: new Uint8Array(20 * Math.ceil(total / pieceLength)),
+    files,
+  },
 });
 
 Deno.bench({

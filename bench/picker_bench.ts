@@ -11,7 +11,13 @@ Deno.bench({
   name: "pick + receive a whole 1 GiB torrent (65 536 blocks) from one peer",
   fn() {
     const have = new Bitfield(PIECES);
-    const picker = new PiecePicker({ pieceCount: PIECES, pieceLength: PL, totalLength: PIECES * PL, have, maxPartial: 8 });
+    const picker = new PiecePicker({
+      pieceCount: PIECES,
+      pieceLength: PL,
+      totalLength: PIECES * PL,
+      have,
+      maxPartial: 8,
+    });
     picker.addAvailability(all);
     let done = 0;
     while (done < PIECES) {

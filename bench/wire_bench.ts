@@ -28,7 +28,9 @@ Deno.bench({
   group: "wire",
   fn() {
     const parser = new FrameParser();
-    for (let off = 0; off < stream.length; off += 262144) parser.push(stream.subarray(off, off + 262144), () => {});
+    for (let off = 0; off < stream.length; off += 262144) {
+      parser.push(stream.subarray(off, off + 262144), () => {});
+    }
   },
 });
 
@@ -38,6 +40,8 @@ Deno.bench({
   group: "encode",
   fn() {
     let off = 0;
-    for (let i = 0; i < 256; i++) off = writeBlockMessage(requests, off, 6, i >> 6, (i & 63) * BLOCK, BLOCK);
+    for (let i = 0; i < 256; i++) {
+      off = writeBlockMessage(requests, off, 6, i >> 6, (i & 63) * BLOCK, BLOCK);
+    }
   },
 });

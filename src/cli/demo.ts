@@ -105,10 +105,12 @@ export async function runDemo(args: string[], io: DemoIO): Promise<number> {
     const draw = (final: boolean) => {
       const { have, total } = l.progress;
       const peers = l.peers;
+      const secs = (performance.now() - started) / 1000;
       const line = formatProgress({
         have,
         total,
-        down: l.downloadRate,
+        // the final line shows the average speed, not the last instant's
+        down: final ? l.downloaded / Math.max(secs, 0.001) : l.downloadRate,
         up: l.uploadRate,
         unchoked: peers.filter((p) => !p.peerChoking).length,
         peers: peers.length,

@@ -230,10 +230,12 @@ export async function runDownload(
     const c = client;
     const { have, total, checking } = c.progress;
     const peerList = c.peers;
+    const secs = (performance.now() - started) / 1000;
     const line = formatProgress({
       have,
       total,
-      down: c.downloadRate,
+      // the final line shows the average speed, not the last instant's
+      down: final ? c.downloaded / Math.max(secs, 0.001) : c.downloadRate,
       up: c.uploadRate,
       unchoked: peerList.filter((p) => !p.peerChoking).length,
       peers: peerList.length,

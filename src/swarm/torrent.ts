@@ -1065,9 +1065,9 @@ export class Torrent implements AsyncDisposable {
     const secs = (this.#opts.tickMs ?? 1000) / 1000;
     for (const e of this.#peers.values()) {
       const c = e.conn;
-      // exponential moving average over ~5 ticks
-      e.rateDown = e.rateDown * 0.8 + ((c.downloaded - e.lastDown) / secs) * 0.2;
-      e.rateUp = e.rateUp * 0.8 + ((c.uploaded - e.lastUp) / secs) * 0.2;
+      // exponential moving average over ~2 ticks
+      e.rateDown = e.rateDown * 0.5 + ((c.downloaded - e.lastDown) / secs) * 0.5;
+      e.rateUp = e.rateUp * 0.5 + ((c.uploaded - e.lastUp) / secs) * 0.5;
       e.lastDown = c.downloaded;
       e.lastUp = c.uploaded;
       if (e.requests.size > 0 && now - e.lastBlockAt > SNUB_MS && !e.snubbed) {
