@@ -436,7 +436,8 @@ export class Client extends EventTarget implements AsyncDisposable {
    * @param priority 0 = do not download; higher is sooner.
    */
   async setPriority(file: number, priority: number): Promise<void> {
-    await this.ready;
+    if (!this.#torrent) await this.ready;
+    // applied at once (before the first await), so `files[i].priority` reads back the new value
     await this.#t().setPriority(file, priority);
   }
 

@@ -334,3 +334,53 @@ Deno.test("a peer sending corrupt blocks causes a hash failure, is dropped, and 
     await cleanup();
   }
 });
+
+Deno.test("pieceCache describes the part file of skipped files and restores it; files[i].priority is settable", async () => {
+  // a.bin (0-197607) and empty/b.bin: piece 3 holds the end of a.bin and all of sub/b.bin
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const leechDir = join(root, "leech");
+    let cache;
+    {
+      await using leecher = await Client.open({
+        metainfo: meta,
+        basedir: leechDir,
+        host: "127.0.0.1",
+        resumeFile: false,
+        priorities: [1, 1, 0, 1],
+        peers: [{ host: "127.0.0.1", port: seeder.port }],
+      });
+      await within(20_000, "the wanted files", leecher.done);
+      cache = leecher.pieceCache;
+      assert.ok(
+        cache && cache.pieces.length > 0,
+        "boundary pieces of sub/b.bin are in the part file",
+      );
+      await assert.rejects(Deno.stat(join(leechDir, "t", "sub", "b.bin")), Deno.errors.NotFound);
+    }
+    await using again = await Client.open({
+      metainfo: meta,
+      basedir: leechDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+      priorities: [1, 1, 0, 1],
+      pieceCache: cache,
+      state: "stopped",
+    });
+    assert.deepEqual(again.pieceCache, cache);
+    again.files[2].priority = 1;
+    assert.equal(again.files[2].priority, 1);
+    // sub/b.bin lies inside piece 3, which the part file already holds: raising the priority moves it out
+    await again.setPriority(2, 1);
+    assert.equal(again.complete, true);
+    assert.ok(await sameFiles(join(seedDir, "t"), join(leechDir, "t"), FILES));
+  } finally {
+    await cleanup();
+  }
+});

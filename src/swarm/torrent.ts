@@ -194,6 +194,7 @@ export class Torrent implements AsyncDisposable {
   #hashchecking = 0;
   readonly #uploadedBlocks: Set<number> | undefined;
   #checkProgress = 0;
+  #priorityChain: Promise<void> = Promise.resolve();
 
   /**
 
@@ -494,7 +495,13 @@ export class Torrent implements AsyncDisposable {
     if (file < 0 || file >= this.#priorities.length) throw new RangeError(`No file ${file}`);
     this.#priorities[file] = priority;
     this.#applyPriorities();
-    await this.#storage?.setPriority(file, priority);
+    // more wanted now: completing again dispatches `complete` again (trackers still hear `completed` once)
+    if (!this.complete) this.#completeSent = false;
+    // storage changes run one after another, so awaiting any call also waits for earlier ones
+    const storage = this.#storage;
+    const step = this.#priorityChain.then(() => storage?.setPriority(file, priority));
+    this.#priorityChain = step.catch(() => {});
+    await step;
     for (const e of this.#peers.values()) {
       this.#updateInterest(e);
       this.#fillRequests(e);
@@ -986,7 +993,7 @@ export class Torrent implements AsyncDisposable {
       for (const e of this.#peers.values()) this.#updateInterest(e);
       if (!this.#completeSent && this.#state !== "stopped" && this.#hashchecking === 0) {
         this.#completeSent = true;
-        this.#trackers?.completed();
+        this.#trackers?.completed(); // sends `completed` once per session, whatever we call
         this.#emit("complete", {});
       }
       if (this.seed) {
@@ -1019,6 +1026,7 @@ export class Torrent implements AsyncDisposable {
   }
 
   async #closeStorage(): Promise<void> {
+    await this.#priorityChain;
     const storage = this.#storage;
     if (!storage) return;
     this.#uploadCache.clear();
