@@ -9,7 +9,7 @@
  * @module
  */
 
-import { fromLatin1, latin1, utf8 } from "./_bytes.ts";
+import { concat, fromLatin1, latin1, utf8 } from "./_bytes.ts";
 
 /** A decoded bencode value. */
 export type BencodeValue = number | bigint | Uint8Array | BencodeValue[] | BencodeDict;
@@ -363,11 +363,7 @@ function readString(input: Uint8Array, pos: number): [Uint8Array, number] {
  */
 export function encode(value: BencodeInput): Uint8Array<ArrayBuffer> {
   const parts: Uint8Array[] = [];
-  let total = 0;
-  const push = (p: Uint8Array) => {
-    parts.push(p);
-    total += p.length;
-  };
+  const push = (p: Uint8Array) => parts.push(p);
   const ascii = (s: string) => push(fromLatin1(s));
   const walk = (v: BencodeInput, depth: number): void => {
     if (depth > 1000) throw new TypeError("Cannot bencode: nested more than 1000 deep");
@@ -411,11 +407,5 @@ export function encode(value: BencodeInput): Uint8Array<ArrayBuffer> {
     }
   };
   walk(value, 0);
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concat(parts);
 }

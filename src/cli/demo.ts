@@ -13,7 +13,7 @@ import { createTorrent } from "../create.ts";
 import { parseMetainfo } from "../metainfo.ts";
 import { TrackerServer } from "../tracker/server.ts";
 import { EXIT, UsageError } from "./download.ts";
-import { formatBytes, formatDuration, formatProgress } from "./progress.ts";
+import { formatBytes, formatDuration, ProgressLine } from "./progress.ts";
 
 /** Where the demo writes. */
 export interface DemoIO {
@@ -102,21 +102,8 @@ export async function runDemo(args: string[], io: DemoIO): Promise<number> {
     );
     const l = leecher;
     const started = performance.now();
-    const draw = (final: boolean) => {
-      const { have, total } = l.progress;
-      const peers = l.peers;
-      const secs = (performance.now() - started) / 1000;
-      const line = formatProgress({
-        have,
-        total,
-        // the final line shows the average speed, not the last instant's
-        down: final ? l.downloaded / Math.max(secs, 0.001) : l.downloadRate,
-        up: l.uploadRate,
-        unchoked: peers.filter((p) => !p.peerChoking).length,
-        peers: peers.length,
-      });
-      io.stderr(io.isTerminal ? `\r\x1b[K${line}${final ? "\n" : ""}` : line + "\n");
-    };
+    const line = new ProgressLine(() => l, io.stderr, io.isTerminal);
+    const draw = (final: boolean) => line.draw(final);
     timer = setInterval(() => draw(false), io.isTerminal ? 250 : 1000);
     const outcome = await Promise.race([
       l.done.then(() => "done" as const),

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { Client } from "../client.ts";
 import type { Metainfo } from "../metainfo.ts";
 import { parseMetainfo } from "../metainfo.ts";
-import { formatBytes, formatDuration, formatProgress } from "./progress.ts";
+import { formatBytes, formatDuration, ProgressLine } from "./progress.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface DownloadIO {
@@ -224,28 +224,9 @@ export async function runDownload(
   });
 
   const started = performance.now();
-  let lastLine = "";
+  const progress = new ProgressLine(() => client, io.stderr, io.isTerminal);
   const draw = (final = false) => {
-    if (quiet) return;
-    const c = client;
-    const { have, total, checking } = c.progress;
-    const peerList = c.peers;
-    const secs = (performance.now() - started) / 1000;
-    const line = formatProgress({
-      have,
-      total,
-      // the final line shows the average speed, not the last instant's
-      down: final ? c.downloaded / Math.max(secs, 0.001) : c.downloadRate,
-      up: c.uploadRate,
-      unchoked: peerList.filter((p) => !p.peerChoking).length,
-      peers: peerList.length,
-      verifying: checking,
-      seeding: c.complete,
-      uploaded: c.uploaded,
-    });
-    if (io.isTerminal) io.stderr(`\r\x1b[K${line}${final ? "\n" : ""}`);
-    else if (line !== lastLine || final) io.stderr(line + "\n");
-    lastLine = line;
+    if (!quiet) progress.draw(final);
   };
 
   const interval = setInterval(() => {

@@ -89,3 +89,78 @@ export function formatProgress(s: ProgressSnapshot): string {
   else parts.push(`ETA ${s.have >= s.total ? "0s" : formatDuration(eta)}`);
   return parts.join(" ");
 }
+
+/** What {@linkcode ProgressLine} reads from a client (a `Client` satisfies it). */
+export interface ProgressSource {
+  /** Wanted bytes in total and verified, and hash-check progress. */
+  readonly progress: { have: number; total: number; checking: number | undefined };
+  /** Connected peers and whether they choke us. */
+  readonly peers: readonly { peerChoking: boolean }[];
+  /** Payload bytes received this session. */
+  readonly downloaded: number;
+  /** Payload bytes sent this session. */
+  readonly uploaded: number;
+  /** Current download rate, bytes/s. */
+  readonly downloadRate: number;
+  /** Current upload rate, bytes/s. */
+  readonly uploadRate: number;
+  /** Everything wanted is verified. */
+  readonly complete: boolean;
+}
+
+/**
+ * Draws a client's progress on stderr: redrawn in place on a terminal, otherwise one plain line whenever it
+ * changed. The final line shows the average download speed, not the last instant's.
+ */
+export class ProgressLine {
+  readonly #source: () => ProgressSource | undefined;
+  readonly #write: (text: string) => void;
+  readonly #terminal: boolean;
+  readonly #started = performance.now();
+  #last = "";
+
+  /**
+   * Creates a {@linkcode ProgressLine}.
+   *
+   * @param source The client to read (undefined while it is not ready).
+   * @param write Writes to stderr.
+   * @param terminal Redraw in place.
+   */
+  constructor(
+    source: () => ProgressSource | undefined,
+    write: (text: string) => void,
+    terminal: boolean,
+  ) {
+    this.#source = source;
+    this.#write = write;
+    this.#terminal = terminal;
+  }
+
+  /** Draws the line now; `final` ends it with a newline. */
+  draw(final = false): void {
+    const c = this.#source();
+    if (!c) return;
+    let complete: boolean;
+    try {
+      complete = c.complete;
+    } catch {
+      return; // not ready yet
+    }
+    const { have, total, checking } = c.progress;
+    const secs = (performance.now() - this.#started) / 1000;
+    const line = formatProgress({
+      have,
+      total,
+      down: final ? c.downloaded / Math.max(secs, 0.001) : c.downloadRate,
+      up: c.uploadRate,
+      unchoked: c.peers.filter((p) => !p.peerChoking).length,
+      peers: c.peers.length,
+      verifying: checking,
+      seeding: complete && !final,
+      uploaded: c.uploaded,
+    });
+    if (this.#terminal) this.#write(`\r\x1b[K${line}${final ? "\n" : ""}`);
+    else if (line !== this.#last || final) this.#write(line + "\n");
+    this.#last = line;
+  }
+}
