@@ -49,6 +49,8 @@ export function freePort(): number {
 /** A running process with line-wise stdout. */
 export interface Proc extends AsyncDisposable {
   port: number;
+  /** The process id. */
+  pid: number;
   /** Resolves when stdout prints this line. */
   line(text: string, ms: number): Promise<void>;
   /** Resolves with the exit code. */
@@ -59,9 +61,15 @@ export interface Proc extends AsyncDisposable {
   stderr(): string;
 }
 
-function spawn(cmd: string, args: string[], port: number, opts: { cwd?: string } = {}): Proc {
+export function spawn(
+  cmd: string,
+  args: string[],
+  port: number,
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Proc {
   const child = new Deno.Command(cmd, {
     args,
+    ...(opts.env ? { env: opts.env } : {}),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -115,6 +123,7 @@ function spawn(cmd: string, args: string[], port: number, opts: { cwd?: string }
     })();
   return {
     port,
+    pid: child.pid,
     exited,
     stop,
     stderr: () => err,
@@ -149,9 +158,12 @@ export async function startLibtorrent(
   torrent: string,
   dir: string,
   peers: string[] = [],
+  options: { profile?: "default" | "hps"; port?: number } = {},
 ): Promise<Proc> {
-  const port = freePort();
-  const p = spawn("/usr/bin/python3", [LT_PEER, role, torrent, dir, String(port), ...peers], port);
+  const port = options.port ?? freePort();
+  const p = spawn("/usr/bin/python3", [LT_PEER, role, torrent, dir, String(port), ...peers], port, {
+    env: { LT_PROFILE: options.profile ?? "default" },
+  });
   try {
     await p.line("ready", 60_000);
   } catch (err) {

@@ -1,0 +1,304 @@
+// The swarm benchmark (task bench:swarm): one torrent, one libtorrent seeder (high_performance_seed) found
+// through opentracker, leeched alternately by Seedbed, libtorrent and aria2; then Seedbed seeding to libtorrent.
+// Wall time from leecher start to exit (or to "done" for libtorrent), every byte compared, peak RSS sampled.
+//
+//   deno run -A bench/swarm.ts [--size MiB=1024] [--runs 3] [--leechers seedbed,libtorrent,aria2] [--no-seed]
+//
+// Needs python3-libtorrent, opentracker and aria2 (Debian). Prints a markdown table.
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createTorrent } from "../src/create.ts";
+import { parseMetainfo } from "../src/metainfo.ts";
+import {
+  freePort,
+  type Proc,
+  spawn,
+  startAria2Leecher,
+  startLibtorrent,
+  startOpentracker,
+} from "../tests/_lab.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    size: { type: "string", default: "1024" },
+    runs: { type: "string", default: "3" },
+    leechers: { type: "string", default: "seedbed,libtorrent,aria2" },
+    "no-seed": { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+  },
+});
+const MiB = Number(values.size), RUNS = Number(values.runs);
+const leechers = values.leechers!.split(",");
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const work = await Deno.makeTempDir({ prefix: "seedbed-swarm-" });
+const log = (m: string) => console.error(`[swarm ${new Date().toISOString().slice(11, 19)}] ${m}`);
+
+interface Run {
+  who: string;
+  role: "leech" | "seed";
+  seconds: number;
+  ok: boolean;
+  rssMiB: number;
+  anonMiB: number;
+  cpuS: number;
+}
+const results: Run[] = [];
+
+/** Samples a process tree's resident memory (sum of VmRSS and RssAnon over the tree) every 100 ms. */
+function sampleMemory(pid: number): { stop(): { rss: number; anon: number; cpu: number } } {
+  let rss = 0, anon = 0, cpu = 0;
+  const tick = () => {
+    let r = 0, a = 0, c = 0;
+    for (const p of tree(pid)) {
+      try {
+        const status = Deno.readTextFileSync(`/proc/${p}/status`);
+        r += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+        a += Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0);
+        const stat = Deno.readTextFileSync(`/proc/${p}/stat`).split(") ")[1].split(" ");
+        c += (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, clock ticks
+      } catch { /* exited */ }
+    }
+    rss = Math.max(rss, r);
+    anon = Math.max(anon, a);
+    cpu = Math.max(cpu, c);
+  };
+  const timer = setInterval(tick, 100);
+  return {
+    stop() {
+      tick();
+      clearInterval(timer);
+      return { rss: rss / 1024, anon: anon / 1024, cpu };
+    },
+  };
+}
+
+function tree(pid: number): number[] {
+  const out = [pid];
+  try {
+    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const kids = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/children`).trim();
+      for (const k of kids ? kids.split(" ") : []) out.push(...tree(Number(k)));
+    }
+  } catch { /* gone */ }
+  return out;
+}
+
+async function same(a: string, b: string): Promise<boolean> {
+  const out = await new Deno.Command("cmp", { args: ["-s", a, b] }).output();
+  return out.success;
+}
+
+async function timed(
+  who: string,
+  role: "leech" | "seed",
+  start: () => Proc,
+  done: (p: Proc) => Promise<unknown>,
+  check: () => Promise<boolean>,
+) {
+  const t0 = performance.now();
+  const p = start();
+  const mem = sampleMemory(p.pid);
+  let ok = false;
+  try {
+    await done(p);
+    ok = true;
+  } catch (err) {
+    log(`${who}: ${(err as Error).message}`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const m = mem.stop();
+  await p.stop();
+  ok = ok && await check();
+  results.push({ who, role, seconds, ok, rssMiB: m.rss, anonMiB: m.anon, cpuS: m.cpu });
+  log(
+    `${role} ${who}: ${ok ? "OK" : "FAILED"} ${seconds.toFixed(2)} s, ${
+      (MiB * 1.048576 / seconds).toFixed(0)
+    } MB/s, peak RSS ${m.rss.toFixed(0)} MiB (anon ${m.anon.toFixed(0)}), CPU ${
+      m.cpu.toFixed(2)
+    } s`,
+  );
+}
+
+try {
+  // payload: deterministic pseudo-random bytes, one file
+  const src = join(work, "src");
+  await Deno.mkdir(src);
+  const file = join(src, "payload.bin");
+  {
+    using f = await Deno.open(file, { write: true, create: true });
+    const chunk = new Uint8Array(1 << 20);
+    let x = 0x9e3779b9;
+    for (let i = 0; i < MiB; i++) {
+      const v = new Uint32Array(chunk.buffer);
+      for (let k = 0; k < v.length; k++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        v[k] = x >>> 0;
+      }
+      await f.write(chunk);
+    }
+  }
+  const probe = await parseMetainfo(await createTorrent(file, { pieceLength: 1 << 20 }));
+  await using tracker = await startOpentracker([probe.infoHash]);
+  const torrentPath = join(work, "payload.torrent");
+  await Deno.writeFile(
+    torrentPath,
+    await createTorrent(file, { pieceLength: 1 << 20, announce: [tracker.url] }),
+  );
+  log(`${MiB} MiB, ${probe.pieceCount} pieces of 1 MiB, tracker ${tracker.url}`);
+  await using seeder = await startLibtorrent("seed", torrentPath, src, [], { profile: "hps" });
+  log(`libtorrent-hps seeding on ${seeder.port}`);
+
+  for (let run = 1; run <= RUNS; run++) {
+    for (const who of leechers) {
+      const dir = join(work, `${who}-${run}`);
+      await Deno.mkdir(dir);
+      const check = () => same(file, join(dir, "payload.bin"));
+      if (who === "seedbed") {
+        const port = freePort();
+        await timed(
+          who,
+          "leech",
+          () =>
+            spawn(Deno.execPath(), [
+              "run",
+              "-A",
+              MAIN,
+              torrentPath,
+              "-o",
+              dir,
+              "-p",
+              String(port),
+              "-q",
+            ], port),
+          async (p) => {
+            const code = await p.exited;
+            if (code !== 0) throw new Error(`exit ${code}: ${p.stderr().slice(-500)}`);
+          },
+          check,
+        );
+      } else if (who === "libtorrent") {
+        const port = freePort();
+        const lt = new URL("../tests/peers/lt_peer.py", import.meta.url).pathname;
+        await timed(
+          who,
+          "leech",
+          () => spawn("/usr/bin/python3", [lt, "leech", torrentPath, dir, String(port)], port),
+          (p) => p.line("done", 600_000),
+          check,
+        );
+      } else if (who === "aria2") {
+        await timed(who, "leech", () => startAria2Leecher(torrentPath, dir), async (p) => {
+          const code = await p.exited;
+          if (code !== 0) throw new Error(`aria2 exit ${code}`);
+        }, check);
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+
+  if (!values["no-seed"]) {
+    // seeding: Seedbed vs libtorrent-hps as the seeder, a libtorrent leecher dialing it directly
+    for (let run = 1; run <= RUNS; run++) {
+      for (const who of ["seedbed", "libtorrent-hps"]) {
+        const port = freePort();
+        let seed: Proc;
+        if (who === "seedbed") {
+          seed = spawn(Deno.execPath(), [
+            "run",
+            "-A",
+            MAIN,
+            "seed",
+            torrentPath,
+            "-o",
+            src,
+            "-p",
+            String(port),
+            "-q",
+            "--no-trackers",
+          ], port);
+          for (let i = 0; i < 200; i++) {
+            try {
+              (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+              break;
+            } catch {
+              await new Promise((r) => setTimeout(r, 50)); // polling a port: no event to wait for
+            }
+          }
+        } else {
+          seed = await startLibtorrent("seed", torrentPath, src, [], { profile: "hps", port });
+        }
+        const dir = join(work, `seed-${who}-${run}`);
+        await Deno.mkdir(dir);
+        const lt = new URL("../tests/peers/lt_peer.py", import.meta.url).pathname;
+        const lport = freePort();
+        const mem = sampleMemory(seed.pid);
+        await timed(
+          `libtorrent <- ${who}`,
+          "seed",
+          () =>
+            spawn("/usr/bin/python3", [
+              lt,
+              "leech",
+              torrentPath,
+              dir,
+              String(lport),
+              `127.0.0.1:${port}`,
+            ], lport),
+          (p) => p.line("done", 600_000),
+          () => same(file, join(dir, "payload.bin")),
+        );
+        const m = mem.stop();
+        results[results.length - 1].rssMiB = m.rss;
+        results[results.length - 1].anonMiB = m.anon;
+        results[results.length - 1].cpuS = m.cpu;
+        await seed.stop();
+        await Deno.remove(dir, { recursive: true });
+      }
+    }
+  }
+} finally {
+  if (!values.keep) await Deno.remove(work, { recursive: true });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+console.log(
+  `\n${MiB} MiB, 1 MiB pieces, ${RUNS} runs, ${
+    new Date().toISOString().slice(0, 10)
+  }, ${navigator.hardwareConcurrency} cores\n`,
+);
+console.log(
+  "| role | client | ok | median s | MB/s | runs s | peak RSS MiB | peak anon MiB | CPU s |",
+);
+console.log("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |");
+const groups = [...new Set(results.map((r) => `${r.role}|${r.who}`))];
+const medians = new Map<string, number>();
+for (const g of groups) {
+  const rs = results.filter((r) => `${r.role}|${r.who}` === g);
+  const m = median(rs.map((r) => r.seconds));
+  medians.set(g, m);
+  const [role, who] = g.split("|");
+  console.log(
+    `| ${role} | ${role === "seed" ? `seeder: ${who.replace("libtorrent <- ", "")}` : who} | ${
+      rs.filter((r) => r.ok).length
+    }/${rs.length} | ${m.toFixed(2)} | ${(MiB * 1.048576 / m).toFixed(0)} | ${
+      rs.map((r) => r.seconds.toFixed(2)).join(", ")
+    } | ${median(rs.map((r) => r.rssMiB)).toFixed(0)} | ${
+      median(rs.map((r) => r.anonMiB)).toFixed(0)
+    } | ${median(rs.map((r) => r.cpuS)).toFixed(2)} |`,
+  );
+}
+const ratio = (a: string, b: string) =>
+  medians.has(a) && medians.has(b) ? (medians.get(a)! / medians.get(b)!).toFixed(2) : "n/a";
+console.log(`\nleech ratio Seedbed/libtorrent: ${ratio("leech|seedbed", "leech|libtorrent")}`);
+console.log(
+  `seed ratio Seedbed/libtorrent-hps: ${
+    ratio("seed|libtorrent <- seedbed", "seed|libtorrent <- libtorrent-hps")
+  }`,
+);
+if (results.some((r) => !r.ok)) Deno.exit(1);
