@@ -1,0 +1,22 @@
+// Seedbed's stand-in for 'webrtc-polyfill': every WebRTC class is missing, so WebTorrent only makes TCP peers.
+const missing = undefined;
+export const RTCPeerConnection = missing;
+export const RTCSessionDescription = missing;
+export const RTCIceCandidate = missing;
+export const RTCIceTransport = missing;
+export const RTCDataChannel = missing;
+export const RTCSctpTransport = missing;
+export const RTCDtlsTransport = missing;
+export const RTCCertificate = missing;
+export const MediaStream = missing;
+export const MediaStreamTrack = missing;
+export const MediaStreamTrackEvent = missing;
+export const RTCPeerConnectionIceEvent = missing;
+export const RTCDataChannelEvent = missing;
+export const RTCTrackEvent = missing;
+export const RTCError = missing;
+export const RTCErrorEvent = missing;
+export const RTCRtpTransceiver = missing;
+export const RTCRtpReceiver = missing;
+export const RTCRtpSender = missing;
+export default {};
