@@ -101,8 +101,8 @@ export interface ClientOptions {
    */
   maxPeers?: number;
   /**
-   * Our request pipeline depth per peer.
-   * @default {256}
+   * Our request pipeline depth per peer (capped by the peer's `reqq`).
+   * @default {768}
    */
   queueDepth?: number;
   /**

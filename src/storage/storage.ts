@@ -445,11 +445,13 @@ export class Storage implements AsyncDisposable {
 
   /**
    * Writes resume data atomically: the verified pieces, each file's size and modification time, and the part
-   * file's index. Files are flushed first, so the record never claims data that is not on the device.
+   * file's index. Call it only after the writes it vouches for have completed.
    */
   async saveResume(have: Bitfield): Promise<void> {
     if (!this.#resumePath) return;
-    await this.flush();
+    // Written data is in the page cache, which survives the process being killed: the guarantee here is
+    // against kill -9 and crashes, not power loss (that would need flush() first, costing an fdatasync of
+    // everything written; the size/mtime check below still catches files that changed).
     const files: [number, number][] = [];
     for (let i = 0; i < this.layout.files.length; i++) {
       const st = await this.#backend.stat(this.path(i));
@@ -524,11 +526,6 @@ export class Storage implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      await this.flush();
-    } catch {
-      // a failing device: close anyway
-    }
     for (const f of this.#open.values()) {
       try {
         (await f).handle.close();

@@ -155,6 +155,9 @@ export class PiecePicker {
     return this.#availability[index];
   }
 
+  /** True when the block last passed to {@linkcode PiecePicker.receive} was also requested from other peers. */
+  lastReceiveDuplicated = false;
+
   /** Pieces currently in progress. */
   get partialCount(): number {
     return this.#partial.size;
@@ -266,6 +269,7 @@ export class PiecePicker {
     const b = begin / BLOCK_SIZE;
     if (b >= p.state.length || p.state[b] === RECEIVED) return undefined;
     if (data.length !== this.#blockLength(index, b)) return undefined;
+    this.lastReceiveDuplicated = p.inflight[b] > 1;
     if (p.state[b] === FREE) p.free--;
     p.state[b] = RECEIVED;
     p.inflight[b] = 0;

@@ -71,7 +71,7 @@ export interface TorrentOptions {
   maxPeers?: number;
   /** Most outgoing connection attempts at once. @default {8} */
   maxConnecting?: number;
-  /** Our request pipeline depth per peer. @default {256} */
+  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
   queueDepth?: number;
   /** Milliseconds per engine tick. @default {1000} */
   tickMs?: number;
@@ -638,7 +638,7 @@ export class Torrent implements AsyncDisposable {
       pieceCount: meta.pieceCount,
       pieceLength: meta.pieceLength,
       totalLength: meta.length,
-      queueDepth: this.#opts.queueDepth ?? 256,
+      queueDepth: this.#opts.queueDepth ?? 768,
       extensionHandshake: { v: "Seedbed 0.1.0", p: this.#port(), reqq: 500 },
       remoteAddress: { host, port },
       signal: this.#abort.signal,
@@ -765,9 +765,8 @@ export class Torrent implements AsyncDisposable {
     e.lastBlockAt = Date.now();
     e.snubbed = false;
     this.#downloaded += data.length;
-    const endgame = this.#picker.inEndgame;
     const result = this.#picker.receive(index, begin, data, e.id);
-    if (result !== undefined && endgame) {
+    if (result !== undefined && this.#picker.lastReceiveDuplicated) {
       // the same block may be in flight from other peers: cancel those requests
       for (const other of this.#peers.values()) {
         if (other !== e && other.requests.delete(key)) {
