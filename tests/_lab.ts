@@ -4,6 +4,7 @@
 
 import { join } from "node:path";
 import { toHex } from "../src/_bytes.ts";
+import { encodeBinary } from "../src/tracker/http.ts";
 
 /** CI sets this: nothing that needs a real peer may be skipped. */
 export const REQUIRE_PEERS = Deno.env.get("SEEDBED_REQUIRE_PEERS") === "1";
@@ -216,13 +217,21 @@ export async function startOpentracker(
     await p.stop();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   };
-  return {
-    ...p,
-    stop,
-    [Symbol.asyncDispose]: stop,
-    url: `http://127.0.0.1:${port}/announce`,
-    work,
-  };
+  // the port opens before the whitelist is loaded: ready once it answers for a whitelisted hash
+  const url = `http://127.0.0.1:${port}/announce`;
+  const probe =
+    `${url}?info_hash=${encodeBinary(infoHashes[0])}&peer_id=${"-PROBE-".padEnd(20, "x")}` +
+    "&port=1&uploaded=0&downloaded=0&left=0&event=stopped&compact=1";
+  for (let i = 0;; i++) {
+    const text = await fetch(probe).then((r) => r.text(), () => "");
+    if (text.startsWith("d") && !text.includes("not authorized")) break;
+    if (i >= 100) {
+      await stop();
+      throw new Error(`opentracker did not accept the whitelisted hash: ${text}`);
+    }
+    await new Promise((r) => setTimeout(r, 50)); // no event tells when the whitelist is loaded
+  }
+  return { ...p, stop, [Symbol.asyncDispose]: stop, url, work };
 }
 
 /** Starts aria2c as a leecher of `torrent` into `dir`; `exited` resolves with its exit code. */

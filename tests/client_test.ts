@@ -384,3 +384,27 @@ Deno.test("pieceCache describes the part file of skipped files and restores it; 
     await cleanup();
   }
 });
+
+Deno.test("a seeder dials a leecher that does not dial out (regression: seeds never dialed)", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    await using leecher = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "leech"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    assert.ok(seeder.seed);
+    seeder.addPeer("127.0.0.1", leecher.port);
+    await within(20_000, "the download", leecher.done);
+    assert.ok(await sameFiles(join(seedDir, "t"), join(root, "leech", "t"), FILES));
+  } finally {
+    await cleanup();
+  }
+});

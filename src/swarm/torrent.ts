@@ -578,7 +578,8 @@ export class Torrent implements AsyncDisposable {
   }
 
   #connectMore(): void {
-    if (this.#state === "stopped" || this.complete && this.seed) return;
+    // seeds dial too: leechers that cannot dial us (Transmission never dials loopback) still get served
+    if (this.#state === "stopped") return;
     const maxPeers = this.#opts.maxPeers ?? 50;
     const maxConnecting = this.#opts.maxConnecting ?? 8;
     const now = Date.now();
