@@ -195,6 +195,8 @@ export class Torrent implements AsyncDisposable {
   readonly #uploadedBlocks: Set<number> | undefined;
   #checkProgress = 0;
   #priorityChain: Promise<void> = Promise.resolve();
+  #starvingBackoff = 5_000;
+  #nextStarvingAnnounce = Date.now() + 10_000;
 
   /**
 
@@ -1087,6 +1089,20 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) this.#rechoke(now);
     if (this.#ticks % 5 === 0) { for (const e of this.#peers.values()) this.#updateInterest(e); }
     this.#connectMore();
+    // starving: no peer to download from and nothing left to dial: ask the trackers again (backing off
+    // 10 s, 20 s, 40 s … up to 5 min; the tracker's own min interval is respected by announceNow)
+    if (
+      this.#state === "active" && !this.complete && this.#peers.size === 0 && this.#connecting === 0
+    ) {
+      if (now >= this.#nextStarvingAnnounce) {
+        this.#trackers?.announceNow();
+        this.#starvingBackoff = Math.min(300_000, this.#starvingBackoff * 2);
+        this.#nextStarvingAnnounce = now + this.#starvingBackoff;
+      }
+    } else {
+      this.#starvingBackoff = 5_000;
+      this.#nextStarvingAnnounce = now + 10_000;
+    }
     if (this.#resumeDirty && this.#opts.resumePath && now - this.#lastResumeSave > RESUME_SAVE_MS) {
       this.#resumeDirty = false;
       this.#lastResumeSave = now;
