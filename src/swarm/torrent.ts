@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { Bitfield } from "../bitfield.ts";
 import { bytesEqual } from "../_bytes.ts";
 import type { Metainfo } from "../metainfo.ts";
-import { PeerConnection, type PeerHandler } from "../peer.ts";
+import { PeerConnection, type PeerHandler, type PeerStream } from "../peer.ts";
+import { acceptConnection } from "../wire/mse.ts";
 import { Storage, type StorageError } from "../storage/storage.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
@@ -576,7 +577,18 @@ export class Torrent implements AsyncDisposable {
     const host = addr.hostname.startsWith("::ffff:") && addr.hostname.includes(".")
       ? addr.hostname.slice(7)
       : addr.hostname;
-    this.#attach(conn, addressKey(host, addr.port), true, host, addr.port);
+    // a plain handshake passes through; an encrypted one (MSE, as WebTorrent dials) is answered first
+    acceptConnection(conn, [this.meta.infoHash]).then(
+      ({ stream }) => {
+        if (this.#state === "stopped") stream.close?.();
+        else this.#attach(stream, addressKey(host, addr.port), true, host, addr.port);
+      },
+      () => {
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      },
+    );
   }
 
   #connectMore(): void {
@@ -633,7 +645,7 @@ export class Torrent implements AsyncDisposable {
     c.nextAttempt = Date.now() + Math.min(60_000, 1000 * 2 ** Math.min(c.failures - 1, 6));
   }
 
-  #attach(conn: Deno.Conn, key: string, incoming: boolean, host: string, port: number): void {
+  #attach(conn: PeerStream, key: string, incoming: boolean, host: string, port: number): void {
     const meta = this.meta;
     const peer = new PeerConnection(conn, {
       infoHash: meta.infoHash,
