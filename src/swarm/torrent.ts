@@ -156,7 +156,12 @@ export interface PeerInfo {
 const SNUB_MS = 60_000;
 const RECHOKE_TICKS = 10;
 const RESUME_SAVE_MS = 30_000;
-const UPLOAD_CACHE_PIECES = 16;
+/** Memory for whole pieces read from disk to serve uploads. */
+const UPLOAD_CACHE_BYTES = 32 * 1024 * 1024;
+/** Memory for pieces in progress (each holds a piece-sized buffer): bounds RSS whatever the swarm does. */
+const PARTIAL_BYTES = 48 * 1024 * 1024;
+/** Memory for complete pieces waiting for their hash check and write. */
+const PENDING_BYTES = 16 * 1024 * 1024;
 
 /** One torrent's swarm engine. */
 export class Torrent implements AsyncDisposable {
@@ -223,6 +228,7 @@ export class Torrent implements AsyncDisposable {
       pieceLength: options.meta.pieceLength,
       totalLength: options.meta.length,
       have: this.have,
+      maxPartial: Math.max(8, Math.floor(PARTIAL_BYTES / options.meta.pieceLength)),
     });
     this.#choker = new Choker();
     this.#blocksPerPiece = Math.ceil(options.meta.pieceLength / BLOCK_SIZE);
@@ -803,7 +809,8 @@ export class Torrent implements AsyncDisposable {
     const space = peer.queueDepth - peer.outstanding;
     // refill in batches: one pick per quarter of the pipeline, not one per block
     if (space <= 0 || (space < peer.queueDepth / 4 && peer.outstanding > 8)) return;
-    if (this.#picker.pendingCount > 32) return; // verification/writes are behind: do not buffer more
+    // verification/writes are behind: do not buffer more than ~16 MiB of finished pieces
+    if (this.#picker.pendingCount * this.meta.pieceLength > PENDING_BYTES) return;
     const bpp = this.#blocksPerPiece;
     let offered = peer.bitfield;
     if (e.rejected.size > 0) {
@@ -896,7 +903,9 @@ export class Torrent implements AsyncDisposable {
     if (!storage) return Promise.resolve(undefined);
     p = storage.readPiece(index).catch(() => undefined);
     this.#uploadCache.set(index, p);
-    if (this.#uploadCache.size > UPLOAD_CACHE_PIECES) {
+    if (
+      this.#uploadCache.size > Math.max(2, Math.floor(UPLOAD_CACHE_BYTES / this.meta.pieceLength))
+    ) {
       const oldest = this.#uploadCache.keys().next().value as number;
       this.#uploadCache.delete(oldest);
     }
