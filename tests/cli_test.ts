@@ -13,9 +13,9 @@ interface Result {
   stderr: string;
 }
 
-async function cli(args: string[], cwd?: string): Promise<Result> {
+async function cli(args: string[], cwd?: string, permissions = ["-A"]): Promise<Result> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...permissions, MAIN, ...args],
     stdout: "piped",
     stderr: "piped",
     ...(cwd ? { cwd } : {}),
@@ -94,6 +94,12 @@ Deno.test("info rejects each crafted bad torrent with one line and exit status 1
       file,
     );
   }
+});
+
+Deno.test("a missing Deno permission is reported with the flag to add", async () => {
+  const r = await cli(["info", join(FIXTURES, "real/mktorrent_single.torrent")], undefined, []);
+  assert.equal(r.code, 1);
+  assert.match(oneLine(r.stderr), /^seedbed: missing permission: .*--allow-read/);
 });
 
 Deno.test("info reads a magnet link", async () => {

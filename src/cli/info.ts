@@ -65,6 +65,7 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     bytes = await Deno.readFile(source);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw new Error(`cannot read ${source}: no such file`);
+    if (err instanceof Deno.errors.NotCapable) throw err; // reported with the flag to add
     throw new Error(`cannot read ${source}: ${(err as Error).message}`);
   }
   const meta = await parseMetainfo(bytes).catch((err) => {

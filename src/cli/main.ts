@@ -128,8 +128,11 @@ function report(err: unknown, io: CliIO): number {
     return EXIT.usage;
   }
   if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-    const flag = permissionFlag((err as Error).message);
-    io.stderr(`seedbed: missing permission: ${firstLine(err)}; run with ${flag} (or -A)\n`);
+    const message = firstLine(err);
+    const hint = /--allow-\w+/.test(message)
+      ? "(or -A for everything)"
+      : `run with ${permissionFlag(message)} (or -A)`;
+    io.stderr(`seedbed: missing permission: ${message} ${hint}\n`);
     return EXIT.failure;
   }
   io.stderr(`seedbed: ${firstLine(err)}\n`);
