@@ -1,5 +1,6 @@
 // The swarm benchmark (task bench:swarm): one torrent, one libtorrent seeder (high_performance_seed) found
-// through opentracker, leeched alternately by Seedbed, libtorrent and aria2; then Seedbed seeding to libtorrent.
+// through opentracker, leeched in turn by Seedbed, libtorrent and aria2 (the order rotates every run); then
+// Seedbed seeding to libtorrent against libtorrent-hps seeding to libtorrent.
 // Wall time from leecher start to exit (or to "done" for libtorrent), every byte compared, peak RSS sampled.
 //
 //   deno run -A bench/swarm.ts [--size MiB=1024] [--runs 3] [--leechers seedbed,libtorrent,aria2] [--no-seed]
@@ -152,7 +153,10 @@ try {
   log(`libtorrent-hps seeding on ${seeder.port}`);
 
   for (let run = 1; run <= RUNS; run++) {
-    for (const who of leechers) {
+    // rotate the order every run: whoever follows another download pays for its aftermath (the seeder's
+    // state, the kernel cleaning up 1 GiB), so each client takes each position in turn
+    const order = leechers.map((_, i) => leechers[(i + run - 1) % leechers.length]);
+    for (const who of order) {
       const dir = join(work, `${who}-${run}`);
       await Deno.mkdir(dir);
       const check = () => same(file, join(dir, "payload.bin"));

@@ -342,3 +342,22 @@ Deno.test("PeerConnections talk over real loopback sockets", async () => {
   await Promise.all([server.start(), client.start()]);
   assert.equal(await within(5000, "a have", have.promise), 5);
 });
+
+Deno.test("a late bitfield or have all only adds pieces, reported as haves (regression: aria2 sends them)", async () => {
+  const haves: number[] = [];
+  const { reason, peer } = await withRawPeer({
+    onHave: (p, i) => {
+      haves.push(i);
+      if (haves.length === geometry.pieceCount) p.close("test done");
+    },
+  }, async (send) => {
+    await send({ type: "havenone" });
+    await send({ type: "have", index: 2 });
+    await send({ type: "bitfield", bits: new Uint8Array([0b01100000, 0]) });
+    await send({ type: "haveall" });
+  });
+  assert.equal(reason, "test done");
+  assert.deepEqual(haves.slice(0, 2), [2, 1]);
+  assert.equal(new Set(haves).size, geometry.pieceCount);
+  assert.equal(peer.bitfield.full, true);
+});

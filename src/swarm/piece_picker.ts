@@ -19,8 +19,8 @@ const FREE = 0, REQUESTED = 1, RECEIVED = 2;
 export interface PartialPiece {
   /** Piece index. */
   readonly index: number;
-  /** The piece's bytes as blocks arrive. */
-  readonly buffer: Uint8Array<ArrayBuffer>;
+  /** The piece's bytes as blocks arrive (replaced when the buffer travels to a hashing thread and back). */
+  buffer: Uint8Array<ArrayBuffer>;
   /** State of each block (free, requested, received). */
   readonly state: Uint8Array;
   /** Outstanding requests per block (more than one only in endgame). */

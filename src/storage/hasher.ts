@@ -1,0 +1,86 @@
+/**
+ * SHA-1 of downloaded pieces on a worker thread, so hashing overlaps the network work of the main thread (Web
+ * Crypto's digest runs on the calling thread). Piece buffers are transferred to the worker and back, never copied.
+ * Falls back to hashing on the calling thread when workers are unavailable.
+ *
+ * @module
+ */
+
+interface Pending {
+  resolve(v: { digest: Uint8Array; buffer: Uint8Array<ArrayBuffer> }): void;
+  reject(e: unknown): void;
+}
+
+/** Hashes piece buffers one after another on a worker thread. */
+export class PieceHasher implements Disposable {
+  #worker: Worker | undefined;
+  #failed = false;
+  #next = 1;
+  readonly #pending = new Map<number, Pending>();
+
+  /**
+   * SHA-1 of the first `length` bytes of `buffer`. The buffer is transferred away while hashing: use the one
+   * returned.
+   *
+   * @param buffer A Uint8Array spanning its whole ArrayBuffer.
+   * @param length How many bytes to hash.
+   * @returns The digest and the buffer (the same memory, handed back).
+   */
+  hash(
+    buffer: Uint8Array<ArrayBuffer>,
+    length: number,
+  ): Promise<{ digest: Uint8Array; buffer: Uint8Array<ArrayBuffer> }> {
+    const worker = this.#ensure();
+    if (!worker || buffer.byteOffset !== 0 || buffer.byteLength !== buffer.buffer.byteLength) {
+      return crypto.subtle.digest("SHA-1", buffer.subarray(0, length)).then((d) => ({
+        digest: new Uint8Array(d),
+        buffer,
+      }));
+    }
+    const id = this.#next++;
+    const { promise, resolve, reject } = Promise.withResolvers<
+      { digest: Uint8Array; buffer: Uint8Array<ArrayBuffer> }
+    >();
+    this.#pending.set(id, { resolve, reject });
+    worker.postMessage({ id, buf: buffer.buffer, length }, [buffer.buffer]);
+    return promise;
+  }
+
+  #ensure(): Worker | undefined {
+    if (this.#worker || this.#failed) return this.#worker;
+    try {
+      const w = new Worker(new URL("./_hash_worker.ts", import.meta.url), { type: "module" });
+      w.onmessage = (e: MessageEvent<{ id: number; buf: ArrayBuffer; digest: ArrayBuffer }>) => {
+        const p = this.#pending.get(e.data.id);
+        this.#pending.delete(e.data.id);
+        p?.resolve({ digest: new Uint8Array(e.data.digest), buffer: new Uint8Array(e.data.buf) });
+      };
+      w.onerror = (e) => {
+        e.preventDefault();
+        this.#failed = true;
+        for (const p of this.#pending.values()) {
+          p.reject(new Error(`hash worker failed: ${e.message}`));
+        }
+        this.#pending.clear();
+        this.close();
+      };
+      this.#worker = w;
+    } catch {
+      this.#failed = true;
+    }
+    return this.#worker;
+  }
+
+  /** Stops the worker; pending hashes are rejected. */
+  close(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+    for (const p of this.#pending.values()) p.reject(new Error("hasher closed"));
+    this.#pending.clear();
+  }
+
+  /** Same as {@linkcode PieceHasher.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
