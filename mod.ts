@@ -104,3 +104,6 @@ export {
 } from "./src/tracker/tiers.ts";
 export { type PeerAddress } from "./src/tracker/compact.ts";
 export { TrackerServer, type TrackerServerOptions } from "./src/tracker/server.ts";
+export { announceUdp, scrapeUdp, type UdpTrackerOptions } from "./src/tracker/udp.ts";
+export { announceAny } from "./src/tracker/tiers.ts";
+export { type Datagram, openUdpSocket, type UdpSocket } from "./src/udp.ts";

@@ -13,6 +13,12 @@ import {
   type AnnounceResponse,
   TrackerError,
 } from "./http.ts";
+import { announceUdp } from "./udp.ts";
+
+/** Announces over HTTP(S) or UDP (BEP 15), by the URL's scheme. */
+export function announceAny(url: string, req: AnnounceRequest): Promise<AnnounceResponse> {
+  return url.startsWith("udp:") ? announceUdp(url, req) : httpAnnounce(url, req);
+}
 
 /** One tier as the seed's `trackers()` shows it. */
 export interface TrackerTierView {
@@ -60,7 +66,7 @@ export interface TrackerManagerOptions {
   onPeers: (peers: PeerAddress[], source: string) => void;
   /** Receives announce results and errors. */
   onEvent?: (e: TrackerEvent) => void;
-  /** The announce function (injectable for tests and other transports). @default {announce over HTTP} */
+  /** The announce function (injectable for tests and other transports). @default {announceAny (HTTP or UDP)} */
   announce?: (url: string, req: AnnounceRequest) => Promise<AnnounceResponse>;
   /** Peers to ask for. @default {80} */
   numwant?: number;
@@ -113,7 +119,7 @@ export class TrackerManager implements AsyncDisposable {
    */
   constructor(options: TrackerManagerOptions) {
     this.#o = options;
-    this.#announce = options.announce ?? httpAnnounce;
+    this.#announce = options.announce ?? announceAny;
     const random = options.random ?? Math.random;
     this.#tiers = options.announceList.filter((t) => t.length > 0).map((urls) => ({
       urls: shuffle([...new Set(urls)], random),
