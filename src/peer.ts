@@ -157,6 +157,7 @@ export class PeerConnection implements AsyncDisposable {
   /** the peer's requests not yet answered */
   readonly #incoming = new Set<number>();
   readonly #allowedFast = new Set<number>();
+  #duplicateRequests = 0;
   #downloaded = 0;
   #uploaded = 0;
   #lastReceived = Date.now();
@@ -504,7 +505,11 @@ export class PeerConnection implements AsyncDisposable {
           return this.#violation("too many outstanding requests");
         }
         if (this.#amChoking && !this.supportsFast) return; // ignored: we told it we choke
-        this.#incoming.add(this.#key(index, begin));
+        const key = this.#key(index, begin);
+        if (this.#incoming.has(key) && ++this.#duplicateRequests > 64) {
+          return this.#violation("request flood (the same blocks requested over and over)");
+        }
+        this.#incoming.add(key);
         this.#h.onRequest?.(this, index, begin, length);
         return;
       }
