@@ -408,3 +408,80 @@ Deno.test("a seeder dials a leecher that does not dial out (regression: seeds ne
     await cleanup();
   }
 });
+
+Deno.test("smart ban: when a piece mixed blocks from a liar and an honest peer, only the liar is banned", async () => {
+  const { root, seedDir, meta, cleanup } = await setup([{ path: "big.bin", length: 16 * PIECE }]);
+  try {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const liars: PeerConnection[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) {
+        const all = new Bitfield(meta.pieceCount);
+        all.setAll();
+        const liar = new PeerConnection(conn, {
+          infoHash: meta.infoHash,
+          peerId: new TextEncoder().encode("-XX0000-smartliar123"),
+          pieceCount: meta.pieceCount,
+          pieceLength: meta.pieceLength,
+          totalLength: meta.length,
+        }, {
+          onReady: (p) => p.sendBitfield(all),
+          onInterested: (p) => p.unchoke(),
+          onRequest: (p, index, begin, length) =>
+            p.sendPiece(index, begin, new Uint8Array(length).fill(0x66)),
+          onBlock() {},
+        });
+        liars.push(liar);
+        void liar.start();
+      }
+    })();
+    try {
+      await using seeder = await Client.open({
+        metainfo: meta,
+        basedir: seedDir,
+        host: "127.0.0.1",
+        resumeFile: false,
+      });
+      await using leecher = await Client.open({
+        metainfo: meta,
+        basedir: join(root, "leech"),
+        host: "127.0.0.1",
+        resumeFile: false,
+        queueDepth: 2, // both peers get blocks of the same pieces
+        state: "paused",
+      });
+      const closes: { address: string; reason: string }[] = [];
+      leecher.addEventListener("peerclose", (e) => closes.push(e.detail));
+      const liarAddress = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+      const seederAddress = `127.0.0.1:${seeder.port}`;
+      const both = Promise.all([
+        nextEvent<{ address: string }>(leecher, "peer", (d) => d.address === liarAddress),
+        nextEvent<{ address: string }>(leecher, "peer", (d) => d.address === seederAddress),
+      ]);
+      leecher.addPeer("127.0.0.1", (listener.addr as Deno.NetAddr).port);
+      leecher.addPeer("127.0.0.1", seeder.port);
+      await within(10_000, "both peers", both);
+      await leecher.start();
+      await within(30_000, "the download", leecher.done);
+      assert.ok(
+        await sameFiles(join(seedDir, "t"), join(root, "leech", "t"), [{
+          path: "big.bin",
+          length: 16 * PIECE,
+        }]),
+      );
+      const liarClose = closes.find((c) => c.address === liarAddress);
+      assert.ok(liarClose, `the liar was not dropped: ${JSON.stringify(closes)}`);
+      assert.match(liarClose.reason, /hash check/);
+      assert.ok(
+        !closes.some((c) => c.address === seederAddress && /hash check/.test(c.reason)),
+        "honest seeder blamed",
+      );
+    } finally {
+      listener.close();
+      await accepting;
+      for (const l of liars) await l[Symbol.asyncDispose]();
+    }
+  } finally {
+    await cleanup();
+  }
+});

@@ -31,6 +31,8 @@ export interface PartialPiece {
   free: number;
   /** Identifiers of the peers that sent blocks of this piece (to blame on a hash failure). */
   readonly senders: Set<number>;
+  /** Which peer sent each block (for smart ban: blaming the exact blocks once the piece is known good). */
+  readonly blockSenders: Int32Array;
 }
 
 /** A block to request: piece index, byte offset and length. */
@@ -276,6 +278,7 @@ export class PiecePicker {
     p.buffer.set(data, begin);
     p.received++;
     p.senders.add(sender);
+    p.blockSenders[b] = sender;
     if (p.received < p.state.length) return null;
     this.#partial.delete(index);
     this.#pending.add(index);
@@ -388,6 +391,7 @@ export class PiecePicker {
       received: 0,
       free: blocks,
       senders: new Set(),
+      blockSenders: new Int32Array(blocks),
     };
     this.#partial.set(index, p);
     return p;

@@ -115,7 +115,6 @@ interface PeerEntry {
   ready: boolean;
   availabilityAdded: boolean;
   snubbed: boolean;
-  hashfails: number;
   /** Pieces this peer rejected our requests for while unchoking us: not asked again until it unchokes anew. */
   rejected: Set<number>;
   rateDown: number;
@@ -155,6 +154,8 @@ export interface PeerInfo {
 }
 
 const SNUB_MS = 60_000;
+/** Failed pieces kept (a piece-sized copy each) until they pass, to find which peer lied. */
+const MAX_SUSPECT_PIECES = 8;
 const RECHOKE_TICKS = 10;
 const RESUME_SAVE_MS = 30_000;
 /** Memory for whole pieces read from disk to serve uploads. */
@@ -199,6 +200,7 @@ export class Torrent implements AsyncDisposable {
   #error: Error | undefined;
   #abort = new AbortController();
   #hashchecking = 0;
+  readonly #suspects = new Map<number, { data: Uint8Array; senders: Int32Array }>();
   #hasher = new PieceHasher();
   readonly #uploadedBlocks: Set<number> | undefined;
   #checkProgress = 0;
@@ -680,7 +682,6 @@ export class Torrent implements AsyncDisposable {
       ready: false,
       availabilityAdded: false,
       snubbed: false,
-      hashfails: 0,
       rejected: new Set(),
       rateDown: 0,
       rateUp: 0,
@@ -973,6 +974,7 @@ export class Torrent implements AsyncDisposable {
           this.#hashFailed(piece);
           continue;
         }
+        if (this.#suspects.size > 0) this.#smartBan(piece);
         const write = this.#write(storage, piece);
         this.#writes.add(write);
         write.finally(() => this.#writes.delete(write));
@@ -1005,18 +1007,54 @@ export class Torrent implements AsyncDisposable {
   }
 
   #hashFailed(piece: PartialPiece): void {
-    this.#picker.pieceFailed(piece);
     this.#emit("hashfail", { index: piece.index });
-    for (const e of this.#peers.values()) {
-      if (!piece.senders.has(e.id)) continue;
-      e.hashfails++;
-      // the only sender of a bad piece, or involved in several: ban it
-      if (piece.senders.size === 1 || e.hashfails >= 3) {
-        const c = this.#candidates.get(e.key);
-        if (c) c.banned = true;
-        e.conn.close(`sent data that failed the hash check for piece ${piece.index}`);
+    if (piece.senders.size === 1) {
+      // the only sender of a bad piece: ban it
+      for (const e of this.#peers.values()) {
+        if (piece.senders.has(e.id)) {
+          this.#ban(e, `sent data that failed the hash check for piece ${piece.index}`);
+        }
+      }
+    } else {
+      // several senders: keep the bad copy and who sent each block; once the piece passes, the blocks that
+      // differ name the liars (smart ban, as libtorrent does)
+      this.#suspects.set(piece.index, {
+        data: piece.buffer.slice(0, this.#picker.pieceSize(piece.index)),
+        senders: piece.blockSenders.slice(),
+      });
+      if (this.#suspects.size > MAX_SUSPECT_PIECES) {
+        this.#suspects.delete(this.#suspects.keys().next().value as number);
       }
     }
+    this.#picker.pieceFailed(piece);
+  }
+
+  /** A piece that once failed now passed: ban the senders of the blocks that were different. */
+  #smartBan(piece: PartialPiece): void {
+    const suspect = this.#suspects.get(piece.index);
+    if (!suspect) return;
+    this.#suspects.delete(piece.index);
+    const liars = new Set<number>();
+    for (let b = 0; b < suspect.senders.length; b++) {
+      const begin = b * BLOCK_SIZE, end = Math.min(begin + BLOCK_SIZE, suspect.data.length);
+      for (let i = begin; i < end; i++) {
+        if (suspect.data[i] !== piece.buffer[i]) {
+          liars.add(suspect.senders[b]);
+          break;
+        }
+      }
+    }
+    for (const e of this.#peers.values()) {
+      if (liars.has(e.id)) {
+        this.#ban(e, `sent blocks that failed the hash check for piece ${piece.index} (smart ban)`);
+      }
+    }
+  }
+
+  #ban(e: PeerEntry, reason: string): void {
+    const c = this.#candidates.get(e.key);
+    if (c) c.banned = true;
+    e.conn.close(reason);
   }
 
   #afterNewPiece(index: number): void {
