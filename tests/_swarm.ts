@@ -93,3 +93,16 @@ export function nextEvent<T>(
     target.addEventListener(type, listener);
   });
 }
+
+/** Two connected in-memory duplex streams: what one side writes, the other reads. */
+export function pipePair(): {
+  a: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> };
+  b: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> };
+} {
+  const ab = new TransformStream<Uint8Array, Uint8Array>();
+  const ba = new TransformStream<Uint8Array, Uint8Array>();
+  return {
+    a: { readable: ba.readable, writable: ab.writable },
+    b: { readable: ab.readable, writable: ba.writable },
+  };
+}

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Bitfield } from "../src/bitfield.ts";
 import { Client } from "../src/client.ts";
+import type { Metainfo } from "../src/metainfo.ts";
 import { PeerConnection } from "../src/peer.ts";
 import { TrackerServer } from "../src/tracker/server.ts";
 import { makeTorrent, nextEvent, sameFiles, type SpecFile, within } from "./_swarm.ts";
@@ -22,6 +23,41 @@ async function setup(files = FILES, announce?: string[][]) {
     ...(announce ? { announce } : {}),
   });
   return { root, seedDir, meta, bytes, cleanup: () => Deno.remove(root, { recursive: true }) };
+}
+
+/** A hostile seeder on 127.0.0.1: claims every piece and answers every request with `fill` bytes. */
+function startLiar(meta: Metainfo, fill: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const liars: PeerConnection[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      const all = new Bitfield(meta.pieceCount);
+      all.setAll();
+      const liar = new PeerConnection(conn, {
+        infoHash: meta.infoHash,
+        peerId: new TextEncoder().encode("-XX0000-liarliarliar"),
+        pieceCount: meta.pieceCount,
+        pieceLength: meta.pieceLength,
+        totalLength: meta.length,
+      }, {
+        onReady: (p) => p.sendBitfield(all),
+        onInterested: (p) => p.unchoke(),
+        onRequest: (p, index, begin, length) =>
+          p.sendPiece(index, begin, new Uint8Array(length).fill(fill)),
+        onBlock() {},
+      });
+      liars.push(liar);
+      void liar.start();
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+      for (const l of liars) await l[Symbol.asyncDispose]();
+    },
+  };
 }
 
 Deno.test("a seeder and a leecher transfer a multi-file torrent without a tracker", async () => {
@@ -272,31 +308,8 @@ Deno.test("stop then start again resumes without downloading anything twice", as
 Deno.test("a peer sending corrupt blocks causes a hash failure, is dropped, and the piece completes from another peer", async () => {
   const { root, seedDir, meta, cleanup } = await setup();
   try {
-    // a hostile seeder: claims every piece, answers every request with garbage
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const liars: PeerConnection[] = [];
-    const accepting = (async () => {
-      for await (const conn of listener) {
-        const all = new Bitfield(meta.pieceCount);
-        all.setAll();
-        const liar = new PeerConnection(conn, {
-          infoHash: meta.infoHash,
-          peerId: new TextEncoder().encode("-XX0000-liarliarliar"),
-          pieceCount: meta.pieceCount,
-          pieceLength: meta.pieceLength,
-          totalLength: meta.length,
-        }, {
-          onReady: (p) => p.sendBitfield(all),
-          onInterested: (p) => p.unchoke(),
-          onRequest: (p, index, begin, length) =>
-            p.sendPiece(index, begin, new Uint8Array(length).fill(0x55)),
-          onBlock() {},
-        });
-        liars.push(liar);
-        void liar.start();
-      }
-    })();
-    try {
+    await using liar = startLiar(meta, 0x55);
+    {
       await using leecher = await Client.open({
         metainfo: meta,
         basedir: join(root, "leech"),
@@ -305,7 +318,7 @@ Deno.test("a peer sending corrupt blocks causes a hash failure, is dropped, and 
       });
       const failed = nextEvent<{ index: number }>(leecher, "hashfail");
       const dropped = nextEvent<{ reason: string }>(leecher, "peerclose");
-      leecher.addPeer("127.0.0.1", (listener.addr as Deno.NetAddr).port);
+      leecher.addPeer("127.0.0.1", liar.port);
       await within(10_000, "a hash failure", failed);
       assert.match(
         (await within(10_000, "the liar dropped", dropped)).reason,
@@ -321,14 +334,8 @@ Deno.test("a peer sending corrupt blocks causes a hash failure, is dropped, and 
       await within(20_000, "the download from the honest seeder", leecher.done);
       assert.ok(await sameFiles(join(seedDir, "t"), join(root, "leech", "t"), FILES));
       assert.ok(
-        !leecher.peers.some((p) =>
-          p.address === `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`
-        ),
+        !leecher.peers.some((p) => p.address === `127.0.0.1:${liar.port}`),
       );
-    } finally {
-      listener.close();
-      await accepting;
-      for (const l of liars) await l[Symbol.asyncDispose]();
     }
   } finally {
     await cleanup();
@@ -412,30 +419,8 @@ Deno.test("a seeder dials a leecher that does not dial out (regression: seeds ne
 Deno.test("smart ban: when a piece mixed blocks from a liar and an honest peer, only the liar is banned", async () => {
   const { root, seedDir, meta, cleanup } = await setup([{ path: "big.bin", length: 16 * PIECE }]);
   try {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const liars: PeerConnection[] = [];
-    const accepting = (async () => {
-      for await (const conn of listener) {
-        const all = new Bitfield(meta.pieceCount);
-        all.setAll();
-        const liar = new PeerConnection(conn, {
-          infoHash: meta.infoHash,
-          peerId: new TextEncoder().encode("-XX0000-smartliar123"),
-          pieceCount: meta.pieceCount,
-          pieceLength: meta.pieceLength,
-          totalLength: meta.length,
-        }, {
-          onReady: (p) => p.sendBitfield(all),
-          onInterested: (p) => p.unchoke(),
-          onRequest: (p, index, begin, length) =>
-            p.sendPiece(index, begin, new Uint8Array(length).fill(0x66)),
-          onBlock() {},
-        });
-        liars.push(liar);
-        void liar.start();
-      }
-    })();
-    try {
+    await using liar = startLiar(meta, 0x66);
+    {
       await using seeder = await Client.open({
         metainfo: meta,
         basedir: seedDir,
@@ -452,13 +437,13 @@ Deno.test("smart ban: when a piece mixed blocks from a liar and an honest peer, 
       });
       const closes: { address: string; reason: string }[] = [];
       leecher.addEventListener("peerclose", (e) => closes.push(e.detail));
-      const liarAddress = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+      const liarAddress = `127.0.0.1:${liar.port}`;
       const seederAddress = `127.0.0.1:${seeder.port}`;
       const both = Promise.all([
         nextEvent<{ address: string }>(leecher, "peer", (d) => d.address === liarAddress),
         nextEvent<{ address: string }>(leecher, "peer", (d) => d.address === seederAddress),
       ]);
-      leecher.addPeer("127.0.0.1", (listener.addr as Deno.NetAddr).port);
+      leecher.addPeer("127.0.0.1", liar.port);
       leecher.addPeer("127.0.0.1", seeder.port);
       await within(10_000, "both peers", both);
       await leecher.start();
@@ -476,10 +461,6 @@ Deno.test("smart ban: when a piece mixed blocks from a liar and an honest peer, 
         !closes.some((c) => c.address === seederAddress && /hash check/.test(c.reason)),
         "honest seeder blamed",
       );
-    } finally {
-      listener.close();
-      await accepting;
-      for (const l of liars) await l[Symbol.asyncDispose]();
     }
   } finally {
     await cleanup();

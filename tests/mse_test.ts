@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { concat, fromHex, toHex, utf8 } from "../src/_bytes.ts";
 import { acceptConnection, Rc4 } from "../src/wire/mse.ts";
 import { encodeHandshake } from "../src/wire/handshake.ts";
+import { pipePair } from "./_swarm.ts";
 
 // An MSE initiator written from the spec, to drive the responder: Ya + pad, then req1, req2^req3, and the
 // RC4-encrypted VC / crypto_provide / pad / initial payload.
@@ -17,15 +18,6 @@ const big = (x: Uint8Array) => BigInt("0x" + toHex(x));
 const bytes96 = (n: bigint) => fromHex(n.toString(16).padStart(192, "0"))!;
 const sha1 = async (...p: Uint8Array[]) =>
   new Uint8Array(await crypto.subtle.digest("SHA-1", concat(p)));
-
-function pipePair() {
-  const ab = new TransformStream<Uint8Array, Uint8Array>();
-  const ba = new TransformStream<Uint8Array, Uint8Array>();
-  return {
-    a: { readable: ba.readable, writable: ab.writable },
-    b: { readable: ab.readable, writable: ba.writable },
-  };
-}
 
 async function initiate(
   side: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> },

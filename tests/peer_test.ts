@@ -3,7 +3,7 @@ import { Bitfield } from "../src/bitfield.ts";
 import { PeerConnection, type PeerConnectionOptions, type PeerHandler } from "../src/peer.ts";
 import { encodeHandshake } from "../src/wire/handshake.ts";
 import { encodeMessage, type PeerMessage } from "../src/wire/messages.ts";
-import { within } from "./_swarm.ts";
+import { pipePair, within } from "./_swarm.ts";
 
 const INFO = new Uint8Array(20).fill(7);
 const BLOCK = 16384;
@@ -11,15 +11,6 @@ const geometry = { pieceCount: 10, pieceLength: 2 * BLOCK, totalLength: 9 * 2 * 
 
 function opts(id: number, extra: Partial<PeerConnectionOptions> = {}): PeerConnectionOptions {
   return { infoHash: INFO, peerId: new Uint8Array(20).fill(id), ...geometry, ...extra };
-}
-
-function pipePair() {
-  const ab = new TransformStream<Uint8Array, Uint8Array>();
-  const ba = new TransformStream<Uint8Array, Uint8Array>();
-  return {
-    a: { readable: ba.readable, writable: ab.writable },
-    b: { readable: ab.readable, writable: ba.writable },
-  };
 }
 
 /** A PeerConnection facing a scripted raw peer that writes bytes we choose. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concat } from "../src/_bytes.ts";
 import { allowedFastSet } from "../src/wire/allowed_fast.ts";
 import { decodeExtensionHandshake, encodeExtensionHandshake } from "../src/wire/extension.ts";
 import { FrameDecoder, FrameParser } from "../src/wire/frame_decoder.ts";
@@ -26,17 +27,7 @@ const ALL: PeerMessage[] = [
   { type: "unknown", id: 99, payload: new Uint8Array([7]) },
 ];
 
-const stream = () => {
-  const parts = ALL.map(encodeMessage);
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-};
+const stream = () => concat(ALL.map(encodeMessage));
 
 async function decodeChunks(chunks: Uint8Array[], max?: number): Promise<PeerMessage[]> {
   return await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(new FrameDecoder(max)));
