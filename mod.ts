@@ -107,3 +107,12 @@ export { TrackerServer, type TrackerServerOptions } from "./src/tracker/server.t
 export { announceUdp, scrapeUdp, type UdpTrackerOptions } from "./src/tracker/udp.ts";
 export { announceAny } from "./src/tracker/tiers.ts";
 export { type Datagram, openUdpSocket, type UdpSocket } from "./src/udp.ts";
+export { fetchMetadata, type FetchMetadataOptions } from "./src/swarm/metadata_fetcher.ts";
+export { torrentFromMetadata } from "./src/magnet.ts";
+export {
+  decodeMetadataMessage,
+  encodeMetadataMessage,
+  MAX_METADATA_SIZE,
+  type MetadataMessage,
+} from "./src/wire/metadata.ts";
+export { acceptConnection, type AcceptedConnection } from "./src/wire/mse.ts";

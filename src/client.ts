@@ -6,7 +6,9 @@
 
 import { isAbsolute, join, resolve } from "node:path";
 import { randomBytes } from "./_bytes.ts";
+import { type MagnetLink, parseMagnet, torrentFromMetadata } from "./magnet.ts";
 import { type Metainfo, parseMetainfo } from "./metainfo.ts";
+import { fetchMetadata } from "./swarm/metadata_fetcher.ts";
 import type { PieceCacheIndex } from "./storage/storage.ts";
 import { type PeerInfo, Torrent, type TorrentEvents, type TorrentState } from "./swarm/torrent.ts";
 import type { TrackerTierView } from "./tracker/tiers.ts";
@@ -44,7 +46,7 @@ export function makePeerId(): Uint8Array {
 /** Initial state, as in the seed: started (default), paused or stopped. */
 export type InitialState = "started" | "paused" | "stopped";
 
-/** Options for {@linkcode Client}; exactly one of `path`, `torrent` or `metainfo` is required. */
+/** Options for {@linkcode Client}; exactly one of `path`, `torrent`, `metainfo` or `magnet` is required. */
 export interface ClientOptions {
   /** Path to a .torrent file. */
   path?: string;
@@ -52,6 +54,16 @@ export interface ClientOptions {
   torrent?: Uint8Array;
   /** An already parsed torrent. */
   metainfo?: Metainfo;
+  /**
+   * A magnet link (BEP 9): the info dictionary is fetched from the link's peers (`x.pe`) and trackers (`tr`)
+   * first, verified against the info hash, then the download proceeds as for a .torrent.
+   */
+  magnet?: string | MagnetLink;
+  /**
+   * How long to look for the metadata of a magnet link.
+   * @default {120000}
+   */
+  metadataTimeoutMs?: number;
   /**
    * Directory all data is stored in / read from; multi-file torrents get a folder below it.
    * @default {Deno.cwd()}
@@ -180,6 +192,8 @@ export class Client extends EventTarget implements AsyncDisposable {
   #listener: Deno.Listener | undefined;
   #acceptLoop: Promise<void> | undefined;
   #closed = false;
+  readonly #abort = new AbortController();
+  #torrentBytes: Uint8Array | undefined;
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
   /**
@@ -193,8 +207,8 @@ export class Client extends EventTarget implements AsyncDisposable {
    */
   constructor(options: ClientOptions) {
     super();
-    if (!options.path && !options.torrent && !options.metainfo) {
-      throw new TypeError("Client needs one of path, torrent or metainfo");
+    if (!options.path && !options.torrent && !options.metainfo && !options.magnet) {
+      throw new TypeError("Client needs one of path, torrent, metainfo or magnet");
     }
     this.#options = options;
     this.#peerId = options.peerId ?? makePeerId();
@@ -233,8 +247,31 @@ export class Client extends EventTarget implements AsyncDisposable {
 
   async #init(): Promise<void> {
     const o = this.#options;
-    const meta = o.metainfo ??
-      await parseMetainfo(o.torrent ?? await Deno.readFile(o.path!));
+    let meta: Metainfo;
+    let magnetPeers: { host: string; port: number }[] = [];
+    if (o.magnet) {
+      // a magnet link: listen first (the port is told to trackers and peers), then fetch the info dictionary
+      const link = typeof o.magnet === "string" ? parseMagnet(o.magnet) : o.magnet;
+      this.#listener = listen(o.host, o.port ?? 0);
+      this.#acceptLoop = this.#accept(this.#listener);
+      magnetPeers = link.peers;
+      const info = await fetchMetadata({
+        infoHash: link.infoHash,
+        peerId: this.#peerId,
+        port: this.port,
+        peers: [...link.peers, ...(o.peers ?? [])],
+        trackers: link.trackers.map((t) => [t]),
+        signal: this.#abort.signal,
+        ...(o.metadataTimeoutMs ? { timeoutMs: o.metadataTimeoutMs } : {}),
+      });
+      this.#torrentBytes = torrentFromMetadata(info, link.trackers);
+      meta = await parseMetainfo(this.#torrentBytes);
+    } else if (o.metainfo) {
+      meta = o.metainfo;
+    } else {
+      this.#torrentBytes = o.torrent ?? await Deno.readFile(o.path!);
+      meta = await parseMetainfo(this.#torrentBytes);
+    }
     this.#meta = meta;
     const resumeFile = o.resumeFile === false
       ? undefined
@@ -258,11 +295,13 @@ export class Client extends EventTarget implements AsyncDisposable {
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
     });
     this.#torrent = torrent;
-    this.#listener = listen(o.host, o.port ?? 0);
-    this.#acceptLoop = this.#accept(this.#listener);
+    if (!this.#listener) {
+      this.#listener = listen(o.host, o.port ?? 0);
+      this.#acceptLoop = this.#accept(this.#listener);
+    }
     await torrent.open();
     if (this.#closed) return;
-    for (const p of o.peers ?? []) torrent.addPeer(p.host, p.port);
+    for (const p of [...magnetPeers, ...(o.peers ?? [])]) torrent.addPeer(p.host, p.port);
     const state = o.state ?? "started";
     if (state === "started") torrent.start();
     else if (state === "paused") torrent.pause();
@@ -463,6 +502,11 @@ export class Client extends EventTarget implements AsyncDisposable {
 
   // ------------------------------------------------------------ beyond the seed
 
+  /** The .torrent file's bytes (built from the fetched metadata for a magnet link); save it to skip the fetch next time. */
+  get torrentFile(): Uint8Array {
+    return this.#torrentBytes ?? torrentFromMetadata(this.#m().info, this.#m().announceList.flat());
+  }
+
   /** The parsed torrent. */
   get metainfo(): Metainfo {
     return this.#m();
@@ -509,6 +553,7 @@ export class Client extends EventTarget implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#abort.abort();
     try {
       await this.ready;
     } catch {

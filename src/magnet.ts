@@ -4,7 +4,8 @@
  * @module
  */
 
-import { fromHex, toHex } from "./_bytes.ts";
+import { concat, fromHex, toHex, utf8 } from "./_bytes.ts";
+import { encode } from "./bencode.ts";
 
 /** A parsed magnet link. */
 export interface MagnetLink {
@@ -186,4 +187,32 @@ export function formatMagnet(
   }
   if (link.selectOnly && link.selectOnly.length > 0) parts.push(`so=${link.selectOnly.join(",")}`);
   return `magnet:?${parts.join("&")}`;
+}
+
+/**
+ * Builds .torrent bytes around an info dictionary fetched for a magnet link, keeping its bytes exactly (so the
+ * info hash stays the same) and listing the link's trackers, one tier each.
+ *
+ * @example Wrap an info dictionary
+ * ```ts
+ * import { torrentFromMetadata } from "./magnet.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const info = new TextEncoder().encode("d6:lengthi1e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae");
+ * const bytes = torrentFromMetadata(info, ["http://t/announce"]);
+ * assert.match(new TextDecoder().decode(bytes), /^d8:announce17:http:\/\/t\/announce13:announce-listll/);
+ * ```
+ *
+ * @param info The raw bencoded info dictionary.
+ * @param trackers Tracker URLs.
+ * @returns The .torrent file's bytes.
+ */
+export function torrentFromMetadata(
+  info: Uint8Array,
+  trackers: readonly string[] = [],
+): Uint8Array {
+  const head = encode(
+    trackers.length > 0 ? { announce: trackers[0], "announce-list": trackers.map((t) => [t]) } : {},
+  );
+  return concat([head.subarray(0, head.length - 1), utf8("4:info"), info, utf8("e")]);
 }

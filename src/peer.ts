@@ -52,7 +52,7 @@ export interface PeerConnectionOptions {
   infoHash: Uint8Array;
   /** Our peer id. */
   peerId: Uint8Array;
-  /** Pieces in the torrent. */
+  /** Pieces in the torrent; 0 while unknown (a metadata-only connection for a magnet link). */
   pieceCount: number;
   /** Bytes per piece. */
   pieceLength: number;
@@ -474,6 +474,11 @@ export class PeerConnection implements AsyncDisposable {
     const n = f.length - 1;
     const u32 = (o: number) => ((f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) >>> 0;
     const count = this.#opts.pieceCount;
+    // metadata-only connections (magnet links: the torrent's size is not known yet) ignore piece information
+    if (
+      count === 0 && id !== MessageId.extended && id !== MessageId.piece && id !== MessageId.port &&
+      id > 3
+    ) return;
     switch (id) {
       case MessageId.piece: {
         if (n < 8) return this.#violation("short piece message");

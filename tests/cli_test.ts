@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Client } from "../src/client.ts";
+import { formatMagnet } from "../src/magnet.ts";
+import { parseMetainfo } from "../src/metainfo.ts";
 import { makeTorrent, sameFiles, type SpecFile, within } from "./_swarm.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -298,6 +300,47 @@ Deno.test("SIGINT stops with exit 130 and keeps what was downloaded; the same co
     );
     assert.ok(ready.have >= firstPieces, `resumed with ${ready.have} pieces`);
     assert.ok(await sameFiles(join(root, "seed", "pack"), join(leech, "pack"), FILES));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a magnet link downloads from the command line, and --save-torrent keeps the fetched metadata", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const { meta } = await makeTorrent(join(root, "seed"), "pack", FILES, { pieceLength: 16384 });
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "seed"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const magnet = formatMagnet({
+      infoHash: meta.infoHash,
+      name: "pack",
+      peers: [{ host: "127.0.0.1", port: seeder.port }],
+    });
+    const saved = join(root, "saved.torrent");
+    const r = await cli([
+      magnet,
+      "-o",
+      join(root, "leech"),
+      "-p",
+      "0",
+      "--save-torrent",
+      saved,
+      "-s",
+      "2",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Fetching the torrent's metadata/);
+    assert.equal((await parseMetainfo(await Deno.readFile(saved))).infoHashHex, meta.infoHashHex);
+    // -s 2 selected one.bin only (files in torrent order: dir/three.bin, one.bin, two.bin)
+    assert.ok(await sameFiles(join(root, "seed", "pack"), join(root, "leech", "pack"), [FILES[0]]));
+    await assert.rejects(Deno.stat(join(root, "leech", "pack", "two.bin")), Deno.errors.NotFound);
+    const bad = await cli(["magnet:?xt=urn:btih:1234"]);
+    assert.equal(bad.code, 1);
+    assert.match(oneLine(bad.stderr), /Invalid magnet link/);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { Client } from "../client.ts";
 import type { Metainfo } from "../metainfo.ts";
 import { parseMetainfo } from "../metainfo.ts";
+import { parseMagnet } from "../magnet.ts";
 import { formatBytes, formatDuration, ProgressLine } from "./progress.ts";
 
 /** Where the CLI writes; tests capture it. */
@@ -38,7 +39,7 @@ export class UsageError extends Error {
   }
 }
 
-const DOWNLOAD_HELP = `Usage: seedbed [download] <file.torrent> [options]
+const DOWNLOAD_HELP = `Usage: seedbed [download] <file.torrent|magnet-link> [options]
        seedbed seed <file.torrent> [options]
 
 Download (or seed) a torrent. Downloading exits 0 once every selected piece is verified on disk
@@ -50,6 +51,7 @@ Options:
   -s, --select LIST      download only these files, e.g. 1-3,7 (numbers from --list)
   -l, --list             list the torrent's files with their numbers and exit
       --peer HOST:PORT   connect to this peer (repeatable; IPv6 as [::1]:6881)
+      --save-torrent F   write the .torrent (for a magnet link: the fetched metadata) to F
       --no-trackers      do not announce to the torrent's trackers
       --keep-seeding     keep seeding after the download completes (until Ctrl-C)
       --max-peers N      most connected peers (default: 50)
@@ -105,6 +107,15 @@ export function parsePeerAddress(text: string): { host: string; port: number } {
   return { host: m[1], port };
 }
 
+function listFiles(
+  meta: Metainfo,
+  io: { stdout(t: string): void; stderr(t: string): void },
+): number {
+  io.stderr(`${meta.displayName} (${formatBytes(meta.length)}, ${meta.files.length} files)\n`);
+  io.stdout(formatFileList(meta) + "\n");
+  return EXIT.ok;
+}
+
 /** Lists the files of a torrent, numbered from 1, for `--list`. */
 export function formatFileList(meta: Metainfo): string {
   const width = String(meta.files.length).length;
@@ -136,6 +147,7 @@ export async function runDownload(
       select: { type: "string", short: "s" },
       list: { type: "boolean", short: "l" },
       peer: { type: "string", multiple: true },
+      "save-torrent": { type: "string" },
       "no-trackers": { type: "boolean" },
       "keep-seeding": { type: "boolean" },
       "max-peers": { type: "string" },
@@ -156,10 +168,10 @@ export async function runDownload(
     );
   }
   const source = positionals[0];
-  if (source.startsWith("magnet:")) {
-    throw new Error(
-      "magnet links are not supported yet: download the .torrent file and pass its path",
-    );
+  // a magnet link is checked now (a clear error, exit 1) and its metadata fetched once the client runs
+  const magnet = /^magnet:/i.test(source) ? (parseMagnet(source), source) : undefined;
+  if (magnet && mode === "seed") {
+    throw new UsageError("seed needs a .torrent file, not a magnet link");
   }
   const port = values.port === undefined ? 6881 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -171,29 +183,30 @@ export async function runDownload(
   }
   const peers = (values.peer ?? []).map(parsePeerAddress);
 
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(source);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new Error(`cannot read ${source}: no such file`);
-    throw err;
+  let meta: Metainfo | undefined;
+  if (!magnet) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(source);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new Error(`cannot read ${source}: no such file`);
+      }
+      throw err;
+    }
+    try {
+      meta = await parseMetainfo(bytes);
+    } catch (err) {
+      throw new Error(`cannot read ${source}: ${(err as Error).message}`);
+    }
+    if (values.list) return listFiles(meta, io);
   }
-  let meta: Metainfo;
-  try {
-    meta = await parseMetainfo(bytes);
-  } catch (err) {
-    throw new Error(`cannot read ${source}: ${(err as Error).message}`);
-  }
-  if (values.list) {
-    io.stderr(`${meta.displayName} (${formatBytes(meta.length)}, ${meta.files.length} files)\n`);
-    io.stdout(formatFileList(meta) + "\n");
-    return EXIT.ok;
-  }
-  let priorities: number[] | undefined;
-  if (values.select !== undefined) {
-    const selected = parseSelection(values.select, meta.files.length);
-    priorities = meta.files.map((_, i) => selected.has(i) ? 1 : 0);
-  }
+  const selectionFor = (m: Metainfo) => {
+    if (values.select === undefined) return undefined;
+    const selected = parseSelection(values.select, m.files.length);
+    return m.files.map((_, i) => selected.has(i) ? 1 : 0);
+  };
+  const priorities = meta ? selectionFor(meta) : undefined;
   const json = values.json ?? false;
   const quiet = values.quiet ?? false;
   const keepSeeding = mode === "seed" || (values["keep-seeding"] ?? false);
@@ -203,8 +216,13 @@ export async function runDownload(
   const emit = (event: string, data: Record<string, unknown> = {}) => {
     if (json) io.stdout(JSON.stringify({ event, time: new Date().toISOString(), ...data }) + "\n");
   };
+  if (magnet && !values.quiet) {
+    io.stderr("Fetching the torrent's metadata from the magnet link's peers and trackers\n");
+  }
   const client = new Client({
-    metainfo: meta,
+    ...(meta ? { metainfo: meta } : { magnet: magnet! }),
+    // a magnet download starts paused when files must be selected or listed first
+    ...(magnet && (values.select !== undefined || values.list) ? { state: "paused" as const } : {}),
     basedir: dir,
     port,
     maxPeers,
@@ -252,6 +270,21 @@ export async function runDownload(
       io.stderr("\nseedbed: interrupted\n");
       emit("interrupted");
       return EXIT.interrupted;
+    }
+    if (!meta) {
+      meta = client.metainfo;
+      if (values["save-torrent"]) await Deno.writeFile(values["save-torrent"], client.torrentFile);
+      if (values.list) {
+        await client.close();
+        return listFiles(meta, io);
+      }
+      const wanted = selectionFor(meta);
+      if (wanted) {
+        for (let i = 0; i < wanted.length; i++) if (wanted[i] === 0) await client.setPriority(i, 0);
+        await client.start();
+      }
+    } else if (values["save-torrent"]) {
+      await Deno.writeFile(values["save-torrent"], client.torrentFile);
     }
     emit("ready", {
       name: meta.name,

@@ -61,17 +61,19 @@ export interface BackendFile {
   truncate(size: number): Promise<void>;
   /** Flushes data to the device. */
   sync(): Promise<void>;
-  /** Closes the file. */
-  close(): void;
+  /** Closes the file (after the operations already queued on it). */
+  close(): void | Promise<void>;
 }
 
 /** The default backend, on `Deno.open` with one operation at a time per file (seek + read/write). */
 export const denoBackend: FileBackend = {
   async open(path, write) {
-    const file = await Deno.open(
-      path,
-      write ? { read: true, write: true, create: true } : { read: true },
-    );
+    const options = write ? { read: true, write: true, create: true } : { read: true };
+    // A handle evicted from storage's cache may still have operations queued, or be picked up again by an
+    // operation that fetched it just before: closing only drops the descriptor, and the next operation
+    // (queued in order after the close) reopens the file.
+    let file: Deno.FsFile | undefined = await Deno.open(path, options);
+    const fd = async () => file ??= await Deno.open(path, options);
     let chain: Promise<unknown> = Promise.resolve();
     const serial = <T>(op: () => Promise<T>): Promise<T> => {
       const p = chain.then(op, op);
@@ -81,10 +83,11 @@ export const denoBackend: FileBackend = {
     return {
       read: (buffer, position) =>
         serial(async () => {
-          await file.seek(position, Deno.SeekMode.Start);
+          const f = await fd();
+          await f.seek(position, Deno.SeekMode.Start);
           let done = 0;
           while (done < buffer.length) {
-            const n = await file.read(buffer.subarray(done));
+            const n = await f.read(buffer.subarray(done));
             if (n === null) break;
             done += n;
           }
@@ -92,13 +95,19 @@ export const denoBackend: FileBackend = {
         }),
       write: (data, position) =>
         serial(async () => {
-          await file.seek(position, Deno.SeekMode.Start);
+          const f = await fd();
+          await f.seek(position, Deno.SeekMode.Start);
           let done = 0;
-          while (done < data.length) done += await file.write(data.subarray(done));
+          while (done < data.length) done += await f.write(data.subarray(done));
         }),
-      truncate: (size) => serial(() => file.truncate(size)),
-      sync: () => serial(() => file.syncData()),
-      close: () => file.close(),
+      truncate: (size) => serial(async () => await (await fd()).truncate(size)),
+      sync: () => serial(async () => await (await fd()).syncData()),
+      close: () =>
+        serial(() => {
+          file?.close();
+          file = undefined;
+          return Promise.resolve();
+        }),
     };
   },
   async stat(path) {
@@ -528,13 +537,13 @@ export class Storage implements AsyncDisposable {
     this.#closed = true;
     for (const f of this.#open.values()) {
       try {
-        (await f).handle.close();
+        await (await f).handle.close();
       } catch { /* never opened */ }
     }
     this.#open.clear();
     if (this.#partFile) {
       try {
-        (await this.#partFile).close();
+        await (await this.#partFile).close();
       } catch { /* never opened */ }
       this.#partFile = undefined;
     }

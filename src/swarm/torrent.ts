@@ -14,6 +14,12 @@ import { bytesEqual } from "../_bytes.ts";
 import type { Metainfo } from "../metainfo.ts";
 import { PeerConnection, type PeerHandler, type PeerStream } from "../peer.ts";
 import { acceptConnection } from "../wire/mse.ts";
+import {
+  decodeMetadataMessage,
+  encodeMetadataMessage,
+  METADATA_PIECE,
+  UT_METADATA_ID,
+} from "../wire/metadata.ts";
 import { PieceHasher } from "../storage/hasher.ts";
 import { Storage, type StorageError } from "../storage/storage.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
@@ -115,8 +121,8 @@ interface PeerEntry {
   ready: boolean;
   availabilityAdded: boolean;
   snubbed: boolean;
-  /** Pieces this peer rejected our requests for while unchoking us: not asked again until it unchokes anew. */
-  rejected: Set<number>;
+  /** Pieces this peer rejected while unchoking us → until when (ms) we do not ask it for them again. */
+  rejected: Map<number, number>;
   rateDown: number;
   rateUp: number;
   lastDown: number;
@@ -154,6 +160,8 @@ export interface PeerInfo {
 }
 
 const SNUB_MS = 60_000;
+/** How long a piece a peer rejected is not asked of that peer again. */
+const REJECT_BACKOFF_MS = 10_000;
 /** Failed pieces kept (a piece-sized copy each) until they pass, to find which peer lied. */
 const MAX_SUSPECT_PIECES = 8;
 const RECHOKE_TICKS = 10;
@@ -666,7 +674,13 @@ export class Torrent implements AsyncDisposable {
       pieceLength: meta.pieceLength,
       totalLength: meta.length,
       queueDepth: this.#opts.queueDepth ?? 768,
-      extensionHandshake: { v: "Seedbed 0.1.0", p: this.#port(), reqq: 500 },
+      extensionHandshake: {
+        v: "Seedbed 0.1.0",
+        p: this.#port(),
+        reqq: 500,
+        m: { ut_metadata: UT_METADATA_ID },
+        metadata_size: meta.info.length,
+      },
       remoteAddress: { host, port },
       signal: this.#abort.signal,
     }, this.#handler);
@@ -682,7 +696,7 @@ export class Torrent implements AsyncDisposable {
       ready: false,
       availabilityAdded: false,
       snubbed: false,
-      rejected: new Set(),
+      rejected: new Map(),
       rateDown: 0,
       rateUp: 0,
       lastDown: 0,
@@ -765,17 +779,50 @@ export class Torrent implements AsyncDisposable {
       const e = this.#entry(peer);
       if (!e) return;
       this.#forget(e, index, begin);
-      if (!peer.peerChoking) e.rejected.add(index);
+      // a peer that unchokes us but rejects: do not ask it for this piece for a while (it may be out of its reach,
+      // or it serves each piece only once); other peers can provide it meanwhile
+      if (!peer.peerChoking) e.rejected.set(index, Date.now() + REJECT_BACKOFF_MS);
       this.#fillRequests(e);
     },
     onInterested: (peer) => {
       if (this.#state !== "active" || !peer.amChoking) return;
       if (this.#choker.hasFreeSlot(this.#unchokedCount())) peer.unchoke();
     },
+    onExtended: (peer, id, payload) => {
+      if (id === UT_METADATA_ID) this.#onMetadataMessage(peer, payload);
+    },
     onBlock: (peer, index, begin, data) => this.#onBlock(peer, index, begin, data),
     onRequest: (peer, index, begin, length) => this.#onRequest(peer, index, begin, length),
     onClose: (peer, reason) => this.#onClose(peer, reason),
   };
+
+  /** BEP 9: serve our info dictionary to peers that came with a magnet link. */
+  #onMetadataMessage(peer: PeerConnection, payload: Uint8Array): void {
+    let m;
+    try {
+      m = decodeMetadataMessage(payload);
+    } catch (err) {
+      return peer.close(`protocol violation: ${(err as Error).message}`);
+    }
+    if (m.type !== "request") return;
+    const remoteId = peer.remoteExtensions?.m["ut_metadata"];
+    if (!remoteId) return;
+    const info = this.meta.info;
+    const begin = m.piece * METADATA_PIECE;
+    if (begin >= info.length) {
+      peer.sendExtended(remoteId, encodeMetadataMessage({ type: "reject", piece: m.piece }));
+      return;
+    }
+    peer.sendExtended(
+      remoteId,
+      encodeMetadataMessage({
+        type: "data",
+        piece: m.piece,
+        totalSize: info.length,
+        data: info.subarray(begin, begin + METADATA_PIECE),
+      }),
+    );
+  }
 
   #forget(e: PeerEntry, index: number, begin: number): void {
     if (e.requests.delete(index * this.#blocksPerPiece + begin / BLOCK_SIZE)) {
@@ -819,8 +866,12 @@ export class Torrent implements AsyncDisposable {
     const bpp = this.#blocksPerPiece;
     let offered = peer.bitfield;
     if (e.rejected.size > 0) {
+      const now = Date.now();
       offered = peer.bitfield.clone();
-      for (const i of e.rejected) offered.clear(i);
+      for (const [i, until] of e.rejected) {
+        if (until <= now) e.rejected.delete(i);
+        else offered.clear(i);
+      }
     }
     const blocks = this.#picker.pick(
       offered,

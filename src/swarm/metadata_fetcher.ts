@@ -1,0 +1,224 @@
+/**
+ * Fetching a torrent's info dictionary from peers (BEP 9), for magnet links: peers from the link (`x.pe`) and its
+ * trackers are dialed, the metadata is requested in 16 KiB pieces from every peer that offers it, and the result
+ * is accepted only if its SHA-1 is the info hash. Size-capped and time-bounded.
+ *
+ * @module
+ */
+
+import { bytesEqual, concat, sha1 } from "../_bytes.ts";
+import { PeerConnection } from "../peer.ts";
+import type { PeerAddress } from "../tracker/compact.ts";
+import { TrackerManager } from "../tracker/tiers.ts";
+import {
+  decodeMetadataMessage,
+  encodeMetadataMessage,
+  MAX_METADATA_SIZE,
+  METADATA_PIECE,
+  UT_METADATA_ID,
+} from "../wire/metadata.ts";
+
+/** Options for {@linkcode fetchMetadata}. */
+export interface FetchMetadataOptions {
+  /** The torrent's info hash. */
+  infoHash: Uint8Array;
+  /** Our peer id. */
+  peerId: Uint8Array;
+  /** Our listening port (told to trackers). */
+  port: number;
+  /** Peers to dial. */
+  peers?: PeerAddress[];
+  /** Tracker tiers to ask for peers. */
+  trackers?: string[][];
+  /** Give up after this long. @default {120000} */
+  timeoutMs?: number;
+  /** Most connections at once. @default {16} */
+  maxPeers?: number;
+  /** Stops the fetch. */
+  signal?: AbortSignal;
+}
+
+interface Source {
+  peer: PeerConnection;
+  remoteId: number;
+  inflight: Set<number>;
+}
+
+/**
+ * Fetches and verifies a torrent's info dictionary.
+ *
+ * @param options The info hash, where to find peers, and limits.
+ * @returns The raw bencoded info dictionary, whose SHA-1 is the info hash.
+ * @throws {Error} When no peer delivered valid metadata in time.
+ */
+export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint8Array> {
+  const { infoHash } = options;
+  const done = Promise.withResolvers<Uint8Array>();
+  const candidates = new Map<string, PeerAddress>();
+  const dialed = new Set<string>();
+  const connections = new Set<PeerConnection>();
+  const sources = new Map<PeerConnection, Source>();
+  let size = 0;
+  let pieces: (Uint8Array | undefined)[] = [];
+  let attempts = 0;
+  let finished = false;
+  const maxPeers = options.maxPeers ?? 16;
+
+  const request = () => {
+    if (finished || size === 0) return;
+    for (const s of sources.values()) {
+      if (s.inflight.size >= 2) continue;
+      for (let i = 0; i < pieces.length && s.inflight.size < 2; i++) {
+        if (pieces[i] || [...sources.values()].some((o) => o.inflight.has(i))) continue;
+        s.inflight.add(i);
+        s.peer.sendExtended(s.remoteId, encodeMetadataMessage({ type: "request", piece: i }));
+      }
+    }
+  };
+
+  const complete = async () => {
+    const info = concat(pieces as Uint8Array[]);
+    if (bytesEqual(await sha1(info), infoHash)) {
+      finished = true;
+      done.resolve(info);
+      return;
+    }
+    // someone sent wrong data: drop every source that contributed and start over with the others
+    attempts++;
+    for (const s of sources.values()) {
+      s.peer.close("sent metadata that does not match the info hash");
+    }
+    pieces = new Array(pieces.length).fill(undefined);
+    if (attempts >= 3) {
+      done.reject(new Error("peers sent metadata that does not match the info hash, three times"));
+    }
+  };
+
+  const dial = async (p: PeerAddress) => {
+    const key = `${p.host}|${p.port}`;
+    if (dialed.has(key) || connections.size >= maxPeers || finished) return;
+    dialed.add(key);
+    let conn: Deno.Conn;
+    try {
+      conn = await Deno.connect({ hostname: p.host, port: p.port });
+    } catch {
+      return;
+    }
+    if (finished) return conn.close();
+    const peer = new PeerConnection(conn, {
+      infoHash,
+      peerId: options.peerId,
+      pieceCount: 0,
+      pieceLength: 1,
+      totalLength: 0,
+      extensionHandshake: {
+        m: { ut_metadata: UT_METADATA_ID },
+        v: "Seedbed 0.1.0",
+        p: options.port,
+      },
+      remoteAddress: p,
+    }, {
+      onBlock() {},
+      onExtended: (peer, id, payload) => {
+        if (id === 0) {
+          const ext = peer.remoteExtensions;
+          const remoteId = ext?.m["ut_metadata"];
+          const msize = ext?.metadataSize;
+          if (!remoteId || !msize || msize > MAX_METADATA_SIZE) return;
+          if (size === 0) {
+            size = msize;
+            pieces = new Array(Math.ceil(size / METADATA_PIECE)).fill(undefined);
+          } else if (msize !== size) return; // disagrees with the others: ignore it
+          sources.set(peer, { peer, remoteId, inflight: new Set() });
+          request();
+          return;
+        }
+        if (id !== UT_METADATA_ID) return;
+        let m;
+        try {
+          m = decodeMetadataMessage(payload);
+        } catch (err) {
+          return peer.close(`protocol violation: ${(err as Error).message}`);
+        }
+        const s = sources.get(peer);
+        if (m.type === "request") {
+          peer.sendExtended(
+            s?.remoteId ?? 0,
+            encodeMetadataMessage({ type: "reject", piece: m.piece }),
+          );
+          return;
+        }
+        if (!s || !s.inflight.delete(m.piece)) return;
+        if (m.type === "reject") {
+          s.inflight.add(-1); // this peer will not serve: stop asking it
+          return;
+        }
+        const expected = Math.min(METADATA_PIECE, size - m.piece * METADATA_PIECE);
+        if (m.totalSize !== size || m.data.length !== expected) {
+          return peer.close("protocol violation: metadata piece of the wrong size");
+        }
+        pieces[m.piece] = m.data.slice();
+        if (pieces.every((x) => x)) void complete();
+        else request();
+      },
+      onClose: (peer) => {
+        connections.delete(peer);
+        sources.delete(peer);
+        request();
+        dialMore();
+      },
+    });
+    connections.add(peer);
+    void peer.start();
+  };
+
+  const dialMore = () => {
+    for (const p of candidates.values()) {
+      if (connections.size >= maxPeers) break;
+      void dial(p);
+    }
+  };
+  const add = (peers: PeerAddress[]) => {
+    for (const p of peers) {
+      if (candidates.size < 2000) candidates.set(`${p.host}|${p.port}`, p);
+    }
+    dialMore();
+  };
+
+  const trackers = options.trackers && options.trackers.length > 0
+    ? new TrackerManager({
+      announceList: options.trackers,
+      infoHash,
+      peerId: options.peerId,
+      port: options.port,
+      stats: () => ({ uploaded: 0, downloaded: 0, left: 1 }),
+      onPeers: add,
+    })
+    : undefined;
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const timer = setTimeout(
+    () =>
+      done.reject(
+        new Error(
+          `could not fetch the torrent's metadata within ${
+            Math.round(timeoutMs / 1000)
+          } s (${dialed.size} peers tried)`,
+        ),
+      ),
+    timeoutMs,
+  );
+  const onAbort = () => done.reject(new Error("metadata fetch aborted"));
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    add(options.peers ?? []);
+    trackers?.start();
+    return await done.promise;
+  } finally {
+    finished = true;
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+    for (const c of connections) c.close("metadata fetched");
+    await Promise.all([...connections].map((c) => c.done));
+    await trackers?.stop();
+  }
+}

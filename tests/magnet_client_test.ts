@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Client } from "../src/client.ts";
+import { formatMagnet } from "../src/magnet.ts";
+import { parseMetainfo } from "../src/metainfo.ts";
+import { needs, startLibtorrent } from "./_lab.ts";
+import { makeTorrent, sameFiles, within } from "./_swarm.ts";
+
+// the info dictionary of this torrent is larger than one 16 KiB metadata piece (many files)
+const FILES = Array.from(
+  { length: 400 },
+  (_, i) => ({ path: `dir${i % 7}/file-${i}.bin`, length: 1000 + i }),
+);
+
+Deno.test("a magnet link downloads from a Seedbed seeder that serves the metadata (BEP 9)", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-magnet-" });
+  try {
+    const { meta } = await makeTorrent(join(root, "seed"), "many", FILES, { pieceLength: 16384 });
+    assert.ok(meta.info.length > 16384, "metadata spans several pieces");
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "seed"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const magnet = formatMagnet({
+      infoHash: meta.infoHash,
+      name: "many",
+      peers: [{ host: "127.0.0.1", port: seeder.port }],
+    });
+    await using leecher = await Client.open({
+      magnet,
+      basedir: join(root, "leech"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    assert.equal(leecher.infohashHex, meta.infoHashHex);
+    assert.equal(leecher.metainfo.files.length, FILES.length);
+    await within(30_000, "the download", leecher.done);
+    assert.ok(await sameFiles(join(root, "seed", "many"), join(root, "leech", "many"), FILES));
+    // the fetched metadata can be saved as a .torrent with the same info hash
+    assert.equal((await parseMetainfo(leecher.torrentFile)).infoHashHex, meta.infoHashHex);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a magnet link with no reachable peer fails with a clear error in bounded time", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const magnet = formatMagnet({
+    infoHash: new Uint8Array(20).fill(1),
+    peers: [{ host: "127.0.0.1", port: deadPort }],
+  });
+  const client = new Client({
+    magnet,
+    basedir: "/tmp",
+    host: "127.0.0.1",
+    resumeFile: false,
+    metadataTimeoutMs: 300,
+  });
+  await assert.rejects(
+    client.ready,
+    /could not fetch the torrent's metadata within 0 s \(1 peers tried\)/,
+  );
+  await client.close();
+});
+
+Deno.test({
+  name: "a magnet link downloads from a libtorrent seeder (metadata from libtorrent)",
+  ignore: needs("libtorrent"),
+  async fn() {
+    const root = await Deno.makeTempDir({ prefix: "seedbed-magnet-lt-" });
+    try {
+      const { meta, bytes } = await makeTorrent(join(root, "seed"), "many", FILES, {
+        pieceLength: 16384,
+      });
+      const torrent = join(root, "many.torrent");
+      await Deno.writeFile(torrent, bytes);
+      await using lt = await startLibtorrent("seed", torrent, join(root, "seed"));
+      const magnet = formatMagnet({
+        infoHash: meta.infoHash,
+        peers: [{ host: "127.0.0.1", port: lt.port }],
+      });
+      await using leecher = await Client.open({
+        magnet,
+        basedir: join(root, "leech"),
+        host: "127.0.0.1",
+        resumeFile: false,
+      });
+      await within(30_000, "the download", leecher.done);
+      assert.ok(await sameFiles(join(root, "seed", "many"), join(root, "leech", "many"), FILES));
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
