@@ -1,7 +1,5 @@
-// deno bench: parsing a torrent with 100 000 files; createTorrent hashing throughput.
-import { join } from "node:path";
-import { encode } from "../src/bencode.ts";
-import { createTorrent } from "../src/create.ts";
+// deno bench: decoding and parsing a generated torrent with 100 000 files (createTorrent: create_bench.ts).
+import { decode, encode } from "../src/bencode.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
 
 const files = Array.from(
@@ -19,33 +17,43 @@ const big = encode({
     files,
   },
 });
+const mb = (big.length / 1e6).toFixed(1);
 
 Deno.bench({
-  name: `parseMetainfo: ${files.length} files (${(big.length / 1e6).toFixed(1)} MB .torrent)`,
+  name: `decode: ${files.length} files (${mb} MB .torrent)`,
+  group: "metainfo",
+  fn() {
+    decode(big, { spans: true });
+  },
+});
+
+Deno.bench({
+  name: `parseMetainfo: ${files.length} files (${mb} MB .torrent)`,
+  group: "metainfo",
+  baseline: true,
   async fn() {
     const meta = await parseMetainfo(big);
     if (meta.files.length !== files.length) throw new Error("wrong count");
   },
 });
 
-const dir = await Deno.makeTempDir({ prefix: "seedbed-bench-" });
-const size = 64 * 1024 * 1024;
-{
-  const chunk = new Uint8Array(1 << 20);
-  using f = await Deno.open(join(dir, "data.bin"), { write: true, create: true });
-  for (let i = 0; i < size / chunk.length; i++) {
-    crypto.getRandomValues(chunk.subarray(0, 65536));
-    await f.write(chunk);
-  }
-}
-
-Deno.bench({
-  name: "createTorrent: hash 64 MiB (1 MiB pieces)",
-  async fn(b) {
-    b.start();
-    await createTorrent(join(dir, "data.bin"), { pieceLength: 1 << 20 });
-    b.end();
+// every file has the same name: renaming the duplicates must stay linear
+const same = encode({
+  info: {
+    name: "same",
+    "piece length": pieceLength,
+    pieces: new Uint8Array(20 * Math.ceil(files.length / pieceLength)),
+    files: files.map(() => ({ length: 1, path: ["a.txt"] })),
   },
 });
 
-globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+Deno.bench({
+  name: `parseMetainfo: ${files.length} files all named "a.txt"`,
+  group: "metainfo",
+  async fn() {
+    const meta = await parseMetainfo(same);
+    if (meta.files.at(-1)!.path[1] !== `a (${files.length - 1}).txt`) {
+      throw new Error("not renamed");
+    }
+  },
+});

@@ -46,9 +46,21 @@ export interface CreateTorrentOptions {
   signal?: AbortSignal;
 }
 
+/** Largest piece length accepted (the limit parseMetainfo applies by default). */
+const MAX_PIECE_LENGTH = 512 * 1024 * 1024;
+
 /**
  * The piece length chosen for a total size: the smallest power of two that keeps the torrent at or below
  * about 1500 pieces, between 16 KiB and 16 MiB.
+ *
+ * @example Piece lengths for a few sizes
+ * ```ts
+ * import { autoPieceLength } from "./create.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(autoPieceLength(5), 16384);
+ * assert.equal(autoPieceLength(1024 ** 3), 1024 * 1024); // 1 GiB: 1024 pieces of 1 MiB
+ * ```
  *
  * @param total Total bytes.
  * @returns Bytes per piece.
@@ -60,8 +72,10 @@ export function autoPieceLength(total: number): number {
 }
 
 /**
- * Creates a .torrent file. A directory becomes a multi-file torrent with its files sorted by path (as mktorrent
- * does); a single file becomes a single-file torrent.
+ * Creates a .torrent file. A directory becomes a multi-file torrent of every file under it (symbolic links to
+ * files followed, empty files included), sorted bytewise by their "/"-joined paths as mktorrent does, so the
+ * same input, piece length and name give mktorrent's info hash; a single file becomes a single-file torrent.
+ * Pieces are hashed with Web Crypto one after another, reading files in large chunks into one reused buffer.
  *
  * @example Make a torrent of a file
  * ```ts
@@ -81,8 +95,11 @@ export function autoPieceLength(total: number): number {
  * @param source A file or directory path, or an explicit list of files (then `options.name` is required).
  * @param options Trackers, piece length, flags.
  * @returns The bencoded torrent.
- * @throws {TypeError} When the options are inconsistent (no name for a list, bad piece length).
+ * @throws {TypeError} When the input cannot make a torrent: a list without `options.name`, an empty list or
+ * directory, a path component that is empty, `.`, `..` or holds a separator, no data at all (every file
+ * empty), or a piece length that is not a whole number from 1 to 512 MiB.
  * @throws {Deno.errors.NotFound} When a source file does not exist.
+ * @throws {DOMException} The signal's reason (an `AbortError` by default) when `options.signal` aborts.
  */
 export async function createTorrent(
   source: string | CreateFileInput[],
@@ -107,7 +124,10 @@ export async function createTorrent(
     if (!options.name) throw new TypeError("createTorrent needs options.name for a file list");
     name = options.name;
     files = source;
+    if (files.length === 0) throw new TypeError("Cannot create a torrent of an empty file list");
+    for (const f of files) checkPath(f.path);
   }
+  checkComponent(name, "name");
   const sizes: number[] = [];
   let total = 0;
   for (const f of files) {
@@ -115,9 +135,16 @@ export async function createTorrent(
     sizes.push(size);
     total += size;
   }
+  if (total === 0) {
+    throw new TypeError(
+      `Cannot create a torrent of ${name}: it holds no data (every file is empty)`,
+    );
+  }
   const pieceLength = options.pieceLength ?? autoPieceLength(total);
-  if (!Number.isSafeInteger(pieceLength) || pieceLength < 1) {
-    throw new TypeError(`Bad piece length ${pieceLength}`);
+  if (!Number.isSafeInteger(pieceLength) || pieceLength < 1 || pieceLength > MAX_PIECE_LENGTH) {
+    throw new TypeError(
+      `Cannot create a torrent with piece length ${pieceLength}: must be a whole number from 1 to ${MAX_PIECE_LENGTH}`,
+    );
   }
   const pieces = await hashFiles(files, sizes, total, pieceLength, options);
   const info: Record<string, unknown> = {
@@ -142,6 +169,20 @@ export async function createTorrent(
   return encode(top as Parameters<typeof encode>[0]);
 }
 
+/** A file list's paths must be what parseMetainfo accepts unchanged: no separators, no "." or "..". */
+function checkPath(path: string[]): void {
+  if (path.length === 0) throw new TypeError("Cannot create a torrent with an empty file path");
+  for (const c of path) checkComponent(c, `path "${path.join("/")}"`);
+}
+
+function checkComponent(c: string, what: string): void {
+  if (
+    c === "" || c === "." || c === ".." || c.includes("/") || c.includes("\\") || c.includes("\0")
+  ) {
+    throw new TypeError(`Cannot create a torrent: ${what} has the unusable component "${c}"`);
+  }
+}
+
 function normaliseTiers(announce: string[] | string[][] | undefined): string[][] {
   if (!announce || announce.length === 0) return [];
   return (announce as (string | string[])[]).map((t) => typeof t === "string" ? [t] : [...t])
@@ -163,17 +204,26 @@ async function listFiles(dir: string): Promise<CreateFileInput[]> {
     }
   };
   await walk(dir, 0);
-  // sorted by path components, bytewise, like mktorrent
-  out.sort((a, b) => compareBytes(a.path.join("\u0000"), b.path.join("\u0000")));
-  return out;
+  // sorted like mktorrent: by the whole "/"-joined path, bytewise (so "a-c" < "a/b" < "a0")
+  const encoder = new TextEncoder();
+  const keyed = out.map((f) => ({ f, key: encoder.encode(f.path.join("/")) }));
+  keyed.sort((a, b) => compareBytes(a.key, b.key));
+  return keyed.map((k) => k.f);
 }
 
-function compareBytes(a: string, b: string): number {
-  const x = new TextEncoder().encode(a), y = new TextEncoder().encode(b);
-  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+function compareBytes(x: Uint8Array, y: Uint8Array): number {
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i] - y[i];
   return x.length - y.length;
 }
 
+/** Bytes read per read call at least: small pieces are read several at a time. */
+const READ_CHUNK = 4 * 1024 * 1024;
+
+/**
+ * SHA-1 of each piece of the files' concatenated data, one digest after another. Files are read in large chunks
+ * into one reused buffer holding a whole number of pieces; pieces span file boundaries.
+ */
 async function hashFiles(
   files: CreateFileInput[],
   sizes: number[],
@@ -183,29 +233,39 @@ async function hashFiles(
 ): Promise<Uint8Array> {
   const count = Math.ceil(total / pieceLength);
   const out = new Uint8Array(count * 20);
-  const piece = new Uint8Array(pieceLength);
+  const perBuffer = Math.max(1, Math.floor(READ_CHUNK / pieceLength));
+  const buffer = new Uint8Array(Math.min(pieceLength * perBuffer, pieceLength * count));
   let fill = 0, index = 0, done = 0;
-  const flush = async () => {
-    const digest = await crypto.subtle.digest("SHA-1", piece.subarray(0, fill));
-    out.set(new Uint8Array(digest), index * 20);
-    index++;
-    done += fill;
+  // hashes every whole piece in the buffer (and the short last one when `end`), then empties it
+  const flush = async (end: boolean) => {
+    let at = 0;
+    while (fill - at >= pieceLength || (end && fill > at)) {
+      options.signal?.throwIfAborted();
+      const n = Math.min(pieceLength, fill - at);
+      const digest = await crypto.subtle.digest("SHA-1", buffer.subarray(at, at + n));
+      out.set(new Uint8Array(digest), index * 20);
+      index++;
+      at += n;
+      done += n;
+      options.onProgress?.(done, total);
+    }
     fill = 0;
-    options.onProgress?.(done, total);
   };
   for (let f = 0; f < files.length; f++) {
     if (sizes[f] === 0) continue;
+    options.signal?.throwIfAborted();
     using file = await Deno.open(files[f].source, { read: true });
     let left = sizes[f];
     while (left > 0) {
       options.signal?.throwIfAborted();
-      const n = await file.read(piece.subarray(fill, fill + Math.min(pieceLength - fill, left)));
+      const n = await file.read(buffer.subarray(fill, fill + Math.min(buffer.length - fill, left)));
       if (n === null) throw new Error(`${files[f].source} shrank while being hashed`);
       fill += n;
       left -= n;
-      if (fill === pieceLength) await flush();
+      if (fill === buffer.length) await flush(false);
     }
   }
-  if (fill > 0) await flush();
+  await flush(true);
+  if (index !== count) throw new Error(`Hashed ${index} pieces, expected ${count}`);
   return out;
 }

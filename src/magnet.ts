@@ -13,7 +13,7 @@ export interface MagnetLink {
   infoHash: Uint8Array;
   /** The info hash as 40 lower-case hex digits. */
   infoHashHex: string;
-  /** Display name (`dn`). */
+  /** Display name (`dn`), as given: sanitise it before using it as a file name, neutralise it before printing. */
   name: string | undefined;
   /** Tracker URLs (`tr`), in order. */
   trackers: string[];
@@ -25,7 +25,17 @@ export interface MagnetLink {
   selectOnly: number[] | undefined;
 }
 
-/** A magnet link that cannot be used. */
+/**
+ * A magnet link that cannot be used.
+ *
+ * @example Catch a bad link
+ * ```ts
+ * import { MagnetError, parseMagnet } from "./magnet.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => parseMagnet("magnet:?dn=no-hash"), MagnetError);
+ * ```
+ */
 export class MagnetError extends Error {
   /**
    * Creates a {@linkcode MagnetError}.
@@ -69,6 +79,7 @@ export function parseMagnet(uri: string): MagnetLink {
   const trackers: string[] = [], webSeeds: string[] = [];
   const peers: { host: string; port: number }[] = [];
   let selectOnly: number[] | undefined;
+  let v2Only = false;
   for (const p of params) {
     const eq = p.indexOf("=");
     const key = (eq < 0 ? p : p.slice(0, eq)).toLowerCase().replace(/\.\d+$/, "");
@@ -80,8 +91,11 @@ export function parseMagnet(uri: string): MagnetLink {
     }
     switch (key) {
       case "xt": {
-        const m = /^urn:btih:(.+)$/i.exec(value);
-        if (!m) continue; // other hash types (btmh for v2) are not used here
+        const m = /^urn:btih:(.*)$/i.exec(value);
+        if (!m) {
+          v2Only ||= /^urn:btmh:/i.test(value); // BEP 52 multihash: not used here
+          continue;
+        }
         if (infoHash) continue;
         infoHash = parseInfoHash(m[1]);
         break;
@@ -90,10 +104,10 @@ export function parseMagnet(uri: string): MagnetLink {
         name = value;
         break;
       case "tr":
-        if (!trackers.includes(value)) trackers.push(value);
+        if (value !== "" && !trackers.includes(value)) trackers.push(value);
         break;
       case "ws":
-        webSeeds.push(value);
+        if (value !== "" && !webSeeds.includes(value)) webSeeds.push(value);
         break;
       case "x.pe": {
         const peer = parsePeer(value);
@@ -105,7 +119,13 @@ export function parseMagnet(uri: string): MagnetLink {
         break;
     }
   }
-  if (!infoHash) throw new MagnetError("no xt=urn:btih: info hash");
+  if (!infoHash) {
+    throw new MagnetError(
+      v2Only
+        ? "only a v2 info hash (xt=urn:btmh:); a v1 xt=urn:btih: info hash is needed"
+        : "no xt=urn:btih: info hash",
+    );
+  }
   return { infoHash, infoHashHex: toHex(infoHash), name, trackers, webSeeds, peers, selectOnly };
 }
 
@@ -142,13 +162,20 @@ function parsePeer(text: string): { host: string; port: number } | undefined {
   return port > 0 && port < 65536 ? { host: m[1], port } : undefined;
 }
 
+/** Highest file index `so` may name (the most files a torrent may have). */
+const MAX_FILE_INDEX = 1_000_000;
+
 function parseSelect(text: string): number[] {
   const out = new Set<number>();
   for (const part of text.split(",")) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    const m = /^(\d{1,16})(?:-(\d{1,16}))?$/.exec(part.trim());
     if (!m) throw new MagnetError(`so="${text}" is not a list of indexes and ranges`);
     const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a || b - a > 100_000 || out.size > 100_000) {
+    if (b < a) throw new MagnetError(`so range ${part} ends before it starts`);
+    if (b >= MAX_FILE_INDEX) {
+      throw new MagnetError(`so index ${b} is past the limit of ${MAX_FILE_INDEX}`);
+    }
+    if (b - a > 100_000 || out.size > 100_000) {
       throw new MagnetError(`so range ${part} is too large`);
     }
     for (let i = a; i <= b; i++) out.add(i);
@@ -170,10 +197,16 @@ function parseSelect(text: string): number[] {
  *
  * @param link The info hash and optional name, trackers, web seeds, peers and selection.
  * @returns The `magnet:?xt=urn:btih:…` link, info hash in hex.
+ * @throws {TypeError} When the info hash is not 20 bytes.
  */
 export function formatMagnet(
   link: Pick<MagnetLink, "infoHash"> & Partial<Omit<MagnetLink, "infoHash" | "infoHashHex">>,
 ): string {
+  if (link.infoHash.length !== 20) {
+    throw new TypeError(
+      `Cannot format a magnet link: info hash is ${link.infoHash.length} bytes, not 20`,
+    );
+  }
   const parts = [`xt=urn:btih:${toHex(link.infoHash)}`];
   if (link.name !== undefined) parts.push(`dn=${encodeURIComponent(link.name)}`);
   for (const t of link.trackers ?? []) parts.push(`tr=${encodeURIComponent(t)}`);

@@ -10,7 +10,7 @@
  */
 
 import { fromUtf8, fromUtf8Strict, sha1, toHex } from "./_bytes.ts";
-import { printable, sanitizeComponent } from "./_paths.ts";
+import { printable, sanitizeComponent, UniquePaths } from "./_paths.ts";
 import { type BencodeDict, type BencodeValue, decode, valueSpan } from "./bencode.ts";
 
 /** A file of a torrent. */
@@ -70,7 +70,23 @@ export interface Metainfo {
   creationDate: Date | undefined;
 }
 
-/** A torrent that cannot be used; `field` names the offending field, e.g. `info.files[3].length`. */
+/**
+ * A torrent that cannot be used; `field` names the offending field, e.g. `info.files[3].length`.
+ *
+ * @example Find which field is wrong
+ * ```ts
+ * import { MetainfoError, parseMetainfo } from "./metainfo.ts";
+ * import { encode } from "./bencode.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = encode({
+ *   info: { name: "x", length: -1, "piece length": 16384, pieces: new Uint8Array(20) },
+ * });
+ * const err = await parseMetainfo(bytes).catch((e) => e);
+ * assert.ok(err instanceof MetainfoError);
+ * assert.equal(err.field, "info.length");
+ * ```
+ */
 export class MetainfoError extends Error {
   /** The field that is wrong. */
   readonly field: string;
@@ -175,7 +191,15 @@ export async function parseMetainfo(
   }
   const pieces = info["pieces"];
   if (!(pieces instanceof Uint8Array)) {
-    throw new MetainfoError("info.pieces", pieces === undefined ? "missing" : "not a byte string");
+    const v2 = pieces === undefined && info["meta version"] === 2;
+    throw new MetainfoError(
+      "info.pieces",
+      v2
+        ? "missing: this is a v2-only torrent (BEP 52); v1 and hybrid torrents are supported"
+        : pieces === undefined
+        ? "missing"
+        : "not a byte string",
+    );
   }
   if (pieces.length % 20 !== 0) {
     throw new MetainfoError("info.pieces", `length ${pieces.length} is not a multiple of 20`);
@@ -186,9 +210,14 @@ export async function parseMetainfo(
   }
 
   // name
-  const rawName = text(info["name.utf-8"]) ?? text(info["name"]);
-  if (rawName === undefined) throw new MetainfoError("info.name", "missing or not a byte string");
-  const name = sanitizeComponent(rawName).name;
+  const rawName = utf8Text(info["name.utf-8"]) ?? text(info["name"]);
+  if (rawName === undefined) {
+    throw new MetainfoError(
+      "info.name",
+      info["name"] === undefined ? "missing" : "not a byte string",
+    );
+  }
+  const name = sanitizeComponent(rawName);
   const displayName = printable(rawName);
 
   // files
@@ -205,7 +234,7 @@ export async function parseMetainfo(
     if (list.length > maxFiles) {
       throw new MetainfoError("info.files", `${list.length} files exceed the limit of ${maxFiles}`);
     }
-    const seen = new Set<string>();
+    const unique = new UniquePaths();
     for (let i = 0; i < list.length; i++) {
       const field = `info.files[${i}]`;
       const entry = list[i];
@@ -214,8 +243,9 @@ export async function parseMetainfo(
       const rawPath = pathList(entry["path.utf-8"], `${field}.path.utf-8`, true) ??
         pathList(entry["path"], `${field}.path`, false)!;
       const attr = entry["attr"] instanceof Uint8Array ? fromUtf8(entry["attr"]) : "";
-      const components = rawPath.map((c) => sanitizeComponent(c).name);
-      const path = uniquePath([name, ...components], seen);
+      const components = [name];
+      for (const c of rawPath) components.push(sanitizeComponent(c));
+      const path = unique.add(components);
       files.push({
         path,
         displayPath: printable([rawName, ...rawPath].join("/")),
@@ -232,6 +262,9 @@ export async function parseMetainfo(
     total = length;
   }
 
+  if (total === 0) {
+    throw new MetainfoError(multiFile ? "info.files" : "info.length", "the torrent holds no data");
+  }
   const expected = Math.ceil(total / pieceLength);
   if (expected !== pieceCount) {
     throw new MetainfoError(
@@ -262,7 +295,7 @@ export async function parseMetainfo(
   const creationDate = typeof date === "number" && date > 0 && date < 253402300800
     ? new Date(date * 1000)
     : undefined;
-  const comment = text(top["comment.utf-8"]) ?? text(top["comment"]);
+  const comment = utf8Text(top["comment.utf-8"]) ?? text(top["comment"]);
   const createdBy = text(top["created by"]);
   const infoHash = await sha1(infoBytes);
   return {
@@ -290,6 +323,19 @@ export async function parseMetainfo(
 /**
  * Size of piece `index` of a torrent (the last piece may be shorter).
  *
+ * @example The short last piece
+ * ```ts
+ * import { parseMetainfo, pieceSize } from "./metainfo.ts";
+ * import { encode } from "./bencode.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const meta = await parseMetainfo(encode({
+ *   info: { name: "x", length: 20000, "piece length": 16384, pieces: new Uint8Array(40) },
+ * }));
+ * assert.equal(pieceSize(meta, 0), 16384);
+ * assert.equal(pieceSize(meta, 1), 3616);
+ * ```
+ *
  * @param meta The torrent.
  * @param index Piece index.
  * @returns Bytes in that piece.
@@ -300,6 +346,20 @@ export function pieceSize(meta: Metainfo, index: number): number {
 
 /**
  * The expected SHA-1 of piece `index`.
+ *
+ * @example Compare a piece's digest
+ * ```ts
+ * import { parseMetainfo, pieceHash } from "./metainfo.ts";
+ * import { encode } from "./bencode.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const data = new TextEncoder().encode("hello");
+ * const digest = new Uint8Array(await crypto.subtle.digest("SHA-1", data));
+ * const meta = await parseMetainfo(encode({
+ *   info: { name: "x", length: 5, "piece length": 16384, pieces: digest },
+ * }));
+ * assert.deepEqual(pieceHash(meta, 0), digest);
+ * ```
  *
  * @param meta The torrent.
  * @param index Piece index.
@@ -325,6 +385,11 @@ function integer(v: BencodeValue | undefined, field: string): number {
 function text(v: BencodeValue | undefined): string | undefined {
   if (!(v instanceof Uint8Array)) return undefined;
   return fromUtf8Strict(v) ?? fromUtf8(v);
+}
+
+/** A `*.utf-8` field: used only when it is valid UTF-8. */
+function utf8Text(v: BencodeValue | undefined): string | undefined {
+  return v instanceof Uint8Array ? fromUtf8Strict(v) : undefined;
 }
 
 function url(v: BencodeValue | undefined): string | undefined {
@@ -360,7 +425,8 @@ function pathList(
       if (optional) return undefined;
       throw new MetainfoError(`${field}[${i}]`, "not a byte string");
     }
-    const s = text(c)!;
+    const s = optional ? fromUtf8Strict(c) : text(c)!;
+    if (s === undefined) return undefined; // path.utf-8 that is not UTF-8: use path
     if (s === "..") {
       throw new MetainfoError(
         `${field}[${i}]`,
@@ -370,25 +436,4 @@ function pathList(
     out.push(s);
   }
   return out;
-}
-
-function uniquePath(path: string[], seen: Set<string>): string[] {
-  // compare case-insensitively: two files differing only in case collide on Windows and macOS
-  let key = path.join("/").toLowerCase();
-  if (!seen.has(key)) {
-    seen.add(key);
-    return path;
-  }
-  const last = path[path.length - 1];
-  const dot = last.lastIndexOf(".");
-  const stem = dot > 0 ? last.slice(0, dot) : last;
-  const ext = dot > 0 ? last.slice(dot) : "";
-  for (let n = 1;; n++) {
-    const candidate = [...path.slice(0, -1), `${stem} (${n})${ext}`];
-    key = candidate.join("/").toLowerCase();
-    if (!seen.has(key)) {
-      seen.add(key);
-      return candidate;
-    }
-  }
 }

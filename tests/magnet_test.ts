@@ -36,7 +36,7 @@ Deno.test("parseMagnet() reads BEP 53 file selections", () => {
     5,
     6,
   ]);
-  assert.throws(() => parseMagnet(`magnet:?xt=urn:btih:${HEX}&so=0-99999999`), /too large/);
+  assert.throws(() => parseMagnet(`magnet:?xt=urn:btih:${HEX}&so=0-999999`), /too large/);
 });
 
 Deno.test("parseMagnet() rejects what is not a usable magnet link, with a clear message", () => {
@@ -68,4 +68,44 @@ Deno.test("formatMagnet() round-trips through parseMagnet()", () => {
   assert.deepEqual(back.webSeeds, link.webSeeds);
   assert.deepEqual(back.peers, link.peers);
   assert.deepEqual(back.selectOnly, link.selectOnly);
+});
+
+Deno.test("parseMagnet() takes numbered and upper-case keys, skips empty and duplicate values", () => {
+  const m = parseMagnet(
+    `magnet:?XT=urn:btih:${HEX}&tr.1=http%3A%2F%2Fa&tr.2=http%3A%2F%2Fb&tr=&ws=&ws=http%3A%2F%2Fw` +
+      `&ws=http%3A%2F%2Fw&x.pe=127.0.0.1:0&x.pe=127.0.0.1:70000&x.pe=%5B::1%5D&x.pe=host.example:80`,
+  );
+  assert.deepEqual(m.trackers, ["http://a", "http://b"]);
+  assert.deepEqual(m.webSeeds, ["http://w"]);
+  assert.deepEqual(m.peers, [{ host: "host.example", port: 80 }]);
+  assert.equal(m.name, undefined);
+  assert.equal(m.selectOnly, undefined);
+});
+
+Deno.test("parseMagnet() says when a link has only a v2 (btmh) info hash", () => {
+  assert.throws(
+    () => parseMagnet("magnet:?xt=urn:btmh:1220" + "ab".repeat(32)),
+    /only a v2 info hash/,
+  );
+  // a hybrid link carries both: the v1 hash is used
+  const hybrid = parseMagnet(`magnet:?xt=urn:btmh:1220${"ab".repeat(32)}&xt=urn:btih:${HEX}`);
+  assert.equal(hybrid.infoHashHex, HEX);
+});
+
+Deno.test("parseMagnet() bounds BEP 53 selections", () => {
+  const base = `magnet:?xt=urn:btih:${HEX}&so=`;
+  assert.deepEqual(parseMagnet(base + "3,1,1-2").selectOnly, [1, 2, 3]);
+  assert.throws(() => parseMagnet(base + "5-2"), /ends before it starts/);
+  assert.throws(() => parseMagnet(base + "99999999999999999999"), /not a list/);
+  assert.throws(() => parseMagnet(base + "2000000"), /past the limit/);
+  assert.throws(() => parseMagnet(base + "1,,2"), /not a list/);
+  assert.throws(() => parseMagnet(base + "a"), MagnetError);
+});
+
+Deno.test("formatMagnet() refuses an info hash that is not 20 bytes", () => {
+  assert.throws(() => formatMagnet({ infoHash: new Uint8Array(19) }), TypeError);
+  assert.equal(
+    formatMagnet({ infoHash: new Uint8Array(20) }),
+    `magnet:?xt=urn:btih:${"00".repeat(20)}`,
+  );
 });

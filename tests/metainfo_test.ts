@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isInside } from "../src/_paths.ts";
 import { BencodeError, encode } from "../src/bencode.ts";
-import { MetainfoError, parseMetainfo } from "../src/metainfo.ts";
+import { MetainfoError, parseMetainfo, pieceHash, pieceSize } from "../src/metainfo.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url).pathname;
 
@@ -81,26 +81,45 @@ Deno.test("sanitised torrents keep every path inside the download directory", as
   let count = 0;
   for await (const entry of Deno.readDir(join(fixtures, "sanitised"))) {
     const meta = await parseMetainfo(await Deno.readFile(join(fixtures, "sanitised", entry.name)));
-    const seen = new Set<string>();
+    const files = new Set<string>();
+    const dirs = new Set<string>();
     for (const f of meta.files) {
       for (const c of f.path) {
         assert.ok(c !== "" && c !== "." && c !== "..", `${entry.name}: component "${c}"`);
-        // deno-lint-ignore no-control-regex
-        assert.ok(!/[\x00-\x1f/\\]/.test(c), `${entry.name}: component ${JSON.stringify(c)}`);
+        assert.ok(
+          // deno-lint-ignore no-control-regex
+          !/[\x00-\x1f\x7f/\\:*?"<>|\u202a-\u202e\u2066-\u2069]/.test(c),
+          `${entry.name}: component ${JSON.stringify(c)}`,
+        );
+        assert.ok(!/[. ]$/.test(c), `${entry.name}: trailing dot or space in ${JSON.stringify(c)}`);
         assert.ok(new TextEncoder().encode(c).length <= 255);
-        assert.ok(!/^(con|prn|aux|nul|com\d|lpt\d)(\.|$)/i.test(c), `${entry.name}: reserved ${c}`);
+        assert.ok(
+          !/^(con|prn|aux|nul|com\d|lpt\d) *(\.|$)/i.test(c),
+          `${entry.name}: reserved ${c}`,
+        );
       }
       const full = join(dir, ...f.path);
       assert.ok(isInside(dir, full), `${entry.name}: ${full}`);
-      const key = f.path.join("/").toLowerCase();
-      assert.ok(!seen.has(key), `${entry.name}: duplicate ${key}`);
-      seen.add(key);
+      // unique as Windows and macOS see names, and no file where a directory is needed
+      const folded = f.path.map((c) => c.normalize("NFC").toLowerCase());
+      const key = folded.join("/");
+      assert.ok(!files.has(key) && !dirs.has(key), `${entry.name}: duplicate ${key}`);
+      files.add(key);
+      for (let i = 1; i < folded.length; i++) {
+        const d = folded.slice(0, i).join("/");
+        assert.ok(!files.has(d), `${entry.name}: ${d} is a file and a directory`);
+        dirs.add(d);
+      }
     }
     // deno-lint-ignore no-control-regex
-    assert.ok(!/[\x00-\x1f\x7f]/.test(meta.displayName));
+    assert.ok(!/[\x00-\x1f\x7f\u202a-\u202e]/.test(meta.displayName));
+    for (const f of meta.files) {
+      // deno-lint-ignore no-control-regex
+      assert.ok(!/[\x00-\x1f\x7f\u202a-\u202e]/.test(f.displayPath));
+    }
     count++;
   }
-  assert.ok(count >= 15);
+  assert.ok(count >= 25);
 });
 
 Deno.test("the info hash is taken from the raw info bytes, even when keys are unsorted", async () => {
@@ -142,9 +161,12 @@ Deno.test("limits on size and file count apply", async () => {
 
 Deno.test("mutated torrents only ever fail with BencodeError or MetainfoError (bounded fuzz)", async () => {
   const sources = await Promise.all(
-    ["mktorrent_multi.torrent", "transmission_single.torrent"].map((f) =>
-      Deno.readFile(join(fixtures, "real", f))
-    ),
+    [
+      "real/mktorrent_multi.torrent",
+      "real/transmission_single.torrent",
+      "sanitised/file_dir_collision.torrent",
+      "sanitised/windows_reserved_name.torrent",
+    ].map((f) => Deno.readFile(join(fixtures, f))),
   );
   let seed = 12345;
   const rand = (n: number) => {
@@ -152,7 +174,7 @@ Deno.test("mutated torrents only ever fail with BencodeError or MetainfoError (b
     return seed % n;
   };
   let accepted = 0;
-  for (let i = 0; i < 3000; i++) {
+  for (let i = 0; i < 4000; i++) {
     const src = sources[i % sources.length];
     let bytes = src.slice();
     const kind = rand(3);
@@ -166,7 +188,13 @@ Deno.test("mutated torrents only ever fail with BencodeError or MetainfoError (b
     }
     try {
       const meta = await parseMetainfo(bytes);
-      for (const f of meta.files) assert.ok(isInside("/d", join("/d", ...f.path)));
+      const keys = new Set<string>();
+      for (const f of meta.files) {
+        assert.ok(isInside("/d", join("/d", ...f.path)));
+        const key = f.path.join("/").toLowerCase();
+        assert.ok(!keys.has(key), `iteration ${i}: duplicate ${key}`);
+        keys.add(key);
+      }
       accepted++;
     } catch (err) {
       assert.ok(
@@ -175,5 +203,164 @@ Deno.test("mutated torrents only ever fail with BencodeError or MetainfoError (b
       );
     }
   }
-  assert.ok(accepted < 3000);
+  assert.ok(accepted > 0 && accepted < 4000, `${accepted} accepted`);
+});
+
+function torrent(info: Record<string, unknown>, top: Record<string, unknown> = {}): Uint8Array {
+  return encode({ info, ...top } as never);
+}
+
+Deno.test("sanitised names: what each unsafe component becomes", async () => {
+  // (".." alone is refused, see parent_path.torrent; as the torrent's name it becomes "_")
+  const cases: [string, string][] = [
+    [".", "_"],
+    ["", "_"],
+    ["   ", "_"],
+    ["a/b", "a_b"],
+    ["a\\b", "a_b"],
+    ["a\u0000b", "a_b"],
+    ["C:", "C_"],
+    ["CON", "_CON"],
+    ["com1.txt", "_com1.txt"],
+    ["NUL .tar.gz", "_NUL .tar.gz"],
+    ["name. . ", "name"],
+    ["a\u2215b", "a_b"],
+    ["evil\u202egpj.exe", "evil_gpj.exe"],
+    ["ok name (1).txt", "ok name (1).txt"],
+  ];
+  for (const [raw, safe] of cases) {
+    const meta = await parseMetainfo(torrent({
+      name: "t",
+      "piece length": 16384,
+      pieces: new Uint8Array(20),
+      files: [{ length: 1, path: [raw] }],
+    }));
+    assert.deepEqual(meta.files[0].path, ["t", safe], JSON.stringify(raw));
+  }
+});
+
+Deno.test("a file and a directory of the same name: the later one moves aside, with its whole directory", async () => {
+  const meta = await parseMetainfo(torrent({
+    name: "t",
+    "piece length": 16384,
+    pieces: new Uint8Array(20),
+    files: [
+      { length: 1, path: ["a"] },
+      { length: 1, path: ["a", "b"] },
+      { length: 1, path: ["A", "c", "d"] },
+      { length: 1, path: ["a (1)"] },
+    ],
+  }));
+  assert.deepEqual(meta.files.map((f) => f.path.join("/")), [
+    "t/a",
+    "t/a (1)/b",
+    "t/a (1)/c/d",
+    "t/a (1) (1)",
+  ]);
+});
+
+Deno.test("renaming 100 000 duplicates and shortening a 20 MB name stay linear", async () => {
+  const n = 100_000;
+  const started = performance.now();
+  const dup = await parseMetainfo(torrent({
+    name: "t",
+    "piece length": 1 << 20,
+    pieces: new Uint8Array(20),
+    files: Array.from({ length: n }, () => ({ length: 1, path: ["same.txt"] })),
+  }));
+  assert.deepEqual(dup.files[n - 1].path, ["t", `same (${n - 1}).txt`]);
+  const long = await parseMetainfo(torrent({
+    name: ". ".repeat(10_000_000) + "x.iso",
+    "piece length": 16384,
+    pieces: new Uint8Array(20),
+    length: 1,
+  }));
+  assert.equal(new TextEncoder().encode(long.name).length, 255);
+  assert.ok(long.name.endsWith(".iso"), "the extension is kept");
+  // quadratic work would take minutes; linear takes well under a second on any machine
+  const ms = performance.now() - started;
+  assert.ok(ms < 15_000, `took ${ms} ms`);
+});
+
+Deno.test("name.utf-8 and path.utf-8 win when valid UTF-8; other names decode leniently", async () => {
+  const meta = await parseMetainfo(torrent({
+    name: new Uint8Array([0x6e, 0xe9]), // "né" in Latin-1: not UTF-8
+    "name.utf-8": "né",
+    "piece length": 16384,
+    pieces: new Uint8Array(20),
+    files: [
+      { length: 1, path: [new Uint8Array([0xff])], "path.utf-8": ["ü.txt"] },
+      { length: 1, path: ["plain.txt"], "path.utf-8": [new Uint8Array([0xc3, 0x28])] },
+      { length: 1, path: [new Uint8Array([0x61, 0xff, 0x62])] },
+    ],
+  }));
+  assert.equal(meta.name, "né");
+  assert.deepEqual(meta.files.map((f) => f.path[1]), ["ü.txt", "plain.txt", "a\ufffdb"]);
+  const latin = await parseMetainfo(torrent({
+    name: new Uint8Array([0x6e, 0xe9]),
+    "piece length": 16384,
+    pieces: new Uint8Array(20),
+    length: 1,
+  }));
+  assert.equal(latin.name, "n\ufffd");
+});
+
+Deno.test("comment, created by and creation date are read and neutralised", async () => {
+  const meta = await parseMetainfo(torrent(
+    { name: "x", "piece length": 16384, pieces: new Uint8Array(20), length: 1 },
+    {
+      comment: "plain",
+      "comment.utf-8": "hi \u001b[2J there",
+      "created by": "maker\u0007",
+      "creation date": 1_700_000_000,
+    },
+  ));
+  assert.equal(meta.comment, "hi \ufffd[2J there");
+  assert.equal(meta.createdBy, "maker\ufffd");
+  assert.equal(meta.creationDate?.toISOString(), "2023-11-14T22:13:20.000Z");
+  const bare = await parseMetainfo(torrent(
+    { name: "x", "piece length": 16384, pieces: new Uint8Array(20), length: 1 },
+    { "creation date": -5 },
+  ));
+  assert.equal(bare.comment, undefined);
+  assert.equal(bare.creationDate, undefined);
+  assert.deepEqual(bare.announceList, []);
+  assert.equal(bare.announce, undefined);
+});
+
+Deno.test("padding files (BEP 47), pieceSize() and pieceHash()", async () => {
+  const pieces = Uint8Array.from({ length: 60 }, (_, i) => i);
+  const meta = await parseMetainfo(torrent({
+    name: "t",
+    "piece length": 16384,
+    pieces,
+    files: [
+      { length: 100, path: ["a"] },
+      { length: 16284, path: [".pad", "16284"], attr: "p" },
+      { length: 20000, path: ["b"] },
+    ],
+  }));
+  assert.deepEqual(meta.files.map((f) => f.padding), [false, true, false]);
+  assert.deepEqual(meta.files.map((f) => f.offset), [0, 100, 16384]);
+  assert.equal(meta.length, 36384);
+  assert.deepEqual([0, 1, 2].map((i) => pieceSize(meta, i)), [16384, 16384, 3616]);
+  assert.deepEqual(pieceHash(meta, 2), pieces.subarray(40, 60));
+});
+
+Deno.test("a v2-only torrent is refused with a message that says so", async () => {
+  const err = await parseMetainfo(
+    await Deno.readFile(join(fixtures, "bad/v2_only.torrent")),
+  ).catch((e) => e);
+  assert.ok(err instanceof MetainfoError);
+  assert.match(err.message, /v2-only torrent \(BEP 52\)/);
+});
+
+Deno.test("isInside() accepts the directory and what is below it, nothing else", () => {
+  assert.equal(isInside("/d", "/d"), true);
+  assert.equal(isInside("/d", "/d/a/b"), true);
+  assert.equal(isInside("/d/", "/d/..a"), true);
+  assert.equal(isInside("/d", "/d/a/../../e"), false);
+  assert.equal(isInside("/d", "/de"), false);
+  assert.equal(isInside("/d", "/"), false);
+  assert.equal(isInside("/d/e", "/d"), false);
 });

@@ -90,7 +90,12 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
     ...(values.comment !== undefined ? { comment: values.comment } : {}),
     webSeeds: values["web-seed"] ?? [],
   });
-  await Deno.writeFile(values.output, bytes);
+  try {
+    await Deno.writeFile(values.output, bytes);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable) throw err; // reported with the flag to add
+    throw new Error(`cannot write ${values.output}: ${(err as Error).message}`);
+  }
   const meta = await parseMetainfo(bytes);
   io.stderr(
     `Created ${values.output}: ${meta.displayName}, ${

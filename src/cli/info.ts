@@ -50,7 +50,7 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     const m = parseMagnet(source);
     lines.push(`Name:       ${m.name === undefined ? "(not given)" : printable(m.name)}`);
     lines.push(`Info hash:  ${m.infoHashHex}`);
-    lines.push(`Trackers:   ${m.trackers.length === 0 ? "none" : ""}`);
+    lines.push(`Trackers:${m.trackers.length === 0 ? "   none" : ""}`);
     for (const t of m.trackers) lines.push(`  ${printable(t)}`);
     for (const p of m.peers) {
       lines.push(`Peer:       ${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}`);
@@ -83,7 +83,7 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
   if (meta.createdBy) lines.push(`Created by:   ${meta.createdBy}`);
   if (meta.creationDate) lines.push(`Created on:   ${meta.creationDate.toISOString()}`);
   if (meta.comment) lines.push(`Comment:      ${meta.comment}`);
-  lines.push(`Trackers:     ${meta.announceList.length === 0 ? "none" : ""}`);
+  lines.push(`Trackers:${meta.announceList.length === 0 ? "     none" : ""}`);
   meta.announceList.forEach((tier, i) => {
     for (const url of tier) lines.push(`  tier ${i + 1}: ${printable(url)}`);
   });
