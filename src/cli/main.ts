@@ -14,8 +14,8 @@ import { runVerify } from "./verify.ts";
 const HELP = `seedbed ${VERSION}: a BitTorrent client for Deno
 
 Usage:
-  seedbed <file.torrent> [options]          download (the default command)
-  seedbed download <file.torrent> [options] the same
+  seedbed <file.torrent|magnet> [options]   download (the default command)
+  seedbed download <file.torrent|magnet>    the same
   seedbed seed <file.torrent> -o DIR        verify the data under DIR and seed it until Ctrl-C
   seedbed info <file.torrent|magnet>        show what a torrent or magnet link holds
   seedbed create <path> -o out.torrent      make a torrent from a file or directory
