@@ -151,7 +151,7 @@ export class PeerConnection implements AsyncDisposable {
   #peerChoking = true;
   #peerInterested = false;
   #queueDepth: number;
-  /** our requests: key → time sent */
+  /** our requests: key → length asked for */
   readonly #requests = new Map<number, number>();
   readonly #cancelled = new Set<number>();
   /** the peer's requests not yet answered */
@@ -484,14 +484,22 @@ export class PeerConnection implements AsyncDisposable {
         if (n < 8) return this.#violation("short piece message");
         const index = u32(1), begin = u32(5);
         const data = f.subarray(9);
-        const key = this.#key(index, begin);
-        if (!this.#requests.delete(key)) {
-          if (this.#cancelled.delete(key)) return; // we cancelled it; it crossed on the wire
-          return this.#violation(`piece ${index}+${begin} was never requested`);
-        }
+        // range first: an offset past the piece must not alias the key of another piece's block
         if (index >= count || begin + data.length > this.#pieceSize(index)) {
           return this.#violation(`piece ${index}+${begin} is outside the torrent`);
         }
+        const key = this.#key(index, begin);
+        const asked = this.#requests.get(key);
+        if (asked === undefined) {
+          if (this.#cancelled.delete(key)) return; // we cancelled it; it crossed on the wire
+          return this.#violation(`piece ${index}+${begin} was never requested`);
+        }
+        if (asked !== data.length) {
+          return this.#violation(
+            `block ${index}+${begin} has ${data.length} bytes, we asked for ${asked}`,
+          );
+        }
+        this.#requests.delete(key);
         this.#downloaded += data.length;
         this.#h.onBlock(this, index, begin, data);
         return;
@@ -561,6 +569,9 @@ export class PeerConnection implements AsyncDisposable {
         if (!this.supportsFast) return this.#violation("reject without the fast extension");
         if (n !== 12) return this.#violation("reject message of wrong length");
         const index = u32(1), begin = u32(5), length = u32(9);
+        if (index >= count || begin >= this.#pieceSize(index)) {
+          return this.#violation(`reject ${index}+${begin} is outside the torrent`);
+        }
         const key = this.#key(index, begin);
         if (this.#requests.delete(key)) this.#h.onReject?.(this, index, begin, length);
         else this.#cancelled.delete(key);
@@ -799,7 +810,7 @@ export class PeerConnection implements AsyncDisposable {
     if (this.#requests.size >= this.#queueDepth) return false;
     const key = this.#key(index, begin);
     if (this.#requests.has(key)) return false;
-    this.#requests.set(key, Date.now());
+    this.#requests.set(key, length);
     this.#cancelled.delete(key);
     this.#sendBlockMessage(MessageId.request, index, begin, length);
     return true;

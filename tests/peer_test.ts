@@ -167,6 +167,17 @@ const violations: [
     { type: "piece", index: 0, begin: 0, data: new Uint8Array(10) },
     /never requested/,
   ],
+  ["a piece beyond its piece that would alias another block's key", {
+    type: "piece",
+    index: 0,
+    begin: 2 ** 29,
+    data: new Uint8Array(10),
+  }, /outside the torrent/],
+  [
+    "a reject beyond its piece",
+    { type: "reject", index: 1, begin: 2 ** 29, length: 1 },
+    /outside the torrent/,
+  ],
   ["a frame longer than the limit", new Uint8Array([0xff, 0xff, 0xff, 0xff]), /exceeds the limit/],
   ["a known message with the wrong length", new Uint8Array([0, 0, 0, 2, 1, 0]), /with a payload/],
   ["have all without the fast extension", { type: "haveall" }, /without the fast extension/, {
@@ -351,4 +362,14 @@ Deno.test("a late bitfield or have all only adds pieces, reported as haves (regr
   assert.deepEqual(haves.slice(0, 2), [2, 1]);
   assert.equal(new Set(haves).size, geometry.pieceCount);
   assert.equal(peer.bitfield.full, true);
+});
+
+Deno.test("a block of another length than the one asked for is a violation", async () => {
+  const { reason } = await withRawPeer({
+    onUnchoke: (p) => p.request(0, 0, BLOCK),
+  }, async (send) => {
+    await send({ type: "unchoke" });
+    await send({ type: "piece", index: 0, begin: 0, data: new Uint8Array(100) });
+  });
+  assert.match(reason, /has 100 bytes, we asked for 16384/);
 });
