@@ -116,3 +116,4 @@ export {
   type MetadataMessage,
 } from "./src/wire/metadata.ts";
 export { acceptConnection, type AcceptedConnection } from "./src/wire/mse.ts";
+export { decodePex, encodePex, type PexMessage } from "./src/wire/pex.ts";

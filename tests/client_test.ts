@@ -466,3 +466,50 @@ Deno.test("smart ban: when a piece mixed blocks from a liar and an honest peer, 
     await cleanup();
   }
 });
+
+Deno.test("peer exchange (BEP 11): a leecher that knows only another leecher learns the seeder's address", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+      tickMs: 50,
+    });
+    const seederAddress = `127.0.0.1:${seeder.port}`;
+    // b stays paused, so it keeps its connection to the seeder without becoming a seed itself
+    await using b = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "b"),
+      host: "127.0.0.1",
+      resumeFile: false,
+      tickMs: 50,
+      state: "paused",
+    });
+    const bMet = nextEvent<{ address: string }>(b, "peer", (d) => d.address === seederAddress);
+    b.addPeer("127.0.0.1", seeder.port);
+    await within(10_000, "b to connect to the seeder", bMet);
+    await using c = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "c"),
+      host: "127.0.0.1",
+      resumeFile: false,
+      tickMs: 50,
+      state: "paused",
+    });
+    // either side may dial first (b tells both about each other), so recognise the seeder by its peer id
+    const cMet = nextEvent<{ peerId: Uint8Array | undefined }>(
+      c,
+      "peer",
+      (d) => d.peerId !== undefined && d.peerId.every((x, i) => x === seeder.peerid[i]),
+    );
+    c.addPeer("127.0.0.1", b.port);
+    await within(10_000, "c and the seeder to hear of each other through b and connect", cMet);
+    await c.start();
+    await within(20_000, "c's download", c.done);
+    assert.ok(await sameFiles(join(seedDir, "t"), join(root, "c", "t"), FILES));
+  } finally {
+    await cleanup();
+  }
+});

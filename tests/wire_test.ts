@@ -5,6 +5,7 @@ import { decodeExtensionHandshake, encodeExtensionHandshake } from "../src/wire/
 import { FrameDecoder, FrameParser } from "../src/wire/frame_decoder.ts";
 import { encodeHandshake, parseHandshake } from "../src/wire/handshake.ts";
 import { decodeMessage, encodeMessage, type PeerMessage, WireError } from "../src/wire/messages.ts";
+import { decodePex, encodePex } from "../src/wire/pex.ts";
 
 const ALL: PeerMessage[] = [
   { type: "keepalive" },
@@ -179,4 +180,17 @@ Deno.test("extension handshakes round-trip and bad ones are WireErrors", () => {
     new TextEncoder().encode("d1:md1:xi999ee1:pi70000e4:reqqi-1ee"),
   );
   assert.deepEqual([odd.m, odd.p, odd.reqq], [{}, undefined, undefined]);
+});
+
+Deno.test("PEX messages round-trip IPv4 and IPv6 contacts and bound what they accept", () => {
+  const added = [{ host: "10.0.0.1", port: 1 }, { host: "::1", port: 2 }];
+  const back = decodePex(encodePex({ added, dropped: [{ host: "10.0.0.9", port: 9 }] }));
+  assert.deepEqual(back.added, added);
+  assert.deepEqual(back.dropped, [{ host: "10.0.0.9", port: 9 }]);
+  const many = Array.from(
+    { length: 500 },
+    (_, i) => ({ host: `10.0.${i >> 8}.${i & 255}`, port: 1000 + i }),
+  );
+  assert.equal(decodePex(encodePex({ added: many, dropped: [] })).added.length, 200);
+  assert.throws(() => decodePex(new TextEncoder().encode("li1ee")), /not a dictionary/);
 });

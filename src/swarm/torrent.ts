@@ -14,6 +14,7 @@ import { bytesEqual } from "../_bytes.ts";
 import type { Metainfo } from "../metainfo.ts";
 import { PeerConnection, type PeerHandler, type PeerStream } from "../peer.ts";
 import { acceptConnection } from "../wire/mse.ts";
+import { decodePex, encodePex, UT_PEX_ID } from "../wire/pex.ts";
 import {
   decodeMetadataMessage,
   encodeMetadataMessage,
@@ -121,6 +122,10 @@ interface PeerEntry {
   ready: boolean;
   availabilityAdded: boolean;
   snubbed: boolean;
+  /** Addresses we told this peer about through PEX. */
+  pexSent: Map<string, PeerAddress>;
+  /** Whether this peer got its first PEX message (later ones go out once a minute). */
+  pexGreeted: boolean;
   /** Pieces this peer rejected while unchoking us → until when (ms) we do not ask it for them again. */
   rejected: Map<number, number>;
   rateDown: number;
@@ -160,6 +165,8 @@ export interface PeerInfo {
 }
 
 const SNUB_MS = 60_000;
+/** Ticks between PEX messages (one a minute at the default tick). */
+const PEX_TICKS = 60;
 /** How long a piece a peer rejected is not asked of that peer again. */
 const REJECT_BACKOFF_MS = 10_000;
 /** Failed pieces kept (a piece-sized copy each) until they pass, to find which peer lied. */
@@ -678,7 +685,10 @@ export class Torrent implements AsyncDisposable {
         v: "Seedbed 0.1.0",
         p: this.#port(),
         reqq: 500,
-        m: { ut_metadata: UT_METADATA_ID },
+        // private torrents (BEP 27) get peers from their trackers only: no PEX
+        m: meta.private
+          ? { ut_metadata: UT_METADATA_ID }
+          : { ut_metadata: UT_METADATA_ID, ut_pex: UT_PEX_ID },
         metadata_size: meta.info.length,
       },
       remoteAddress: { host, port },
@@ -697,6 +707,8 @@ export class Torrent implements AsyncDisposable {
       availabilityAdded: false,
       snubbed: false,
       rejected: new Map(),
+      pexSent: new Map(),
+      pexGreeted: false,
       rateDown: 0,
       rateUp: 0,
       lastDown: 0,
@@ -790,11 +802,61 @@ export class Torrent implements AsyncDisposable {
     },
     onExtended: (peer, id, payload) => {
       if (id === UT_METADATA_ID) this.#onMetadataMessage(peer, payload);
+      else if (id === UT_PEX_ID && !this.meta.private) this.#onPex(peer, payload);
     },
     onBlock: (peer, index, begin, data) => this.#onBlock(peer, index, begin, data),
     onRequest: (peer, index, begin, length) => this.#onRequest(peer, index, begin, length),
     onClose: (peer, reason) => this.#onClose(peer, reason),
   };
+
+  /** BEP 11: peers a connected peer knows; used within our connection limits, never trusted beyond them. */
+  #onPex(peer: PeerConnection, payload: Uint8Array): void {
+    let m;
+    try {
+      m = decodePex(payload);
+    } catch (err) {
+      return peer.close(`protocol violation: ${(err as Error).message}`);
+    }
+    for (const p of m.added) this.addPeer(p.host, p.port, false);
+  }
+
+  /** The address other peers can dial for a connected peer: its own port for outgoing, its `p` for incoming. */
+  #listenAddress(e: PeerEntry): PeerAddress | undefined {
+    const [host, port] = splitKey(e.key);
+    if (!e.incoming) return { host, port };
+    const p = e.conn.remoteExtensions?.p;
+    return p ? { host, port: p } : undefined;
+  }
+
+  /** BEP 11: at most one message a minute per peer, the changes since the last one (the first may be longer). */
+  #sendPex(onlyNew: boolean): void {
+    if (this.meta.private) return;
+    const current = new Map<string, PeerAddress>();
+    for (const e of this.#peers.values()) {
+      if (!e.ready) continue;
+      const a = this.#listenAddress(e);
+      if (a) current.set(addressKey(a.host, a.port), a);
+    }
+    for (const e of this.#peers.values()) {
+      const remoteId = e.conn.remoteExtensions?.m["ut_pex"];
+      if (!e.ready || !remoteId || (onlyNew && e.pexGreeted)) continue;
+      e.pexGreeted = true;
+      const self = this.#listenAddress(e);
+      const selfKey = self ? addressKey(self.host, self.port) : "";
+      const first = e.pexSent.size === 0;
+      const added: PeerAddress[] = [], dropped: PeerAddress[] = [];
+      for (const [k, a] of current) {
+        if (k !== selfKey && !e.pexSent.has(k) && (first || added.length < 50)) added.push(a);
+      }
+      for (const k of e.pexSent.keys()) {
+        if (!current.has(k) && dropped.length < 50) dropped.push(e.pexSent.get(k)!);
+      }
+      if (added.length === 0 && dropped.length === 0) continue;
+      for (const a of added) e.pexSent.set(addressKey(a.host, a.port), a);
+      for (const a of dropped) e.pexSent.delete(addressKey(a.host, a.port));
+      e.conn.sendExtended(remoteId, encodePex({ added, dropped }));
+    }
+  }
 
   /** BEP 9: serve our info dictionary to peers that came with a magnet link. */
   #onMetadataMessage(peer: PeerConnection, payload: Uint8Array): void {
@@ -1209,6 +1271,8 @@ export class Torrent implements AsyncDisposable {
       if (this.#state === "active") this.#fillRequests(e);
     }
     if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) this.#rechoke(now);
+    // PEX: a first message soon after connecting, then one a minute
+    this.#sendPex(this.#ticks % PEX_TICKS !== 0);
     if (this.#ticks % 5 === 0) { for (const e of this.#peers.values()) this.#updateInterest(e); }
     this.#connectMore();
     // starving: no peer to download from and nothing left to dial: ask the trackers again (backing off
@@ -1267,6 +1331,11 @@ export class Torrent implements AsyncDisposable {
   get storageError(): StorageError | undefined {
     return this.#storage?.error;
   }
+}
+
+function splitKey(key: string): [string, number] {
+  const i = key.lastIndexOf(":");
+  return [key.slice(0, i).replace(/^\[|\]$/g, ""), Number(key.slice(i + 1))];
 }
 
 function addressKey(host: string, port: number): string {
