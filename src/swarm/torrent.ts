@@ -738,6 +738,14 @@ export class Torrent implements AsyncDisposable {
           other !== e && other.ready && remote && other.conn.remotePeerId &&
           bytesEqual(other.conn.remotePeerId, remote)
         ) {
+          // Both sides may dial each other at once (PEX tells each about the other). Both must drop the same
+          // connection, or each drops a different one and nothing is left: the connection opened by the peer
+          // with the lower peer id survives.
+          const keepIncoming = compareBytes(this.peerId, remote) > 0;
+          if (e.incoming === keepIncoming && other.incoming !== keepIncoming) {
+            other.conn.close("duplicate connection to the same peer");
+            break;
+          }
           peer.close("duplicate connection to the same peer");
           return;
         }
@@ -1331,6 +1339,11 @@ export class Torrent implements AsyncDisposable {
   get storageError(): StorageError | undefined {
     return this.#storage?.error;
   }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
 }
 
 function splitKey(key: string): [string, number] {
