@@ -117,3 +117,11 @@ export {
 } from "./src/wire/metadata.ts";
 export { acceptConnection, type AcceptedConnection } from "./src/wire/mse.ts";
 export { decodePex, encodePex, type PexMessage } from "./src/wire/pex.ts";
+export {
+  formatLsdAnnounce,
+  LocalDiscovery,
+  type LocalDiscoveryOptions,
+  LSD_GROUP,
+  LSD_PORT,
+  parseLsdAnnounce,
+} from "./src/lsd.ts";

@@ -9,6 +9,7 @@ import { randomBytes } from "./_bytes.ts";
 import { type MagnetLink, parseMagnet, torrentFromMetadata } from "./magnet.ts";
 import { type Metainfo, parseMetainfo } from "./metainfo.ts";
 import { fetchMetadata } from "./swarm/metadata_fetcher.ts";
+import { LocalDiscovery } from "./lsd.ts";
 import type { PieceCacheIndex } from "./storage/storage.ts";
 import { type PeerInfo, Torrent, type TorrentEvents, type TorrentState } from "./swarm/torrent.ts";
 import type { TrackerTierView } from "./tracker/tiers.ts";
@@ -108,6 +109,13 @@ export interface ClientOptions {
   /** Peers to dial at start. */
   peers?: { host: string; port: number }[];
   /**
+   * Local Service Discovery (BEP 14): find peers on the local network by multicast. Off by default, since it
+   * sends to the whole network; never used for private torrents. The announces go out on `host` when it is a
+   * specific address (127.0.0.1 keeps them on this machine).
+   * @default {false}
+   */
+  lsd?: boolean | { multicastPort?: number; interfaceAddress?: string };
+  /**
    * Most connected peers.
    * @default {50}
    */
@@ -194,6 +202,7 @@ export class Client extends EventTarget implements AsyncDisposable {
   #closed = false;
   readonly #abort = new AbortController();
   #torrentBytes: Uint8Array | undefined;
+  #lsd: LocalDiscovery | undefined;
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
   /**
@@ -302,6 +311,21 @@ export class Client extends EventTarget implements AsyncDisposable {
     await torrent.open();
     if (this.#closed) return;
     for (const p of [...magnetPeers, ...(o.peers ?? [])]) torrent.addPeer(p.host, p.port);
+    if (o.lsd && !meta.private) {
+      const opts = typeof o.lsd === "object" ? o.lsd : {};
+      const iface = opts.interfaceAddress ??
+        (o.host && o.host !== "::" && o.host !== "0.0.0.0" && !o.host.includes(":")
+          ? o.host
+          : undefined);
+      this.#lsd = new LocalDiscovery({
+        infoHashes: [meta.infoHash],
+        port: () => this.port,
+        onPeer: (host, port) => torrent.addPeer(host, port, false),
+        ...(iface ? { interfaceAddress: iface } : {}),
+        ...(opts.multicastPort ? { multicastPort: opts.multicastPort } : {}),
+      });
+      await this.#lsd.start();
+    }
     const state = o.state ?? "started";
     if (state === "started") torrent.start();
     else if (state === "paused") torrent.pause();
@@ -563,6 +587,7 @@ export class Client extends EventTarget implements AsyncDisposable {
       this.#listener?.close();
     } catch { /* already closed */ }
     await this.#acceptLoop;
+    this.#lsd?.stop();
     await this.#torrent?.close();
     this.#done.reject(new Error("Client closed before the download completed"));
   }

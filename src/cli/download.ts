@@ -52,6 +52,7 @@ Options:
   -l, --list             list the torrent's files with their numbers and exit
       --peer HOST:PORT   connect to this peer (repeatable; IPv6 as [::1]:6881)
       --save-torrent F   write the .torrent (for a magnet link: the fetched metadata) to F
+      --lsd              find peers on the local network by multicast (BEP 14; off by default)
       --no-trackers      do not announce to the torrent's trackers
       --keep-seeding     keep seeding after the download completes (until Ctrl-C)
       --max-peers N      most connected peers (default: 50)
@@ -148,6 +149,7 @@ export async function runDownload(
       list: { type: "boolean", short: "l" },
       peer: { type: "string", multiple: true },
       "save-torrent": { type: "string" },
+      lsd: { type: "boolean" },
       "no-trackers": { type: "boolean" },
       "keep-seeding": { type: "boolean" },
       "max-peers": { type: "string" },
@@ -229,6 +231,7 @@ export async function runDownload(
     peers,
     ...(priorities ? { priorities } : {}),
     ...(values["no-trackers"] ? { trackers: false } : {}),
+    ...(values.lsd ? { lsd: true } : {}),
   });
   let failure: Error | undefined;
   client.addEventListener("peer", (e) => emit("peer", { address: e.detail.address }));
