@@ -60,6 +60,28 @@ export {
 } from "./src/client.ts";
 export type { PeerInfo, TorrentState } from "./src/swarm/torrent.ts";
 export {
+  DEFAULT_BOOTSTRAP,
+  Dht,
+  type DhtOptions,
+  type DhtState,
+  type DhtStats,
+  type LookupOptions,
+} from "./src/dht/dht.ts";
+export {
+  decodeKrpc,
+  KrpcError,
+  type KrpcMessage,
+  MAX_KRPC_PACKET,
+  type NodeContact,
+} from "./src/dht/krpc.ts";
+export {
+  type AddResult,
+  type NodeStatus,
+  type RoutingNode,
+  RoutingTable,
+  type RoutingTableOptions,
+} from "./src/dht/routing_table.ts";
+export {
   type BlockRef,
   PeerConnection,
   type PeerConnectionOptions,

@@ -10,6 +10,8 @@ import { type MagnetLink, parseMagnet, torrentFromMetadata } from "./magnet.ts";
 import { type Metainfo, parseMetainfo } from "./metainfo.ts";
 import { fetchMetadata } from "./swarm/metadata_fetcher.ts";
 import { LocalDiscovery } from "./lsd.ts";
+import { Dht, type DhtOptions } from "./dht/dht.ts";
+import type { PeerAddress } from "./tracker/compact.ts";
 import type { PieceCacheIndex } from "./storage/storage.ts";
 import { type PeerInfo, Torrent, type TorrentEvents, type TorrentState } from "./swarm/torrent.ts";
 import type { TrackerTierView } from "./tracker/tiers.ts";
@@ -116,6 +118,16 @@ export interface ClientOptions {
    */
   lsd?: boolean | { multicastPort?: number; interfaceAddress?: string };
   /**
+   * The DHT (BEP 5): `true` runs a node for this client (joining through the public routers of
+   * {@linkcode DEFAULT_BOOTSTRAP}), an options object configures that node (`bootstrap`, `port`, `state`, …), and a
+   * {@linkcode Dht} instance is used as is and shared (it is not closed with the client; one node can serve many
+   * clients). The torrent's peers are looked up and we are announced at start, again every 15 minutes (sooner
+   * while nothing is found); peers that send a PORT message are offered to the node. Never used for private
+   * torrents. Off by default: it talks to the whole Internet.
+   * @default {false}
+   */
+  dht?: boolean | DhtOptions | Dht;
+  /**
    * Most connected peers.
    * @default {50}
    */
@@ -203,6 +215,13 @@ export class Client extends EventTarget implements AsyncDisposable {
   readonly #abort = new AbortController();
   #torrentBytes: Uint8Array | undefined;
   #lsd: LocalDiscovery | undefined;
+  #dht: Dht | undefined;
+  #ownDht = false;
+  #dhtSink: (peers: PeerAddress[]) => void = () => {};
+  readonly #dhtFound = new Map<string, PeerAddress>();
+  #dhtTimer: ReturnType<typeof setTimeout> | undefined;
+  #dhtRun: Promise<void> | undefined;
+  #dhtOff = false;
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
   /**
@@ -264,6 +283,8 @@ export class Client extends EventTarget implements AsyncDisposable {
       this.#listener = listen(o.host, o.port ?? 0);
       this.#acceptLoop = this.#accept(this.#listener);
       magnetPeers = link.peers;
+      await this.#openDht();
+      if (this.#dht) this.#dhtLoop(link.infoHash);
       const info = await fetchMetadata({
         infoHash: link.infoHash,
         peerId: this.#peerId,
@@ -271,6 +292,7 @@ export class Client extends EventTarget implements AsyncDisposable {
         peers: [...link.peers, ...(o.peers ?? [])],
         trackers: link.trackers.map((t) => [t]),
         signal: this.#abort.signal,
+        discover: (add) => this.#setDhtSink(add),
         ...(o.metadataTimeoutMs ? { timeoutMs: o.metadataTimeoutMs } : {}),
       });
       this.#torrentBytes = torrentFromMetadata(info, link.trackers);
@@ -302,6 +324,8 @@ export class Client extends EventTarget implements AsyncDisposable {
       ...(o.tickMs ? { tickMs: o.tickMs } : {}),
       ...(o.preallocate ? { preallocate: true } : {}),
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
+      dhtPort: () => this.#dhtOff ? 0 : this.#dht?.port ?? 0,
+      onDhtNode: (host, port) => void this.#dht?.ping(host, port),
     });
     this.#torrent = torrent;
     if (!this.#listener) {
@@ -311,6 +335,14 @@ export class Client extends EventTarget implements AsyncDisposable {
     await torrent.open();
     if (this.#closed) return;
     for (const p of [...magnetPeers, ...(o.peers ?? [])]) torrent.addPeer(p.host, p.port);
+    this.#setDhtSink((peers) => {
+      for (const p of peers) torrent.addPeer(p.host, p.port, false);
+    });
+    if (meta.private) this.#stopDht(); // BEP 27: a magnet link turned out to be a private torrent
+    else if (!this.#dhtRun) {
+      await this.#openDht();
+      if (this.#dht) this.#dhtLoop(meta.infoHash);
+    }
     if (o.lsd && !meta.private) {
       const opts = typeof o.lsd === "object" ? o.lsd : {};
       const iface = opts.interfaceAddress ??
@@ -330,6 +362,64 @@ export class Client extends EventTarget implements AsyncDisposable {
     if (state === "started") torrent.start();
     else if (state === "paused") torrent.pause();
     if (torrent.complete) this.#done.resolve();
+  }
+
+  async #openDht(): Promise<void> {
+    const o = this.#options.dht;
+    if (!o || this.#closed || this.#dht) return;
+    if (o instanceof Dht) {
+      this.#dht = o;
+      return;
+    }
+    const host = this.#options.host;
+    const specific = host && host !== "::" && host !== "0.0.0.0" ? host : undefined;
+    this.#dht = await Dht.open({
+      ...(specific ? { host: specific, family: specific.includes(":") ? 6 : 4 } : {}),
+      ...(o === true ? {} : o),
+    });
+    this.#ownDht = true;
+  }
+
+  /** Looks the torrent up now, then every 15 minutes once peers were found, sooner (5 s doubling) until then. */
+  #dhtLoop(infoHash: Uint8Array): void {
+    let delay = 2500;
+    const run = async () => {
+      this.#dhtTimer = undefined;
+      const dht = this.#dht;
+      if (!dht || this.#closed || this.#dhtOff) return;
+      const found = await dht.lookup(infoHash, {
+        announcePort: this.port,
+        onPeers: (peers) => {
+          for (const p of peers) {
+            if (this.#dhtFound.size < 500) this.#dhtFound.set(`${p.host}|${p.port}`, p);
+          }
+          this.#dhtSink(peers);
+        },
+        signal: this.#abort.signal,
+      }).catch(() => []);
+      if (this.#closed || this.#dhtOff) return;
+      delay = found.length > 0 ? 15 * 60_000 : Math.min(delay * 2, 5 * 60_000);
+      this.#dhtTimer = setTimeout(() => {
+        this.#dhtRun = run();
+      }, delay);
+    };
+    this.#dhtRun = run();
+  }
+
+  /** Where DHT peers go (the metadata fetch, then the torrent); the peers found so far are given at once. */
+  #setDhtSink(sink: (peers: PeerAddress[]) => void): void {
+    this.#dhtSink = sink;
+    if (this.#dhtFound.size) sink([...this.#dhtFound.values()]);
+  }
+
+  #stopDht(): void {
+    this.#dhtOff = true;
+    clearTimeout(this.#dhtTimer);
+  }
+
+  /** The DHT node this client uses, if any. */
+  get dht(): Dht | undefined {
+    return this.#dht;
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
@@ -588,6 +678,9 @@ export class Client extends EventTarget implements AsyncDisposable {
     } catch { /* already closed */ }
     await this.#acceptLoop;
     this.#lsd?.stop();
+    this.#stopDht();
+    await this.#dhtRun;
+    if (this.#ownDht) await this.#dht?.close();
     await this.#torrent?.close();
     this.#done.reject(new Error("Client closed before the download completed"));
   }

@@ -36,6 +36,7 @@ Deno.test("kill -9 during downloads, restart, complete: every byte verified", as
       torrent,
       "-o",
       leech,
+      "--no-dht",
       "-p",
       "0",
       "--peer",

@@ -10,6 +10,14 @@ import type { Metainfo } from "../metainfo.ts";
 import { parseMetainfo } from "../metainfo.ts";
 import { parseMagnet } from "../magnet.ts";
 import { formatBytes, formatDuration, ProgressLine } from "./progress.ts";
+import { DEFAULT_BOOTSTRAP, type Dht } from "../dht/dht.ts";
+import {
+  checkBootstrap,
+  DEFAULT_BOOTSTRAP_TEXT,
+  defaultDhtStatePath,
+  saveDhtState,
+  startDownloadDht,
+} from "./dht.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface DownloadIO {
@@ -23,21 +31,8 @@ export interface DownloadIO {
   interrupted: Promise<void>;
 }
 
-/** Exit codes, as documented in README. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
-
-/** A wrong command line: printed with a hint to `--help`, exit status 2. */
-export class UsageError extends Error {
-  /**
-   * Creates an {@linkcode UsageError}.
-   *
-   * @param message What is wrong with the command line.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { EXIT, UsageError } from "./_common.ts";
+import { EXIT, UsageError } from "./_common.ts";
 
 const DOWNLOAD_HELP = `Usage: seedbed [download] <file.torrent|magnet-link> [options]
        seedbed seed <file.torrent> [options]
@@ -53,6 +48,11 @@ Options:
       --peer HOST:PORT   connect to this peer (repeatable; IPv6 as [::1]:6881)
       --save-torrent F   write the .torrent (for a magnet link: the fetched metadata) to F
       --lsd              find peers on the local network by multicast (BEP 14; off by default)
+      --no-dht           do not use the DHT (BEP 5; never used for private torrents)
+      --dht-port PORT    UDP port of the DHT node (default: the same number as --port)
+      --dht-bootstrap H:P join the DHT through this node (repeatable; default: the public routers,
+                         ${DEFAULT_BOOTSTRAP_TEXT})
+      --dht-state FILE   keep the DHT routing table in FILE (default: ~/.local/state/seedbed/dht.json)
       --no-trackers      do not announce to the torrent's trackers
       --keep-seeding     keep seeding after the download completes (until Ctrl-C)
       --max-peers N      most connected peers (default: 50)
@@ -150,6 +150,10 @@ export async function runDownload(
       peer: { type: "string", multiple: true },
       "save-torrent": { type: "string" },
       lsd: { type: "boolean" },
+      "no-dht": { type: "boolean" },
+      "dht-port": { type: "string" },
+      "dht-bootstrap": { type: "string", multiple: true },
+      "dht-state": { type: "string" },
       "no-trackers": { type: "boolean" },
       "keep-seeding": { type: "boolean" },
       "max-peers": { type: "string" },
@@ -184,6 +188,13 @@ export async function runDownload(
     throw new UsageError(`--max-peers: "${values["max-peers"]}" is not a positive integer`);
   }
   const peers = (values.peer ?? []).map(parsePeerAddress);
+  const dhtPort = values["dht-port"] === undefined ? port : Number(values["dht-port"]);
+  if (!Number.isInteger(dhtPort) || dhtPort < 0 || dhtPort > 65535) {
+    throw new UsageError(`--dht-port: "${values["dht-port"]}" is not a port number (0-65535)`);
+  }
+  const dhtBootstrap = values["dht-bootstrap"]
+    ? checkBootstrap(values["dht-bootstrap"])
+    : [...DEFAULT_BOOTSTRAP];
 
   let meta: Metainfo | undefined;
   if (!magnet) {
@@ -219,8 +230,20 @@ export async function runDownload(
     if (json) io.stdout(JSON.stringify({ event, time: new Date().toISOString(), ...data }) + "\n");
   };
   if (magnet && !values.quiet) {
-    io.stderr("Fetching the torrent's metadata from the magnet link's peers and trackers\n");
+    io.stderr(
+      "Fetching the torrent's metadata from the magnet link's peers, trackers and the DHT\n",
+    );
   }
+  const statePath = values["dht-state"] ?? defaultDhtStatePath();
+  // one node for the process; private torrents (BEP 27) never use it
+  const dht: Dht | undefined = values["no-dht"] || meta?.private
+    ? undefined
+    : await startDownloadDht({
+      off: false,
+      port: dhtPort,
+      bootstrap: dhtBootstrap,
+      statePath,
+    });
   const client = new Client({
     ...(meta ? { metainfo: meta } : { magnet: magnet! }),
     // a magnet download starts paused when files must be selected or listed first
@@ -232,6 +255,7 @@ export async function runDownload(
     ...(priorities ? { priorities } : {}),
     ...(values["no-trackers"] ? { trackers: false } : {}),
     ...(values.lsd ? { lsd: true } : {}),
+    ...(dht ? { dht } : {}),
   });
   let failure: Error | undefined;
   client.addEventListener("peer", (e) => emit("peer", { address: e.detail.address }));
@@ -294,6 +318,7 @@ export async function runDownload(
       infoHash: meta.infoHashHex,
       size: meta.length,
       port: client.port,
+      ...(dht && !meta.private ? { dhtPort: dht.port } : {}),
       have: client.bitfield.reduce((n, b) => n + popcount(b), 0),
       pieces: meta.pieceCount,
     });
@@ -301,7 +326,9 @@ export async function runDownload(
       io.stderr(
         `${mode === "seed" ? "Seeding" : "Downloading"} ${meta.displayName} (${
           formatBytes(meta.length)
-        }) into ${dir}, listening on port ${client.port}\n`,
+        }) into ${dir}, listening on port ${client.port}${
+          dht ? (meta.private ? "" : `, DHT on udp port ${dht.port}`) : ""
+        }\n`,
       );
     }
     if (mode === "seed" && !client.seed) {
@@ -345,6 +372,10 @@ export async function runDownload(
     throw failure;
   } finally {
     clearInterval(interval);
+    if (dht) {
+      await saveDhtState(statePath, dht);
+      await dht.close();
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import { runCreate } from "./create.ts";
 import { runDemo } from "./demo.ts";
 import { downloadHelp, EXIT, runDownload, UsageError } from "./download.ts";
 import { runInfo } from "./info.ts";
+import { runDht } from "./dht.ts";
 import { runVerify } from "./verify.ts";
 
 const HELP = `seedbed ${VERSION}: a BitTorrent client for Deno
@@ -20,6 +21,7 @@ Usage:
   seedbed info <file.torrent|magnet>        show what a torrent or magnet link holds
   seedbed create <path> -o out.torrent      make a torrent from a file or directory
   seedbed verify <file.torrent> -o DIR      hash-check the data under DIR and report
+  seedbed dht -p PORT                       run a standalone DHT node (a bootstrap node) until Ctrl-C
   seedbed demo                              a whole swarm on this machine, offline
 
 Run "seedbed <command> --help" for a command's options.
@@ -108,6 +110,8 @@ async function dispatch(args: string[], io: CliIO): Promise<number> {
       return await runVerify(rest, io);
     case "demo":
       return await runDemo(rest, io);
+    case "dht":
+      return await runDht(rest, io);
     case "seed":
       return await runDownload("seed", rest, io);
     case "download":

@@ -36,6 +36,8 @@ export interface FetchMetadataOptions {
   maxPeers?: number;
   /** Stops the fetch. */
   signal?: AbortSignal;
+  /** Called once at the start with a function that adds peers found elsewhere (the DHT) while the fetch runs. */
+  discover?: (add: (peers: PeerAddress[]) => void) => void;
 }
 
 interface Source {
@@ -211,6 +213,9 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     add(options.peers ?? []);
+    options.discover?.((peers) => {
+      if (!finished) add(peers);
+    });
     trackers?.start();
     return await done.promise;
   } finally {

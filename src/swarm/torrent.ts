@@ -94,6 +94,13 @@ export interface TorrentOptions {
    * @default {false}
    */
   uploadEachPieceOnce?: boolean;
+  /**
+   * Our DHT node's UDP port: peers are told we support the DHT (BEP 5) and sent a PORT message. Never used for
+   * private torrents.
+   */
+  dhtPort?: () => number;
+  /** Called with a peer's DHT node address when it sends a PORT message. */
+  onDhtNode?: (host: string, port: number) => void;
 }
 
 /** One known peer address and its connection history. */
@@ -692,6 +699,7 @@ export class Torrent implements AsyncDisposable {
         metadata_size: meta.info.length,
       },
       remoteAddress: { host, port },
+      dht: this.#dhtPort() > 0,
       signal: this.#abort.signal,
     }, this.#handler);
     const now = Date.now();
@@ -722,7 +730,20 @@ export class Torrent implements AsyncDisposable {
     return this.#peers.get(peer);
   }
 
+  /** Our DHT port, 0 when there is no DHT for this torrent (none, or a private torrent). */
+  #dhtPort(): number {
+    return this.meta.private ? 0 : this.#opts.dhtPort?.() ?? 0;
+  }
+
   readonly #handler: PeerHandler = {
+    onPort: (peer, port) => {
+      const e = this.#entry(peer);
+      if (!e || this.meta.private || !(port > 0)) return;
+      const host = e.key.startsWith("[")
+        ? e.key.slice(1, e.key.lastIndexOf("]"))
+        : e.key.split(":")[0];
+      this.#opts.onDhtNode?.(host, port);
+    },
     onReady: (peer) => {
       const e = this.#entry(peer);
       if (!e) return;
@@ -752,6 +773,8 @@ export class Torrent implements AsyncDisposable {
       }
       e.ready = true;
       peer.sendBitfield(this.have);
+      const dhtPort = this.#dhtPort();
+      if (dhtPort > 0 && peer.remoteHandshake?.dht) peer.sendPort(dhtPort);
       this.#emit("peer", { address: e.key, peerId: remote, incoming: e.incoming });
     },
     onBitfield: (peer) => {
