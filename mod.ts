@@ -128,7 +128,14 @@ export { type PeerAddress } from "./src/tracker/compact.ts";
 export { TrackerServer, type TrackerServerOptions } from "./src/tracker/server.ts";
 export { announceUdp, scrapeUdp, type UdpTrackerOptions } from "./src/tracker/udp.ts";
 export { announceAny } from "./src/tracker/tiers.ts";
-export { type Datagram, openUdpSocket, type UdpSocket } from "./src/udp.ts";
+export {
+  type Datagram,
+  hasDenoDatagram,
+  openUdpSocket,
+  type UdpImplementation,
+  type UdpSocket,
+  type UdpSocketOptions,
+} from "./src/udp.ts";
 export { fetchMetadata, type FetchMetadataOptions } from "./src/swarm/metadata_fetcher.ts";
 export { torrentFromMetadata } from "./src/magnet.ts";
 export {

@@ -1,6 +1,8 @@
 /**
- * A small UDP socket interface, so that UDP trackers (and later the DHT) do not depend on one runtime API. The
- * default implementation uses `node:dgram`, which works in Deno without any flag.
+ * A small UDP socket interface, so that UDP trackers and the DHT do not depend on one runtime API. Two
+ * implementations: `node:dgram`, which works in Deno without any flag, and `Deno.listenDatagram`, which exists
+ * only when Deno runs with `--unstable-net`. {@linkcode openUdpSocket} picks by feature detection: Deno's own
+ * API when it is there, `node:dgram` otherwise, so no flag is ever needed.
  *
  * @module
  */
@@ -29,15 +31,100 @@ export interface UdpSocket {
   close(): void;
 }
 
+/** Which UDP API to use: `"auto"` (Deno's when present, else `node:dgram`), `"node"` or `"deno"`. */
+export type UdpImplementation = "auto" | "node" | "deno";
+
+/** Options for {@linkcode openUdpSocket}. */
+export interface UdpSocketOptions {
+  /** Address family, 4 or 6. @default {4} */
+  family?: 4 | 6;
+  /** Local address. @default {"0.0.0.0" or "::"} */
+  host?: string;
+  /** Local port; 0 = any free port. @default {0} */
+  port?: number;
+  /** The implementation. @default {"auto"} */
+  implementation?: UdpImplementation;
+}
+
+// Deno.listenDatagram is declared only in the unstable type library: the little of it used here.
+interface DenoDatagramConn extends AsyncIterable<[Uint8Array, { hostname: string; port: number }]> {
+  readonly addr: { port: number };
+  send(
+    data: Uint8Array,
+    addr: { transport: "udp"; hostname: string; port: number },
+  ): Promise<number>;
+  close(): void;
+}
+type ListenDatagram = (
+  options: { transport: "udp"; hostname: string; port: number },
+) => DenoDatagramConn;
+
+function denoListenDatagram(): ListenDatagram | undefined {
+  const fn = (Deno as unknown as { listenDatagram?: ListenDatagram }).listenDatagram;
+  return typeof fn === "function" ? fn : undefined;
+}
+
+/** True when `Deno.listenDatagram` is available (Deno runs with `--unstable-net`). */
+export function hasDenoDatagram(): boolean {
+  return denoListenDatagram() !== undefined;
+}
+
 /**
- * Opens a UDP socket on `node:dgram`.
+ * Opens a UDP socket: `Deno.listenDatagram` when it exists (or when asked), `node:dgram` otherwise.
  *
- * @param options Address family (4 or 6), local address and port (0 = any free port).
+ * @param options Address family (4 or 6), local address, port (0 = any free port) and implementation.
  * @returns The bound socket.
+ * @throws {Error} When `implementation: "deno"` is asked for without `--unstable-net`.
  */
-export async function openUdpSocket(
-  options: { family?: 4 | 6; host?: string; port?: number } = {},
-): Promise<UdpSocket> {
+export function openUdpSocket(options: UdpSocketOptions = {}): Promise<UdpSocket> {
+  const which = options.implementation ?? "auto";
+  const listen = denoListenDatagram();
+  if (which === "deno" && !listen) {
+    return Promise.reject(new Error("Deno.listenDatagram needs --unstable-net"));
+  }
+  if (listen && which !== "node") return Promise.resolve(openDeno(listen, options));
+  return openNode(options);
+}
+
+function openDeno(listen: ListenDatagram, options: UdpSocketOptions): UdpSocket {
+  const family = options.family ?? 4;
+  const conn = listen({
+    transport: "udp",
+    hostname: options.host ?? (family === 6 ? "::" : "0.0.0.0"),
+    port: options.port ?? 0,
+  });
+  const listeners: ((d: Datagram) => void)[] = [];
+  let closed = false;
+  void (async () => {
+    try {
+      for await (const [data, addr] of conn) {
+        for (const l of listeners) l({ data, host: addr.hostname, port: addr.port });
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    port: conn.addr.port,
+    send: async (data, host, port) => {
+      await conn.send(data, { transport: "udp", hostname: host, port });
+    },
+    onMessage: (l) => {
+      listeners.push(l);
+      return () => {
+        const i = listeners.indexOf(l);
+        if (i >= 0) listeners.splice(i, 1);
+      };
+    },
+    close: () => {
+      if (closed) return;
+      closed = true;
+      conn.close();
+    },
+  };
+}
+
+async function openNode(options: UdpSocketOptions): Promise<UdpSocket> {
   const family = options.family ?? 4;
   const sock: Socket = createSocket({ type: family === 6 ? "udp6" : "udp4" });
   await new Promise<void>((resolve, reject) => {

@@ -44,6 +44,8 @@ interface Source {
   peer: PeerConnection;
   remoteId: number;
   inflight: Set<number>;
+  /** The metadata size this peer announced. */
+  size: number;
 }
 
 /**
@@ -66,9 +68,29 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
   let finished = false;
   const maxPeers = options.maxPeers ?? 16;
 
+  // After a hash failure whose pieces came from several peers, the culprit is unknown: from then on the whole
+  // info dictionary is fetched from one peer at a time, so the next failure names its sender.
+  let singleSource = false;
+  const contributors = new Set<PeerConnection>();
+  const active = (): Source[] => {
+    const same = [...sources.values()].filter((s) => s.size === size && !s.inflight.has(-1));
+    return singleSource ? same.slice(0, 1) : same;
+  };
+  const reset = () => {
+    // the current size has no usable source left: take the size another peer announced
+    if (!active().length) {
+      const other = [...sources.values()].find((s) => !s.inflight.has(-1));
+      size = other?.size ?? 0;
+    }
+    pieces = new Array(Math.ceil(size / METADATA_PIECE)).fill(undefined);
+    contributors.clear();
+  };
+
   const request = () => {
-    if (finished || size === 0) return;
-    for (const s of sources.values()) {
+    if (finished) return;
+    if (size === 0 || !active().length) reset();
+    if (size === 0) return;
+    for (const s of active()) {
       if (s.inflight.size >= 2) continue;
       for (let i = 0; i < pieces.length && s.inflight.size < 2; i++) {
         if (pieces[i] || [...sources.values()].some((o) => o.inflight.has(i))) continue;
@@ -85,15 +107,18 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
       done.resolve(info);
       return;
     }
-    // someone sent wrong data: drop every source that contributed and start over with the others
+    // wrong data: a lone sender is dropped; with several, the next tries go one peer at a time
     attempts++;
-    for (const s of sources.values()) {
-      s.peer.close("sent metadata that does not match the info hash");
+    if (contributors.size === 1) {
+      for (const c of contributors) c.close("sent metadata that does not match the info hash");
+    } else singleSource = true;
+    if (attempts >= 8) {
+      done.reject(new Error("peers sent metadata that does not match the info hash, 8 times"));
+      return;
     }
     pieces = new Array(pieces.length).fill(undefined);
-    if (attempts >= 3) {
-      done.reject(new Error("peers sent metadata that does not match the info hash, three times"));
-    }
+    contributors.clear();
+    request();
   };
 
   const dial = async (p: PeerAddress) => {
@@ -126,12 +151,11 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
           const ext = peer.remoteExtensions;
           const remoteId = ext?.m["ut_metadata"];
           const msize = ext?.metadataSize;
+          // an absurd size is never trusted (a peer announcing 1 GiB of metadata gets no requests)
           if (!remoteId || !msize || msize > MAX_METADATA_SIZE) return;
-          if (size === 0) {
-            size = msize;
-            pieces = new Array(Math.ceil(size / METADATA_PIECE)).fill(undefined);
-          } else if (msize !== size) return; // disagrees with the others: ignore it
-          sources.set(peer, { peer, remoteId, inflight: new Set() });
+          // sizes that disagree are all kept: the one that hashes right wins, the others' peers are dropped
+          sources.set(peer, { peer, remoteId, inflight: new Set(), size: msize });
+          if (size === 0) reset();
           request();
           return;
         }
@@ -160,12 +184,18 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
           return peer.close("protocol violation: metadata piece of the wrong size");
         }
         pieces[m.piece] = m.data.slice();
+        contributors.add(peer);
         if (pieces.every((x) => x)) void complete();
         else request();
       },
       onClose: (peer) => {
         connections.delete(peer);
+        const gone = sources.get(peer);
         sources.delete(peer);
+        if (gone) {
+          // its unanswered requests go to others; its pieces stay (the hash check judges them)
+          gone.inflight.clear();
+        }
         request();
         dialMore();
       },
