@@ -58,7 +58,7 @@ export {
   makePeerId,
   VERSION,
 } from "./src/client.ts";
-export type { PeerInfo, TorrentState } from "./src/swarm/torrent.ts";
+export type { PeerInfo, PeerSource, TorrentState } from "./src/swarm/torrent.ts";
 export {
   DEFAULT_BOOTSTRAP,
   Dht,

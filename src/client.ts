@@ -336,7 +336,7 @@ export class Client extends EventTarget implements AsyncDisposable {
     if (this.#closed) return;
     for (const p of [...magnetPeers, ...(o.peers ?? [])]) torrent.addPeer(p.host, p.port);
     this.#setDhtSink((peers) => {
-      for (const p of peers) torrent.addPeer(p.host, p.port, false);
+      for (const p of peers) torrent.addPeer(p.host, p.port, false, "dht");
     });
     if (meta.private) this.#stopDht(); // BEP 27: a magnet link turned out to be a private torrent
     else if (!this.#dhtRun) {
@@ -352,7 +352,7 @@ export class Client extends EventTarget implements AsyncDisposable {
       this.#lsd = new LocalDiscovery({
         infoHashes: [meta.infoHash],
         port: () => this.port,
-        onPeer: (host, port) => torrent.addPeer(host, port, false),
+        onPeer: (host, port) => torrent.addPeer(host, port, false, "lsd"),
         ...(iface ? { interfaceAddress: iface } : {}),
         ...(opts.multicastPort ? { multicastPort: opts.multicastPort } : {}),
       });

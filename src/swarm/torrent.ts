@@ -104,7 +104,11 @@ export interface TorrentOptions {
 }
 
 /** One known peer address and its connection history. */
+/** Where a peer's address came from. */
+export type PeerSource = "user" | "tracker" | "dht" | "pex" | "lsd" | "incoming";
+
 interface Candidate {
+  source: PeerSource;
   host: string;
   port: number;
   key: string;
@@ -118,6 +122,7 @@ interface Candidate {
 
 /** A live connection and what the engine tracks about it. */
 interface PeerEntry {
+  source: PeerSource;
   id: number;
   conn: PeerConnection;
   key: string;
@@ -149,6 +154,8 @@ export interface PeerInfo {
   peerId: Uint8Array | undefined;
   /** True when the peer connected to us. */
   incoming: boolean;
+  /** Where we learnt its address ("incoming" when it connected to us). */
+  source: PeerSource;
   /** Pieces the peer has. */
   have: number;
   /** Payload bytes per second from the peer. */
@@ -360,6 +367,7 @@ export class Torrent implements AsyncDisposable {
         address: e.key,
         peerId: c.remotePeerId,
         incoming: e.incoming,
+        source: e.source,
         have: c.bitfield.count,
         downloadRate: e.rateDown,
         uploadRate: e.rateUp,
@@ -459,7 +467,7 @@ export class Torrent implements AsyncDisposable {
             left: this.left,
           }),
           onPeers: (peers: PeerAddress[]) => {
-            for (const p of peers) this.addPeer(p.host, p.port, false);
+            for (const p of peers) this.addPeer(p.host, p.port, false, "tracker");
           },
           onEvent: (e) =>
             this.#emit("tracker", {
@@ -569,14 +577,16 @@ export class Torrent implements AsyncDisposable {
    * @param host IPv4/IPv6 address or host name.
    * @param port TCP port.
    * @param manual True for user-given peers, which are retried forever with backoff.
+   * @param source Where the address came from (shown in {@linkcode PeerInfo}).
    */
-  addPeer(host: string, port: number, manual = true): void {
+  addPeer(host: string, port: number, manual = true, source?: PeerSource): void {
     if (!Number.isInteger(port) || port <= 0 || port > 65535) return;
     const key = addressKey(host, port);
     let c = this.#candidates.get(key);
     if (!c) {
       if (this.#candidates.size >= 2000 && !manual) return;
       c = {
+        source: source ?? (manual ? "user" : "tracker"),
         host,
         port,
         key,
@@ -615,7 +625,9 @@ export class Torrent implements AsyncDisposable {
     acceptConnection(conn, [this.meta.infoHash]).then(
       ({ stream }) => {
         if (this.#state === "stopped") stream.close?.();
-        else this.#attach(stream, addressKey(host, addr.port), true, host, addr.port);
+        else {
+          this.#attach(stream, addressKey(host, addr.port), true, host, addr.port, "incoming");
+        }
       },
       () => {
         try {
@@ -666,7 +678,7 @@ export class Torrent implements AsyncDisposable {
       c.connected = false;
       return;
     }
-    this.#attach(conn, c.key, false, c.host, c.port);
+    this.#attach(conn, c.key, false, c.host, c.port, c.source);
   }
 
   #dialFailed(c: Candidate): void {
@@ -679,7 +691,14 @@ export class Torrent implements AsyncDisposable {
     c.nextAttempt = Date.now() + Math.min(60_000, 1000 * 2 ** Math.min(c.failures - 1, 6));
   }
 
-  #attach(conn: PeerStream, key: string, incoming: boolean, host: string, port: number): void {
+  #attach(
+    conn: PeerStream,
+    key: string,
+    incoming: boolean,
+    host: string,
+    port: number,
+    source: PeerSource,
+  ): void {
     const meta = this.meta;
     const peer = new PeerConnection(conn, {
       infoHash: meta.infoHash,
@@ -704,6 +723,7 @@ export class Torrent implements AsyncDisposable {
     }, this.#handler);
     const now = Date.now();
     const entry: PeerEntry = {
+      source,
       id: this.#nextPeerId++,
       conn: peer,
       key,
@@ -848,7 +868,7 @@ export class Torrent implements AsyncDisposable {
     } catch (err) {
       return peer.close(`protocol violation: ${(err as Error).message}`);
     }
-    for (const p of m.added) this.addPeer(p.host, p.port, false);
+    for (const p of m.added) this.addPeer(p.host, p.port, false, "pex");
   }
 
   /** The address other peers can dial for a connected peer: its own port for outgoing, its `p` for incoming. */

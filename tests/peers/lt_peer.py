@@ -6,7 +6,7 @@
 Listens on 127.0.0.1:PORT with DHT, local discovery, UPnP/NAT-PMP and uTP off
 and several connections per IP allowed (every test peer is 127.0.0.1). A seed
 checks DIR first. Prints "ready" on stdout once seeding / once the torrent is
-added (leech), "done" once a leech has every piece, then keeps running until
+added (leech), "connected" once it has a first peer, "done" once a leech has every piece, then keeps running until
 SIGTERM/SIGINT or stdin closes. Dials the HOST:PORT peers given.
 """
 import os
@@ -48,6 +48,7 @@ def main() -> int:
         handle.force_recheck()
     announced_ready = False
     announced_done = False
+    announced_connected = False
     dialed = False
     deadline = time.monotonic() + float(os.environ.get("LT_PEER_MAX_S", "600"))
     while not stop["flag"] and time.monotonic() < deadline:
@@ -65,6 +66,9 @@ def main() -> int:
         if not announced_ready and not checking and (role == "leech" or complete):
             print("ready", flush=True)
             announced_ready = True
+        if not announced_connected and st.num_peers > 0:
+            print("connected", flush=True)
+            announced_connected = True
         if role == "leech" and complete and not announced_done:
             print("done", flush=True)
             announced_done = True

@@ -1,0 +1,59 @@
+// PEX (BEP 11) with libtorrent: a Seedbed peer given only one libtorrent peer learns a second libtorrent peer from
+// the first one's ut_pex message and dials it.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Client } from "../src/client.ts";
+import { needs, type Proc, startLibtorrent } from "./_lab.ts";
+import { makeTorrent, nextEvent, within } from "./_swarm.ts";
+
+const FILES = [{ path: "p.bin", length: 4 * 65536 }];
+
+Deno.test({
+  name: "PEX with libtorrent: a peer's ut_pex message introduces another peer, which we dial",
+  ignore: needs("libtorrent"),
+  async fn() {
+    const root = await Deno.makeTempDir({ prefix: "seedbed-pex-lt-" });
+    const procs: Proc[] = [];
+    try {
+      const { bytes } = await makeTorrent(join(root, "c"), "t", FILES, { pieceLength: 65536 });
+      const torrent = join(root, "t.torrent");
+      await Deno.writeFile(torrent, bytes);
+      // we hold only the first half, so nobody completes and every connection stays up until PEX is sent
+      const file = await Deno.open(join(root, "c", "t", "p.bin"), { write: true });
+      await file.truncate(FILES[0].length / 2);
+      file.close();
+      // two empty libtorrent leechers, B connected to A; nobody tells us about B
+      const a = await startLibtorrent("leech", torrent, join(root, "a"));
+      procs.push(a);
+      const b = await startLibtorrent("leech", torrent, join(root, "b"), [`127.0.0.1:${a.port}`]);
+      procs.push(b);
+      await b.line("connected", 20_000);
+      await using client = await Client.open({
+        torrent: bytes,
+        basedir: join(root, "c"),
+        host: "127.0.0.1",
+        resumeFile: false,
+        trackers: false,
+        peers: [{ host: "127.0.0.1", port: a.port }],
+      });
+      assert.ok(!client.seed);
+
+      const viaPex = await within(
+        30_000,
+        "a connection to libtorrent B learnt through PEX",
+        nextEvent<{ address: string; incoming: boolean }>(
+          client,
+          "peer",
+          (d) => d.address === `127.0.0.1:${b.port}`,
+        ),
+      );
+      assert.equal(viaPex.incoming, false);
+      const info = client.peers.find((p) => p.address === `127.0.0.1:${b.port}`);
+      assert.equal(info?.source, "pex");
+    } finally {
+      for (const p of procs) await p.stop();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
