@@ -72,6 +72,11 @@ Deno.test("announce() sends the binary info hash and peer id percent-encoded, an
   assert.equal(url.searchParams.get("event"), "started");
   assert.equal(url.searchParams.get("key"), "k1");
   assert.equal(url.searchParams.get("trackerid"), "tid");
+  // BEP 7 (2020 revision): no ipv4= / ipv6= / ip= parameters, which let anyone announce a victim's address;
+  // the tracker takes the address the announce comes from
+  assert.equal(url.searchParams.has("ipv6"), false);
+  assert.equal(url.searchParams.has("ipv4"), false);
+  assert.equal(url.searchParams.has("ip"), false);
 });
 
 Deno.test("announce() reads compact, dictionary and IPv6 peers, dropping invalid and duplicate ones", async () => {
