@@ -9,6 +9,7 @@ import { parseLsdAnnounce } from "../src/lsd.ts";
 import { MagnetError, parseMagnet } from "../src/magnet.ts";
 import { MetainfoError, parseMetainfo } from "../src/metainfo.ts";
 import { parseCompactPeers } from "../src/tracker/compact.ts";
+import { decodeTrackerBody, parseAnnounceResponse, TrackerError } from "../src/tracker/http.ts";
 import { decodeExtensionHandshake } from "../src/wire/extension.ts";
 import { FrameParser } from "../src/wire/frame_decoder.ts";
 import { decodeMessage, WireError } from "../src/wire/messages.ts";
@@ -158,6 +159,29 @@ export const TARGETS: Target[] = [
     ],
     run: (b) => parseLsdAnnounce(b),
     allowed: [],
+  },
+  {
+    name: "tracker-response",
+    seeds: [
+      encode({
+        interval: 1800,
+        "min interval": 60,
+        complete: 3,
+        incomplete: 1,
+        peers: new Uint8Array([127, 0, 0, 1, 0x1a, 0xe1]),
+        peers6: new Uint8Array(18),
+      }),
+      encode({
+        interval: 900,
+        peers: [{ ip: "10.0.0.1", port: 6881, "peer id": "x" }, { ip: "::1", port: 1 }],
+      }),
+      encode({ "failure reason": "unregistered torrent", "warning message": "w" }),
+      enc.encode("<html><body>502 Bad Gateway</body></html>"),
+      enc.encode('{"peers": []}'),
+    ],
+    run: (b) =>
+      parseAnnounceResponse("http://t/announce", decodeTrackerBody("http://t/announce", b)),
+    allowed: [TrackerError],
   },
   {
     name: "compact-peers",

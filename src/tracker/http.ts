@@ -122,6 +122,19 @@ export async function announce(url: string, req: AnnounceRequest): Promise<Annou
   if (req.key) params.push(`key=${encodeURIComponent(req.key)}`);
   if (req.trackerId) params.push(`trackerid=${encodeURIComponent(req.trackerId)}`);
   const dict = await fetchBencode(url, params.join("&"), req);
+  return parseAnnounceResponse(url, dict);
+}
+
+/**
+ * Reads an announce response dictionary: failure reason, intervals (clamped), counts, compact or dictionary peers
+ * (BEP 23), `peers6` (BEP 7), warning and tracker id, each bounded.
+ *
+ * @param url The tracker (for error messages).
+ * @param dict The decoded response.
+ * @returns The response.
+ * @throws {TrackerError} When the tracker sent a failure reason.
+ */
+export function parseAnnounceResponse(url: string, dict: BencodeDict): AnnounceResponse {
   const reason = dict["failure reason"];
   if (reason !== undefined) {
     const text = reason instanceof Uint8Array ? fromUtf8(reason).slice(0, 500) : "failure";
@@ -278,6 +291,23 @@ async function fetchBencode(
     body.set(c, off);
     off += c.length;
   }
+  return decodeTrackerBody(url, body, max);
+}
+
+/**
+ * Decodes a tracker response body into its dictionary, within the tracker limits.
+ *
+ * @param url The tracker (for error messages).
+ * @param body The (decompressed) body.
+ * @param max Largest body accepted.
+ * @returns The dictionary.
+ * @throws {TrackerError} When the body is not a bencoded dictionary.
+ */
+export function decodeTrackerBody(
+  url: string,
+  body: Uint8Array,
+  max = 2 * 1024 * 1024,
+): BencodeDict {
   let value: BencodeValue;
   try {
     value = decode(body, { maxDepth: 16, maxTokens: 100_000, maxLength: max });
