@@ -152,6 +152,13 @@ export interface ClientOptions {
    * @default {false}
    */
   uploadEachPieceOnce?: boolean;
+  /**
+   * When a verified piece cannot be written (a full disk, a read-only or unwritable directory), the client
+   * dispatches `error`, pauses, keeps the piece in memory and retries the write this often; once it lands the
+   * download resumes by itself. Nothing is marked had before it is on disk.
+   * @default {5000}
+   */
+  diskRetryMs?: number;
 }
 
 /** A file of the torrent, as the seed's `files()` lists it; `priority` is settable. */
@@ -324,6 +331,7 @@ export class Client extends EventTarget implements AsyncDisposable {
       ...(o.tickMs ? { tickMs: o.tickMs } : {}),
       ...(o.preallocate ? { preallocate: true } : {}),
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
+      ...(o.diskRetryMs ? { diskRetryMs: o.diskRetryMs } : {}),
       dhtPort: () => this.#dhtOff ? 0 : this.#dht?.port ?? 0,
       onDhtNode: (host, port) => void this.#dht?.ping(host, port),
     });

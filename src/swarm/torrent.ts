@@ -101,6 +101,12 @@ export interface TorrentOptions {
   dhtPort?: () => number;
   /** Called with a peer's DHT node address when it sends a PORT message. */
   onDhtNode?: (host: string, port: number) => void;
+  /**
+   * Milliseconds between attempts to write verified pieces that a disk error (a full disk, a read-only or
+   * unwritable directory) kept from being written; the torrent stays paused until they are written.
+   * @default {5000}
+   */
+  diskRetryMs?: number;
 }
 
 /** One known peer address and its connection history. */
@@ -227,6 +233,11 @@ export class Torrent implements AsyncDisposable {
   #lastResumeSave = 0;
   #uploadCache = new Map<number, Promise<Uint8Array | undefined>>();
   #error: Error | undefined;
+  /** Verified pieces a disk error kept from being written, held in memory and retried (never marked had). */
+  readonly #unwritten: PartialPiece[] = [];
+  /** We paused because of the disk (not the user): resume once everything is written. */
+  #diskPaused = false;
+  #diskRetry: ReturnType<typeof setTimeout> | undefined;
   #abort = new AbortController();
   #hashchecking = 0;
   readonly #suspects = new Map<number, { data: Uint8Array; senders: Int32Array }>();
@@ -450,6 +461,7 @@ export class Torrent implements AsyncDisposable {
 
   /** Starts or resumes: connections, requests, uploads, trackers (`started`). */
   start(): void {
+    this.#diskPaused = false;
     if (this.#state === "active") return;
     const wasStopped = this.#state === "stopped";
     this.#setState("active");
@@ -491,6 +503,11 @@ export class Torrent implements AsyncDisposable {
 
   /** Keeps connections but makes and fills no requests. */
   pause(): void {
+    this.#diskPaused = false;
+    this.#pause();
+  }
+
+  #pause(): void {
     if (this.#state === "paused") return;
     if (this.#state === "stopped") this.start();
     this.#setState("paused");
@@ -501,6 +518,11 @@ export class Torrent implements AsyncDisposable {
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
     this.#setState("stopped");
+    // pieces the disk refused are dropped (they are downloaded again after a restart)
+    clearTimeout(this.#diskRetry);
+    this.#diskRetry = undefined;
+    this.#diskPaused = false;
+    for (const p of this.#unwritten.splice(0)) this.#picker.pieceFailed(p);
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     for (const e of [...this.#peers.values()]) e.conn.close("stopped");
@@ -1151,15 +1173,69 @@ export class Torrent implements AsyncDisposable {
   }
 
   async #write(storage: Storage, piece: PartialPiece): Promise<void> {
+    if (this.#unwritten.length > 0) {
+      // the disk is failing: queue behind the pieces already waiting, in order
+      this.#unwritten.push(piece);
+      return;
+    }
     try {
       await storage.writePiece(piece.index, piece.buffer);
     } catch (err) {
-      // the data is not on disk: the piece must be downloaded again; never mark it complete
-      this.#picker.pieceFailed(piece);
-      this.#error = err instanceof Error ? err : new Error(String(err));
-      this.#emit("error", { error: this.#error });
+      this.#diskFailed(piece, err);
       return;
     }
+    this.#written(piece);
+  }
+
+  /**
+   * A verified piece could not be written (full disk, read-only or unwritable directory): it is kept in memory,
+   * never marked had, the torrent pauses (if active) and the write is retried until it lands, then the torrent
+   * resumes by itself.
+   */
+  #diskFailed(piece: PartialPiece, err: unknown): void {
+    this.#unwritten.push(piece);
+    const cause = err instanceof Error ? err : new Error(String(err));
+    if (this.#state === "active") {
+      this.#pause();
+      this.#diskPaused = true;
+    }
+    const secs = (this.#opts.diskRetryMs ?? 5000) / 1000;
+    this.#error = new Error(
+      `${cause.message}; ${
+        this.#diskPaused ? "download paused, it resumes by itself" : "retrying"
+      } once the data can be written (tried every ${secs} s)`,
+      { cause },
+    );
+    this.#emit("error", { error: this.#error });
+    this.#scheduleDiskRetry();
+  }
+
+  #scheduleDiskRetry(): void {
+    if (this.#diskRetry !== undefined || this.#state === "stopped") return;
+    this.#diskRetry = setTimeout(() => void this.#retryWrites(), this.#opts.diskRetryMs ?? 5000);
+  }
+
+  async #retryWrites(): Promise<void> {
+    this.#diskRetry = undefined;
+    const storage = this.#storage;
+    while (storage && this.#unwritten.length > 0 && this.#state !== "stopped") {
+      const piece = this.#unwritten[0];
+      try {
+        await storage.writePiece(piece.index, piece.buffer);
+      } catch {
+        this.#scheduleDiskRetry();
+        return;
+      }
+      if (this.#unwritten[0] !== piece) return; // stopped meanwhile
+      this.#unwritten.shift();
+      this.#written(piece);
+    }
+    if (this.#diskPaused && this.#state === "paused") {
+      this.start(); // clears #diskPaused
+    }
+  }
+
+  #written(piece: PartialPiece): void {
     this.#error = undefined;
     this.#picker.pieceVerified(piece);
     this.#picker.release(piece.buffer);
