@@ -148,3 +148,53 @@ Deno.test("hostile byte streams are dropped one by one while an honest leecher c
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("a slow drip (one handshake byte every 200 ms) is dropped by the handshake timeout", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-drip-" });
+  try {
+    const { meta } = await makeTorrent(join(root, "seed"), "t", FILES, { pieceLength: PIECE });
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "seed"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: seeder.port });
+    const hs = encodeHandshake({ infoHash: meta.infoHash, peerId: new Uint8Array(20).fill(3) });
+    const started = Date.now();
+    let sent = 0;
+    // reads until the Client hangs up (it may send its own handshake first); true once it has
+    const reading = (async () => {
+      const buf = new Uint8Array(4096);
+      for (let i = 0; i < 10_000; i++) {
+        const n = await conn.read(buf).catch(() => null);
+        if (n === null) return true;
+      }
+      return true;
+    })();
+    try {
+      // at most the 68 bytes (13.6 s of drip); the Client must hang up before the handshake is complete
+      for (; sent < hs.length; sent++) {
+        try {
+          await conn.write(hs.subarray(sent, sent + 1));
+        } catch {
+          break;
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const closed = await Promise.race([
+          reading,
+          new Promise<false>((r) => timer = setTimeout(() => r(false), 200)),
+        ]);
+        clearTimeout(timer);
+        if (closed) break;
+      }
+    } finally {
+      conn.close();
+      await reading;
+    }
+    assert.ok(sent < hs.length, "the whole handshake dripped in without a hang-up");
+    assert.ok(Date.now() - started < 12_000, `dropped after ${Date.now() - started} ms`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -185,6 +185,8 @@ export interface PeerInfo {
 }
 
 const SNUB_MS = 60_000;
+/** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
+const HANDSHAKE_MS = 10_000;
 /** Ticks between PEX messages (one a minute at the default tick). */
 const PEX_TICKS = 60;
 /** How long a piece a peer rejected is not asked of that peer again. */
@@ -643,12 +645,23 @@ export class Torrent implements AsyncDisposable {
     const host = addr.hostname.startsWith("::ffff:") && addr.hostname.includes(".")
       ? addr.hostname.slice(7)
       : addr.hostname;
-    // a plain handshake passes through; an encrypted one (MSE, as WebTorrent dials) is answered first
-    acceptConnection(conn, [this.meta.infoHash]).then(
+    // a plain handshake passes through; an encrypted one (MSE, as WebTorrent dials) is answered first; one
+    // deadline covers both handshakes, so a peer dripping bytes is gone within HANDSHAKE_MS of connecting
+    const accepted = Date.now();
+    acceptConnection(conn, [this.meta.infoHash], { timeoutMs: HANDSHAKE_MS }).then(
       ({ stream }) => {
         if (this.#state === "stopped") stream.close?.();
         else {
-          this.#attach(stream, addressKey(host, addr.port), true, host, addr.port, "incoming");
+          const left = Math.max(1, HANDSHAKE_MS - (Date.now() - accepted));
+          this.#attach(
+            stream,
+            addressKey(host, addr.port),
+            true,
+            host,
+            addr.port,
+            "incoming",
+            left,
+          );
         }
       },
       () => {
@@ -720,6 +733,7 @@ export class Torrent implements AsyncDisposable {
     host: string,
     port: number,
     source: PeerSource,
+    handshakeTimeoutMs = HANDSHAKE_MS,
   ): void {
     const meta = this.meta;
     const peer = new PeerConnection(conn, {
@@ -740,6 +754,7 @@ export class Torrent implements AsyncDisposable {
         metadata_size: meta.info.length,
       },
       remoteAddress: { host, port },
+      handshakeTimeoutMs,
       dht: this.#dhtPort() > 0,
       signal: this.#abort.signal,
     }, this.#handler);
