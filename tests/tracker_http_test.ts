@@ -138,6 +138,14 @@ Deno.test("every bad tracker answer is a TrackerError", async () => {
     ],
     ["HTTP 500", () => new Response("oops", { status: 500 }), /HTTP 500/],
     ["not bencode", () => new Response("<html>hello</html>"), /not valid bencode/],
+    ["JSON", () => new Response('{"peers": []}'), /not valid bencode/],
+    ["empty body", () => new Response(""), /not valid bencode/],
+    [
+      "terminal escapes in the failure reason",
+      () =>
+        body({ "failure reason": "x\x1b[2J\x1b]0;pwned\x07\nfake line\u202e" + "y".repeat(2000) }),
+      /failure reason: x\\u\{1b\}\[2J\\u\{1b\}\]0;pwned\\u\{7\}\\u\{a\}fake line\\u\{202e\}y+…$/,
+    ],
     ["not a dictionary", () => body([1, 2]), /not a dictionary/],
     ["oversize body", () => new Response(new Uint8Array(3 * 1024 * 1024)), /larger than/],
     ["gzip bomb", () => gzipBomb(), /larger than/],

@@ -137,7 +137,7 @@ export async function announce(url: string, req: AnnounceRequest): Promise<Annou
 export function parseAnnounceResponse(url: string, dict: BencodeDict): AnnounceResponse {
   const reason = dict["failure reason"];
   if (reason !== undefined) {
-    const text = reason instanceof Uint8Array ? fromUtf8(reason).slice(0, 500) : "failure";
+    const text = reason instanceof Uint8Array ? printable(fromUtf8(reason), 500) : "failure";
     throw new TrackerError(url, `failure reason: ${text}`, { failureReason: text });
   }
   const interval = num(dict["interval"]);
@@ -156,7 +156,7 @@ export function parseAnnounceResponse(url: string, dict: BencodeDict): AnnounceR
     complete: num(dict["complete"]),
     incomplete: num(dict["incomplete"]),
     trackerId: trackerId instanceof Uint8Array ? fromUtf8(trackerId).slice(0, 200) : undefined,
-    warning: warning instanceof Uint8Array ? fromUtf8(warning).slice(0, 500) : undefined,
+    warning: warning instanceof Uint8Array ? printable(fromUtf8(warning), 500) : undefined,
     peers: peers.slice(0, 1000),
     peers6: peers6.slice(0, 1000),
   };
@@ -320,6 +320,31 @@ export function decodeTrackerBody(
     throw new TrackerError(url, "response is not a dictionary");
   }
   return value as BencodeDict;
+}
+
+/**
+ * Text from a tracker made safe to show: control characters (terminal escapes, newlines, bidi overrides) become
+ * `\u{…}` escapes, and it is cut to `max` characters.
+ *
+ * @example A failure reason that tries to clear the screen
+ * ```ts
+ * import { printable } from "./http.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(printable("bad\x1b[2Jtorrent\n", 100), "bad\\u{1b}[2Jtorrent\\u{a}");
+ * ```
+ *
+ * @param text The tracker's text.
+ * @param max Most characters kept.
+ * @returns The escaped, truncated text.
+ */
+export function printable(text: string, max: number): string {
+  const escaped = text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
+  );
+  return escaped.length > max ? escaped.slice(0, max) + "…" : escaped;
 }
 
 function num(v: BencodeValue | undefined): number | undefined {
