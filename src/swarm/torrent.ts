@@ -10,7 +10,7 @@
 
 import { join } from "node:path";
 import { Bitfield } from "../bitfield.ts";
-import { bytesEqual } from "../_bytes.ts";
+import { bytesEqual, toHex } from "../_bytes.ts";
 import type { Metainfo } from "../metainfo.ts";
 import { PeerConnection, type PeerHandler, type PeerStream } from "../peer.ts";
 import { acceptConnection } from "../wire/mse.ts";
@@ -244,7 +244,10 @@ export class Torrent implements AsyncDisposable {
   #hashchecking = 0;
   readonly #suspects = new Map<number, { data: Uint8Array; senders: Int32Array }>();
   #hasher = new PieceHasher();
-  readonly #uploadedBlocks: Set<number> | undefined;
+  /** With uploadEachPieceOnce: block key → the connection (entry id) it was sent on. */
+  readonly #uploadedBlocks: Map<number, number> | undefined;
+  /** With uploadEachPieceOnce: the peer (by peer id) each piece goes to; only it may have that piece's blocks. */
+  readonly #pieceOwner = new Map<number, string>();
   #checkProgress = 0;
   #priorityChain: Promise<void> = Promise.resolve();
   #starvingBackoff = 5_000;
@@ -278,7 +281,7 @@ export class Torrent implements AsyncDisposable {
     });
     this.#choker = new Choker();
     this.#blocksPerPiece = Math.ceil(options.meta.pieceLength / BLOCK_SIZE);
-    this.#uploadedBlocks = options.uploadEachPieceOnce ? new Set() : undefined;
+    this.#uploadedBlocks = options.uploadEachPieceOnce ? new Map() : undefined;
     this.#applyPriorities();
   }
 
@@ -1072,9 +1075,20 @@ export class Torrent implements AsyncDisposable {
     let allowed = this.#state === "active" && this.have.has(index) &&
       (!peer.amChoking || peer.grantedFast.has(index));
     if (allowed && this.#uploadedBlocks) {
+      // a whole piece goes to one peer: blocks of one piece spread over several peers would leave none of
+      // them with a piece it can pass on, and the rest never leaves the seed again
+      const owner = this.#pieceOwner.get(index);
+      const me = ownerKey(e);
       const key = index * this.#blocksPerPiece + begin / BLOCK_SIZE;
-      if (this.#uploadedBlocks.has(key)) allowed = false;
-      else this.#uploadedBlocks.add(key);
+      // each block once, except when the connection it went out on has closed since (a duplicate connection,
+      // say): then it may never have arrived
+      const sentOn = this.#uploadedBlocks.get(key);
+      const lost = sentOn !== undefined && ![...this.#peers.values()].some((o) => o.id === sentOn);
+      if ((owner !== undefined && owner !== me) || (sentOn !== undefined && !lost)) allowed = false;
+      else {
+        this.#pieceOwner.set(index, me);
+        this.#uploadedBlocks.set(key, e.id);
+      }
     }
     if (!allowed) {
       if (peer.supportsFast) peer.reject(index, begin, length);
@@ -1125,6 +1139,20 @@ export class Torrent implements AsyncDisposable {
     const e = this.#entry(peer);
     if (!e) return;
     this.#peers.delete(peer);
+    // pieces this peer was given only in part and never announced: they may go to someone else now (not when
+    // the same peer is still connected another way)
+    const me = ownerKey(e);
+    const stillHere = [...this.#peers.values()].some((o) => ownerKey(o) === me);
+    for (const [index, owner] of this.#pieceOwner) {
+      if (stillHere || owner !== me || peer.bitfield.has(index)) continue;
+      const first = index * this.#blocksPerPiece;
+      const blocks = Math.ceil(this.#picker.pieceSize(index) / BLOCK_SIZE);
+      let sent = 0;
+      for (let b = 0; b < blocks; b++) if (this.#uploadedBlocks?.has(first + b)) sent++;
+      if (sent === blocks) continue; // it got the whole piece
+      this.#pieceOwner.delete(index);
+      for (let b = 0; b < blocks; b++) this.#uploadedBlocks?.delete(first + b);
+    }
     this.#dropRequests(e, false);
     if (e.availabilityAdded) this.#picker.removeAvailability(peer.bitfield);
     const c = this.#candidates.get(e.key);
@@ -1473,6 +1501,12 @@ export class Torrent implements AsyncDisposable {
   get storageError(): StorageError | undefined {
     return this.#storage?.error;
   }
+}
+
+/** Who a peer is for uploadEachPieceOnce: its peer id (one peer may have two connections), else its address. */
+function ownerKey(e: PeerEntry): string {
+  const id = e.conn.remotePeerId;
+  return id ? toHex(id) : e.key;
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
