@@ -288,9 +288,11 @@ Deno.test("DHT server: bad tokens and bad arguments get error 203, unknown metho
       q: "announce_peer",
       a: { id, info_hash: ih, port: 4000, token },
     });
+    await waitFor("the announce's reply", () => replies.length >= 5);
     await send({ t: "a6", y: "q", q: "get_peers", a: { id, info_hash: ih } });
     await waitFor("6 replies", () => replies.length >= 6);
     const r6 = decodeKrpc(replies[5]);
+    assert.equal(new TextDecoder().decode(r6.t), "a6");
     assert.ok(r6.y === "r");
     assert.deepEqual(r6.r["values"], [new Uint8Array([127, 0, 0, 1, 0x0f, 0xa0])]);
   } finally {

@@ -15,8 +15,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { latin1, randomBytes, toHex } from "../_bytes.ts";
+import { concat, latin1, randomBytes, sha1, toHex, utf8 } from "../_bytes.ts";
 import type { BencodeDict, BencodeInput } from "../bencode.ts";
 import { ipv4Bytes, ipv6Bytes, parseCompactPeers, type PeerAddress } from "../tracker/compact.ts";
 import { openUdpSocket, type UdpSocket } from "../udp.ts";
@@ -522,7 +521,7 @@ export class Dht implements AsyncDisposable {
       return;
     }
     if (m.y === "q") {
-      this.#onQuery(m, host, port);
+      void this.#onQuery(m, host, port);
       return;
     }
     const key = transactionKey(m.t);
@@ -573,15 +572,18 @@ export class Dht implements AsyncDisposable {
     return true;
   }
 
-  #token(host: string, secret: Uint8Array): Uint8Array {
-    return new Uint8Array(createHash("sha1").update(secret).update(host).digest()).subarray(0, 8);
+  async #token(host: string, secret: Uint8Array): Promise<Uint8Array> {
+    return (await sha1(concat([secret, utf8(host)]))).subarray(0, 8);
   }
 
-  #tokenValid(host: string, token: unknown): boolean {
+  async #tokenValid(host: string, token: unknown): Promise<boolean> {
     if (!(token instanceof Uint8Array) || token.length !== 8) return false;
     const a = latin1(token);
-    return a === latin1(this.#token(host, this.#secret)) ||
-      a === latin1(this.#token(host, this.#previousSecret));
+    const [now, before] = await Promise.all([
+      this.#token(host, this.#secret),
+      this.#token(host, this.#previousSecret),
+    ]);
+    return a === latin1(now) || a === latin1(before);
   }
 
   #compactAddress(host: string, port: number): Uint8Array | undefined {
@@ -589,7 +591,7 @@ export class Dht implements AsyncDisposable {
     return ip ? new Uint8Array([...ip, port >> 8, port & 0xff]) : undefined;
   }
 
-  #onQuery(m: KrpcMessage & { y: "q" }, host: string, port: number): void {
+  async #onQuery(m: KrpcMessage & { y: "q" }, host: string, port: number): Promise<void> {
     if (this.#o.readOnly) return; // BEP 43: read-only nodes answer nothing
     if (!this.#allow(host, port)) {
       this.#stats.dropped++;
@@ -645,7 +647,7 @@ export class Dht implements AsyncDisposable {
           }
         }
         reply({
-          token: this.#token(host, this.#secret),
+          token: await this.#token(host, this.#secret),
           ...nodesFor(ih),
           ...(values.length ? { values: values.slice(0, MAX_VALUES_SENT) } : {}),
         });
@@ -663,7 +665,7 @@ export class Dht implements AsyncDisposable {
           fail(KrpcErrorCode.protocol, "announce_peer needs a port 1-65535");
           return;
         }
-        if (!this.#tokenValid(host, a["token"])) {
+        if (!(await this.#tokenValid(host, a["token"]))) {
           fail(KrpcErrorCode.protocol, "bad token");
           return;
         }
