@@ -107,6 +107,8 @@ export interface TorrentOptions {
    * @default {5000}
    */
   diskRetryMs?: number;
+  /** Hash downloaded pieces on a worker thread instead of the event loop's. @default {false} */
+  hashWorker?: boolean;
 }
 
 /** One known peer address and its connection history. */
@@ -243,7 +245,7 @@ export class Torrent implements AsyncDisposable {
   #abort = new AbortController();
   #hashchecking = 0;
   readonly #suspects = new Map<number, { data: Uint8Array; senders: Int32Array }>();
-  #hasher = new PieceHasher();
+  #hasher: PieceHasher;
   /** With uploadEachPieceOnce: block key → the connection (entry id) it was sent on. */
   readonly #uploadedBlocks: Map<number, number> | undefined;
   /** With uploadEachPieceOnce: the peer (by peer id) each piece goes to; only it may have that piece's blocks. */
@@ -282,6 +284,7 @@ export class Torrent implements AsyncDisposable {
     this.#choker = new Choker();
     this.#blocksPerPiece = Math.ceil(options.meta.pieceLength / BLOCK_SIZE);
     this.#uploadedBlocks = options.uploadEachPieceOnce ? new Map() : undefined;
+    this.#hasher = new PieceHasher({ worker: options.hashWorker ?? false });
     this.#applyPriorities();
   }
 
@@ -536,7 +539,8 @@ export class Torrent implements AsyncDisposable {
     this.#trackers = undefined;
     await Promise.all([trackers?.stop(), this.#drain()]);
     this.#hasher.close();
-    this.#hasher = new PieceHasher(); // a fresh one (started lazily) if we start again
+    // a fresh one (its worker, if any, started lazily) if we start again
+    this.#hasher = new PieceHasher({ worker: this.#opts.hashWorker ?? false });
     await this.#closeStorage();
   }
 
