@@ -2,6 +2,7 @@
 // through opentracker, leeched in turn by Seedbed, libtorrent and aria2 (the order rotates every run); then
 // Seedbed seeding to libtorrent against libtorrent-hps seeding to libtorrent.
 // Wall time from leecher start to exit (or to "done" for libtorrent), every byte compared, peak RSS sampled.
+// Each run starts after `sync`, with the page cache clean.
 //
 //   deno run -A bench/swarm.ts [--size MiB=1024] [--runs 3] [--leechers seedbed,libtorrent,aria2] [--no-seed]
 //
@@ -85,6 +86,11 @@ function tree(pid: number): number[] {
   return out;
 }
 
+/** Flushes dirty pages (`sync`) so that the next timed run does not share the disk with earlier writes. */
+async function settle(): Promise<void> {
+  await new Deno.Command("sync").output();
+}
+
 async function same(a: string, b: string): Promise<boolean> {
   const out = await new Deno.Command("cmp", { args: ["-s", a, b] }).output();
   return out.success;
@@ -97,6 +103,9 @@ async function timed(
   done: (p: Proc) => Promise<unknown>,
   check: () => Promise<boolean>,
 ) {
+  // every run starts with nothing dirty in the page cache: otherwise whoever runs next pays for the kernel
+  // writing back the previous download (or the payload just created) while it downloads
+  await settle();
   const t0 = performance.now();
   const p = start();
   const mem = sampleMemory(p.pid);

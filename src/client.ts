@@ -138,6 +138,14 @@ export interface ClientOptions {
    */
   queueDepth?: number;
   /**
+   * Bytes of memory for pieces being downloaded: those in progress and those waiting for their hash check and
+   * write (at least 4 pieces' worth). Bounds the client's memory whatever the swarm does; when the disk falls
+   * behind, the network slows to its pace (no new piece is started until a write lands) without emptying the
+   * request pipelines.
+   * @default {16777216}
+   */
+  pieceMemory?: number;
+  /**
    * Milliseconds per engine tick (rates, choking rounds every 10 ticks, reconnects).
    * @default {1000}
    */
@@ -334,6 +342,7 @@ export class Client extends EventTarget implements AsyncDisposable {
       ...(o.trackers === false ? { trackers: false } : {}),
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.queueDepth ? { queueDepth: o.queueDepth } : {}),
+      ...(o.pieceMemory ? { pieceMemory: o.pieceMemory } : {}),
       ...(o.tickMs ? { tickMs: o.tickMs } : {}),
       ...(o.preallocate ? { preallocate: true } : {}),
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),

@@ -139,14 +139,68 @@ Deno.test("pick() honours an allowed set (choked peer's allowed-fast pieces)", (
 });
 
 Deno.test("random tie-breaking spreads the first piece over the torrent", () => {
+  const firsts = new Set<number>();
+  for (let seed = 1; seed <= 20; seed++) {
+    const picker = new PiecePicker({
+      pieceCount: 64,
+      pieceLength: BLOCK_SIZE,
+      totalLength: 64 * BLOCK_SIZE,
+      have: new Bitfield(64),
+      random: seeded(seed),
+    });
+    const a = full(64);
+    picker.addAvailability(a);
+    firsts.add(picker.pick(a, 1, never)[0].index);
+  }
+  assert.ok(firsts.size >= 12, `first pieces spread: ${[...firsts]}`);
+  assert.ok(Math.max(...firsts) - Math.min(...firsts) > 20, "not simply in order");
+});
+
+Deno.test("equally rare pieces are taken in order after a random start (extent affinity)", () => {
   const { picker } = make(64, BLOCK_SIZE);
   const a = full(64);
   picker.addAvailability(a);
-  const firsts = new Set<number>();
-  for (let i = 0; i < 20; i++) {
-    const [blk] = picker.pick(a, 1, never);
-    firsts.add(blk.index);
+  const order = Array.from({ length: 6 }, () => picker.pick(a, 1, never)[0].index);
+  for (let i = 1; i < order.length; i++) {
+    if (order[i - 1] < 63) assert.equal(order[i], order[i - 1] + 1, `order ${order}`);
   }
-  assert.ok(firsts.size === 20, "distinct pieces chosen");
-  assert.ok(Math.max(...firsts) - Math.min(...firsts) > 20, "not simply in order");
+  // a rarer piece still wins over the next one
+  const { picker: p2 } = make(10, BLOCK_SIZE);
+  const all = full(10), most = full(10), two = new Bitfield(10);
+  most.clear(6);
+  two.set(2);
+  p2.addAvailability(all);
+  p2.addAvailability(most); // piece 6 is the rarest
+  assert.equal(p2.pick(all, 1, never)[0].index, 6);
+  assert.equal(p2.pick(all, 1, never)[0].index, 7, "then the next one, as rare as any other");
+  p2.removeAvailability(two); // piece 2 becomes rarer than piece 8, the next one
+  assert.equal(p2.pick(all, 1, never)[0].index, 2);
+});
+
+Deno.test("no new piece is started while maxInMemory pieces are held", () => {
+  const picker = new PiecePicker({
+    pieceCount: 16,
+    pieceLength: 4 * BLOCK_SIZE,
+    totalLength: 16 * 4 * BLOCK_SIZE,
+    have: new Bitfield(16),
+    maxInMemory: 3,
+    random: seeded(3),
+  });
+  const a = full(16);
+  picker.addAvailability(a);
+  const blocks = picker.pick(a, 100, never);
+  assert.equal(new Set(blocks.map((b) => b.index)).size, 3, "three pieces started");
+  assert.equal(blocks.length, 12);
+  // complete one piece: it is held (waiting for verification), so still nothing new
+  const idx = blocks[0].index;
+  let done;
+  for (const b of blocks.filter((b) => b.index === idx)) {
+    done = picker.receive(b.index, b.begin, new Uint8Array(b.length), 1);
+  }
+  assert.ok(done);
+  assert.equal(picker.pick(a, 100, never).length, 0, "pending piece still counts");
+  picker.pieceVerified(done);
+  picker.release(done.buffer);
+  const more = picker.pick(a, 100, never);
+  assert.equal(new Set(more.map((b) => b.index)).size, 1, "one new piece once one was written");
 });

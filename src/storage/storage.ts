@@ -75,6 +75,8 @@ export const denoBackend: FileBackend = {
     let file: Deno.FsFile | undefined = await Deno.open(path, options);
     const fd = async () => file ??= await Deno.open(path, options);
     let chain: Promise<unknown> = Promise.resolve();
+    // the file offset after the last operation, when known: a read or write that continues there skips the seek
+    let at = -1;
     const serial = <T>(op: () => Promise<T>): Promise<T> => {
       const p = chain.then(op, op);
       chain = p.catch(() => {});
@@ -84,21 +86,25 @@ export const denoBackend: FileBackend = {
       read: (buffer, position) =>
         serial(async () => {
           const f = await fd();
-          await f.seek(position, Deno.SeekMode.Start);
+          if (at !== position) await f.seek(position, Deno.SeekMode.Start);
+          at = -1;
           let done = 0;
           while (done < buffer.length) {
             const n = await f.read(buffer.subarray(done));
             if (n === null) break;
             done += n;
           }
+          at = position + done;
           return done;
         }),
       write: (data, position) =>
         serial(async () => {
           const f = await fd();
-          await f.seek(position, Deno.SeekMode.Start);
+          if (at !== position) await f.seek(position, Deno.SeekMode.Start);
+          at = -1; // unknown until the write completes (it may fail half-way)
           let done = 0;
           while (done < data.length) done += await f.write(data.subarray(done));
+          at = position + done;
         }),
       truncate: (size) => serial(async () => await (await fd()).truncate(size)),
       sync: () => serial(async () => await (await fd()).syncData()),
@@ -106,6 +112,7 @@ export const denoBackend: FileBackend = {
         serial(() => {
           file?.close();
           file = undefined;
+          at = -1;
           return Promise.resolve();
         }),
     };

@@ -61,10 +61,12 @@ export interface PiecePickerOptions {
    */
   endgameDuplicates?: number;
   /**
-   * Most pieces in progress at once (bounds memory: each holds a piece-sized buffer).
-   * @default {64}
+   * Most pieces held in memory at once: in progress, plus complete and waiting for their hash check and write
+   * (each holds a piece-sized buffer). No new piece is started while this many are held, which bounds memory
+   * and throttles the network to the speed of the disk. At least 2.
+   * @default {32}
    */
-  maxPartial?: number;
+  maxInMemory?: number;
   /** Random source for tie-breaking; tests pass a seeded one. */
   random?: () => number;
 }
@@ -83,9 +85,10 @@ export class PiecePicker {
   /** Pieces fully received and waiting for their hash check / write; not picked again meanwhile. */
   readonly #pending = new Set<number>();
   readonly #endgameDuplicates: number;
-  readonly #maxPartial: number;
+  readonly #maxInMemory: number;
   readonly #random: () => number;
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
+  #lastStarted = -2;
 
   /**
 
@@ -104,7 +107,7 @@ export class PiecePicker {
     this.#availability = new Uint32Array(options.pieceCount);
     this.#priority = new Int32Array(options.pieceCount).fill(1);
     this.#endgameDuplicates = options.endgameDuplicates ?? 2;
-    this.#maxPartial = options.maxPartial ?? 64;
+    this.#maxInMemory = Math.max(2, options.maxInMemory ?? 32);
     this.#random = options.random ?? Math.random;
   }
 
@@ -183,8 +186,10 @@ export class PiecePicker {
    * Chooses up to `max` blocks to request from a peer that has the pieces in `peerHas`.
    *
    * Order: blocks of pieces already in progress (highest priority, then most complete), then new pieces by
-   * priority and rarity (ties broken at random); when nothing is left unrequested, endgame: blocks already in
-   * flight from other peers, at most `endgameDuplicates` requests per block.
+   * priority and rarity (ties broken at random, except that the piece after the last one started wins a tie,
+   * so runs of equally rare pieces are fetched and written in order), while fewer than `maxInMemory` pieces
+   * are held; when nothing is left unrequested, endgame: blocks already in flight from other peers, at most
+   * `endgameDuplicates` requests per block.
    *
    * @param peerHas The peer's pieces.
    * @param max Most blocks to return.
@@ -208,7 +213,7 @@ export class PiecePicker {
       if (out.length >= max) return out;
     }
     // 2. new pieces: highest priority, rarest, random tie-break
-    while (out.length < max && this.#partial.size < this.#maxPartial) {
+    while (out.length < max && this.#partial.size + this.#pending.size < this.#maxInMemory) {
       const index = this.#chooseNewPiece(peerHas, allowed);
       if (index < 0) break;
       const p = this.#startPiece(index);
@@ -298,7 +303,14 @@ export class PiecePicker {
 
   /** Gives a piece buffer back for reuse once nothing reads it any more. */
   release(buffer: Uint8Array<ArrayBuffer>): void {
-    if (buffer.length === this.#pieceLength && this.#pool.length < 8) this.#pool.push(buffer);
+    if (buffer.length === this.#pieceLength && this.#pool.length < this.#maxInMemory) {
+      this.#pool.push(buffer);
+    }
+  }
+
+  /** Drops the spare piece buffers (the download finished or stopped). */
+  trimPool(): void {
+    this.#pool.length = 0;
   }
 
   /** Forgets a piece in progress (e.g. its file's priority dropped to 0). */
@@ -374,6 +386,16 @@ export class PiecePicker {
     } else {
       for (let i = 0; i < this.#pieceCount; i++) consider(i);
     }
+    // affinity (as libtorrent's piece extent affinity): the piece after the last one started, when it is as
+    // good as the best, so that equally rare pieces are fetched and written in order
+    const next = this.#lastStarted + 1;
+    if (
+      best >= 0 && next !== best && next < this.#pieceCount && (!allowed || allowed.has(next)) &&
+      peerHas.has(next) && !this.#have.has(next) && !this.#partial.has(next) &&
+      !this.#pending.has(next) && this.#priority[next] === bestPriority &&
+      this.#availability[next] === bestAvail
+    ) best = next;
+    if (best >= 0) this.#lastStarted = best;
     return best;
   }
 

@@ -82,6 +82,12 @@ export interface TorrentOptions {
   maxConnecting?: number;
   /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
   queueDepth?: number;
+  /**
+   * Bytes of piece buffers for downloading: pieces in progress plus complete pieces waiting for their hash check
+   * and write (at least 4 pieces). When the disk falls behind, no new piece is started until a write lands.
+   * @default {16777216}
+   */
+  pieceMemory?: number;
   /** Milliseconds per engine tick. @default {1000} */
   tickMs?: number;
   /** Hostname to connect from/to: tests pin 127.0.0.1. */
@@ -199,10 +205,8 @@ const RECHOKE_TICKS = 10;
 const RESUME_SAVE_MS = 30_000;
 /** Memory for whole pieces read from disk to serve uploads. */
 const UPLOAD_CACHE_BYTES = 32 * 1024 * 1024;
-/** Memory for pieces in progress (each holds a piece-sized buffer): bounds RSS whatever the swarm does. */
-const PARTIAL_BYTES = 48 * 1024 * 1024;
-/** Memory for complete pieces waiting for their hash check and write. */
-const PENDING_BYTES = 16 * 1024 * 1024;
+/** Default of {@linkcode TorrentOptions.pieceMemory}. */
+const PIECE_MEMORY = 16 * 1024 * 1024;
 
 /** One torrent's swarm engine. */
 export class Torrent implements AsyncDisposable {
@@ -279,7 +283,10 @@ export class Torrent implements AsyncDisposable {
       pieceLength: options.meta.pieceLength,
       totalLength: options.meta.length,
       have: this.have,
-      maxPartial: Math.max(8, Math.floor(PARTIAL_BYTES / options.meta.pieceLength)),
+      maxInMemory: Math.max(
+        4,
+        Math.floor((options.pieceMemory ?? PIECE_MEMORY) / options.meta.pieceLength),
+      ),
     });
     this.#choker = new Choker();
     this.#blocksPerPiece = Math.ceil(options.meta.pieceLength / BLOCK_SIZE);
@@ -531,6 +538,7 @@ export class Torrent implements AsyncDisposable {
     this.#diskRetry = undefined;
     this.#diskPaused = false;
     for (const p of this.#unwritten.splice(0)) this.#picker.pieceFailed(p);
+    this.#picker.trimPool();
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     for (const e of [...this.#peers.values()]) e.conn.close("stopped");
@@ -1018,8 +1026,6 @@ export class Torrent implements AsyncDisposable {
     const space = peer.queueDepth - peer.outstanding;
     // refill in batches: one pick per quarter of the pipeline, not one per block
     if (space <= 0 || (space < peer.queueDepth / 4 && peer.outstanding > 8)) return;
-    // verification/writes are behind: do not buffer more than ~16 MiB of finished pieces
-    if (this.#picker.pendingCount * this.meta.pieceLength > PENDING_BYTES) return;
     const bpp = this.#blocksPerPiece;
     let offered = peer.bitfield;
     if (e.rejected.size > 0) {
@@ -1350,6 +1356,7 @@ export class Torrent implements AsyncDisposable {
       if (e.ready && !e.conn.closed) e.conn.have(index);
     }
     if (this.complete) {
+      this.#picker.trimPool(); // the spare download buffers are not needed any more
       for (const e of this.#peers.values()) this.#updateInterest(e);
       if (!this.#completeSent && this.#state !== "stopped" && this.#hashchecking === 0) {
         this.#completeSent = true;
