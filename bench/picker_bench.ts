@@ -16,7 +16,7 @@ Deno.bench({
       pieceLength: PL,
       totalLength: PIECES * PL,
       have,
-      maxPartial: 8,
+      maxInMemory: 8,
     });
     picker.addAvailability(all);
     let done = 0;
