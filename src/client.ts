@@ -146,6 +146,12 @@ export interface ClientOptions {
    */
   pieceMemory?: number;
   /**
+   * Bytes of whole pieces kept in memory to serve uploads, read from disk once and sent to whoever asks (at
+   * least 2 pieces' worth).
+   * @default {33554432}
+   */
+  uploadMemory?: number;
+  /**
    * Milliseconds per engine tick (rates, choking rounds every 10 ticks, reconnects).
    * @default {1000}
    */
@@ -343,6 +349,7 @@ export class Client extends EventTarget implements AsyncDisposable {
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.queueDepth ? { queueDepth: o.queueDepth } : {}),
       ...(o.pieceMemory ? { pieceMemory: o.pieceMemory } : {}),
+      ...(o.uploadMemory ? { uploadMemory: o.uploadMemory } : {}),
       ...(o.tickMs ? { tickMs: o.tickMs } : {}),
       ...(o.preallocate ? { preallocate: true } : {}),
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),

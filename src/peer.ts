@@ -131,7 +131,11 @@ export interface PeerHandler {
 }
 
 const BLOCK_MAX = 16 * 1024;
+/** Queued bytes that start a socket write at once (smaller amounts go at the end of the current task). */
 const WRITE_BATCH = 256 * 1024;
+/** The two send buffers grow as needed; one bigger than this after a burst is not kept. */
+const MAX_SPARE = 2 * 1024 * 1024;
+const EMPTY = new Uint8Array(0);
 const CANCELLED_MEMORY = 2048;
 
 /** One connection to a peer. */
@@ -167,8 +171,10 @@ export class PeerConnection implements AsyncDisposable {
   readonly #done = Promise.withResolvers<void>();
   // writing
   #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  #out: Uint8Array[] = [];
-  #outBytes = 0;
+  /** Messages not yet handed to the socket: `#outBuf[0, #outLen)`. */
+  #outBuf: Uint8Array = EMPTY;
+  #outLen = 0;
+  #outSpare: Uint8Array | undefined;
   #flushScheduled = false;
   #writing = false;
   // reading
@@ -266,7 +272,7 @@ export class PeerConnection implements AsyncDisposable {
   }
   /** Bytes queued for sending. */
   get sendQueueBytes(): number {
-    return this.#outBytes;
+    return this.#outLen;
   }
   /** True once the connection ended. */
   get closed(): boolean {
@@ -335,8 +341,8 @@ export class PeerConnection implements AsyncDisposable {
     clearTimeout(this.#handshakeTimer);
     clearInterval(this.#timer);
     if (this.#onAbort) this.#opts.signal?.removeEventListener("abort", this.#onAbort);
-    this.#out = [];
-    this.#outBytes = 0;
+    this.#outLen = 0;
+    this.#outSpare = undefined;
     this.#requests.clear();
     this.#incoming.clear();
     try {
@@ -682,11 +688,24 @@ export class PeerConnection implements AsyncDisposable {
 
   // ---------------------------------------------------------------- sending
 
-  #enqueue(bytes: Uint8Array): void {
-    if (this.#closed) return;
-    this.#out.push(bytes);
-    this.#outBytes += bytes.length;
-    if (this.#outBytes >= WRITE_BATCH) {
+  /**
+   * Room for `n` more bytes in the send buffer; returns the offset to write them at (the caller fills them,
+   * then calls `#queued`). Messages are copied into one reused buffer as they are
+   * made, so the socket gets few large writes and nothing per message is allocated or kept alive.
+   */
+  #reserve(n: number): number {
+    const need = this.#outLen + n;
+    if (need > this.#outBuf.length) {
+      const grown = new Uint8Array(Math.max(4096, need * 2));
+      grown.set(this.#outBuf.subarray(0, this.#outLen));
+      this.#outBuf = grown;
+    }
+    return this.#outLen;
+  }
+
+  #queued(n: number): void {
+    this.#outLen += n;
+    if (this.#outLen >= WRITE_BATCH) {
       if (!this.#writing) void this.#flush();
     } else if (!this.#flushScheduled && !this.#writing) {
       this.#flushScheduled = true;
@@ -697,37 +716,27 @@ export class PeerConnection implements AsyncDisposable {
     }
   }
 
+  #enqueue(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    const at = this.#reserve(bytes.length);
+    this.#outBuf.set(bytes, at);
+    this.#queued(bytes.length);
+  }
+
   async #flush(): Promise<void> {
     if (this.#writing || !this.#writer) return;
     this.#writing = true;
     try {
-      while (this.#out.length > 0 && !this.#closed) {
-        let chunk: Uint8Array;
-        if (this.#out.length === 1) {
-          chunk = this.#out[0];
-          this.#out = [];
-          this.#outBytes = 0;
-        } else {
-          // coalesce into one large write: small socket writes cost far more than one big one
-          let total = 0, k = 0;
-          while (
-            k < this.#out.length && (total === 0 || total + this.#out[k].length <= WRITE_BATCH * 2)
-          ) {
-            total += this.#out[k].length;
-            k++;
-          }
-          const batch = new Uint8Array(total);
-          let off = 0;
-          for (let i = 0; i < k; i++) {
-            batch.set(this.#out[i], off);
-            off += this.#out[i].length;
-          }
-          this.#out = this.#out.slice(k);
-          this.#outBytes -= total;
-          chunk = batch;
-        }
+      while (this.#outLen > 0 && !this.#closed) {
+        // write the filled buffer; new messages go to the spare one meanwhile (double buffering)
+        const buf = this.#outBuf, len = this.#outLen;
+        this.#outBuf = this.#outSpare ?? EMPTY;
+        this.#outSpare = undefined;
+        this.#outLen = 0;
         this.#lastSent = Date.now();
-        await this.#writer.write(chunk);
+        await this.#writer.write(buf.subarray(0, len));
+        // written: the buffer can be filled again (one that grew for a burst is let go)
+        if (buf.length <= MAX_SPARE) this.#outSpare = buf;
       }
     } catch (err) {
       this.close(`write failed: ${errorText(err)}`);
@@ -834,11 +843,12 @@ export class PeerConnection implements AsyncDisposable {
   sendPiece(index: number, begin: number, data: Uint8Array): void {
     if (this.#closed) return;
     if (!this.#incoming.delete(this.#key(index, begin))) return;
-    const header = new Uint8Array(13);
-    writePieceHeader(header, 0, index, begin, data.length);
     this.#uploaded += data.length;
-    this.#enqueue(header);
-    this.#enqueue(data);
+    // header and block straight into the send buffer: the caller's buffer is free again on return
+    const at = this.#reserve(13 + data.length);
+    writePieceHeader(this.#outBuf, at, index, begin, data.length);
+    this.#outBuf.set(data, at + 13);
+    this.#queued(13 + data.length);
   }
 
   /** Refuses a request (fast extension). */
@@ -871,9 +881,10 @@ export class PeerConnection implements AsyncDisposable {
   }
 
   #sendBlockMessage(id: number, index: number, begin: number, length: number): void {
-    const buf = new Uint8Array(17);
-    writeBlockMessage(buf, 0, id, index, begin, length);
-    this.#enqueue(buf);
+    if (this.#closed) return;
+    const at = this.#reserve(17);
+    writeBlockMessage(this.#outBuf, at, id, index, begin, length);
+    this.#queued(17);
   }
 }
 

@@ -518,3 +518,51 @@ Deno.test("peer exchange (BEP 11): a leecher that knows only another leecher lea
     await cleanup();
   }
 });
+
+Deno.test("tight memory: a seeder recycling a 2-piece upload cache serves three leechers at once, byte-exact", async () => {
+  const piece = 16 * 1024;
+  const files = [{ path: "many.bin", length: 256 * piece + 77 }];
+  const root = await Deno.makeTempDir({ prefix: "seedbed-client-" });
+  const seedDir = join(root, "seed");
+  const { meta } = await makeTorrent(seedDir, "t", files, { pieceLength: piece });
+  try {
+    // two pieces of upload memory: every request from three peers working on different pieces evicts, and
+    // evicted buffers are read into again while blocks of them may still wait to be copied out
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+      uploadMemory: 2 * piece,
+    });
+    const failed = Promise.withResolvers<never>();
+    const leechers: Client[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        leechers.push(
+          await Client.open({
+            metainfo: meta,
+            basedir: join(root, `leech${i}`),
+            host: "127.0.0.1",
+            resumeFile: false,
+            pieceMemory: 4 * piece, // the least: four pieces in memory at once
+            onHashFail: (index) => failed.reject(new Error(`piece ${index} failed its hash check`)),
+            peers: [{ host: "127.0.0.1", port: seeder.port }],
+          }),
+        );
+      }
+      await within(
+        30_000,
+        "three downloads",
+        Promise.race([Promise.all(leechers.map((l) => l.done)), failed.promise]),
+      );
+      for (let i = 0; i < 3; i++) {
+        assert.ok(await sameFiles(join(seedDir, "t"), join(root, `leech${i}`, "t"), files));
+      }
+    } finally {
+      for (const l of leechers) await l.close();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -88,6 +88,8 @@ export interface TorrentOptions {
    * @default {16777216}
    */
   pieceMemory?: number;
+  /** Bytes of whole pieces kept in memory to serve uploads (at least 2 pieces). @default {33554432} */
+  uploadMemory?: number;
   /** Milliseconds per engine tick. @default {1000} */
   tickMs?: number;
   /** Hostname to connect from/to: tests pin 127.0.0.1. */
@@ -203,10 +205,20 @@ const REJECT_BACKOFF_MS = 10_000;
 const MAX_SUSPECT_PIECES = 8;
 const RECHOKE_TICKS = 10;
 const RESUME_SAVE_MS = 30_000;
-/** Memory for whole pieces read from disk to serve uploads. */
-const UPLOAD_CACHE_BYTES = 32 * 1024 * 1024;
+/** Default of {@linkcode TorrentOptions.uploadMemory}. */
+const UPLOAD_MEMORY = 32 * 1024 * 1024;
 /** Default of {@linkcode TorrentOptions.pieceMemory}. */
 const PIECE_MEMORY = 16 * 1024 * 1024;
+
+/** A piece read from disk to serve uploads. */
+interface UploadEntry {
+  read: Promise<Uint8Array | undefined>;
+  /** The full-size buffer the piece is read into, recycled once evicted and unused. */
+  buffer: Uint8Array<ArrayBuffer> | undefined;
+  /** The read in flight plus requests waiting to copy a block out. */
+  users: number;
+  evicted: boolean;
+}
 
 /** One torrent's swarm engine. */
 export class Torrent implements AsyncDisposable {
@@ -239,7 +251,11 @@ export class Torrent implements AsyncDisposable {
   #completeSent = false;
   #resumeDirty = false;
   #lastResumeSave = 0;
-  #uploadCache = new Map<number, Promise<Uint8Array | undefined>>();
+  /** Whole pieces read from disk for uploading, least recently used first. */
+  #uploadCache = new Map<number, UploadEntry>();
+  /** Piece buffers of evicted upload entries that nothing reads any more, for the next disk reads. */
+  #uploadSpare: Uint8Array<ArrayBuffer>[] = [];
+  readonly #uploadCapacity: number;
   #error: Error | undefined;
   /** Verified pieces a disk error kept from being written, held in memory and retried (never marked had). */
   readonly #unwritten: PartialPiece[] = [];
@@ -288,6 +304,10 @@ export class Torrent implements AsyncDisposable {
         Math.floor((options.pieceMemory ?? PIECE_MEMORY) / options.meta.pieceLength),
       ),
     });
+    this.#uploadCapacity = Math.max(
+      2,
+      Math.floor((options.uploadMemory ?? UPLOAD_MEMORY) / options.meta.pieceLength),
+    );
     this.#choker = new Choker();
     this.#blocksPerPiece = Math.ceil(options.meta.pieceLength / BLOCK_SIZE);
     this.#uploadedBlocks = options.uploadEachPieceOnce ? new Map() : undefined;
@@ -1104,7 +1124,9 @@ export class Torrent implements AsyncDisposable {
       if (peer.supportsFast) peer.reject(index, begin, length);
       return;
     }
-    this.#readForUpload(index).then(
+    const entry = this.#readForUpload(index);
+    entry.users++; // the buffer is not recycled before the block is copied out
+    entry.read.then(
       (piece) => {
         if (peer.closed) return;
         if (!piece) {
@@ -1115,34 +1137,60 @@ export class Torrent implements AsyncDisposable {
           if (peer.supportsFast) peer.reject(index, begin, length);
           return;
         }
-        peer.sendPiece(index, begin, piece.subarray(begin, begin + length));
+        peer.sendPiece(index, begin, piece.subarray(begin, begin + length)); // copies the block
         this.#uploaded += length;
       },
       (err) => this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) }),
-    );
+    ).finally(() => this.#releaseUpload(entry));
   }
 
-  #readForUpload(index: number): Promise<Uint8Array | undefined> {
-    let p = this.#uploadCache.get(index);
-    if (p) {
+  #readForUpload(index: number): UploadEntry {
+    let entry = this.#uploadCache.get(index);
+    if (entry) {
       this.#uploadCache.delete(index); // re-insert: most recently used last
-      this.#uploadCache.set(index, p);
-      return p;
+      this.#uploadCache.set(index, entry);
+      return entry;
     }
     const storage = this.#storage;
-    if (!storage) return Promise.resolve(undefined);
-    p = storage.readPiece(index).catch(() => undefined);
-    this.#uploadCache.set(index, p);
-    if (
-      this.#uploadCache.size > Math.max(2, Math.floor(UPLOAD_CACHE_BYTES / this.meta.pieceLength))
-    ) {
-      const oldest = this.#uploadCache.keys().next().value as number;
+    const size = this.#picker.pieceSize(index);
+    const buffer = size === this.meta.pieceLength ? this.#uploadSpare.pop() : undefined;
+    const e: UploadEntry = {
+      read: storage
+        ? storage.readPiece(index, buffer).catch(() => undefined)
+        : Promise.resolve(undefined),
+      buffer,
+      users: 1, // the read itself
+      evicted: false,
+    };
+    entry = e;
+    this.#uploadCache.set(index, e);
+    const capacity = this.#uploadCapacity;
+    if (this.#uploadCache.size > capacity) {
+      const [oldest, old] = this.#uploadCache.entries().next().value as [number, UploadEntry];
       this.#uploadCache.delete(oldest);
+      old.evicted = true;
+      this.#releaseUpload(old, false);
     }
-    p.then((data) => {
-      if (!data) this.#uploadCache.delete(index);
+    e.read.then((data) => {
+      if (!data && this.#uploadCache.get(index) === e) {
+        this.#uploadCache.delete(index);
+        e.evicted = true;
+      }
+      if (data && !e.buffer && data.length === this.meta.pieceLength) {
+        e.buffer = data as Uint8Array<ArrayBuffer>;
+      }
+      this.#releaseUpload(e);
     });
-    return p;
+    return e;
+  }
+
+  /** One user of an upload entry is done; an evicted entry nobody uses gives its buffer back. */
+  #releaseUpload(e: UploadEntry, done = true): void {
+    if (done) e.users--;
+    if (!e.evicted || e.users > 0 || !e.buffer) return;
+    const capacity = this.#uploadCapacity;
+    if (this.#uploadSpare.length < capacity) this.#uploadSpare.push(e.buffer);
+    e.buffer = undefined;
   }
 
   #onClose(peer: PeerConnection, reason: string): void {
@@ -1397,6 +1445,7 @@ export class Torrent implements AsyncDisposable {
     const storage = this.#storage;
     if (!storage) return;
     this.#uploadCache.clear();
+    this.#uploadSpare.length = 0;
     if (this.#opts.resumePath) {
       try {
         await storage.saveResume(this.have);
