@@ -48,10 +48,12 @@ interface Run {
 const results: Run[] = [];
 
 /** Samples a process tree's resident memory (sum of VmRSS and RssAnon over the tree) every 100 ms. */
-function sampleMemory(pid: number): { stop(): { rss: number; anon: number; cpu: number } } {
-  let rss = 0, anon = 0, cpu = 0;
+function sampleMemory(
+  pid: number,
+): { stop(): { rss: number; anon: number; cpu: number; sys: number } } {
+  let rss = 0, anon = 0, cpu = 0, sys = 0;
   const tick = () => {
-    let r = 0, a = 0, c = 0;
+    let r = 0, a = 0, c = 0, k = 0;
     for (const p of tree(pid)) {
       try {
         const status = Deno.readTextFileSync(`/proc/${p}/status`);
@@ -59,18 +61,20 @@ function sampleMemory(pid: number): { stop(): { rss: number; anon: number; cpu: 
         a += Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0);
         const stat = Deno.readTextFileSync(`/proc/${p}/stat`).split(") ")[1].split(" ");
         c += (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, clock ticks
+        k += Number(stat[12]) / 100;
       } catch { /* exited */ }
     }
     rss = Math.max(rss, r);
     anon = Math.max(anon, a);
     cpu = Math.max(cpu, c);
+    sys = Math.max(sys, k);
   };
   const timer = setInterval(tick, 100);
   return {
     stop() {
       tick();
       clearInterval(timer);
-      return { rss: rss / 1024, anon: anon / 1024, cpu };
+      return { rss: rss / 1024, anon: anon / 1024, cpu, sys };
     },
   };
 }
@@ -126,7 +130,7 @@ async function timed(
       (MiB * 1.048576 / seconds).toFixed(0)
     } MB/s, peak RSS ${m.rss.toFixed(0)} MiB (anon ${m.anon.toFixed(0)}), CPU ${
       m.cpu.toFixed(2)
-    } s`,
+    } s (system ${m.sys.toFixed(2)} s)`,
   );
 }
 
