@@ -114,6 +114,8 @@ export interface PeerHandler {
   onRequest?(peer: PeerConnection, index: number, begin: number, length: number): void;
   /** The peer withdrew a request. */
   onCancel?(peer: PeerConnection, index: number, begin: number, length: number): void;
+  /** A socket write completed: {@linkcode PeerConnection.sendQueueBytes} went down (serve held requests). */
+  onDrain?(peer: PeerConnection): void;
   /** The peer rejected one of our requests (fast extension). */
   onReject?(peer: PeerConnection, index: number, begin: number, length: number): void;
   /** Our outstanding requests were dropped (the peer choked us without the fast extension). */
@@ -737,6 +739,7 @@ export class PeerConnection implements AsyncDisposable {
         await this.#writer.write(buf.subarray(0, len));
         // written: the buffer can be filled again (one that grew for a burst is let go)
         if (buf.length <= MAX_SPARE) this.#outSpare = buf;
+        if (!this.#closed) this.#h.onDrain?.(this);
       }
     } catch (err) {
       this.close(`write failed: ${errorText(err)}`);
@@ -823,6 +826,11 @@ export class PeerConnection implements AsyncDisposable {
     this.#cancelled.delete(key);
     this.#sendBlockMessage(MessageId.request, index, begin, length);
     return true;
+  }
+
+  /** True when the peer asked for this block and we have neither sent nor refused it yet. */
+  isRequestedByPeer(index: number, begin: number): boolean {
+    return this.#incoming.has(this.#key(index, begin));
   }
 
   /** True when we have a request out for this block. */

@@ -156,6 +156,11 @@ interface PeerEntry {
   pexGreeted: boolean;
   /** Pieces this peer rejected while unchoking us → until when (ms) we do not ask it for them again. */
   rejected: Map<number, number>;
+  /**
+   * Requests held while the peer's send queue is full, as (index, begin, length) triples, served as its socket
+   * drains. They stay outstanding in the connection, so a peer asking faster than it reads hits its limit.
+   */
+  held: number[];
   rateDown: number;
   rateUp: number;
   lastDown: number;
@@ -205,6 +210,8 @@ const REJECT_BACKOFF_MS = 10_000;
 const MAX_SUSPECT_PIECES = 8;
 const RECHOKE_TICKS = 10;
 const RESUME_SAVE_MS = 30_000;
+/** Bytes queued for one peer's socket above which its further requests are held until it drains. */
+const SEND_QUEUE_BYTES = 1024 * 1024;
 /** Default of {@linkcode TorrentOptions.uploadMemory}. */
 const UPLOAD_MEMORY = 32 * 1024 * 1024;
 /** Default of {@linkcode TorrentOptions.pieceMemory}. */
@@ -213,6 +220,8 @@ const PIECE_MEMORY = 16 * 1024 * 1024;
 /** A piece read from disk to serve uploads. */
 interface UploadEntry {
   read: Promise<Uint8Array | undefined>;
+  /** The piece, once read (while the entry is cached). */
+  data?: Uint8Array | undefined;
   /** The full-size buffer the piece is read into, recycled once evicted and unused. */
   buffer: Uint8Array<ArrayBuffer> | undefined;
   /** The read in flight plus requests waiting to copy a block out. */
@@ -669,6 +678,7 @@ export class Torrent implements AsyncDisposable {
    * @param conn The accepted connection.
    */
   accept(conn: Deno.Conn): void {
+    noDelay(conn);
     if (this.#state === "stopped" || this.#peers.size >= (this.#opts.maxPeers ?? 50) + 10) {
       try {
         conn.close();
@@ -807,6 +817,7 @@ export class Torrent implements AsyncDisposable {
       availabilityAdded: false,
       snubbed: false,
       rejected: new Map(),
+      held: [],
       pexSent: new Map(),
       pexGreeted: false,
       rateDown: 0,
@@ -929,6 +940,7 @@ export class Torrent implements AsyncDisposable {
     },
     onBlock: (peer, index, begin, data) => this.#onBlock(peer, index, begin, data),
     onRequest: (peer, index, begin, length) => this.#onRequest(peer, index, begin, length),
+    onDrain: (peer) => this.#onDrain(peer),
     onClose: (peer, reason) => this.#onClose(peer, reason),
   };
 
@@ -1102,6 +1114,28 @@ export class Torrent implements AsyncDisposable {
   #onRequest(peer: PeerConnection, index: number, begin: number, length: number): void {
     const e = this.#entry(peer);
     if (!e) return;
+    if (e.held.length > 0 || peer.sendQueueBytes >= SEND_QUEUE_BYTES) {
+      // the peer is not reading as fast as it asks: keep the request until its socket drains
+      e.held.push(index, begin, length);
+      return;
+    }
+    this.#answer(e, peer, index, begin, length);
+  }
+
+  #onDrain(peer: PeerConnection): void {
+    const e = this.#entry(peer);
+    if (!e || e.held.length === 0) return;
+    let k = 0;
+    while (k < e.held.length && peer.sendQueueBytes < SEND_QUEUE_BYTES && !peer.closed) {
+      const index = e.held[k], begin = e.held[k + 1], length = e.held[k + 2];
+      k += 3;
+      // cancelled, or refused when we choked it, meanwhile
+      if (peer.isRequestedByPeer(index, begin)) this.#answer(e, peer, index, begin, length);
+    }
+    e.held.splice(0, k);
+  }
+
+  #answer(e: PeerEntry, peer: PeerConnection, index: number, begin: number, length: number): void {
     let allowed = this.#state === "active" && this.have.has(index) &&
       (!peer.amChoking || peer.grantedFast.has(index));
     if (allowed && this.#uploadedBlocks) {
@@ -1125,23 +1159,28 @@ export class Torrent implements AsyncDisposable {
       return;
     }
     const entry = this.#readForUpload(index);
+    if (entry.data) return this.#serve(peer, index, begin, length, entry.data); // in memory: at once
     entry.users++; // the buffer is not recycled before the block is copied out
     entry.read.then(
-      (piece) => {
-        if (peer.closed) return;
-        if (!piece) {
-          if (peer.supportsFast) peer.reject(index, begin, length);
-          return;
-        }
-        if ((peer.amChoking && !peer.grantedFast.has(index)) || this.#state !== "active") {
-          if (peer.supportsFast) peer.reject(index, begin, length);
-          return;
-        }
-        peer.sendPiece(index, begin, piece.subarray(begin, begin + length)); // copies the block
-        this.#uploaded += length;
-      },
+      (piece) => this.#serve(peer, index, begin, length, piece),
       (err) => this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) }),
     ).finally(() => this.#releaseUpload(entry));
+  }
+
+  #serve(
+    peer: PeerConnection,
+    index: number,
+    begin: number,
+    length: number,
+    piece: Uint8Array | undefined,
+  ): void {
+    if (peer.closed) return;
+    if (!piece || (peer.amChoking && !peer.grantedFast.has(index)) || this.#state !== "active") {
+      if (peer.supportsFast) peer.reject(index, begin, length);
+      return;
+    }
+    peer.sendPiece(index, begin, piece.subarray(begin, begin + length)); // copies the block
+    this.#uploaded += length;
   }
 
   #readForUpload(index: number): UploadEntry {
@@ -1169,6 +1208,7 @@ export class Torrent implements AsyncDisposable {
       const [oldest, old] = this.#uploadCache.entries().next().value as [number, UploadEntry];
       this.#uploadCache.delete(oldest);
       old.evicted = true;
+      old.data = undefined;
       this.#releaseUpload(old, false);
     }
     e.read.then((data) => {
@@ -1179,6 +1219,7 @@ export class Torrent implements AsyncDisposable {
       if (data && !e.buffer && data.length === this.meta.pieceLength) {
         e.buffer = data as Uint8Array<ArrayBuffer>;
       }
+      if (data && !e.evicted) e.data = data;
       this.#releaseUpload(e);
     });
     return e;
@@ -1191,6 +1232,7 @@ export class Torrent implements AsyncDisposable {
     const capacity = this.#uploadCapacity;
     if (this.#uploadSpare.length < capacity) this.#uploadSpare.push(e.buffer);
     e.buffer = undefined;
+    e.data = undefined;
   }
 
   #onClose(peer: PeerConnection, reason: string): void {
@@ -1583,6 +1625,17 @@ function addressKey(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/**
+ * Turns Nagle's algorithm off: our writes are already batched, and a request or the tail of a batch must not
+ * wait for the peer's acknowledgement of the previous segment.
+ */
+function noDelay(conn: Deno.Conn): Deno.Conn {
+  try {
+    (conn as Deno.TcpConn).setNoDelay?.(true);
+  } catch { /* not TCP, or already closed */ }
+  return conn;
+}
+
 async function connectWithTimeout(host: string, port: number, ms: number): Promise<Deno.Conn> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const attempt = Deno.connect({ hostname: host, port, transport: "tcp" });
@@ -1590,7 +1643,7 @@ async function connectWithTimeout(host: string, port: number, ms: number): Promi
     timer = setTimeout(() => reject(new Error(`connect to ${host}:${port} timed out`)), ms);
   });
   try {
-    return await Promise.race([attempt, timeout]);
+    return noDelay(await Promise.race([attempt, timeout]));
   } catch (err) {
     attempt.then((c) => c.close(), () => {});
     throw err;

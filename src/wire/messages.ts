@@ -191,12 +191,11 @@ export function writeBlockMessage(
   begin: number,
   length: number,
 ): number {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  view.setUint32(offset, 13);
+  putU32(buf, offset, 13);
   buf[offset + 4] = id;
-  view.setUint32(offset + 5, index);
-  view.setUint32(offset + 9, begin);
-  view.setUint32(offset + 13, length);
+  putU32(buf, offset + 5, index);
+  putU32(buf, offset + 9, begin);
+  putU32(buf, offset + 13, length);
   return offset + 17;
 }
 
@@ -225,12 +224,19 @@ export function writePieceHeader(
   begin: number,
   dataLength: number,
 ): number {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  view.setUint32(offset, 9 + dataLength);
+  putU32(buf, offset, 9 + dataLength);
   buf[offset + 4] = MessageId.piece;
-  view.setUint32(offset + 5, index);
-  view.setUint32(offset + 9, begin);
+  putU32(buf, offset + 5, index);
+  putU32(buf, offset + 9, begin);
   return offset + 13;
+}
+
+/** Big-endian 32-bit store (no DataView per message on the hot path). */
+function putU32(buf: Uint8Array, at: number, value: number): void {
+  buf[at] = value >>> 24;
+  buf[at + 1] = value >>> 16;
+  buf[at + 2] = value >>> 8;
+  buf[at + 3] = value;
 }
 
 /** A complete piece message. */
