@@ -142,7 +142,7 @@ export interface ClientOptions {
    * write (at least 4 pieces' worth). Bounds the client's memory whatever the swarm does; when the disk falls
    * behind, the network slows to its pace (no new piece is started until a write lands) without emptying the
    * request pipelines.
-   * @default {16777216}
+   * @default {8388608}
    */
   pieceMemory?: number;
   /**

@@ -85,7 +85,7 @@ export interface TorrentOptions {
   /**
    * Bytes of piece buffers for downloading: pieces in progress plus complete pieces waiting for their hash check
    * and write (at least 4 pieces). When the disk falls behind, no new piece is started until a write lands.
-   * @default {16777216}
+   * @default {8388608}
    */
   pieceMemory?: number;
   /** Bytes of whole pieces kept in memory to serve uploads (at least 2 pieces). @default {33554432} */
@@ -215,7 +215,7 @@ const SEND_QUEUE_BYTES = 1024 * 1024;
 /** Default of {@linkcode TorrentOptions.uploadMemory}. */
 const UPLOAD_MEMORY = 32 * 1024 * 1024;
 /** Default of {@linkcode TorrentOptions.pieceMemory}. */
-const PIECE_MEMORY = 16 * 1024 * 1024;
+const PIECE_MEMORY = 8 * 1024 * 1024;
 
 /** A piece read from disk to serve uploads. */
 interface UploadEntry {
@@ -1322,8 +1322,14 @@ export class Torrent implements AsyncDisposable {
       return;
     }
     try {
-      await storage.writePiece(piece.index, piece.buffer);
+      await storage.writePieceMoving(piece.index, piece);
     } catch (err) {
+      if (piece.buffer.byteLength === 0) {
+        // the writer thread died with the bytes: download the piece again
+        this.#picker.pieceFailed(piece);
+        this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) });
+        return;
+      }
       this.#diskFailed(piece, err);
       return;
     }
@@ -1364,8 +1370,13 @@ export class Torrent implements AsyncDisposable {
     while (storage && this.#unwritten.length > 0 && this.#state !== "stopped") {
       const piece = this.#unwritten[0];
       try {
-        await storage.writePiece(piece.index, piece.buffer);
+        await storage.writePieceMoving(piece.index, piece);
       } catch {
+        if (piece.buffer.byteLength === 0 && this.#unwritten[0] === piece) {
+          this.#unwritten.shift(); // lost with the writer thread: download it again
+          this.#picker.pieceFailed(piece);
+          continue;
+        }
         this.#scheduleDiskRetry();
         return;
       }
