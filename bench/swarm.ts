@@ -4,7 +4,8 @@
 // Wall time from leecher start to exit (or to "done" for libtorrent), every byte compared, peak RSS sampled.
 // Each run starts after `sync`, with the page cache clean.
 //
-//   deno run -A bench/swarm.ts [--size MiB=1024] [--runs 3] [--leechers seedbed,libtorrent,aria2] [--no-seed]
+//   deno run -A bench/swarm.ts [--size MiB=1024] [--runs 3] [--warmup 1] [--leechers seedbed,libtorrent,aria2]
+//                              [--no-seed]
 //
 // Needs python3-libtorrent, opentracker and aria2 (Debian). Prints a markdown table.
 import { join } from "node:path";
@@ -27,10 +28,11 @@ const { values } = parseArgs({
     runs: { type: "string", default: "3" },
     leechers: { type: "string", default: "seedbed,libtorrent,aria2" },
     "no-seed": { type: "boolean", default: false },
+    warmup: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
   },
 });
-const MiB = Number(values.size), RUNS = Number(values.runs);
+const MiB = Number(values.size), RUNS = Number(values.runs), WARMUP = Number(values.warmup);
 const leechers = values.leechers!.split(",");
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const work = await Deno.makeTempDir({ prefix: "seedbed-swarm-" });
@@ -46,12 +48,16 @@ interface Run {
   cpuS: number;
 }
 const results: Run[] = [];
+/** False during the warm-up round: the first downloads after writing the payload run in colder memory. */
+let recording = true;
 
 /** Samples a process tree's resident memory (sum of VmRSS and RssAnon over the tree) every 100 ms. */
 function sampleMemory(
   pid: number,
 ): { stop(): { rss: number; anon: number; cpu: number; sys: number } } {
   let rss = 0, anon = 0, cpu = 0, sys = 0;
+  // CPU is counted from the first sample: a seeder started earlier is charged only for this transfer
+  let cpu0: number | undefined, sys0 = 0;
   const tick = () => {
     let r = 0, a = 0, c = 0, k = 0;
     for (const p of tree(pid)) {
@@ -66,9 +72,14 @@ function sampleMemory(
     }
     rss = Math.max(rss, r);
     anon = Math.max(anon, a);
-    cpu = Math.max(cpu, c);
-    sys = Math.max(sys, k);
+    if (cpu0 === undefined) {
+      cpu0 = c;
+      sys0 = k;
+    }
+    cpu = Math.max(cpu, c - cpu0);
+    sys = Math.max(sys, k - sys0);
   };
+  tick(); // the baseline
   const timer = setInterval(tick, 100);
   return {
     stop() {
@@ -124,6 +135,10 @@ async function timed(
   const m = mem.stop();
   await p.stop();
   ok = ok && await check();
+  if (!recording) {
+    log(`(warm-up, not counted) ${role} ${who}: ${ok ? "OK" : "FAILED"} ${seconds.toFixed(2)} s`);
+    return;
+  }
   results.push({ who, role, seconds, ok, rssMiB: m.rss, anonMiB: m.anon, cpuS: m.cpu });
   log(
     `${role} ${who}: ${ok ? "OK" : "FAILED"} ${seconds.toFixed(2)} s, ${
@@ -165,10 +180,15 @@ try {
   await using seeder = await startLibtorrent("seed", torrentPath, src, [], { profile: "hps" });
   log(`libtorrent-hps seeding on ${seeder.port}`);
 
-  for (let run = 1; run <= RUNS; run++) {
-    // rotate the order every run: whoever follows another download pays for its aftermath (the seeder's
-    // state, the kernel cleaning up 1 GiB), so each client takes each position in turn
-    const order = leechers.map((_, i) => leechers[(i + run - 1) % leechers.length]);
+  for (let run = 1 - WARMUP; run <= RUNS; run++) {
+    // untimed warm-up round(s) first: right after the payload is written, the kernel's first 1 GiB of new page
+    // cache is far slower to fill on this VM, whoever downloads
+    recording = run >= 1;
+    // rotate the order every run, and reverse it every other run: whoever follows another download pays for
+    // its aftermath (the seeder's state, the kernel cleaning up 1 GiB), so each client takes each position and
+    // follows each other client in turn
+    const rotated = leechers.map((_, i) => leechers[(i + Math.max(run, 1) - 1) % leechers.length]);
+    const order = run % 2 === 0 ? rotated.reverse() : rotated;
     for (const who of order) {
       const dir = join(work, `${who}-${run}`);
       await Deno.mkdir(dir);
