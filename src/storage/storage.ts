@@ -71,7 +71,7 @@ export interface BackendFile {
  * for a write by the write's length: one 1 MiB write asks for 1 MiB folios, which come from memory nothing has
  * touched lately and cost far more to fill (measured on this project's VMs: a 1 GiB download spent 3.5–4 s in
  * the kernel with whole-piece writes against 0.6–0.7 s with 256 KiB writes, right after another 1 GiB file was
- * written). Downloaded pieces normally go through the writer thread instead (64 KiB writes, see
+ * written). Downloaded pieces normally go through the writer thread instead (16 KiB writes, see
  * {@linkcode Storage.writePieceMoving}).
  */
 const WRITE_CHUNK = 256 * 1024;
@@ -186,7 +186,7 @@ export interface StorageOptions {
   /** File operations (tests inject faults). @default {denoBackend} */
   backend?: FileBackend;
   /**
-   * Write downloaded pieces ({@linkcode Storage.writePieceMoving}) on a worker thread, in 64 KiB synchronous
+   * Write downloaded pieces ({@linkcode Storage.writePieceMoving}) on a worker thread, in 16 KiB synchronous
    * writes. Only with the default backend; falls back to the event loop's thread when workers are unavailable.
    * @default {true}
    */
