@@ -59,6 +59,11 @@ Deno.test("usage errors exit 2 with a hint", async () => {
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /seedbed/);
   }
+  for (const bad of ["0", "-1", "abc", "5000"]) {
+    const r = await cli(["x.torrent", "--piece-memory", bad]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--piece-memory/);
+  }
   const unknown = await cli(["some.torrent", "--frobnicate"]);
   assert.match(unknown.stderr, /frobnicate/);
   assert.match(unknown.stderr, /--help/);
@@ -193,6 +198,8 @@ Deno.test("--list shows numbered files; download with --select and --json gets o
       "-s",
       "1-2",
       "--json",
+      "--piece-memory",
+      "0.5", // the least: 4 pieces in memory at once
     ]);
     assert.equal(r.code, 0, r.stderr);
     const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));

@@ -56,6 +56,8 @@ Options:
       --no-trackers      do not announce to the torrent's trackers
       --keep-seeding     keep seeding after the download completes (until Ctrl-C)
       --max-peers N      most connected peers (default: 50)
+      --piece-memory MIB memory for pieces being downloaded, in MiB (default: 8); more helps fast
+                         links with long round trips (it needs about speed x round-trip time)
   -q, --quiet            no progress line, only errors and the final summary
       --json             newline-delimited JSON events on stdout (human output stays on stderr)
   -h, --help             show this help
@@ -157,6 +159,7 @@ export async function runDownload(
       "no-trackers": { type: "boolean" },
       "keep-seeding": { type: "boolean" },
       "max-peers": { type: "string" },
+      "piece-memory": { type: "string" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -186,6 +189,16 @@ export async function runDownload(
   const maxPeers = values["max-peers"] === undefined ? 50 : Number(values["max-peers"]);
   if (!Number.isInteger(maxPeers) || maxPeers < 1) {
     throw new UsageError(`--max-peers: "${values["max-peers"]}" is not a positive integer`);
+  }
+  const pieceMemory = values["piece-memory"] === undefined
+    ? undefined
+    : Number(values["piece-memory"]);
+  if (pieceMemory !== undefined && !(pieceMemory > 0 && pieceMemory <= 4096)) {
+    throw new UsageError(
+      `--piece-memory: "${
+        values["piece-memory"]
+      }" is not a size in MiB (more than 0, at most 4096)`,
+    );
   }
   const peers = (values.peer ?? []).map(parsePeerAddress);
   const dhtPort = values["dht-port"] === undefined ? port : Number(values["dht-port"]);
@@ -252,6 +265,7 @@ export async function runDownload(
     port,
     maxPeers,
     peers,
+    ...(pieceMemory ? { pieceMemory: Math.round(pieceMemory * 1024 * 1024) } : {}),
     ...(priorities ? { priorities } : {}),
     ...(values["no-trackers"] ? { trackers: false } : {}),
     ...(values.lsd ? { lsd: true } : {}),
