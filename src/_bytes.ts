@@ -85,3 +85,10 @@ export async function sha1(bytes: Uint8Array): Promise<Uint8Array<ArrayBuffer>> 
 export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
   return crypto.getRandomValues(new Uint8Array(n));
 }
+
+/** Lexicographic comparison of two byte strings: negative, zero or positive. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}

@@ -5,7 +5,8 @@
  */
 
 import { isAbsolute, join, resolve } from "node:path";
-import { randomBytes } from "./_bytes.ts";
+import { addressKey } from "./_address.ts";
+import { makePeerId } from "./peer_id.ts";
 import { type MagnetLink, parseMagnet, torrentFromMetadata } from "./magnet.ts";
 import { type Metainfo, parseMetainfo } from "./metainfo.ts";
 import { fetchMetadata } from "./swarm/metadata_fetcher.ts";
@@ -16,35 +17,8 @@ import type { PieceCacheIndex } from "./storage/storage.ts";
 import { type PeerInfo, Torrent, type TorrentEvents, type TorrentState } from "./swarm/torrent.ts";
 import type { TrackerTierView } from "./tracker/tiers.ts";
 
-/** Seedbed's version. */
-export const VERSION = "0.1.0";
-
-/** Seedbed's two-letter client code in Azureus-style peer ids (`-SE0010-…`); unused by other clients. */
-export const CLIENT_CODE = "SE";
-
-/**
- * A new Azureus-style peer id: `-SE` + four version digits + `-` + 12 random bytes.
- *
- * @example Make a peer id
- * ```ts
- * import { makePeerId } from "./client.ts";
- * import assert from "node:assert/strict";
- *
- * const id = makePeerId();
- * assert.equal(id.length, 20);
- * assert.equal(new TextDecoder().decode(id.subarray(0, 8)), "-SE0010-");
- * ```
- *
- * @returns 20 bytes.
- */
-export function makePeerId(): Uint8Array {
-  const [major, minor, patch] = VERSION.split(".").map(Number);
-  const prefix = `-${CLIENT_CODE}${major}${String(minor).padStart(2, "0")}${patch}-`;
-  const id = new Uint8Array(20);
-  id.set(new TextEncoder().encode(prefix));
-  id.set(randomBytes(12), 8);
-  return id;
-}
+export { CLIENT_CODE, VERSION } from "./version.ts";
+export { makePeerId } from "./peer_id.ts";
 
 /** Initial state, as in the seed: started (default), paused or stopped. */
 export type InitialState = "started" | "paused" | "stopped";
@@ -422,7 +396,7 @@ export class Client extends EventTarget implements AsyncDisposable {
         announcePort: this.port,
         onPeers: (peers) => {
           for (const p of peers) {
-            if (this.#dhtFound.size < 500) this.#dhtFound.set(`${p.host}|${p.port}`, p);
+            if (this.#dhtFound.size < 500) this.#dhtFound.set(addressKey(p.host, p.port), p);
           }
           this.#dhtSink(peers);
         },

@@ -6,7 +6,9 @@
  */
 
 import { basename, join, relative, sep } from "node:path";
+import { compareBytes } from "./_bytes.ts";
 import { encode } from "./bencode.ts";
+import { CLIENT_NAME } from "./version.ts";
 
 /** A file to put in a torrent built from a list. */
 export interface CreateFileInput {
@@ -161,7 +163,7 @@ export async function createTorrent(
   if (tiers.length > 0) top.announce = tiers[0][0];
   if (tiers.length > 1 || (tiers[0]?.length ?? 0) > 1) top["announce-list"] = tiers;
   if (options.comment !== undefined) top.comment = options.comment;
-  top["created by"] = options.createdBy ?? "Seedbed 0.1.0";
+  top["created by"] = options.createdBy ?? CLIENT_NAME;
   if (options.creationDate !== null) {
     top["creation date"] = Math.floor((options.creationDate ?? new Date()).getTime() / 1000);
   }
@@ -209,12 +211,6 @@ async function listFiles(dir: string): Promise<CreateFileInput[]> {
   const keyed = out.map((f) => ({ f, key: encoder.encode(f.path.join("/")) }));
   keyed.sort((a, b) => compareBytes(a.key, b.key));
   return keyed.map((k) => k.f);
-}
-
-function compareBytes(x: Uint8Array, y: Uint8Array): number {
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i] - y[i];
-  return x.length - y.length;
 }
 
 /** Bytes read per read call at least: small pieces are read several at a time. */

@@ -36,15 +36,8 @@ import {
   writePieceHeader,
 } from "./wire/messages.ts";
 
-/** The two directions of a connection (a `Deno.Conn` is one). */
-export interface PeerStream {
-  /** Bytes from the peer. */
-  readable: ReadableStream<Uint8Array>;
-  /** Bytes to the peer. */
-  writable: WritableStream<Uint8Array>;
-  /** Releases the underlying resource (a socket). */
-  close?(): void;
-}
+import type { PeerStream } from "./wire/stream.ts";
+export type { PeerStream } from "./wire/stream.ts";
 
 /** Options for {@linkcode PeerConnection}. */
 export interface PeerConnectionOptions {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { VERSION } from "../client.ts";
+import { VERSION } from "../version.ts";
 import { runCreate } from "./create.ts";
 import { runDemo } from "./demo.ts";
 import { downloadHelp, EXIT, runDownload, UsageError } from "./download.ts";

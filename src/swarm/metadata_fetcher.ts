@@ -6,7 +6,9 @@
  * @module
  */
 
+import { addressKey } from "../_address.ts";
 import { bytesEqual, concat, sha1 } from "../_bytes.ts";
+import { CLIENT_NAME } from "../version.ts";
 import { PeerConnection } from "../peer.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
 import { TrackerManager } from "../tracker/tiers.ts";
@@ -122,7 +124,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
   };
 
   const dial = async (p: PeerAddress) => {
-    const key = `${p.host}|${p.port}`;
+    const key = addressKey(p.host, p.port);
     if (dialed.has(key) || connections.size >= maxPeers || finished) return;
     dialed.add(key);
     let conn: Deno.Conn;
@@ -140,7 +142,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
       totalLength: 0,
       extensionHandshake: {
         m: { ut_metadata: UT_METADATA_ID },
-        v: "Seedbed 0.1.0",
+        v: CLIENT_NAME,
         p: options.port,
       },
       remoteAddress: p,
@@ -212,7 +214,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
   };
   const add = (peers: PeerAddress[]) => {
     for (const p of peers) {
-      if (candidates.size < 2000) candidates.set(`${p.host}|${p.port}`, p);
+      if (candidates.size < 2000) candidates.set(addressKey(p.host, p.port), p);
     }
     dialMore();
   };

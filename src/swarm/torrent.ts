@@ -10,9 +10,12 @@
 
 import { join } from "node:path";
 import { Bitfield } from "../bitfield.ts";
-import { bytesEqual, toHex } from "../_bytes.ts";
+import { addressKey, splitAddressKey, unmapIpv4 } from "../_address.ts";
+import { bytesEqual, compareBytes, toHex } from "../_bytes.ts";
+import { CLIENT_NAME } from "../version.ts";
 import type { Metainfo } from "../metainfo.ts";
-import { PeerConnection, type PeerHandler, type PeerStream } from "../peer.ts";
+import { PeerConnection, type PeerHandler } from "../peer.ts";
+import type { PeerStream } from "../wire/stream.ts";
 import { acceptConnection } from "../wire/mse.ts";
 import { decodePex, encodePex, UT_PEX_ID } from "../wire/pex.ts";
 import {
@@ -687,9 +690,7 @@ export class Torrent implements AsyncDisposable {
     }
     const addr = conn.remoteAddr as Deno.NetAddr;
     // dual-stack listeners report IPv4 peers as IPv4-mapped IPv6 addresses
-    const host = addr.hostname.startsWith("::ffff:") && addr.hostname.includes(".")
-      ? addr.hostname.slice(7)
-      : addr.hostname;
+    const host = unmapIpv4(addr.hostname);
     // a plain handshake passes through; an encrypted one (MSE, as WebTorrent dials) is answered first; one
     // deadline covers both handshakes, so a peer dripping bytes is gone within HANDSHAKE_MS of connecting
     const accepted = Date.now();
@@ -789,7 +790,7 @@ export class Torrent implements AsyncDisposable {
       totalLength: meta.length,
       queueDepth: this.#opts.queueDepth ?? 768,
       extensionHandshake: {
-        v: "Seedbed 0.1.0",
+        v: CLIENT_NAME,
         p: this.#port(),
         reqq: 500,
         // private torrents (BEP 27) get peers from their trackers only: no PEX
@@ -842,10 +843,7 @@ export class Torrent implements AsyncDisposable {
     onPort: (peer, port) => {
       const e = this.#entry(peer);
       if (!e || this.meta.private || !(port > 0)) return;
-      const host = e.key.startsWith("[")
-        ? e.key.slice(1, e.key.lastIndexOf("]"))
-        : e.key.split(":")[0];
-      this.#opts.onDhtNode?.(host, port);
+      this.#opts.onDhtNode?.(splitAddressKey(e.key).host, port);
     },
     onReady: (peer) => {
       const e = this.#entry(peer);
@@ -957,7 +955,7 @@ export class Torrent implements AsyncDisposable {
 
   /** The address other peers can dial for a connected peer: its own port for outgoing, its `p` for incoming. */
   #listenAddress(e: PeerEntry): PeerAddress | undefined {
-    const [host, port] = splitKey(e.key);
+    const { host, port } = splitAddressKey(e.key);
     if (!e.incoming) return { host, port };
     const p = e.conn.remoteExtensions?.p;
     return p ? { host, port: p } : undefined;
@@ -1620,20 +1618,6 @@ export class Torrent implements AsyncDisposable {
 function ownerKey(e: PeerEntry): string {
   const id = e.conn.remotePeerId;
   return id ? toHex(id) : e.key;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
-
-function splitKey(key: string): [string, number] {
-  const i = key.lastIndexOf(":");
-  return [key.slice(0, i).replace(/^\[|\]$/g, ""), Number(key.slice(i + 1))];
-}
-
-function addressKey(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /**

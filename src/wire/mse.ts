@@ -11,7 +11,7 @@
  */
 
 import { bytesEqual, concat, fromHex, toHex, utf8 } from "../_bytes.ts";
-import type { PeerStream } from "../peer.ts";
+import type { PeerStream } from "./stream.ts";
 import { WireError } from "./messages.ts";
 
 const P = BigInt(

@@ -1,0 +1,16 @@
+/**
+ * The byte stream a peer connection runs over: a TCP connection, a uTP connection, or either of them behind
+ * protocol encryption. Everything above it (handshake, framing, messages) sees only these two Web Streams.
+ *
+ * @module
+ */
+
+/** The two directions of a connection (a `Deno.Conn` is one). */
+export interface PeerStream {
+  /** Bytes from the peer. */
+  readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. */
+  writable: WritableStream<Uint8Array>;
+  /** Releases the underlying resource (a socket). */
+  close?(): void;
+}
