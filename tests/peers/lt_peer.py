@@ -8,7 +8,18 @@ and several connections per IP allowed (every test peer is 127.0.0.1). A seed
 checks DIR first. Prints "ready" on stdout once seeding / once the torrent is
 added (leech), "connected" once it has a first peer, "done" once a leech has every piece, then keeps running until
 SIGTERM/SIGINT or stdin closes. Dials the HOST:PORT peers given.
+
+Environment knobs (as the lab's driver):
+  LT_SETTINGS      JSON of libtorrent settings applied last; "{port}" in a string = PORT. E.g. forced RC4:
+                   {"out_enc_policy":0,"in_enc_policy":0,"allowed_enc_level":2}; uTP only:
+                   {"enable_outgoing_tcp":false,"enable_incoming_tcp":false,"enable_outgoing_utp":true,
+                   "enable_incoming_utp":true}; IPv6 only: {"listen_interfaces":"[::1]:{port}"}
+  LT_PEERLOG       a file: every 0.25 s one JSON line per connected peer (ip, port, client, rc4,
+                   plaintext_encrypted, utp, incoming, extensions, progress, up, down): what was used
+  LT_UPLOAD_LIMIT  bytes/s, a per-torrent upload cap (session limits skip loopback peers)
+  LT_PROFILE       hps = high_performance_seed()
 """
+import json
 import os
 import select
 import signal
@@ -36,7 +47,13 @@ def main() -> int:
         "stop_tracker_timeout": 1,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
     })
+    if os.environ.get("LT_SETTINGS"):
+        extra = json.loads(os.environ["LT_SETTINGS"])
+        settings.update({k: v.replace("{port}", port) if isinstance(v, str) else v for k, v in extra.items()})
     ses = lt.session(settings)
+    peerlog = os.environ.get("LT_PEERLOG")
+    last_peerlog = 0.0
+    t0 = time.monotonic()
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
@@ -44,6 +61,8 @@ def main() -> int:
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = directory
     handle = ses.add_torrent(atp)
+    if os.environ.get("LT_UPLOAD_LIMIT"):
+        handle.set_upload_limit(int(os.environ["LT_UPLOAD_LIMIT"]))
     if role == "seed":
         handle.force_recheck()
     announced_ready = False
@@ -57,6 +76,23 @@ def main() -> int:
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 print("error", alert.message(), file=sys.stderr, flush=True)
         st = handle.status()
+        if peerlog and time.monotonic() - last_peerlog >= 0.25:
+            last_peerlog = time.monotonic()
+            with open(peerlog, "a") as f:
+                for p in handle.get_peer_info():
+                    fl = p.flags
+                    f.write(json.dumps({
+                        "t": round(last_peerlog - t0, 2), "ip": p.ip[0], "port": p.ip[1],
+                        "client": p.client if isinstance(p.client, str) else p.client.decode("utf-8", "replace"),
+                        "rc4": bool(fl & lt.peer_info.rc4_encrypted),
+                        "plaintext_encrypted": bool(fl & lt.peer_info.plaintext_encrypted),
+                        # peer_flags_t utp_socket is bit 17 (not exported by the 2.0 bindings)
+                        "utp": bool(fl & getattr(lt.peer_info, "utp_socket", 1 << 17)),
+                        "incoming": not bool(fl & lt.peer_info.outgoing_connection),
+                        "extensions": bool(fl & lt.peer_info.supports_extensions),
+                        "progress": round(p.progress, 4),
+                        "up": p.total_upload, "down": p.total_download,
+                    }) + "\n")
         checking = st.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
         if not dialed and not checking:
             for host, p in peers:
