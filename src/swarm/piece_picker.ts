@@ -2,15 +2,17 @@
  * Which block to ask which peer for: rarest first, weighted by file priority, partial pieces first, and endgame.
  *
  * The picker owns the buffers of pieces in progress: a received block is copied straight into its piece's buffer,
- * and a piece whose every block has arrived is handed back whole for hashing. No sockets, no disk, no timers.
+ * and a piece whose every block has arrived is handed back whole for hashing. It also owns the torrent's one
+ * {@linkcode RequestStore}: peers record their requests there, and a block nobody has in flight any more is free
+ * again. No sockets, no disk, no timers.
  *
  * @module
  */
 
 import type { Bitfield } from "../bitfield.ts";
+import { BLOCK_SIZE, RequestStore } from "./requests.ts";
 
-/** Size of a request: 16 KiB, what every client asks for and the most a peer must serve (BEP 3). */
-export const BLOCK_SIZE = 16384;
+export { BLOCK_SIZE };
 
 /** Block states inside a piece in progress. */
 const FREE = 0, REQUESTED = 1, RECEIVED = 2;
@@ -23,8 +25,6 @@ export interface PartialPiece {
   buffer: Uint8Array<ArrayBuffer>;
   /** State of each block (free, requested, received). */
   readonly state: Uint8Array;
-  /** Outstanding requests per block (more than one only in endgame). */
-  readonly inflight: Uint8Array;
   /** Blocks received so far. */
   received: number;
   /** Blocks never requested yet. */
@@ -89,6 +89,8 @@ export class PiecePicker {
   readonly #random: () => number;
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
   #lastStarted = -2;
+  /** Our requests in flight, by peer and by block: the one place they are kept. */
+  readonly requests: RequestStore;
 
   /**
 
@@ -109,6 +111,10 @@ export class PiecePicker {
     this.#endgameDuplicates = options.endgameDuplicates ?? 2;
     this.#maxInMemory = Math.max(2, options.maxInMemory ?? 32);
     this.#random = options.random ?? Math.random;
+    this.requests = new RequestStore({
+      pieceLength: options.pieceLength,
+      onIdle: (index, begin) => this.#blockIdle(index, begin),
+    });
   }
 
   /** Bytes in piece `index`. */
@@ -160,9 +166,6 @@ export class PiecePicker {
     return this.#availability[index];
   }
 
-  /** True when the block last passed to {@linkcode PiecePicker.receive} was also requested from other peers. */
-  lastReceiveDuplicated = false;
-
   /** Pieces currently in progress. */
   get partialCount(): number {
     return this.#partial.size;
@@ -193,14 +196,16 @@ export class PiecePicker {
    *
    * @param peerHas The peer's pieces.
    * @param max Most blocks to return.
-   * @param isRequested Tells whether this peer already has a request out for a block (not asked twice).
+   * @param peerRequests The blocks this peer has in flight (it is never asked twice for one); the caller records
+   *   each returned block there as it sends the request (see {@linkcode RequestStore}), or gives it back with
+   *   {@linkcode PiecePicker.unpick}.
    * @param allowed When given, only these pieces may be picked (a choked peer's allowed-fast set).
    * @returns Blocks to request; each is marked as requested.
    */
   pick(
     peerHas: Bitfield,
     max: number,
-    isRequested: (index: number, begin: number) => boolean,
+    peerRequests: { has(key: number): boolean },
     allowed?: ReadonlySet<number>,
   ): BlockRequest[] {
     const out: BlockRequest[] = [];
@@ -225,12 +230,15 @@ export class PiecePicker {
       for (const p of partials) {
         if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
         const blocks = p.state.length;
+        const first = p.index * this.requests.blocksPerPiece;
         for (let b = 0; b < blocks && out.length < max; b++) {
-          if (p.state[b] !== REQUESTED || p.inflight[b] >= this.#endgameDuplicates) continue;
-          const begin = b * BLOCK_SIZE;
-          if (isRequested(p.index, begin)) continue;
-          p.inflight[b]++;
-          out.push({ index: p.index, begin, length: this.#blockLength(p.index, b) });
+          if (p.state[b] !== REQUESTED || peerRequests.has(first + b)) continue;
+          if (this.requests.inflight(first + b) >= this.#endgameDuplicates) continue;
+          out.push({
+            index: p.index,
+            begin: b * BLOCK_SIZE,
+            length: this.#blockLength(p.index, b),
+          });
         }
         if (out.length >= max) break;
       }
@@ -239,19 +247,23 @@ export class PiecePicker {
   }
 
   /**
-   * A request for a block was withdrawn (peer choked us, rejected it, disconnected, or timed out):
-   * the block becomes free again unless another request for it is still in flight.
+   * A block returned by {@linkcode PiecePicker.pick} could not be requested after all: it is free again unless
+   * another peer has it in flight.
    */
-  unrequest(index: number, begin: number): void {
+  unpick(index: number, begin: number): void {
+    if (this.requests.inflight(this.requests.key(index, begin)) === 0) {
+      this.#blockIdle(index, begin);
+    }
+  }
+
+  /** No peer has this block in flight any more (withdrawn, rejected, choked, closed): it is free again. */
+  #blockIdle(index: number, begin: number): void {
     const p = this.#partial.get(index);
     if (!p) return;
     const b = begin / BLOCK_SIZE;
     if (p.state[b] !== REQUESTED) return;
-    if (p.inflight[b] > 0) p.inflight[b]--;
-    if (p.inflight[b] === 0) {
-      p.state[b] = FREE;
-      p.free++;
-    }
+    p.state[b] = FREE;
+    p.free++;
   }
 
   /**
@@ -276,10 +288,8 @@ export class PiecePicker {
     const b = begin / BLOCK_SIZE;
     if (b >= p.state.length || p.state[b] === RECEIVED) return undefined;
     if (data.length !== this.#blockLength(index, b)) return undefined;
-    this.lastReceiveDuplicated = p.inflight[b] > 1;
     if (p.state[b] === FREE) p.free--;
     p.state[b] = RECEIVED;
-    p.inflight[b] = 0;
     p.buffer.set(data, begin);
     p.received++;
     p.senders.add(sender);
@@ -355,7 +365,6 @@ export class PiecePicker {
     for (let b = 0; b < blocks && out.length < max && p.free > 0; b++) {
       if (p.state[b] !== FREE) continue;
       p.state[b] = REQUESTED;
-      p.inflight[b] = 1;
       p.free--;
       out.push({ index: p.index, begin: b * BLOCK_SIZE, length: this.#blockLength(p.index, b) });
     }
@@ -409,7 +418,6 @@ export class PiecePicker {
       index,
       buffer,
       state: new Uint8Array(blocks),
-      inflight: new Uint8Array(blocks),
       received: 0,
       free: blocks,
       senders: new Set(),
