@@ -95,3 +95,48 @@ export class PieceHasher implements Disposable {
     this.close();
   }
 }
+
+/** Checks complete pieces against the torrent's SHA-1 piece hashes. */
+export class PieceVerifier {
+  readonly #pieces: Uint8Array;
+  readonly #worker: boolean;
+  #hasher: PieceHasher | undefined;
+
+  /**
+   * Creates a {@linkcode PieceVerifier}.
+   *
+   * @param options The concatenated 20-byte piece hashes, and whether to hash on a worker thread.
+   */
+  constructor(options: { pieces: Uint8Array; worker?: boolean }) {
+    this.#pieces = options.pieces;
+    this.#worker = options.worker ?? false;
+  }
+
+  /**
+   * Hashes a piece and compares it with its expected hash. The piece's buffer may travel to a worker thread and
+   * back: `piece.buffer` is replaced by the one returned.
+   *
+   * @param piece The piece index and its buffer.
+   * @param length The piece's size.
+   * @returns True when it matches.
+   * @throws {Error} When the hasher was closed meanwhile (the piece is then neither good nor bad).
+   */
+  async verify(
+    piece: { readonly index: number; buffer: Uint8Array<ArrayBuffer> },
+    length: number,
+  ): Promise<boolean> {
+    this.#hasher ??= new PieceHasher({ worker: this.#worker });
+    const { digest, buffer } = await this.#hasher.hash(piece.buffer, length);
+    piece.buffer = buffer;
+    const at = piece.index * 20;
+    const expected = this.#pieces.subarray(at, at + 20);
+    for (let i = 0; i < 20; i++) if (digest[i] !== expected[i]) return false;
+    return true;
+  }
+
+  /** Stops the hasher (its worker, if any); a later {@linkcode PieceVerifier.verify} starts a fresh one. */
+  close(): void {
+    this.#hasher?.close();
+    this.#hasher = undefined;
+  }
+}

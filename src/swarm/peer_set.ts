@@ -13,7 +13,7 @@
 import { addressKey, splitAddressKey } from "../_address.ts";
 import { bytesEqual, compareBytes, toHex } from "../_bytes.ts";
 import type { PeerConnection } from "../peer.ts";
-import type { PeerEntry, PeerSource } from "./types.ts";
+import type { PeerEntry, PeerInfo, PeerSource } from "./types.ts";
 
 /** A known peer address and its connection history. */
 export interface Candidate {
@@ -286,6 +286,58 @@ export class PeerSet {
   /** Every ready connection. */
   *ready(): IterableIterator<PeerEntry> {
     for (const e of this.entries.values()) if (e.ready) yield e;
+  }
+
+  /** The public view of every live connection. */
+  info(): PeerInfo[] {
+    const out: PeerInfo[] = [];
+    for (const e of this.entries.values()) {
+      const c = e.conn;
+      out.push({
+        address: e.key,
+        peerId: c.remotePeerId,
+        incoming: e.incoming,
+        source: e.source,
+        have: c.bitfield.count,
+        downloadRate: e.rateDown,
+        uploadRate: e.rateUp,
+        downloaded: c.downloaded,
+        uploaded: c.uploaded,
+        amChoking: c.amChoking,
+        amInterested: c.amInterested,
+        peerChoking: c.peerChoking,
+        peerInterested: c.peerInterested,
+        outstanding: c.outstanding,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Updates every connection's rates (a moving average over about two ticks) and runs its own time checks.
+   *
+   * @param now The current time (ms).
+   * @param seconds Time since the last call.
+   */
+  tick(now: number, seconds: number): void {
+    for (const e of [...this.entries.values()]) {
+      const c = e.conn;
+      c.tick(now);
+      e.rateDown = e.rateDown * 0.5 + ((c.downloaded - e.lastDown) / seconds) * 0.5;
+      e.rateUp = e.rateUp * 0.5 + ((c.uploaded - e.lastUp) / seconds) * 0.5;
+      e.lastDown = c.downloaded;
+      e.lastUp = c.uploaded;
+    }
+  }
+
+  /** Total payload rates of the live connections, bytes/s. */
+  rates(): { down: number; up: number } {
+    let down = 0, up = 0;
+    for (const e of this.entries.values()) {
+      down += e.rateDown;
+      up += e.rateUp;
+    }
+    return { down, up };
   }
 
   /** A ready connection by its number. */

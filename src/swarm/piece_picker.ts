@@ -10,6 +10,7 @@
  */
 
 import type { Bitfield } from "../bitfield.ts";
+import { pieceRangeOfFile, type StorageFile } from "../storage/layout.ts";
 import { BLOCK_SIZE, RequestStore } from "./requests.ts";
 
 export { BLOCK_SIZE };
@@ -129,6 +130,28 @@ export class PiecePicker {
     for (let i = 0; i < this.#pieceCount; i++) this.#priority[i] = priorities[i];
   }
 
+  /**
+   * Sets piece priorities from file priorities: each piece gets the highest priority of the files it touches
+   * (padding files do not count); pieces in progress that are no longer wanted are dropped.
+   *
+   * @param geometry The files and piece length.
+   * @param filePriorities Priority of each file (0 = do not download).
+   */
+  setFilePriorities(
+    geometry: { readonly files: readonly StorageFile[]; readonly pieceLength: number },
+    filePriorities: readonly number[],
+  ): void {
+    const prio = new Int32Array(this.#pieceCount);
+    for (let f = 0; f < geometry.files.length; f++) {
+      const range = pieceRangeOfFile(geometry, f);
+      if (!range || geometry.files[f].padding) continue;
+      const p = filePriorities[f];
+      for (let i = range[0]; i <= range[1]; i++) if (p > prio[i]) prio[i] = p;
+    }
+    this.setPriorities(prio);
+    for (let i = 0; i < prio.length; i++) if (prio[i] === 0) this.abandon(i);
+  }
+
   /** Priority of a piece (0 = not wanted). */
   priority(index: number): number {
     return this.#priority[index];
@@ -137,6 +160,31 @@ export class PiecePicker {
   /** True when the piece is wanted and not yet had. */
   wants(index: number): boolean {
     return this.#priority[index] > 0 && !this.#have.has(index);
+  }
+
+  /** Bytes of wanted pieces not yet had. */
+  get leftBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.#pieceCount; i++) if (this.wants(i)) n += this.pieceSize(i);
+    return n;
+  }
+
+  /** Bytes of wanted pieces in total and had so far. */
+  wantedBytes(): { have: number; total: number } {
+    let have = 0, total = 0;
+    for (let i = 0; i < this.#pieceCount; i++) {
+      if (this.#priority[i] <= 0) continue;
+      const size = this.pieceSize(i);
+      total += size;
+      if (this.#have.has(i)) have += size;
+    }
+    return { have, total };
+  }
+
+  /** True when every wanted piece is had. */
+  get complete(): boolean {
+    for (let i = 0; i < this.#pieceCount; i++) if (this.wants(i)) return false;
+    return true;
   }
 
   /** Number of pieces that are wanted and not yet had. */

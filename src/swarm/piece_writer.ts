@@ -6,6 +6,7 @@
  * @module
  */
 
+import { asError } from "../_errors.ts";
 import type { PartialPiece } from "./piece_picker.ts";
 
 /** Options for {@linkcode PieceWriter}. */
@@ -131,7 +132,7 @@ export class PieceWriter {
     try {
       await this.#opts.write(piece);
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = asError(err);
       // the writer thread died with the bytes: download the piece again
       if (piece.buffer.byteLength === 0) return this.#opts.onLost(piece, error);
       this.#unwritten.push(piece);

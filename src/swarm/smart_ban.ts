@@ -17,13 +17,16 @@ const MAX_SUSPECTS = 8;
 export class SmartBan {
   readonly #suspects = new Map<number, { data: Uint8Array; senders: Int32Array }>();
   readonly #max: number;
+  readonly #ban: (id: number, reason: string) => void;
 
   /**
    * Creates a {@linkcode SmartBan}.
    *
+   * @param ban Bans a peer (by its connection's id) with a reason.
    * @param maxSuspects Failed pieces kept (a copy each) until they pass.
    */
-  constructor(maxSuspects: number = MAX_SUSPECTS) {
+  constructor(ban: (id: number, reason: string) => void, maxSuspects: number = MAX_SUSPECTS) {
+    this.#ban = ban;
     this.#max = maxSuspects;
   }
 
@@ -32,10 +35,14 @@ export class SmartBan {
    *
    * @param piece The piece as received.
    * @param size Its length in bytes.
-   * @returns The ids of peers to ban now: the sole sender, if there was only one.
+   * @returns The ids of the peers banned now: the sole sender, if there was only one.
    */
   failed(piece: PartialPiece, size: number): number[] {
-    if (piece.senders.size === 1) return [...piece.senders];
+    if (piece.senders.size === 1) {
+      const [id] = piece.senders;
+      this.#ban(id, `sent data that failed the hash check for piece ${piece.index}`);
+      return [id];
+    }
     this.#suspects.set(piece.index, {
       data: piece.buffer.slice(0, size),
       senders: piece.blockSenders.slice(),
@@ -50,7 +57,8 @@ export class SmartBan {
    * A piece passed its hash check.
    *
    * @param piece The good piece.
-   * @returns The ids of peers whose blocks of an earlier, failed copy differ from the good data.
+   * @returns The ids of the peers banned: those whose blocks of an earlier, failed copy differ from the good
+   *   data.
    */
   passed(piece: PartialPiece): number[] {
     const suspect = this.#suspects.get(piece.index);
@@ -65,6 +73,9 @@ export class SmartBan {
           break;
         }
       }
+    }
+    for (const id of liars) {
+      this.#ban(id, `sent blocks that failed the hash check for piece ${piece.index} (smart ban)`);
     }
     return [...liars];
   }

@@ -16,120 +16,47 @@
  * @module
  */
 
-import { join } from "node:path";
+import { asError } from "../_errors.ts";
 import { addressKey, splitAddressKey } from "../_address.ts";
-import { bytesEqual } from "../_bytes.ts";
 import { Bitfield } from "../bitfield.ts";
 import type { Metainfo } from "../metainfo.ts";
 import { PeerConnection, type PeerHandler } from "../peer.ts";
-import { PieceHasher } from "../storage/hasher.ts";
-import { pieceRangeOfFile } from "../storage/layout.ts";
-import { PieceCache } from "../storage/piece_cache.ts";
-import { Storage, type StorageError } from "../storage/storage.ts";
-import type { PieceCacheIndex } from "../storage/storage.ts";
-import type { PeerAddress } from "../tracker/compact.ts";
-import { TrackerManager, type TrackerTierView } from "../tracker/tiers.ts";
+import { PieceVerifier } from "../storage/hasher.ts";
+import type { PieceCacheIndex, StorageError } from "../storage/storage.ts";
+import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
+import type { TrackerTierView } from "../tracker/tiers.ts";
 import { connectTcp } from "../transport/tcp.ts";
 import { CLIENT_NAME } from "../version.ts";
 import { UT_METADATA_ID } from "../wire/metadata.ts";
 import { UT_PEX_ID } from "../wire/pex.ts";
 import type { PeerStream } from "../wire/stream.ts";
-import { Choker } from "./choker.ts";
+import { Announcer } from "./announcer.ts";
+import { Choker, rechoke } from "./choker.ts";
+import { Downloads } from "./downloads.ts";
 import { serveMetadata } from "./metadata_server.ts";
 import { type Candidate, PeerSet } from "./peer_set.ts";
 import { Pex } from "./pex.ts";
-import { BLOCK_SIZE, type PartialPiece, PiecePicker } from "./piece_picker.ts";
+import { type PartialPiece, PiecePicker } from "./piece_picker.ts";
 import { PieceWriter } from "./piece_writer.ts";
 import { SmartBan } from "./smart_ban.ts";
-import { ownerKey, UploadOnce } from "./superseed.ts";
 import type {
   PeerEntry,
   PeerInfo,
   PeerSource,
   TorrentEmit,
   TorrentEvents,
+  TorrentOptions,
   TorrentState,
 } from "./types.ts";
 import { Uploads } from "./uploads.ts";
 
-export type { PeerInfo, PeerSource, TorrentEmit, TorrentEvents, TorrentState };
-
-/** Options for {@linkcode Torrent}. */
-export interface TorrentOptions {
-  /** The parsed torrent. */
-  meta: Metainfo;
-  /** Download directory (multi-file torrents get a folder named after the torrent below it). */
-  dir: string;
-  /** Our 20-byte peer id. */
-  peerId: Uint8Array;
-  /** Our listening port (for trackers and the extension handshake). */
-  port: () => number;
-  /** Receives events. */
-  emit: TorrentEmit;
-  /** Per-file priorities; 1 each by default, 0 = do not download. */
-  priorities?: number[];
-  /** Part-file index from a previous run. */
-  pieceCache?: PieceCacheIndex;
-  /** Where resume data is kept; none when omitted. */
-  resumePath?: string;
-  /** Announce to the torrent's trackers. @default {true} */
-  trackers?: boolean;
-  /** Most connected peers. @default {50} */
-  maxPeers?: number;
-  /** Most outgoing connection attempts at once. @default {8} */
-  maxConnecting?: number;
-  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
-  queueDepth?: number;
-  /**
-   * Bytes of piece buffers for downloading: pieces in progress plus complete pieces waiting for their hash check
-   * and write (at least 4 pieces). When the disk falls behind, no new piece is started until a write lands.
-   * @default {8388608}
-   */
-  pieceMemory?: number;
-  /** Bytes of whole pieces kept in memory to serve uploads (at least 2 pieces). @default {33554432} */
-  uploadMemory?: number;
-  /** Milliseconds between calls of {@linkcode Torrent.tick} by the owner (choking every 10 ticks). @default {1000} */
-  tickMs?: number;
-  /** Milliseconds to connect to a peer. @default {5000} */
-  connectTimeoutMs?: number;
-  /** Preallocate files. @default {false} */
-  preallocate?: boolean;
-  /**
-   * Send every block of the torrent at most once, to whichever peer asks first, and reject repeat requests:
-   * peers must trade the rest among themselves (a seeding strategy for a first seed with little upload).
-   * @default {false}
-   */
-  uploadEachPieceOnce?: boolean;
-  /**
-   * Our DHT node's UDP port: peers are told we support the DHT (BEP 5) and sent a PORT message. Never used for
-   * private torrents.
-   */
-  dhtPort?: () => number;
-  /** Called with a peer's DHT node address when it sends a PORT message. */
-  onDhtNode?: (host: string, port: number) => void;
-  /**
-   * Milliseconds between attempts to write verified pieces that a disk error (a full disk, a read-only or
-   * unwritable directory) kept from being written; the torrent stays paused until they are written.
-   * @default {5000}
-   */
-  diskRetryMs?: number;
-  /** Hash downloaded pieces on a worker thread instead of the event loop's. @default {false} */
-  hashWorker?: boolean;
-  /** The clock (ms), shared with the connections. @default {Date.now} */
-  now?: () => number;
-  /** Opens an outgoing connection to a peer. @default {connectTcp} */
-  connect?: (host: string, port: number, options: { timeoutMs: number }) => Promise<PeerStream>;
-}
+export type { PeerInfo, PeerSource, TorrentEmit, TorrentEvents, TorrentOptions, TorrentState };
 
 /** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
 const HANDSHAKE_MS = 10_000;
-const SNUB_MS = 60_000;
 /** Ticks between PEX rounds (one a minute at the default tick). */
 const PEX_TICKS = 60;
-/** How long a piece a peer rejected is not asked of that peer again. */
-const REJECT_BACKOFF_MS = 10_000;
 const RECHOKE_TICKS = 10;
-const RESUME_SAVE_MS = 30_000;
 /** Default of {@linkcode TorrentOptions.uploadMemory}. */
 const UPLOAD_MEMORY = 32 * 1024 * 1024;
 /** Default of {@linkcode TorrentOptions.pieceMemory}. */
@@ -152,33 +79,27 @@ export class Torrent implements AsyncDisposable {
   readonly #choker = new Choker();
   readonly #peers: PeerSet;
   readonly #pex = new Pex();
-  readonly #smartBan = new SmartBan();
-  readonly #cache: PieceCache;
+  readonly #smartBan = new SmartBan((id, reason) => {
+    const e = this.#peers.byId(id);
+    if (e) this.#peers.ban(e, reason);
+  });
   readonly #uploads: Uploads;
-  readonly #once: UploadOnce | undefined;
   readonly #writer: PieceWriter;
-  #storage: Storage | undefined;
-  #pieceCache: PieceCacheIndex | undefined;
+  readonly #downloads: Downloads;
+  readonly #data: TorrentData;
   #priorities: number[];
-  #trackers: TrackerManager | undefined;
+  readonly #announcer: Announcer;
   #state: TorrentState = "stopped";
   #ticks = 0;
   #lastTick = 0;
   #uploaded = 0;
   #downloaded = 0;
   #completeSent = false;
-  #resumeDirty = false;
-  #lastResumeSave = 0;
   #error: Error | undefined;
   /** We paused because of the disk (not the user): resume once everything is written. */
   #diskPaused = false;
   readonly #abort = new AbortController();
-  #hashchecking = 0;
-  #hasher: PieceHasher;
-  #checkProgress = 0;
-  #priorityChain: Promise<void> = Promise.resolve();
-  #starvingBackoff = 5_000;
-  #nextStarvingAnnounce: number;
+  readonly #verifier: PieceVerifier;
 
   /**
    * Creates a {@linkcode Torrent}.
@@ -193,10 +114,17 @@ export class Torrent implements AsyncDisposable {
     this.#emit = options.emit;
     this.#opts = options;
     this.#now = options.now ?? Date.now;
-    this.#nextStarvingAnnounce = this.#now() + 10_000;
-    this.#pieceCache = options.pieceCache;
     this.#priorities = options.priorities?.slice() ?? meta.files.map(() => 1);
     this.have = new Bitfield(meta.pieceCount);
+    this.#data = new TorrentData({
+      layout: meta,
+      dir: options.dir,
+      priorities: this.#priorities,
+      have: this.have,
+      ...(options.pieceCache ? { pieceCache: options.pieceCache } : {}),
+      ...(options.resumePath ? { resumePath: options.resumePath } : {}),
+      ...(options.preallocate ? { preallocate: true } : {}),
+    });
     this.#picker = new PiecePicker({
       pieceCount: meta.pieceCount,
       pieceLength: meta.pieceLength,
@@ -213,28 +141,44 @@ export class Torrent implements AsyncDisposable {
       now: this.#now,
       dial: (c) => this.#dial(c),
     });
-    this.#cache = new PieceCache({
+    this.#uploads = new Uploads({
       pieceLength: meta.pieceLength,
       pieceSize: (i) => this.#picker.pieceSize(i),
-      capacity: Math.floor((options.uploadMemory ?? UPLOAD_MEMORY) / meta.pieceLength),
-      read: (index, into) => this.#storage?.readPiece(index, into) ?? Promise.resolve(undefined),
-    });
-    this.#once = options.uploadEachPieceOnce
-      ? new UploadOnce({
-        blocksPerPiece: this.#picker.requests.blocksPerPiece,
-        blocksIn: (i) => Math.ceil(this.#picker.pieceSize(i) / BLOCK_SIZE),
-      })
-      : undefined;
-    this.#uploads = new Uploads({
-      cache: this.#cache,
+      memory: options.uploadMemory ?? UPLOAD_MEMORY,
+      read: (index, into) =>
+        this.#data.storage?.readPiece(index, into) ?? Promise.resolve(undefined),
       canServe: (index) => this.#state === "active" && this.have.has(index),
-      ...(this.#once ? { once: this.#once } : {}),
-      isLive: (id) => this.#peers.byId(id) !== undefined,
+      eachPieceOnce: options.uploadEachPieceOnce ?? false,
+      peers: () => this.#peers.entries.values(),
       onUploaded: (n) => this.#uploaded += n,
       onError: (error) => this.#emit("error", { error }),
     });
-    this.#hasher = new PieceHasher({ worker: options.hashWorker ?? false });
+    this.#verifier = new PieceVerifier({
+      pieces: meta.pieces,
+      worker: options.hashWorker ?? false,
+    });
     this.#writer = this.#makeWriter();
+    this.#downloads = new Downloads({
+      picker: this.#picker,
+      now: this.#now,
+      active: () => this.#state === "active",
+      wanting: () => this.#state !== "stopped" && !this.complete,
+      peers: () => this.#peers.entries.values(),
+      onPiece: (piece) => this.#writer.add(piece),
+      onBytes: (n) => this.#downloaded += n,
+    });
+    this.#announcer = new Announcer({
+      announceList: options.trackers === false ? [] : meta.announceList,
+      infoHash: meta.infoHash,
+      peerId: this.peerId,
+      port: options.port,
+      stats: () => ({ uploaded: this.#uploaded, downloaded: this.#downloaded, left: this.left }),
+      onPeers: (peers) => {
+        for (const p of peers) this.addPeer(p.host, p.port, { source: "tracker" });
+      },
+      onEvent: (e) => this.#emit("tracker", e),
+      now: this.#now,
+    });
     this.#applyPriorities();
   }
 
@@ -257,29 +201,17 @@ export class Torrent implements AsyncDisposable {
 
   /** Bytes of wanted pieces we do not have yet. */
   get left(): number {
-    let n = 0;
-    for (let i = 0; i < this.meta.pieceCount; i++) {
-      if (this.#picker.wants(i)) n += this.#picker.pieceSize(i);
-    }
-    return n;
+    return this.#picker.leftBytes;
   }
 
   /** Bytes of wanted pieces in total and verified so far, and hash-check progress (0-1) while one runs. */
   get progress(): { have: number; total: number; checking: number | undefined } {
-    let have = 0, total = 0;
-    for (let i = 0; i < this.meta.pieceCount; i++) {
-      if (this.#picker.priority(i) <= 0) continue;
-      const size = this.#picker.pieceSize(i);
-      total += size;
-      if (this.have.has(i)) have += size;
-    }
-    return { have, total, checking: this.#hashchecking > 0 ? this.#checkProgress : undefined };
+    return { ...this.#picker.wantedBytes(), checking: this.#data.checkProgress };
   }
 
   /** True when every wanted piece is verified on disk. */
   get complete(): boolean {
-    for (let i = 0; i < this.meta.pieceCount; i++) if (this.#picker.wants(i)) return false;
-    return true;
+    return this.#picker.complete;
   }
 
   /** True when we have every piece. */
@@ -294,7 +226,7 @@ export class Torrent implements AsyncDisposable {
 
   /** True while a hash check runs. */
   get checking(): boolean {
-    return this.#hashchecking > 0;
+    return this.#data.checking;
   }
 
   /** Packed bitfield of wanted pieces we do not have (the seed's `wanted()`). */
@@ -311,59 +243,27 @@ export class Torrent implements AsyncDisposable {
 
   /** The seed's `piece_cache()`: what the part file holds. */
   get pieceCache(): PieceCacheIndex | undefined {
-    return this.#storage?.pieceCache() ?? this.#pieceCache;
+    return this.#data.pieceCache;
   }
 
   /** The seed's `trackers()`. */
   trackers(): TrackerTierView[] {
-    if (this.#trackers) return this.#trackers.trackers();
-    return this.meta.announceList.map((urls) => ({
-      urls: [...urls],
-      complete: 0,
-      incomplete: 0,
-      failures: 0,
-      peers: new Uint8Array(0),
-      peers6: new Uint8Array(0),
-    }));
+    return this.#announcer.trackers();
   }
 
   /** Connected peers. */
   peers(): PeerInfo[] {
-    const out: PeerInfo[] = [];
-    for (const e of this.#peers.entries.values()) {
-      const c = e.conn;
-      out.push({
-        address: e.key,
-        peerId: c.remotePeerId,
-        incoming: e.incoming,
-        source: e.source,
-        have: c.bitfield.count,
-        downloadRate: e.rateDown,
-        uploadRate: e.rateUp,
-        downloaded: c.downloaded,
-        uploaded: c.uploaded,
-        amChoking: c.amChoking,
-        amInterested: c.amInterested,
-        peerChoking: c.peerChoking,
-        peerInterested: c.peerInterested,
-        outstanding: c.outstanding,
-      });
-    }
-    return out;
+    return this.#peers.info();
   }
 
   /** Sum of the peers' download rates, bytes/s. */
   get downloadRate(): number {
-    let n = 0;
-    for (const e of this.#peers.entries.values()) n += e.rateDown;
-    return n;
+    return this.#peers.rates().down;
   }
 
   /** Sum of the peers' upload rates, bytes/s. */
   get uploadRate(): number {
-    let n = 0;
-    for (const e of this.#peers.entries.values()) n += e.rateUp;
-    return n;
+    return this.#peers.rates().up;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -373,16 +273,7 @@ export class Torrent implements AsyncDisposable {
    * files are re-verified), otherwise a hash check of the files that exist.
    */
   async open(): Promise<void> {
-    this.#openStorage();
-    const storage = this.#storage!;
-    const resume = this.#opts.resumePath ? await storage.loadResume() : undefined;
-    if (resume) {
-      for (const i of resume.have) this.have.set(i);
-      if (resume.recheck.length > 0) await this.hashcheck(resume.recheck, false);
-    } else {
-      const pieces = await this.#piecesOfExistingFiles();
-      if (pieces.length > 0) await this.hashcheck(pieces, false);
-    }
+    await this.#data.load(this.#checkCallbacks(false));
   }
 
   /**
@@ -392,28 +283,17 @@ export class Torrent implements AsyncDisposable {
    * @param emitEvents Dispatch hashpass / hashfail for each piece.
    */
   async hashcheck(pieces?: Iterable<number>, emitEvents = true): Promise<void> {
-    this.#openStorage();
-    this.#hashchecking++;
-    this.#checkProgress = 0;
-    try {
-      await this.#storage!.hashcheck(pieces, {
-        onPass: (i: number) => {
-          if (this.have.set(i)) this.#afterNewPiece(i);
-          if (emitEvents) this.#emit("hashpass", { index: i });
-        },
-        onFail: (i: number) => {
-          this.have.clear(i);
-          if (emitEvents) this.#emit("hashfail", { index: i });
-        },
-        onProgress: (done: number, total: number) => {
-          this.#checkProgress = total === 0 ? 1 : done / total;
-        },
-        signal: this.#abort.signal,
-      });
-    } finally {
-      this.#hashchecking--;
-    }
-    this.#resumeDirty = true;
+    await this.#data.hashcheck(pieces, this.#checkCallbacks(emitEvents), this.#abort.signal);
+  }
+
+  #checkCallbacks(emitEvents: boolean): CheckCallbacks {
+    return {
+      onPass: (i) => {
+        if (this.have.set(i)) this.#afterNewPiece(i);
+        if (emitEvents) this.#emit("hashpass", { index: i });
+      },
+      onFail: (i) => emitEvents && this.#emit("hashfail", { index: i }),
+    };
   }
 
   /** Starts or resumes: connections, requests, uploads, trackers (`started`). */
@@ -422,32 +302,14 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "active") return;
     const wasStopped = this.#state === "stopped";
     this.#setState("active");
-    this.#openStorage();
+    this.#data.open();
     this.#peers.enabled = true;
-    if (wasStopped && this.#opts.trackers !== false && this.meta.announceList.length > 0) {
-      this.#trackers = new TrackerManager({
-        announceList: this.meta.announceList,
-        infoHash: this.meta.infoHash,
-        peerId: this.peerId,
-        port: this.#opts.port,
-        stats: () => ({ uploaded: this.#uploaded, downloaded: this.#downloaded, left: this.left }),
-        onPeers: (peers: PeerAddress[]) => {
-          for (const p of peers) this.addPeer(p.host, p.port, { source: "tracker" });
-        },
-        onEvent: (e) =>
-          this.#emit("tracker", {
-            type: e.type,
-            url: e.url,
-            ...(e.peers !== undefined ? { peers: e.peers } : {}),
-            ...(e.error ? { message: e.error.message } : e.message ? { message: e.message } : {}),
-          }),
-      });
-      this.#trackers.start();
-      if (this.complete && this.have.count > 0) this.#completeSent = true;
+    if (wasStopped && this.#announcer.start() && this.complete && this.have.count > 0) {
+      this.#completeSent = true;
     }
     for (const e of this.#peers.ready()) {
-      this.#updateInterest(e);
-      this.#fillRequests(e);
+      this.#downloads.updateInterest(e);
+      this.#downloads.fill(e);
     }
     this.#peers.connectMore();
   }
@@ -462,7 +324,7 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "paused") return;
     if (this.#state === "stopped") this.start();
     this.#setState("paused");
-    for (const e of this.#peers.entries.values()) this.#cancelRequests(e);
+    for (const e of this.#peers.entries.values()) this.#downloads.cancelAll(e);
   }
 
   /** Announces `stopped`, closes every connection and file, writes resume data. */
@@ -477,12 +339,8 @@ export class Torrent implements AsyncDisposable {
     const peers = [...this.#peers.entries.values()];
     for (const e of peers) e.conn.close("stopped");
     await Promise.all(peers.map((e) => e.conn.done));
-    const trackers = this.#trackers;
-    this.#trackers = undefined;
-    await Promise.all([trackers?.stop(), this.#writer.drain()]);
-    this.#hasher.close();
-    // a fresh one (its worker, if any, started lazily) if we start again
-    this.#hasher = new PieceHasher({ worker: this.#opts.hashWorker ?? false });
+    await Promise.all([this.#announcer.stop(), this.#writer.drain()]);
+    this.#verifier.close();
     await this.#closeStorage();
   }
 
@@ -515,29 +373,15 @@ export class Torrent implements AsyncDisposable {
     this.#applyPriorities();
     // more wanted now: completing again dispatches `complete` again (trackers still hear `completed` once)
     if (!this.complete) this.#completeSent = false;
-    // storage changes run one after another, so awaiting any call also waits for earlier ones
-    const storage = this.#storage;
-    const step = this.#priorityChain.then(() => storage?.setPriority(file, priority));
-    this.#priorityChain = step.catch(() => {});
-    await step;
+    await this.#data.setPriority(file, priority);
     for (const e of this.#peers.ready()) {
-      this.#updateInterest(e);
-      this.#fillRequests(e);
+      this.#downloads.updateInterest(e);
+      this.#downloads.fill(e);
     }
   }
 
   #applyPriorities(): void {
-    const prio = new Int32Array(this.meta.pieceCount);
-    const files = this.meta.files;
-    for (let f = 0; f < files.length; f++) {
-      const range = pieceRangeOfFile(this.meta, f);
-      if (!range || files[f].padding) continue;
-      const [first, last] = range;
-      const p = this.#priorities[f];
-      for (let i = first; i <= last; i++) if (p > prio[i]) prio[i] = p;
-    }
-    this.#picker.setPriorities(prio);
-    for (let i = 0; i < prio.length; i++) if (prio[i] === 0) this.#picker.abandon(i);
+    this.#picker.setFilePriorities(this.meta, this.#priorities);
   }
 
   // ---------------------------------------------------------------- peers
@@ -643,21 +487,15 @@ export class Torrent implements AsyncDisposable {
   /** What each connection tells us, routed to the part it concerns. */
   readonly #handler: PeerHandler = {
     onReady: (peer) => this.#onReady(peer),
-    onBitfield: (peer) => this.#with(peer, (e) => this.#onBitfield(e)),
-    onHave: (peer, index) => this.#with(peer, (e) => this.#onHave(e, index)),
-    onUnchoke: (peer) =>
+    onBitfield: (peer) =>
       this.#with(peer, (e) => {
-        e.rejected.clear();
-        this.#fillRequests(e);
+        if (this.seed && peer.bitfield.full) peer.close("both sides are seeds");
+        else this.#downloads.bitfield(e);
       }),
-    onAllowedFast: (peer) => this.#with(peer, (e) => peer.peerChoking && this.#fillRequests(e)),
-    onReject: (peer, index) =>
-      this.#with(peer, (e) => {
-        // a peer that unchokes us but rejects: not asked for this piece for a while (out of its reach, or it
-        // serves each piece only once); other peers can provide it meanwhile
-        if (!peer.peerChoking) e.rejected.set(index, this.#now() + REJECT_BACKOFF_MS);
-        this.#fillRequests(e);
-      }),
+    onHave: (peer, index) => this.#with(peer, (e) => this.#downloads.have(e, index)),
+    onUnchoke: (peer) => this.#with(peer, (e) => this.#downloads.unchoked(e)),
+    onAllowedFast: (peer) => this.#with(peer, (e) => peer.peerChoking && this.#downloads.fill(e)),
+    onReject: (peer, index) => this.#with(peer, (e) => this.#downloads.rejected(e, index)),
     onInterested: (peer) => {
       if (this.#state !== "active" || !peer.amChoking) return;
       if (this.#choker.hasFreeSlot(this.#unchokedCount())) peer.unchoke();
@@ -673,7 +511,7 @@ export class Torrent implements AsyncDisposable {
         }
       }),
     onBlock: (peer, index, begin, data) =>
-      this.#with(peer, (e) => this.#onBlock(e, index, begin, data)),
+      this.#with(peer, (e) => this.#downloads.block(e, index, begin, data)),
     onRequest: (peer, index, begin, length) =>
       this.#with(peer, (e) => this.#uploads.request(e, index, begin, length)),
     onDrain: (peer) => this.#with(peer, (e) => this.#uploads.drained(e)),
@@ -696,29 +534,6 @@ export class Torrent implements AsyncDisposable {
     this.#emit("peer", { address: e.key, peerId: peer.remotePeerId, incoming: e.incoming });
   }
 
-  #onBitfield(e: PeerEntry): void {
-    const peer = e.conn;
-    if (e.availabilityAdded) this.#picker.removeAvailability(peer.bitfield);
-    this.#picker.addAvailability(peer.bitfield);
-    e.availabilityAdded = true;
-    if (this.seed && peer.bitfield.full) return peer.close("both sides are seeds");
-    this.#updateInterest(e);
-  }
-
-  #onHave(e: PeerEntry, index: number): void {
-    const peer = e.conn;
-    if (!e.availabilityAdded) {
-      e.availabilityAdded = true;
-      this.#picker.addAvailability(peer.bitfield);
-    } else {
-      this.#picker.incrementAvailability(index);
-    }
-    if (!peer.amInterested && this.#picker.wants(index) && this.#state !== "stopped") {
-      peer.interested();
-    }
-    if (!peer.peerChoking) this.#fillRequests(e);
-  }
-
   /** BEP 11: peers a connected peer knows. */
   #onPex(peer: PeerConnection, payload: Uint8Array): void {
     let added;
@@ -731,11 +546,9 @@ export class Torrent implements AsyncDisposable {
   }
 
   #onClose(e: PeerEntry, reason: string): void {
-    const peer = e.conn;
     this.#peers.remove(e);
-    const me = ownerKey(e);
-    this.#once?.closed(e, [...this.#peers.entries.values()].some((o) => ownerKey(o) === me));
-    if (e.availabilityAdded) this.#picker.removeAvailability(peer.bitfield);
+    this.#uploads.closed(e);
+    this.#downloads.closed(e);
     if (e.ready) this.#emit("peerclose", { address: e.key, reason });
     if (this.#state !== "stopped") queueMicrotask(() => this.#peers.connectMore());
   }
@@ -746,113 +559,22 @@ export class Torrent implements AsyncDisposable {
     return n;
   }
 
-  // ---------------------------------------------------------------- download
-
-  #onBlock(e: PeerEntry, index: number, begin: number, data: Uint8Array): void {
-    e.lastBlockAt = this.#now();
-    e.snubbed = false;
-    this.#downloaded += data.length;
-    const requests = this.#picker.requests;
-    const result = this.#picker.receive(index, begin, data, e.id);
-    if (result !== undefined) {
-      // endgame: the same block may be in flight from other peers: cancel those requests
-      const key = requests.key(index, begin);
-      if (requests.inflight(key) > 0) {
-        for (const other of this.#peers.entries.values()) {
-          if (other !== e && other.conn.hasRequested(index, begin)) {
-            other.conn.cancel(index, begin, data.length);
-          }
-        }
-      }
-    }
-    if (result) this.#writer.add(result);
-    this.#fillRequests(e);
-  }
-
-  #fillRequests(e: PeerEntry): void {
-    const peer = e.conn;
-    if (this.#state !== "active" || peer.closed || !e.ready) return;
-    if (peer.peerChoking && peer.allowedFast.size === 0) return;
-    const space = peer.queueDepth - peer.outstanding;
-    // refill in batches: one pick per quarter of the pipeline, not one per block
-    if (space <= 0 || (space < peer.queueDepth / 4 && peer.outstanding > 8)) return;
-    let offered = peer.bitfield;
-    if (e.rejected.size > 0) {
-      const now = this.#now();
-      offered = peer.bitfield.clone();
-      for (const [i, until] of e.rejected) {
-        if (until <= now) e.rejected.delete(i);
-        else offered.clear(i);
-      }
-    }
-    const blocks = this.#picker.pick(
-      offered,
-      space,
-      peer.requests,
-      peer.peerChoking ? peer.allowedFast : undefined,
-    );
-    for (const b of blocks) {
-      if (!peer.request(b.index, b.begin, b.length)) this.#picker.unpick(b.index, b.begin);
-    }
-    if (blocks.length === 0 && peer.outstanding === 0) this.#updateInterest(e);
-  }
-
-  /** Withdraws every request to this peer (paused, or it is snubbing us). */
-  #cancelRequests(e: PeerEntry): void {
-    const requests = this.#picker.requests;
-    for (const key of e.conn.requests.keys()) {
-      const index = requests.indexOf(key), begin = requests.beginOf(key);
-      e.conn.cancel(index, begin, Math.min(BLOCK_SIZE, this.#picker.pieceSize(index) - begin));
-    }
-  }
-
-  #updateInterest(e: PeerEntry): void {
-    const peer = e.conn;
-    if (peer.closed || !e.ready) return;
-    let wants = false;
-    if (this.#state !== "stopped" && !this.complete) {
-      for (const i of peer.bitfield) {
-        if (this.#picker.wants(i)) {
-          wants = true;
-          break;
-        }
-      }
-    }
-    if (wants && !peer.amInterested) peer.interested();
-    else if (!wants && peer.amInterested) peer.notInterested();
-  }
-
   // ---------------------------------------------------------------- verify + write
 
   #makeWriter(): PieceWriter {
     const picker = this.#picker;
     return new PieceWriter({
-      verify: async (piece) => {
-        if (!this.#storage) return undefined;
-        const size = picker.pieceSize(piece.index);
-        const { digest, buffer } = await this.#hasher.hash(piece.buffer, size);
-        piece.buffer = buffer;
-        const i = piece.index * 20;
-        return bytesEqual(digest, this.meta.pieces.subarray(i, i + 20));
-      },
-      write: (piece) => {
-        const storage = this.#storage;
-        if (!storage) return Promise.reject(new Error("storage closed"));
-        return storage.writePieceMoving(piece.index, piece);
-      },
-      onPassed: (piece) => {
-        for (const id of this.#smartBan.passed(piece)) {
-          this.#banId(
-            id,
-            `sent blocks that failed the hash check for piece ${piece.index} (smart ban)`,
-          );
-        }
-      },
+      verify: (piece) =>
+        this.#data.storage
+          ? this.#verifier.verify(piece, picker.pieceSize(piece.index))
+          : Promise.resolve(undefined),
+      write: (piece) =>
+        this.#data.storage?.writePieceMoving(piece.index, piece) ??
+          Promise.reject(new Error("storage closed")),
+      onPassed: (piece) => this.#smartBan.passed(piece),
       onFailed: (piece) => {
         this.#emit("hashfail", { index: piece.index });
-        for (const id of this.#smartBan.failed(piece, picker.pieceSize(piece.index))) {
-          this.#banId(id, `sent data that failed the hash check for piece ${piece.index}`);
-        }
+        this.#smartBan.failed(piece, picker.pieceSize(piece.index));
         picker.pieceFailed(piece);
       },
       onWritten: (piece) => this.#written(piece),
@@ -882,11 +604,6 @@ export class Torrent implements AsyncDisposable {
     });
   }
 
-  #banId(id: number, reason: string): void {
-    const e = this.#peers.byId(id);
-    if (e) this.#peers.ban(e, reason);
-  }
-
   #written(piece: PartialPiece): void {
     this.#error = undefined;
     this.#picker.pieceVerified(piece);
@@ -895,18 +612,18 @@ export class Torrent implements AsyncDisposable {
     this.#emit("hashpass", { index: piece.index });
     this.#emit("piece", { index: piece.index });
     // requests may have paused while verification and writes were behind
-    if (this.#state === "active") { for (const e of this.#peers.ready()) this.#fillRequests(e); }
+    if (this.#state === "active") { for (const e of this.#peers.ready()) this.#downloads.fill(e); }
   }
 
   #afterNewPiece(index: number): void {
-    this.#resumeDirty = true;
+    this.#data.changed();
     for (const e of this.#peers.ready()) if (!e.conn.closed) e.conn.have(index);
     if (!this.complete) return;
     this.#picker.trimPool(); // the spare download buffers are not needed any more
-    for (const e of this.#peers.entries.values()) this.#updateInterest(e);
-    if (!this.#completeSent && this.#state !== "stopped" && this.#hashchecking === 0) {
+    for (const e of this.#peers.entries.values()) this.#downloads.updateInterest(e);
+    if (!this.#completeSent && this.#state !== "stopped" && !this.#data.checking) {
       this.#completeSent = true;
-      this.#trackers?.completed(); // sends `completed` once per session, whatever we call
+      this.#announcer.completed();
       this.#emit("complete", {});
     }
     if (this.seed) {
@@ -916,67 +633,24 @@ export class Torrent implements AsyncDisposable {
     }
   }
 
-  // ---------------------------------------------------------------- storage
-
-  #openStorage(): void {
-    if (this.#storage) return;
-    this.#storage = new Storage({
-      dir: this.dir,
-      layout: this.meta,
-      priorities: this.#priorities,
-      ...(this.#pieceCache ? { pieceCache: this.#pieceCache } : {}),
-      ...(this.#opts.resumePath ? { resumePath: this.#opts.resumePath } : {}),
-      ...(this.#opts.preallocate ? { preallocate: true } : {}),
-    });
-  }
-
-  async #closeStorage(): Promise<void> {
-    await this.#priorityChain;
-    const storage = this.#storage;
-    if (!storage) return;
-    this.#cache.clear();
-    if (this.#opts.resumePath) {
-      try {
-        await storage.saveResume(this.have);
-      } catch (err) {
-        this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) });
-      }
-    }
-    this.#pieceCache = storage.pieceCache();
-    this.#storage = undefined;
-    await storage.close();
-  }
-
-  async #piecesOfExistingFiles(): Promise<number[]> {
-    const set = new Set<number>();
-    const files = this.meta.files;
-    for (let f = 0; f < files.length; f++) {
-      const file = files[f];
-      if (file.length === 0 || file.padding) continue;
-      try {
-        const st = await Deno.stat(join(this.dir, ...file.path));
-        if (!st.isFile || st.size === 0) continue;
-      } catch {
-        continue;
-      }
-      const [first, last] = pieceRangeOfFile(this.meta, f)!;
-      for (let i = first; i <= last; i++) set.add(i);
-    }
-    return [...set].sort((a, b) => a - b);
-  }
-
   /** Writes resume data now. */
   async saveResume(): Promise<void> {
-    if (this.#storage && this.#opts.resumePath) {
-      await this.#writer.drain();
-      await this.#storage.saveResume(this.have);
-      this.#resumeDirty = false;
-    }
+    await this.#writer.drain();
+    await this.#data.saveResume();
   }
 
   /** Storage error as a typed value (for callers that care about codes). */
   get storageError(): StorageError | undefined {
-    return this.#storage?.error;
+    return this.#data.storage?.error;
+  }
+
+  async #closeStorage(): Promise<void> {
+    this.#uploads.clear();
+    try {
+      await this.#data.close();
+    } catch (err) {
+      this.#emit("error", { error: asError(err) });
+    }
   }
 
   // ---------------------------------------------------------------- tick
@@ -998,76 +672,26 @@ export class Torrent implements AsyncDisposable {
     this.#ticks++;
     const secs = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
     this.#lastTick = now;
-    for (const e of [...this.#peers.entries.values()]) {
-      const c = e.conn;
-      c.tick(now);
-      if (c.closed) continue;
-      // exponential moving average over ~2 ticks
-      e.rateDown = e.rateDown * 0.5 + ((c.downloaded - e.lastDown) / secs) * 0.5;
-      e.rateUp = e.rateUp * 0.5 + ((c.uploaded - e.lastUp) / secs) * 0.5;
-      e.lastDown = c.downloaded;
-      e.lastUp = c.uploaded;
-      if (c.outstanding > 0 && now - e.lastBlockAt > SNUB_MS && !e.snubbed) {
-        e.snubbed = true;
-        this.#cancelRequests(e);
-      }
-      if (this.#state === "active") this.#fillRequests(e);
+    this.#peers.tick(now, secs);
+    for (const e of this.#peers.entries.values()) {
+      this.#downloads.checkSnub(e, now);
+      this.#downloads.fill(e);
     }
-    if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) this.#rechoke(now);
+    if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) {
+      rechoke(this.#choker, [...this.#peers.ready()], this.seed, now);
+    }
     // PEX: a first message soon after connecting, then one a minute
     if (!this.meta.private) this.#pex.send([...this.#peers.ready()], this.#ticks % PEX_TICKS !== 0);
     if (this.#ticks % 5 === 0) {
-      for (const e of this.#peers.entries.values()) this.#updateInterest(e);
+      for (const e of this.#peers.entries.values()) this.#downloads.updateInterest(e);
     }
     this.#peers.connectMore();
     this.#writer.tick(now);
-    this.#announceWhenStarving(now);
-    if (this.#resumeDirty && this.#opts.resumePath && now - this.#lastResumeSave > RESUME_SAVE_MS) {
-      this.#resumeDirty = false;
-      this.#lastResumeSave = now;
-      this.#storage?.saveResume(this.have).catch((err) =>
-        this.#emit("error", { error: err instanceof Error ? err : new Error(String(err)) })
-      );
-    }
-  }
-
-  /**
-   * No peer to download from and nothing left to dial: ask the trackers again, backing off 10 s, 20 s, 40 s …
-   * up to 5 min (the tracker's own min interval is respected by announceNow).
-   */
-  #announceWhenStarving(now: number): void {
-    if (
-      this.#state === "active" && !this.complete && this.#peers.size === 0 &&
-      this.#peers.connecting === 0
-    ) {
-      if (now >= this.#nextStarvingAnnounce) {
-        this.#trackers?.announceNow();
-        this.#starvingBackoff = Math.min(300_000, this.#starvingBackoff * 2);
-        this.#nextStarvingAnnounce = now + this.#starvingBackoff;
-      }
-    } else {
-      this.#starvingBackoff = 5_000;
-      this.#nextStarvingAnnounce = now + 10_000;
-    }
-  }
-
-  #rechoke(now: number): void {
-    const list = [...this.#peers.ready()];
-    const unchoke = this.#choker.round(
-      list.map((e) => ({
-        id: e.id,
-        peerInterested: e.conn.peerInterested,
-        downloadRate: e.rateDown,
-        uploadRate: e.rateUp,
-        snubbed: e.snubbed,
-        connectedAt: e.connectedAt,
-      })),
-      this.seed,
+    this.#announcer.tick(
       now,
+      this.#state === "active" && !this.complete && this.#peers.size === 0 &&
+        this.#peers.connecting === 0,
     );
-    for (const e of list) {
-      if (unchoke.has(e.id)) e.conn.unchoke();
-      else if (!e.conn.amChoking) e.conn.choke();
-    }
+    this.#data.saveIfDue(now)?.catch((err) => this.#emit("error", { error: asError(err) }));
   }
 }

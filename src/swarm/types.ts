@@ -1,12 +1,14 @@
 /**
  * Types shared by the parts of one torrent's engine and by whoever owns it (Session, Client): its state, its
- * events, a live connection's record and the public view of a peer. A leaf: it imports only `PeerConnection`'s
- * type.
+ * options and events, a live connection's record and the public view of a peer. Types only.
  *
  * @module
  */
 
+import type { Metainfo } from "../metainfo.ts";
 import type { PeerConnection } from "../peer.ts";
+import type { PieceCacheIndex } from "../storage/storage.ts";
+import type { PeerStream } from "../wire/stream.ts";
 
 /** The three states of the seed's API. */
 export type TorrentState = "active" | "paused" | "stopped";
@@ -111,4 +113,71 @@ export interface PeerInfo {
   peerInterested: boolean;
   /** Our requests in flight to this peer. */
   outstanding: number;
+}
+
+/** Options for {@linkcode Torrent}. */
+export interface TorrentOptions {
+  /** The parsed torrent. */
+  meta: Metainfo;
+  /** Download directory (multi-file torrents get a folder named after the torrent below it). */
+  dir: string;
+  /** Our 20-byte peer id. */
+  peerId: Uint8Array;
+  /** Our listening port (for trackers and the extension handshake). */
+  port: () => number;
+  /** Receives events. */
+  emit: TorrentEmit;
+  /** Per-file priorities; 1 each by default, 0 = do not download. */
+  priorities?: number[];
+  /** Part-file index from a previous run. */
+  pieceCache?: PieceCacheIndex;
+  /** Where resume data is kept; none when omitted. */
+  resumePath?: string;
+  /** Announce to the torrent's trackers. @default {true} */
+  trackers?: boolean;
+  /** Most connected peers. @default {50} */
+  maxPeers?: number;
+  /** Most outgoing connection attempts at once. @default {8} */
+  maxConnecting?: number;
+  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
+  queueDepth?: number;
+  /**
+   * Bytes of piece buffers for downloading: pieces in progress plus complete pieces waiting for their hash check
+   * and write (at least 4 pieces). When the disk falls behind, no new piece is started until a write lands.
+   * @default {8388608}
+   */
+  pieceMemory?: number;
+  /** Bytes of whole pieces kept in memory to serve uploads (at least 2 pieces). @default {33554432} */
+  uploadMemory?: number;
+  /** Milliseconds between calls of {@linkcode Torrent.tick} by the owner (choking every 10 ticks). @default {1000} */
+  tickMs?: number;
+  /** Milliseconds to connect to a peer. @default {5000} */
+  connectTimeoutMs?: number;
+  /** Preallocate files. @default {false} */
+  preallocate?: boolean;
+  /**
+   * Send every block of the torrent at most once, to whichever peer asks first, and reject repeat requests:
+   * peers must trade the rest among themselves (a seeding strategy for a first seed with little upload).
+   * @default {false}
+   */
+  uploadEachPieceOnce?: boolean;
+  /**
+   * Our DHT node's UDP port: peers are told we support the DHT (BEP 5) and sent a PORT message. Never used for
+   * private torrents.
+   */
+  dhtPort?: () => number;
+  /** Called with a peer's DHT node address when it sends a PORT message. */
+  onDhtNode?: (host: string, port: number) => void;
+  /**
+   * Milliseconds between attempts to write verified pieces that a disk error (a full disk, a read-only or
+   * unwritable directory) kept from being written; the torrent stays paused until they are written.
+   * @default {5000}
+   */
+  diskRetryMs?: number;
+  /** Hash downloaded pieces on a worker thread instead of the event loop's. @default {false} */
+  hashWorker?: boolean;
+  /** The clock (ms), shared with the connections. @default {Date.now} */
+  now?: () => number;
+  /** Opens an outgoing connection to a peer. @default {connectTcp} */
+  connect?: (host: string, port: number, options: { timeoutMs: number }) => Promise<PeerStream>;
 }
