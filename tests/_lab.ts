@@ -26,6 +26,7 @@ export const have = {
   transmissionShow: runs("sh", ["-c", "command -v transmission-show"]),
   curl: runs("curl", ["--version"]),
   ffmpeg: runs("ffmpeg", ["-version"]) && runs("ffprobe", ["-version"]),
+  chromium: runs("sh", ["-c", "command -v chromium"]),
 };
 
 /** `ignore` for a Deno.test that needs these peers: skip locally, never in CI. */

@@ -269,7 +269,6 @@ const FILE_HEADERS = {
   etag: ETAG0,
   "content-disposition": `inline; filename="sample video.mp4"; filename*=UTF-8''sample%20video.mp4`,
   "x-content-type-options": "nosniff",
-  "content-security-policy": "sandbox",
 };
 
 Deno.test({
@@ -555,6 +554,95 @@ Deno.test({
 
 // ---------------------------------------------------------------------------------------------------------
 // Streaming while downloading
+
+Deno.test({
+  name:
+    "chromium shows a torrent's HTML and SVG as text, running none of their script, and plays its video",
+  ignore: needs("chromium", "ffmpeg"),
+  async fn() {
+    const files = [
+      ["evil.html", `<img src="/pwned-img"><script>fetch("/pwned-script")</script>`],
+      [
+        "evil.svg",
+        `<svg xmlns="http://www.w3.org/2000/svg"><script>fetch("/pwned-svg")</script></svg>`,
+      ],
+      ["evil.txt", `<script>fetch("/pwned-sniffed")</script>`],
+    ].map(([name, text]): StreamFile => {
+      const bytes = new TextEncoder().encode(text);
+      return {
+        path: [name],
+        length: bytes.length,
+        complete: true,
+        stream: ({ start = 0, end = bytes.length }) =>
+          ReadableStream.from([bytes.slice(start, end)]),
+      };
+    });
+    const dir = await Deno.makeTempDir({ prefix: "seedbed-http-" });
+    try {
+      await run("ffmpeg", [
+        ...["-v", "error", "-f", "lavfi", "-i", "testsrc2=duration=2:size=160x120:rate=25"],
+        ...[
+          "-c:v",
+          "libx264",
+          "-pix_fmt",
+          "yuv420p",
+          "-movflags",
+          "+faststart",
+          join(dir, "v.mp4"),
+        ],
+      ]);
+      const mp4 = await Deno.readFile(join(dir, "v.mp4"));
+      const playable = new DownloadingFile(
+        ["video.mp4"],
+        mp4.length,
+        (o, n) => mp4.slice(o, o + n),
+      );
+      playable.release(mp4.length);
+      files.push(playable);
+      const source = { name: "evil", infoHash: HASH, files };
+      const handler = createStreamHandler(source);
+      const paths: string[] = [];
+      await using server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
+        paths.push(new URL(req.url).pathname);
+        return handler(req);
+      });
+      for (const name of ["evil.html", "evil.svg", "evil.txt", "video.mp4"]) {
+        const url = `http://127.0.0.1:${server.addr.port}/${HASH}/${name}`;
+        const out = await new Deno.Command("chromium", {
+          args: [
+            ...[
+              "--headless",
+              "--no-sandbox",
+              "--disable-gpu",
+              `--user-data-dir=${join(dir, "profile")}`,
+            ],
+            ...[
+              "--enable-logging=stderr",
+              "--v=0",
+              "--virtual-time-budget=3000",
+              "--dump-dom",
+              url,
+            ],
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const dom = new TextDecoder().decode(out.stdout);
+        const log = new TextDecoder().decode(out.stderr);
+        if (name === "video.mp4") {
+          assert.match(dom, /<video /, "a media document");
+          assert.ok(!/blocked by CORS/.test(log), `the video loads: ${log.slice(-1000)}`);
+          assert.ok(playable.pulled > 0, "the browser read the video");
+        } else {
+          assert.match(dom, /<pre[^>]*>&lt;/, `${name} shown as text: ${dom}`);
+        }
+      }
+      assert.deepEqual(paths.filter((p) => p.includes("pwned")), [], "no script or image ran");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
 
 Deno.test("a file is served while it downloads: bytes flow as they become available", async () => {
   const file = new DownloadingFile(["movie.mkv"], 1_000_000, pattern);

@@ -4,7 +4,8 @@
 // (http://127.0.0.1:PORT), later possibly with the daemon's RPC. So nothing from a torrent may be rendered as a
 // document that runs script there: HTML, XHTML, SVG, XML and JavaScript are served as text/plain (shown as
 // source), anything unknown as application/octet-stream (downloaded), and the handler adds
-// `X-Content-Type-Options: nosniff` (no sniffing text/plain into HTML) and a `sandbox` CSP to every file.
+// `X-Content-Type-Options: nosniff` (no sniffing text/plain into HTML) to every file and a `sandbox` CSP to
+// every file that is not audio, video, an image or a PDF.
 
 const TYPES: Record<string, string> = {
   // video

@@ -20,9 +20,9 @@
  * headers of `GET` and no body (and, as RFC 9110 says, ignores `Range`). Other methods get `405`.
  *
  * Untrusted content: HTML, SVG, XML and scripts from a torrent are served as `text/plain`, every file carries
- * `X-Content-Type-Options: nosniff` and `Content-Security-Policy: sandbox` (PDFs excepted: browsers' viewers
- * refuse sandboxed documents, and run a PDF's script in their own origin), so a torrent can never run script on
- * this origin. The `Host` header is checked first (see {@linkcode hostAllowed}): other names get `421`.
+ * `X-Content-Type-Options: nosniff`, and every file that is not audio, video, an image or a PDF (which browsers
+ * show in documents of their own, running no script from the file) carries `Content-Security-Policy: sandbox`,
+ * so a torrent can never run script on this origin. The `Host` header is checked first (see {@linkcode hostAllowed}): other names get `421`.
  *
  * Bodies stream: a response body pulls from {@linkcode StreamFile.stream} one chunk at a time as the connection
  * drains (no read-ahead beyond what the source does), so a file plays while its pieces arrive. A client that goes
@@ -93,6 +93,12 @@ export type StreamHandler = (req: Request, info?: unknown) => Promise<Response>;
 const HEX_HASH = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 const PLAYLIST = "playlist.m3u";
 const TEXT = "text/plain; charset=utf-8";
+/**
+ * Types a browser shows in a document of its own making (a media or image document, its PDF viewer), with no
+ * script from the file: no sandbox for them. A sandbox would even break them: Chromium's media document then
+ * has an opaque origin, and its `<video crossorigin>` request for the file fails the CORS check.
+ */
+const RENDERED_BY_BROWSER = /^(?:video\/|audio\/|image\/|application\/pdf$)/;
 
 /**
  * Creates the handler that serves `sources` (see the module documentation for URLs and headers).
@@ -233,7 +239,7 @@ function serveFile(
     "content-disposition": contentDisposition(name),
     "x-content-type-options": "nosniff",
   });
-  if (type !== "application/pdf") headers.set("content-security-policy", "sandbox");
+  if (!RENDERED_BY_BROWSER.test(type)) headers.set("content-security-policy", "sandbox");
 
   // preconditions, in RFC 9110 §13.2.2's order (no Last-Modified: the date-based ones never apply)
   const ifMatch = req.headers.get("if-match");
