@@ -948,3 +948,19 @@ Deno.test({
     }
   },
 });
+
+Deno.test("serveStreams() stops when its signal aborts: the port is closed afterwards", async () => {
+  const stop = new AbortController();
+  const file = new DownloadingFile(["a.mp3"], 100, pattern);
+  file.release(100);
+  const server = serveStreams({ name: "a", infoHash: HASH, files: [file] }, {
+    port: 0,
+    signal: stop.signal,
+  });
+  const res = await fetch(`${server.url}${HASH}/a.mp3`);
+  assert.deepEqual(new Uint8Array(await res.arrayBuffer()), pattern(0, 100));
+  stop.abort();
+  await within(15_000, "the server to finish", server.finished);
+  await assert.rejects(fetch(server.url).then((r) => r.body?.cancel()));
+  await server.shutdown(); // idempotent
+});
