@@ -154,3 +154,14 @@ export {
   LSD_PORT,
   parseLsdAnnounce,
 } from "./src/lsd.ts";
+export {
+  createStreamHandler,
+  type StreamFile,
+  type StreamHandler,
+  type StreamHandlerOptions,
+  type StreamSource,
+  type StreamSources,
+  streamUrlPath,
+} from "./src/http/stream_handler.ts";
+export { serveStreams, type ServeStreamsOptions, type StreamServer } from "./src/http/serve.ts";
+export { checkHost, hostAllowed, type HostCheckOptions } from "./src/http/host_check.ts";
