@@ -170,29 +170,8 @@ export interface ClientFile {
   priority: number;
 }
 
-/** Details of each event {@linkcode Client} dispatches (as `CustomEvent`s). */
-export interface ClientEventMap {
-  /** A piece passed its hash check. */
-  hashpass: CustomEvent<{ index: number }>;
-  /** A piece failed its hash check. */
-  hashfail: CustomEvent<{ index: number }>;
-  /** A downloaded piece was verified and written. */
-  piece: CustomEvent<{ index: number }>;
-  /** A peer connection completed its handshake. */
-  peer: CustomEvent<{ address: string; peerId: Uint8Array | undefined; incoming: boolean }>;
-  /** A peer connection ended, with the reason. */
-  peerclose: CustomEvent<{ address: string; reason: string }>;
-  /** A tracker answered, failed, or warned. */
-  tracker: CustomEvent<
-    { type: "announce" | "error" | "warning"; url: string; peers?: number; message?: string }
-  >;
-  /** The state changed. */
-  state: CustomEvent<{ state: TorrentState }>;
-  /** Every wanted piece is verified on disk. */
-  complete: CustomEvent<Record<string, never>>;
-  /** Something went wrong that did not stop the client (disk error, tracker error is separate). */
-  error: CustomEvent<{ error: Error }>;
-}
+/** The events {@linkcode Client} dispatches: each of the engine's {@linkcode TorrentEvents} as a `CustomEvent`. */
+export type ClientEventMap = { [K in keyof TorrentEvents]: CustomEvent<TorrentEvents[K]> };
 
 /**
  * A BitTorrent client for one torrent, with AnyEvent::BitTorrent's API.
@@ -232,13 +211,9 @@ export class Client extends EventTarget implements AsyncDisposable {
   #ticker: ReturnType<typeof setInterval> | undefined;
 
   /**
-
    * Creates a {@linkcode Client}.
-
    *
-
    * @param options What to download or seed, where, and how; see {@linkcode ClientOptions}.
-
    */
   constructor(options: ClientOptions) {
     super();

@@ -23,6 +23,7 @@ import {
 } from "./wire/extension.ts";
 import { FrameDecoder, type MessageBatch } from "./wire/frame_decoder.ts";
 import { encodeHandshake, type Handshake } from "./wire/handshake.ts";
+import { SendQueue } from "./wire/send_queue.ts";
 import {
   encodeBitfield,
   encodeExtended,
@@ -162,11 +163,6 @@ export interface PeerHandler {
 }
 
 const BLOCK_MAX = 16 * 1024;
-/** Queued bytes that start a socket write at once (smaller amounts go at the end of the current task). */
-const WRITE_BATCH = 256 * 1024;
-/** The two send buffers grow as needed; one bigger than this after a burst is not kept. */
-const MAX_SPARE = 2 * 1024 * 1024;
-const EMPTY = new Uint8Array(0);
 const CANCELLED_MEMORY = 2048;
 
 /** One connection to a peer. */
@@ -198,19 +194,13 @@ export class PeerConnection implements AsyncDisposable {
   #downloaded = 0;
   #uploaded = 0;
   #lastReceived: number;
-  #lastSent: number;
   #startedAt = 0;
   #closed = false;
   #closeReason: string | undefined;
   readonly #done = Promise.withResolvers<void>();
   // writing
   #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  /** Messages not yet handed to the socket: `#outBuf[0, #outLen)`. */
-  #outBuf: Uint8Array = EMPTY;
-  #outLen = 0;
-  #outSpare: Uint8Array | undefined;
-  #flushScheduled = false;
-  #writing = false;
+  #out: SendQueue | undefined;
   // reading
   #reader: ReadableStreamDefaultReader<MessageBatch> | undefined;
   readonly #maxMessageLength: number;
@@ -235,7 +225,7 @@ export class PeerConnection implements AsyncDisposable {
     this.#requests = options.requests ?? new Set<number>();
     this.#blocksPerPiece = Math.max(1, Math.ceil(options.pieceLength / BLOCK_MAX));
     this.#now = options.now ?? Date.now;
-    this.#lastReceived = this.#lastSent = this.#now();
+    this.#lastReceived = this.#now();
     this.#maxMessageLength = Math.max(
       BLOCK_MAX + 13,
       Math.ceil(options.pieceCount / 8) + 1,
@@ -315,7 +305,7 @@ export class PeerConnection implements AsyncDisposable {
   }
   /** Bytes queued for sending. */
   get sendQueueBytes(): number {
-    return this.#outLen;
+    return this.#out?.length ?? 0;
   }
   /** True once the connection ended. */
   get closed(): boolean {
@@ -355,6 +345,12 @@ export class PeerConnection implements AsyncDisposable {
     }
     try {
       this.#writer = this.#stream.writable.getWriter();
+      this.#out = new SendQueue({
+        writer: this.#writer,
+        now: this.#now,
+        onDrain: () => this.#h.onDrain?.(this),
+        onError: (err) => this.close(`write failed: ${errorText(err)}`),
+      });
     } catch (err) {
       this.close(`cannot write: ${errorText(err)}`);
       ready.resolve(false);
@@ -399,7 +395,8 @@ export class PeerConnection implements AsyncDisposable {
     if (now - this.#lastReceived > (this.#opts.idleTimeoutMs ?? 180_000)) {
       return this.close("idle timeout");
     }
-    if (now - this.#lastSent >= (this.#opts.keepAliveMs ?? 60_000) && this.#outLen === 0) {
+    const out = this.#out;
+    if (out && now - out.lastSent >= (this.#opts.keepAliveMs ?? 60_000) && out.length === 0) {
       this.#enqueue(encodeKeepAlive());
     }
   }
@@ -412,8 +409,7 @@ export class PeerConnection implements AsyncDisposable {
     clearTimeout(this.#timer);
     clearInterval(this.#timer);
     if (this.#onAbort) this.#opts.signal?.removeEventListener("abort", this.#onAbort);
-    this.#outLen = 0;
-    this.#outSpare = undefined;
+    this.#out?.close();
     for (const key of [...this.#requests.keys()]) this.#requests.delete(key);
     this.#incoming.clear();
     try {
@@ -705,62 +701,8 @@ export class PeerConnection implements AsyncDisposable {
 
   // ---------------------------------------------------------------- sending
 
-  /**
-   * Room for `n` more bytes in the send buffer; returns the offset to write them at (the caller fills them,
-   * then calls `#queued`). Messages are copied into one reused buffer as they are
-   * made, so the socket gets few large writes and nothing per message is allocated or kept alive.
-   */
-  #reserve(n: number): number {
-    const need = this.#outLen + n;
-    if (need > this.#outBuf.length) {
-      const grown = new Uint8Array(Math.max(4096, need * 2));
-      grown.set(this.#outBuf.subarray(0, this.#outLen));
-      this.#outBuf = grown;
-    }
-    return this.#outLen;
-  }
-
-  #queued(n: number): void {
-    this.#outLen += n;
-    if (this.#outLen >= WRITE_BATCH) {
-      if (!this.#writing) void this.#flush();
-    } else if (!this.#flushScheduled && !this.#writing) {
-      this.#flushScheduled = true;
-      queueMicrotask(() => {
-        this.#flushScheduled = false;
-        if (!this.#writing) void this.#flush();
-      });
-    }
-  }
-
   #enqueue(bytes: Uint8Array): void {
-    if (this.#closed) return;
-    const at = this.#reserve(bytes.length);
-    this.#outBuf.set(bytes, at);
-    this.#queued(bytes.length);
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#writing || !this.#writer) return;
-    this.#writing = true;
-    try {
-      while (this.#outLen > 0 && !this.#closed) {
-        // write the filled buffer; new messages go to the spare one meanwhile (double buffering)
-        const buf = this.#outBuf, len = this.#outLen;
-        this.#outBuf = this.#outSpare ?? EMPTY;
-        this.#outSpare = undefined;
-        this.#outLen = 0;
-        this.#lastSent = Date.now();
-        await this.#writer.write(buf.subarray(0, len));
-        // written: the buffer can be filled again (one that grew for a burst is let go)
-        if (buf.length <= MAX_SPARE) this.#outSpare = buf;
-        if (!this.#closed) this.#h.onDrain?.(this);
-      }
-    } catch (err) {
-      this.close(`write failed: ${errorText(err)}`);
-    } finally {
-      this.#writing = false;
-    }
+    if (!this.#closed) this.#out?.push(bytes);
   }
 
   /** Stops uploading to the peer; with the fast extension its pending requests are rejected. */
@@ -870,10 +812,11 @@ export class PeerConnection implements AsyncDisposable {
     if (!this.#incoming.delete(this.#key(index, begin))) return;
     this.#uploaded += data.length;
     // header and block straight into the send buffer: the caller's buffer is free again on return
-    const at = this.#reserve(13 + data.length);
-    writePieceHeader(this.#outBuf, at, index, begin, data.length);
-    this.#outBuf.set(data, at + 13);
-    this.#queued(13 + data.length);
+    if (!this.#out) return;
+    const { buf, at } = this.#out.reserve(13 + data.length);
+    writePieceHeader(buf, at, index, begin, data.length);
+    buf.set(data, at + 13);
+    this.#out.commit(13 + data.length);
   }
 
   /** Refuses a request (fast extension). */
@@ -906,10 +849,10 @@ export class PeerConnection implements AsyncDisposable {
   }
 
   #sendBlockMessage(id: number, index: number, begin: number, length: number): void {
-    if (this.#closed) return;
-    const at = this.#reserve(17);
-    writeBlockMessage(this.#outBuf, at, id, index, begin, length);
-    this.#queued(17);
+    if (this.#closed || !this.#out) return;
+    const { buf, at } = this.#out.reserve(17);
+    writeBlockMessage(buf, at, id, index, begin, length);
+    this.#out.commit(17);
   }
 }
 

@@ -74,13 +74,9 @@ export class Layout {
   readonly #nonEmpty: number[];
 
   /**
-
    * Creates a {@linkcode Layout}.
-
    *
-
    * @param input Files, piece length, total length and piece hashes.
-
    */
   constructor(input: LayoutInput) {
     this.files = input.files;

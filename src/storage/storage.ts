@@ -250,13 +250,9 @@ export class Storage implements AsyncDisposable {
   #writer: DiskWriter | undefined;
 
   /**
-
    * Creates a {@linkcode Storage}.
-
    *
-
    * @param options Where the data lives and how the files are split.
-
    */
   constructor(options: StorageOptions) {
     this.layout = new Layout(options.layout);

@@ -50,13 +50,9 @@ export class Choker {
   #optimisticSince = -Infinity;
 
   /**
-
    * Creates a {@linkcode Choker}.
-
    *
-
    * @param options Slots and rotation interval.
-
    */
   constructor(options: ChokerOptions = {}) {
     this.#slots = options.slots ?? 4;

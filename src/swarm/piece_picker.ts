@@ -94,13 +94,9 @@ export class PiecePicker {
   readonly requests: RequestStore;
 
   /**
-
    * Creates a {@linkcode PiecePicker}.
-
    *
-
    * @param options Torrent geometry and what we already have.
-
    */
   constructor(options: PiecePickerOptions) {
     this.#pieceCount = options.pieceCount;

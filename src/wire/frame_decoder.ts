@@ -15,7 +15,7 @@ import { HANDSHAKE_LENGTH, parseHandshake } from "./handshake.ts";
 import { decodeMessage, type PeerMessage } from "./messages.ts";
 
 /** Default largest frame: a 16 KiB block plus header, or a bitfield / extended message of up to 1 MiB. */
-export const DEFAULT_MAX_MESSAGE_LENGTH = 1024 * 1024 + 64;
+export const DEFAULT_MAX_MESSAGE_LENGTH: number = 1024 * 1024 + 64;
 
 /**
  * Splits a byte stream into frames. `push` calls `onFrame` synchronously for each complete frame with a view
