@@ -1035,12 +1035,17 @@ async function readSmall(res: Response, max: number): Promise<Uint8Array> {
 }
 
 function describe(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  // one line: the first line of the runtime's message
+  if (!(err instanceof Error)) return String(err);
+  // fetch's TypeError says "fetch failed"; its cause says why, after the runtime's context
+  const cause = err.cause instanceof Error ? err.cause.message : undefined;
+  let message = err.message;
+  if (cause) {
+    const i = cause.lastIndexOf("): ");
+    message = i >= 0 ? cause.slice(i + 3) : cause;
+  }
   return message.split("\n")[0] || "connection failed";
 }
 
 function seconds(ms: number): string {
-  const s = ms / 1000;
-  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
+  return `${Math.round(ms) / 1000} s`;
 }
