@@ -188,6 +188,8 @@ export function honest(req: Request, files: FileMap, prefix = ""): Response {
 export interface DriveOptions {
   /** Bytes per run. */
   runBytes?: number;
+  /** Runs in flight per seed. */
+  runsPerSeed?: number;
   /** The picker's memory bound, in pieces. */
   maxInMemory?: number;
   /** Milliseconds between scheduler ticks. */
@@ -245,8 +247,13 @@ export function drive(
   const pieceWaiters = new Map<number, (() => void)[]>();
   let chain = Promise.resolve();
   const scheduler = new WebSeedScheduler({
-    picker: { nextRun: (max) => picker.pickRun(max), giveBack: (i) => picker.unreserve(i) },
+    picker: {
+      // a run waits until at least half of it fits in memory: few long requests, as BEP 19 asks
+      nextRun: (max) => picker.pickRun(max, { atLeast: Math.ceil(max / 2) }),
+      giveBack: (i) => picker.unreserve(i),
+    },
     runBytes: options.runBytes,
+    runsPerSeed: options.runsPerSeed,
     onPiece(index, data, seed) {
       const piece = picker.receivePiece(index, data, ids.get(seed)!);
       if (!piece) return;

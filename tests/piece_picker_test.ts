@@ -312,3 +312,26 @@ Deno.test("pickRun() takes over a piece in progress whose requests were all with
   assert.equal(picker.partialCount, 0);
   assert.equal(picker.pick(a, 100, never).length, 0);
 });
+
+Deno.test("pickRun() with atLeast waits for memory instead of handing out short runs", () => {
+  const picker = new PiecePicker({
+    pieceCount: 10,
+    pieceLength: BLOCK_SIZE,
+    totalLength: 10 * BLOCK_SIZE,
+    have: new Bitfield(10),
+    maxInMemory: 4,
+    random: seeded(5),
+  });
+  assert.deepEqual(picker.pickRun(3, { atLeast: 3 }), { first: 0, count: 3 });
+  assert.equal(picker.pickRun(3, { atLeast: 2 }), undefined, "one slot left: wait");
+  assert.deepEqual(picker.pickRun(3), { first: 3, count: 1 }, "without atLeast, a run of one");
+  for (const i of [0, 1, 2]) {
+    picker.pieceVerified(picker.receivePiece(i, new Uint8Array(BLOCK_SIZE), 1)!);
+  }
+  assert.deepEqual(picker.pickRun(3, { atLeast: 3 }), { first: 4, count: 3 });
+  // a gap shorter than atLeast is handed out whole
+  const { have, picker: p2 } = make(4, BLOCK_SIZE);
+  have.set(1);
+  have.set(3);
+  assert.deepEqual(p2.pickRun(8, { atLeast: 4 }), { first: 0, count: 1 });
+});

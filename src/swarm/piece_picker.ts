@@ -47,6 +47,13 @@ export interface PieceRun {
 export interface PickRunOptions {
   /** Only pieces for which this returns true are handed out (e.g. what one source can serve). */
   filter?: (index: number) => boolean;
+  /**
+   * Hand out nothing while memory allows fewer than this many pieces (unless the gap itself is shorter): a web
+   * seed then waits for a few pieces to be verified and written instead of asking for one piece at a time
+   * while the disk or the hash check is behind.
+   * @default {1}
+   */
+  atLeast?: number;
 }
 
 /** A block to request: piece index, byte offset and length. */
@@ -323,6 +330,7 @@ export class PiecePicker {
         start = -1;
       }
       const count = Math.min(slots, bestLength);
+      if (count < Math.min(options.atLeast ?? 1, max, bestLength)) return undefined;
       for (let i = bestStart; i < bestStart + count; i++) this.#reserved.add(i);
       return { first: bestStart, count };
     }

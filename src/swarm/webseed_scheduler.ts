@@ -17,7 +17,8 @@ import type { WebSeed, WebSeedKind, WebSeedState } from "./webseed.ts";
 export interface WebSeedPicker {
   /**
    * Hands out (and reserves) up to `maxPieces` contiguous pieces for `seed`, or undefined when there is
-   * nothing to hand out now; e.g. `picker.pickRun(maxPieces)`.
+   * nothing to hand out now; e.g. `picker.pickRun(maxPieces, { atLeast: Math.ceil(maxPieces / 2) })` (waiting
+   * for half a run of memory keeps requests long while verification or the disk is behind).
    */
   nextRun(maxPieces: number, seed: WebSeed): PieceRun | undefined;
   /** A piece handed out did not arrive: it may be picked again; e.g. `picker.unreserve(index)`. */
