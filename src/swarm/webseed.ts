@@ -336,7 +336,7 @@ function isHttpUrl(url: string): boolean {
 }
 
 /** One GET of a run: a file span (BEP 19), a whole piece (BEP 17), or padding that is not fetched at all. */
-interface Request {
+interface PlannedGet {
   /** The URL as built from the torrent (redirects are remembered under it). */
   url: string;
   /** Inclusive byte range inside the file (BEP 19); none for BEP 17. */
@@ -651,8 +651,8 @@ export class WebSeed {
   }
 
   /** The requests of a run, in byte order. */
-  #plan(first: number, count: number): Request[] {
-    const out: Request[] = [];
+  #plan(first: number, count: number): PlannedGet[] {
+    const out: PlannedGet[] = [];
     if (this.kind === "httpseeds") {
       for (let i = first; i < first + count; i++) {
         out.push({
@@ -692,7 +692,7 @@ export class WebSeed {
   }
 
   /** One request, following redirects; its bytes go to `writer`. Throws a Fault or STOPPED. */
-  async #get(req: Request, writer: RunWriter, signal: AbortSignal): Promise<void> {
+  async #get(req: PlannedGet, writer: RunWriter, signal: AbortSignal): Promise<void> {
     let url = this.#redirects.get(req.url) ?? req.url;
     for (let hop = 0;; hop++) {
       const next = await this.#exchange(url, req, writer, signal);
@@ -714,7 +714,7 @@ export class WebSeed {
    */
   async #exchange(
     url: string,
-    req: Request,
+    req: PlannedGet,
     writer: RunWriter,
     signal: AbortSignal,
   ): Promise<{ url: string; permanent: boolean } | undefined> {
@@ -742,7 +742,7 @@ export class WebSeed {
   /** Sends the GET; the status and headers must arrive within `responseTimeoutMs`. */
   async #send(
     url: string,
-    req: Request,
+    req: PlannedGet,
     ac: AbortController,
     signal: AbortSignal,
   ): Promise<Response> {
@@ -776,7 +776,7 @@ export class WebSeed {
    */
   async #accept(
     url: string,
-    req: Request,
+    req: PlannedGet,
     res: Response,
   ): Promise<{ url: string; permanent: boolean } | undefined> {
     const status = res.status;
@@ -852,7 +852,7 @@ export class WebSeed {
   /** Reads exactly `req.length` bytes into the run, at least `minRate` per window, and no more. */
   async #readBody(
     url: string,
-    req: Request,
+    req: PlannedGet,
     res: Response,
     writer: RunWriter,
     ac: AbortController,
