@@ -866,3 +866,35 @@ Deno.test("closing the scheduler stops runs in flight and gives their pieces bac
   assert.notEqual(seed.state, "dropped");
   assert.deepEqual(d.errors, [], "stopping is not a problem of the seed");
 });
+
+Deno.test("pause() stops runs and gives their pieces back; resume() carries on", async () => {
+  await using fx = await fixture();
+  const meta = await fx.torrent();
+  let hold = true;
+  const released: (() => void)[] = [];
+  await using server = serveScripted(async (req, closing) => {
+    if (hold) {
+      await new Promise<void>((resolve) => {
+        released.push(resolve);
+        closing.addEventListener("abort", () => resolve(), { once: true });
+      });
+    }
+    return honest(req, fx.files);
+  });
+  using client = httpClient();
+  const seed = new WebSeed({ url: `${server.origin}/`, torrent: meta, fetch: client.fetch });
+  await using d = drive(meta, [seed], fx.out, { runBytes: 2 * PIECE });
+  assert.equal(d.picker.reservedCount, 2);
+  await d.scheduler.pause();
+  assert.equal(d.picker.reservedCount, 0);
+  assert.equal(d.scheduler.activeRuns, 0);
+  d.scheduler.tick();
+  assert.equal(d.scheduler.activeRuns, 0, "no run while paused");
+  hold = false;
+  for (const r of released) r();
+  d.scheduler.resume();
+  await completes(d);
+  await d.close();
+  assert.ok(await fx.same());
+  assert.deepEqual(d.errors, []);
+});

@@ -152,7 +152,10 @@ export class WebSeedScheduler implements AsyncDisposable {
   readonly #active = new Set<ActiveRun>();
   /** Errors already reported (a drop reported by blame() ends the seed's runs with the same error). */
   readonly #reported = new WeakSet<Error>();
-  readonly #stop = new AbortController();
+  /** Aborts the runs in flight (replaced after a pause). */
+  #stop = new AbortController();
+  #paused = false;
+  #closed = false;
   #ticking = false;
 
   /**
@@ -198,7 +201,7 @@ export class WebSeedScheduler implements AsyncDisposable {
    * Starts runs on every seed that is ready and has room, while the picker has pieces to hand out.
    */
   tick(): void {
-    if (this.#stop.signal.aborted || this.#ticking) return;
+    if (this.#closed || this.#paused || this.#ticking) return;
     this.#ticking = true;
     try {
       for (const seed of this.#seeds) {
@@ -258,8 +261,32 @@ export class WebSeedScheduler implements AsyncDisposable {
     return out;
   }
 
+  /** True between {@linkcode WebSeedScheduler.pause} and {@linkcode WebSeedScheduler.resume}. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Stops the runs in flight (their pieces go back to the picker; nobody is blamed) and starts none until
+   * {@linkcode WebSeedScheduler.resume}: for a paused torrent, or one that completed.
+   */
+  async pause(): Promise<void> {
+    this.#paused = true;
+    this.#stop.abort();
+    await Promise.all([...this.#active].map((r) => r.done));
+    this.#stop = new AbortController();
+  }
+
+  /** Starts runs again after {@linkcode WebSeedScheduler.pause}. */
+  resume(): void {
+    if (this.#closed) return;
+    this.#paused = false;
+    this.tick();
+  }
+
   /** Stops every run (their pieces go back to the picker) and starts no more. */
   async close(): Promise<void> {
+    this.#closed = true;
     this.#stop.abort();
     await Promise.all([...this.#active].map((r) => r.done));
   }
@@ -283,8 +310,9 @@ export class WebSeedScheduler implements AsyncDisposable {
       done: Promise.resolve(),
     };
     this.#active.add(active);
+    const signal = this.#stop.signal;
     active.done = seed.fetchPieces(run.first, run.count, {
-      signal: this.#stop.signal,
+      signal,
       onPiece: (index, data) => {
         active.next = index + 1;
         this.#onPiece(index, data, seed);
@@ -295,7 +323,7 @@ export class WebSeedScheduler implements AsyncDisposable {
     ).then((error) => {
       this.#active.delete(active);
       for (let i = active.next; i < active.end; i++) this.#picker.giveBack(i);
-      if (error && !this.#stop.signal.aborted) this.#report(error, seed);
+      if (error && !signal.aborted) this.#report(error, seed);
       this.tick();
     });
   }
