@@ -22,6 +22,11 @@ export interface TorrentFile {
   path: string[];
   /** The path as the torrent gave it, joined with "/", control characters neutralised (for display). */
   displayPath: string;
+  /**
+   * The path components exactly as the torrent gave them (`[name]` or `[name, ...components]`, unsanitised,
+   * `.utf-8` variants preferred): what a web seed's URL is built from (BEP 19). Never a file system path.
+   */
+  torrentPath: string[];
   /** Size in bytes. */
   length: number;
   /** Byte offset of this file in the torrent's concatenated data. */
@@ -58,8 +63,10 @@ export interface Metainfo {
   announce: string | undefined;
   /** Tracker tiers (BEP 12): `announce-list` when present, else `[[announce]]`, else empty. */
   announceList: string[][];
-  /** Web seeds (BEP 19 `url-list`). */
+  /** Web seeds (BEP 19 `url-list`), any scheme, in torrent order. */
   urlList: string[];
+  /** HTTP seeds (BEP 17 `httpseeds`), any scheme, in torrent order. */
+  httpSeeds: string[];
   /** BEP 27 private flag: peers only from the torrent's trackers. */
   private: boolean;
   /** The comment, control characters neutralised. */
@@ -249,6 +256,7 @@ export async function parseMetainfo(
       files.push({
         path,
         displayPath: printable([rawName, ...rawPath].join("/")),
+        torrentPath: [rawName, ...rawPath],
         length,
         offset: total,
         padding: attr.includes("p"),
@@ -258,7 +266,14 @@ export async function parseMetainfo(
     }
   } else {
     const length = integer(info["length"], "info.length");
-    files.push({ path: [name], displayPath: displayName, length, offset: 0, padding: false });
+    files.push({
+      path: [name],
+      displayPath: displayName,
+      torrentPath: [rawName],
+      length,
+      offset: 0,
+      padding: false,
+    });
     total = length;
   }
 
@@ -286,11 +301,8 @@ export async function parseMetainfo(
     }
   }
   if (announceList.length === 0 && announce) announceList = [[announce]];
-  const webSeeds = top["url-list"];
-  const urlList = (Array.isArray(webSeeds) ? webSeeds : webSeeds === undefined ? [] : [webSeeds])
-    .slice(0, 100)
-    .map(url)
-    .filter((u): u is string => u !== undefined);
+  const urlList = urls(top["url-list"]);
+  const httpSeeds = urls(top["httpseeds"]);
   const date = top["creation date"];
   const creationDate = typeof date === "number" && date > 0 && date < 253402300800
     ? new Date(date * 1000)
@@ -313,6 +325,7 @@ export async function parseMetainfo(
     announce,
     announceList,
     urlList,
+    httpSeeds,
     private: info["private"] === 1,
     comment: comment === undefined ? undefined : printable(comment),
     createdBy: createdBy === undefined ? undefined : printable(createdBy),
@@ -398,6 +411,12 @@ function url(v: BencodeValue | undefined): string | undefined {
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x20\x7f]/.test(s)) return undefined;
   return s;
+}
+
+/** A URL or a list of them (at most 100, duplicates and unusable entries left out). */
+function urls(v: BencodeValue | undefined): string[] {
+  const list = Array.isArray(v) ? v : v === undefined ? [] : [v];
+  return [...new Set(list.slice(0, 100).map(url).filter((u): u is string => u !== undefined))];
 }
 
 function pathList(

@@ -27,6 +27,8 @@ export const have = {
   curl: runs("curl", ["--version"]),
   ffmpeg: runs("ffmpeg", ["-version"]) && runs("ffprobe", ["-version"]),
   chromium: runs("sh", ["-c", "command -v chromium"]),
+  nginx: runs("/usr/sbin/nginx", ["-v"]),
+  openssl: runs("openssl", ["version"]),
 };
 
 /** `ignore` for a Deno.test that needs these peers: skip locally, never in CI. */

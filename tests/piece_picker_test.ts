@@ -217,3 +217,136 @@ Deno.test("no new piece is started while maxInMemory pieces are held", () => {
   const more = take(picker, a, 100);
   assert.equal(new Set(more.map((b) => b.index)).size, 1, "one new piece once one was written");
 });
+
+Deno.test("pickRun() hands out contiguous pieces from the start of the longest gap", () => {
+  const { have, picker } = make(12, BLOCK_SIZE);
+  // had: 0, 3; gaps: 1..2 (2), 4..11 (8)
+  have.set(0), have.set(3);
+  assert.deepEqual(picker.pickRun(3), { first: 4, count: 3 });
+  // gaps now 1..2 and 7..11: the longer one again
+  assert.deepEqual(picker.pickRun(100), { first: 7, count: 5 });
+  assert.deepEqual(picker.pickRun(100), { first: 1, count: 2 });
+  assert.equal(picker.pickRun(100), undefined, "everything is reserved or had");
+  assert.equal(picker.reservedCount, 10);
+  assert.ok(picker.isBusy(5));
+});
+
+Deno.test("pickRun() keeps to the highest priority and honours the filter", () => {
+  const { picker } = make(10, BLOCK_SIZE);
+  picker.setPriorities([1, 1, 1, 5, 5, 1, 5, 5, 5, 0]);
+  assert.deepEqual(picker.pickRun(10), { first: 6, count: 3 }, "the longest run of priority 5");
+  assert.deepEqual(picker.pickRun(10), { first: 3, count: 2 });
+  assert.deepEqual(picker.pickRun(10, { filter: (i) => i >= 2 }), { first: 2, count: 1 });
+  assert.deepEqual(picker.pickRun(10), { first: 0, count: 2 });
+  assert.deepEqual(picker.pickRun(10), { first: 5, count: 1 });
+  assert.equal(picker.pickRun(10), undefined, "piece 9 is not wanted");
+});
+
+Deno.test("pick() never hands out blocks of reserved pieces, and unreserve() gives them back", () => {
+  const { picker } = make(3, 2 * BLOCK_SIZE);
+  const a = full(3);
+  picker.addAvailability(a);
+  assert.deepEqual(picker.pickRun(2), { first: 0, count: 2 });
+  const blocks = take(picker, a, 100);
+  assert.deepEqual([...new Set(blocks.map((b) => b.index))], [2]);
+  assert.equal(picker.inEndgame, true, "reserved pieces count as in flight");
+  const again = take(picker, a, 100);
+  assert.ok(again.every((b) => b.index === 2), "endgame duplicates blocks, never reserved pieces");
+  assert.equal(picker.unreserve(1), true);
+  assert.equal(picker.unreserve(1), false);
+  assert.equal(picker.inEndgame, false);
+  assert.deepEqual([...new Set(take(picker, a, 100).map((b) => b.index))], [1]);
+});
+
+Deno.test("receivePiece() turns a reserved piece into a complete piece credited to its source", () => {
+  const { picker } = make(2, 2 * BLOCK_SIZE, 3 * BLOCK_SIZE);
+  assert.deepEqual(picker.pickRun(2), { first: 0, count: 2 });
+  assert.equal(picker.receivePiece(1, new Uint8Array(BLOCK_SIZE - 1), 9), undefined, "wrong size");
+  const data = new Uint8Array(BLOCK_SIZE).fill(7);
+  const last = picker.receivePiece(1, data, 9);
+  assert.ok(last);
+  assert.equal(last.index, 1);
+  assert.equal(last.buffer.length, BLOCK_SIZE);
+  assert.deepEqual(last.buffer, data);
+  assert.notEqual(last.buffer, data, "copied");
+  assert.deepEqual([...last.senders], [9]);
+  assert.deepEqual([...last.blockSenders], [9]);
+  assert.equal(picker.pendingCount, 1);
+  assert.equal(picker.receivePiece(1, data, 9), undefined, "not reserved any more");
+  // a failed piece is wanted again, by anybody
+  picker.pieceFailed(last);
+  assert.equal(picker.isBusy(1), false);
+  picker.abandon(0);
+  assert.equal(picker.receivePiece(0, new Uint8Array(2 * BLOCK_SIZE), 9), undefined, "abandoned");
+  assert.equal(picker.reservedCount, 0);
+});
+
+Deno.test("pickRun() counts reserved pieces toward maxInMemory, and so does pick()", () => {
+  const picker = new PiecePicker({
+    pieceCount: 10,
+    pieceLength: BLOCK_SIZE,
+    totalLength: 10 * BLOCK_SIZE,
+    have: new Bitfield(10),
+    maxInMemory: 4,
+    random: seeded(5),
+  });
+  const a = full(10);
+  picker.addAvailability(a);
+  assert.equal(take(picker, a, 1, undefined, new Set([0])).length, 1);
+  assert.deepEqual(
+    picker.pickRun(10),
+    { first: 1, count: 3 },
+    "one slot is taken by a partial piece",
+  );
+  assert.equal(picker.pickRun(10), undefined);
+  assert.equal(take(picker, a, 10).length, 0, "no new piece for peers either");
+  const p = picker.receivePiece(1, new Uint8Array(BLOCK_SIZE), 2)!;
+  assert.equal(
+    picker.pickRun(10),
+    undefined,
+    "a piece waiting for verification still holds memory",
+  );
+  picker.pieceVerified(p);
+  assert.deepEqual(picker.pickRun(10), { first: 4, count: 1 });
+});
+
+Deno.test("pickRun() takes over a piece in progress whose requests were all withdrawn", () => {
+  const { picker } = make(2, 2 * BLOCK_SIZE);
+  const a = full(2);
+  picker.addAvailability(a);
+  const peer = picker.requests.forPeer();
+  const blocks = take(picker, a, 100, peer);
+  assert.equal(blocks.length, 4);
+  peer.delete(picker.requests.key(0, 0));
+  picker.receive(0, 0, new Uint8Array(BLOCK_SIZE), 1);
+  assert.equal(picker.pickRun(4), undefined, "every piece is being downloaded");
+  // the peer went away: its requests are withdrawn
+  for (const key of peer.keys()) peer.delete(key);
+  assert.deepEqual(picker.pickRun(4), { first: 0, count: 1 }, "the most complete idle piece");
+  assert.deepEqual(picker.pickRun(4), { first: 1, count: 1 });
+  assert.equal(picker.partialCount, 0);
+  assert.equal(take(picker, a, 100).length, 0);
+});
+
+Deno.test("pickRun() with atLeast waits for memory instead of handing out short runs", () => {
+  const picker = new PiecePicker({
+    pieceCount: 10,
+    pieceLength: BLOCK_SIZE,
+    totalLength: 10 * BLOCK_SIZE,
+    have: new Bitfield(10),
+    maxInMemory: 4,
+    random: seeded(5),
+  });
+  assert.deepEqual(picker.pickRun(3, { atLeast: 3 }), { first: 0, count: 3 });
+  assert.equal(picker.pickRun(3, { atLeast: 2 }), undefined, "one slot left: wait");
+  assert.deepEqual(picker.pickRun(3), { first: 3, count: 1 }, "without atLeast, a run of one");
+  for (const i of [0, 1, 2]) {
+    picker.pieceVerified(picker.receivePiece(i, new Uint8Array(BLOCK_SIZE), 1)!);
+  }
+  assert.deepEqual(picker.pickRun(3, { atLeast: 3 }), { first: 4, count: 3 });
+  // a gap shorter than atLeast is handed out whole
+  const { have, picker: p2 } = make(4, BLOCK_SIZE);
+  have.set(1);
+  have.set(3);
+  assert.deepEqual(p2.pickRun(8, { atLeast: 4 }), { first: 0, count: 1 });
+});

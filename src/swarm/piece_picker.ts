@@ -36,6 +36,27 @@ export interface PartialPiece {
   readonly blockSenders: Int32Array;
 }
 
+/** A run of contiguous pieces handed out whole (to a web seed), from {@linkcode PiecePicker.pickRun}. */
+export interface PieceRun {
+  /** First piece of the run. */
+  first: number;
+  /** Number of pieces, at least 1. */
+  count: number;
+}
+
+/** Options of {@linkcode PiecePicker.pickRun}. */
+export interface PickRunOptions {
+  /** Only pieces for which this returns true are handed out (e.g. what one source can serve). */
+  filter?: (index: number) => boolean;
+  /**
+   * Hand out nothing while memory allows fewer than this many pieces (unless the gap itself is shorter): a web
+   * seed then waits for a few pieces to be verified and written instead of asking for one piece at a time
+   * while the disk or the hash check is behind.
+   * @default {1}
+   */
+  atLeast?: number;
+}
+
 /** A block to request: piece index, byte offset and length. */
 export interface BlockRequest {
   /** Piece index. */
@@ -85,6 +106,12 @@ export class PiecePicker {
   readonly #partial = new Map<number, PartialPiece>();
   /** Pieces fully received and waiting for their hash check / write; not picked again meanwhile. */
   readonly #pending = new Set<number>();
+  /**
+   * Pieces handed out whole ({@linkcode PiecePicker.pickRun}): no buffer yet, no blocks; nobody else is given
+   * them until they arrive ({@linkcode PiecePicker.receivePiece}) or come back
+   * ({@linkcode PiecePicker.unreserve}).
+   */
+  readonly #reserved = new Set<number>();
   readonly #endgameDuplicates: number;
   readonly #maxInMemory: number;
   readonly #random: () => number;
@@ -220,11 +247,20 @@ export class PiecePicker {
     return this.#pending.size;
   }
 
+  /** Pieces handed out whole by {@linkcode PiecePicker.pickRun} and not yet received or given back. */
+  get reservedCount(): number {
+    return this.#reserved.size;
+  }
+
   /** True when no wanted block is left unrequested: every remaining block is in flight somewhere. */
   get inEndgame(): boolean {
     for (const p of this.#partial.values()) if (p.free > 0) return false;
     for (let i = 0; i < this.#pieceCount; i++) {
-      if (this.wants(i) && !this.#partial.has(i) && !this.#pending.has(i)) return false;
+      if (
+        this.wants(i) && !this.#partial.has(i) && !this.#pending.has(i) && !this.#reserved.has(i)
+      ) {
+        return false;
+      }
     }
     return true;
   }
@@ -262,7 +298,7 @@ export class PiecePicker {
       if (out.length >= max) return out;
     }
     // 2. new pieces: highest priority, rarest, random tie-break
-    while (out.length < max && this.#partial.size + this.#pending.size < this.#maxInMemory) {
+    while (out.length < max && this.#held < this.#maxInMemory) {
       const index = this.#chooseNewPiece(peerHas, allowed);
       if (index < 0) break;
       const p = this.#startPiece(index);
@@ -288,6 +324,118 @@ export class PiecePicker {
       }
     }
     return out;
+  }
+
+  /**
+   * Hands out a run of whole pieces, for a source that serves byte ranges rather than blocks (a web seed,
+   * BEP 19): contiguous pieces that are wanted, not had and that nobody is working on, starting at the
+   * beginning of the longest such gap among the highest-priority pieces (BEP 19: "start at the beginning of
+   * the biggest gap"; ties go to the lowest index). The pieces are reserved: {@linkcode PiecePicker.pick}
+   * never hands out their blocks until they arrive through {@linkcode PiecePicker.receivePiece} or come back
+   * through {@linkcode PiecePicker.unreserve}. Reserved pieces count toward `maxInMemory` (each will need a
+   * buffer once it arrives), so a run is at most as long as the memory left allows.
+   *
+   * When no piece is free, a piece in progress that no peer has a request out for (its peers went away) is
+   * taken over as a run of one: the blocks it had received are discarded.
+   *
+   * @example Two web seeds take the two ends of a fresh download
+   * ```ts
+   * import { Bitfield } from "../bitfield.ts";
+   * import { PiecePicker } from "./piece_picker.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const picker = new PiecePicker({
+   *   pieceCount: 10, pieceLength: 16384, totalLength: 10 * 16384, have: new Bitfield(10),
+   * });
+   * assert.deepEqual(picker.pickRun(4), { first: 0, count: 4 });
+   * assert.deepEqual(picker.pickRun(4), { first: 4, count: 4 });
+   * picker.unreserve(5); // the second seed failed before piece 5
+   * assert.deepEqual(picker.pickRun(4), { first: 8, count: 2 }); // the longest gap is now 8..9
+   * ```
+   *
+   * @param max Most pieces in the run.
+   * @param options Which pieces the source can serve.
+   * @returns The run, or undefined when nothing can be handed out now.
+   */
+  pickRun(max: number, options: PickRunOptions = {}): PieceRun | undefined {
+    const slots = Math.min(max, this.#maxInMemory - this.#held);
+    if (slots <= 0) return undefined;
+    const filter = options.filter;
+    const free = (i: number) =>
+      this.wants(i) && !this.#partial.has(i) && !this.#pending.has(i) && !this.#reserved.has(i) &&
+      (filter === undefined || filter(i));
+    let top = 0;
+    for (let i = 0; i < this.#pieceCount; i++) {
+      if (this.#priority[i] > top && free(i)) top = this.#priority[i];
+    }
+    if (top > 0) {
+      let bestStart = -1, bestLength = 0, start = -1;
+      for (let i = 0; i <= this.#pieceCount; i++) {
+        if (i < this.#pieceCount && this.#priority[i] === top && free(i)) {
+          if (start < 0) start = i;
+          continue;
+        }
+        if (start >= 0 && i - start > bestLength) {
+          bestStart = start;
+          bestLength = i - start;
+        }
+        start = -1;
+      }
+      const count = Math.min(slots, bestLength);
+      if (count < Math.min(options.atLeast ?? 1, max, bestLength)) return undefined;
+      for (let i = bestStart; i < bestStart + count; i++) this.#reserved.add(i);
+      return { first: bestStart, count };
+    }
+    // nothing fresh: take over a piece in progress that nobody has a request out for
+    for (const p of this.#sortedPartials()) {
+      if (this.#priority[p.index] <= 0 || (filter && !filter(p.index))) continue;
+      let idle = true;
+      for (let b = 0; b < p.state.length && idle; b++) idle = p.state[b] !== REQUESTED;
+      if (!idle) continue;
+      this.abandon(p.index);
+      this.#reserved.add(p.index);
+      return { first: p.index, count: 1 };
+    }
+    return undefined;
+  }
+
+  /**
+   * A whole piece handed out by {@linkcode PiecePicker.pickRun} arrived: it is copied into a piece buffer and
+   * returned like a piece completed block by block, for the caller to verify (then
+   * {@linkcode PiecePicker.pieceVerified} or {@linkcode PiecePicker.pieceFailed}). Every block is credited to
+   * `sender`, so a piece that fails its hash check names that one source.
+   *
+   * @param index Piece index.
+   * @param data The piece's bytes (copied; the caller may reuse its buffer).
+   * @param sender Identifier of the source (blamed if the piece fails its hash).
+   * @returns The piece, or undefined when it was not reserved (given back or abandoned meanwhile) or `data`
+   *   is not the piece's size.
+   */
+  receivePiece(index: number, data: Uint8Array, sender: number): PartialPiece | undefined {
+    if (!this.#reserved.has(index)) return undefined;
+    const size = this.pieceSize(index);
+    if (data.length !== size) return undefined;
+    this.#reserved.delete(index);
+    const p = this.#newPiece(index);
+    p.buffer.set(data);
+    p.state.fill(RECEIVED);
+    p.received = p.state.length;
+    p.free = 0;
+    p.senders.add(sender);
+    p.blockSenders.fill(sender);
+    this.#pending.add(index);
+    return p;
+  }
+
+  /**
+   * A piece handed out by {@linkcode PiecePicker.pickRun} will not arrive (its source failed, was dropped or
+   * was too slow): it can be picked again.
+   *
+   * @param index Piece index.
+   * @returns True when the piece was reserved.
+   */
+  unreserve(index: number): boolean {
+    return this.#reserved.delete(index);
   }
 
   /**
@@ -367,17 +515,23 @@ export class PiecePicker {
     this.#pool.length = 0;
   }
 
-  /** Forgets a piece in progress (e.g. its file's priority dropped to 0). */
+  /** Forgets a piece in progress or reserved (e.g. its file's priority dropped to 0). */
   abandon(index: number): void {
+    this.#reserved.delete(index);
     const p = this.#partial.get(index);
     if (!p) return;
     this.#partial.delete(index);
     this.release(p.buffer);
   }
 
-  /** True when piece `index` is in progress or waiting for verification. */
+  /** True when piece `index` is in progress, reserved, or waiting for verification. */
   isBusy(index: number): boolean {
-    return this.#partial.has(index) || this.#pending.has(index);
+    return this.#partial.has(index) || this.#pending.has(index) || this.#reserved.has(index);
+  }
+
+  /** Pieces that hold (or, reserved, will hold) a buffer: compared with `maxInMemory`. */
+  get #held(): number {
+    return this.#partial.size + this.#pending.size + this.#reserved.size;
   }
 
   /** Bytes received for pieces still in progress (counted toward "downloaded" but not yet verified). */
@@ -417,7 +571,10 @@ export class PiecePicker {
   #chooseNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
     let best = -1, bestPriority = 0, bestAvail = 0, ties = 0;
     const consider = (i: number) => {
-      if (!peerHas.has(i) || this.#have.has(i) || this.#partial.has(i) || this.#pending.has(i)) {
+      if (
+        !peerHas.has(i) || this.#have.has(i) || this.#partial.has(i) || this.#pending.has(i) ||
+        this.#reserved.has(i)
+      ) {
         return;
       }
       const prio = this.#priority[i];
@@ -445,7 +602,8 @@ export class PiecePicker {
     if (
       best >= 0 && next !== best && next < this.#pieceCount && (!allowed || allowed.has(next)) &&
       peerHas.has(next) && !this.#have.has(next) && !this.#partial.has(next) &&
-      !this.#pending.has(next) && this.#priority[next] === bestPriority &&
+      !this.#pending.has(next) && !this.#reserved.has(next) &&
+      this.#priority[next] === bestPriority &&
       this.#availability[next] === bestAvail
     ) best = next;
     if (best >= 0) this.#lastStarted = best;
@@ -453,12 +611,18 @@ export class PiecePicker {
   }
 
   #startPiece(index: number): PartialPiece {
+    const p = this.#newPiece(index);
+    this.#partial.set(index, p);
+    return p;
+  }
+
+  #newPiece(index: number): PartialPiece {
     const size = this.pieceSize(index);
     const blocks = Math.ceil(size / BLOCK_SIZE);
     let buffer: Uint8Array<ArrayBuffer>;
     if (size === this.#pieceLength && this.#pool.length > 0) buffer = this.#pool.pop()!;
     else buffer = new Uint8Array(size);
-    const p: PartialPiece = {
+    return {
       index,
       buffer,
       state: new Uint8Array(blocks),
@@ -467,7 +631,5 @@ export class PiecePicker {
       senders: new Set(),
       blockSenders: new Int32Array(blocks),
     };
-    this.#partial.set(index, p);
-    return p;
   }
 }
