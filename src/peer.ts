@@ -23,6 +23,7 @@ import {
 } from "./wire/extension.ts";
 import { FrameDecoder, type MessageBatch } from "./wire/frame_decoder.ts";
 import { encodeHandshake, type Handshake } from "./wire/handshake.ts";
+import type { RateGate } from "./transport/bandwidth.ts";
 import { SendQueue } from "./wire/send_queue.ts";
 import {
   encodeBitfield,
@@ -86,6 +87,8 @@ export interface PeerConnectionOptions {
    * torrent passes its one request store's view of this peer; a set of its own by default.
    */
   requests?: OutstandingRequests;
+  /** Bandwidth limits: every byte read and written is accounted for, and waits while a limit is in debt. */
+  rate?: RateGate;
   /**
    * Our handshake already went out (in the initial payload of an encryption handshake): do not send it again.
    * @default {false}
@@ -350,6 +353,7 @@ export class PeerConnection implements AsyncDisposable {
         now: this.#now,
         onDrain: () => this.#h.onDrain?.(this),
         onError: (err) => this.close(`write failed: ${errorText(err)}`),
+        ...(this.#opts.rate ? { rate: this.#opts.rate } : {}),
       });
     } catch (err) {
       this.close(`cannot write: ${errorText(err)}`);
@@ -462,8 +466,11 @@ export class PeerConnection implements AsyncDisposable {
           else return;
         }
         if (r.value.error) return this.#violation(r.value.error.message);
+        const bytes = r.value.chunk.length;
         // every view into the chunk is gone (handlers copy what they keep): its buffer may be read into again
         this.#stream.release?.(r.value.chunk);
+        const wait = this.#opts.rate?.down(bytes);
+        if (wait) await wait;
       }
     } catch (err) {
       if (this.#closed) return;

@@ -26,6 +26,10 @@ export interface TorrentDataOptions {
   pieceCache?: PieceCacheIndex;
   /** Where resume data is kept; none when omitted. */
   resumePath?: string;
+  /** The torrent's id in resume data (hex info hash). */
+  resumeId?: string;
+  /** Resume data written by an older version, read once when `resumePath` has none. */
+  legacyResumePath?: string;
   /** Preallocate files. @default {false} */
   preallocate?: boolean;
 }
@@ -90,6 +94,8 @@ export class TorrentData {
       priorities: this.#opts.priorities,
       ...(this.#pieceCache ? { pieceCache: this.#pieceCache } : {}),
       ...(this.#opts.resumePath ? { resumePath: this.#opts.resumePath } : {}),
+      ...(this.#opts.resumeId ? { resumeId: this.#opts.resumeId } : {}),
+      ...(this.#opts.legacyResumePath ? { legacyResumePath: this.#opts.legacyResumePath } : {}),
       ...(this.#opts.preallocate ? { preallocate: true } : {}),
     });
   }
@@ -159,6 +165,12 @@ export class TorrentData {
     this.#dirty = true;
   }
 
+  /** A downloaded piece is on disk: recorded in resume data's journal at once (a crash loses nothing written). */
+  written(index: number): void {
+    this.#dirty = true;
+    this.#storage?.journalPiece(index);
+  }
+
   /**
    * Saves resume data when pieces changed and the last save is old enough.
    *
@@ -169,13 +181,13 @@ export class TorrentData {
     if (!this.#dirty || !this.#opts.resumePath || now - this.#lastSave <= RESUME_SAVE_MS) return;
     this.#dirty = false;
     this.#lastSave = now;
-    return this.#storage?.saveResume(this.#opts.have);
+    return this.#storage?.saveResume(this.#opts.have, { clean: false });
   }
 
   /** Writes resume data now (call it after the writes it vouches for completed). */
   async saveResume(): Promise<void> {
     if (!this.#storage || !this.#opts.resumePath) return;
-    await this.#storage.saveResume(this.#opts.have);
+    await this.#storage.saveResume(this.#opts.have, { clean: false });
     this.#dirty = false;
   }
 
@@ -190,7 +202,7 @@ export class TorrentData {
     if (!storage) return;
     this.#storage = undefined;
     try {
-      if (this.#opts.resumePath) await storage.saveResume(this.#opts.have);
+      if (this.#opts.resumePath) await storage.saveResume(this.#opts.have, { clean: true });
     } finally {
       this.#pieceCache = storage.pieceCache();
       await storage.close();

@@ -122,7 +122,8 @@ export class Torrent implements AsyncDisposable {
       priorities: this.#priorities,
       have: this.have,
       ...(options.pieceCache ? { pieceCache: options.pieceCache } : {}),
-      ...(options.resumePath ? { resumePath: options.resumePath } : {}),
+      ...(options.resumePath ? { resumePath: options.resumePath, resumeId: meta.infoHashHex } : {}),
+      ...(options.legacyResumePath ? { legacyResumePath: options.legacyResumePath } : {}),
       ...(options.preallocate ? { preallocate: true } : {}),
     });
     this.#picker = new PiecePicker({
@@ -606,6 +607,7 @@ export class Torrent implements AsyncDisposable {
 
   #written(piece: PartialPiece): void {
     this.#error = undefined;
+    this.#data.written(piece.index);
     this.#picker.pieceVerified(piece);
     this.#picker.release(piece.buffer);
     if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);

@@ -133,6 +133,8 @@ export interface TorrentOptions {
   pieceCache?: PieceCacheIndex;
   /** Where resume data is kept; none when omitted. */
   resumePath?: string;
+  /** Resume data written by an older version, read once when `resumePath` has none (then replaced). */
+  legacyResumePath?: string;
   /** Announce to the torrent's trackers. @default {true} */
   trackers?: boolean;
   /** Most connected peers. @default {50} */

@@ -23,6 +23,8 @@ export interface SendQueueOptions {
   onError: (err: unknown) => void;
   /** The clock (ms), for {@linkcode SendQueue.lastSent}. @default {Date.now} */
   now?: () => number;
+  /** Bandwidth limits: each write waits for its bytes to be granted. */
+  rate?: { up(bytes: number): Promise<void> | undefined };
 }
 
 /** Double-buffered, batched writes of framed messages. */
@@ -110,6 +112,9 @@ export class SendQueue {
         this.#buf = this.#spare ?? EMPTY;
         this.#spare = undefined;
         this.#len = 0;
+        const wait = this.#opts.rate?.up(len);
+        if (wait) await wait;
+        if (this.#closed) return;
         this.#lastSent = (this.#opts.now ?? Date.now)();
         await this.#opts.writer.write(buf.subarray(0, len));
         // written: the buffer can be filled again (one that grew for a burst is let go)
