@@ -144,7 +144,24 @@ export {
   MAX_METADATA_SIZE,
   type MetadataMessage,
 } from "./src/wire/metadata.ts";
-export { acceptConnection, type AcceptedConnection } from "./src/wire/mse.ts";
+export {
+  acceptConnection,
+  type AcceptOptions,
+  type EncryptedConnection,
+  type Encryption,
+  initiateConnection,
+  type InitiateOptions,
+  Rc4,
+} from "./src/wire/mse.ts";
+export {
+  acceptsEncrypted,
+  acceptsPlain,
+  DEFAULT_ENCRYPTION_POLICY,
+  dialAttempts,
+  type DialMode,
+  type EncryptionPolicy,
+  parseEncryptionPolicy,
+} from "./src/wire/encryption_policy.ts";
 export { decodePex, encodePex, type PexMessage } from "./src/wire/pex.ts";
 export {
   formatLsdAnnounce,

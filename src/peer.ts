@@ -57,6 +57,12 @@ export interface PeerConnectionOptions {
   extended?: boolean;
   /** Advertise DHT support. @default {false} */
   dht?: boolean;
+  /**
+   * Our handshake already went out (in the initial payload of an MSE handshake, `initiateConnection`): do not
+   * send it again. It must have been made with the same info hash, peer id and extension bits.
+   * @default {false}
+   */
+  handshakeSent?: boolean;
   /** Our extension handshake fields (`m`, `v`, `p`, `reqq`, …). */
   extensionHandshake?: Record<string, unknown>;
   /** Most requests we keep outstanding. @default {256} */
@@ -316,13 +322,15 @@ export class PeerConnection implements AsyncDisposable {
       () => this.close("handshake timed out"),
       this.#opts.handshakeTimeoutMs ?? 10_000,
     );
-    this.#enqueue(encodeHandshake({
-      infoHash: this.#opts.infoHash,
-      peerId: this.#opts.peerId,
-      fast: this.#opts.fast ?? true,
-      extended: this.#opts.extended ?? true,
-      dht: this.#opts.dht ?? false,
-    }));
+    if (!this.#opts.handshakeSent) {
+      this.#enqueue(encodeHandshake({
+        infoHash: this.#opts.infoHash,
+        peerId: this.#opts.peerId,
+        fast: this.#opts.fast ?? true,
+        extended: this.#opts.extended ?? true,
+        dht: this.#opts.dht ?? false,
+      }));
+    }
     this.#readLoop(ready).catch((err) => this.close(`read failed: ${errorText(err)}`))
       .finally(() => ready.resolve(false));
     return ready.promise;
