@@ -251,6 +251,48 @@ Deno.test("Rc4 into another buffer leaves the input alone and equals in-place pr
   assert.deepEqual(out, copy);
 });
 
+Deno.test("Rc4 matches a bytewise RC4 for any chunking and any alignment of input and output", () => {
+  // the textbook algorithm, one byte at a time
+  const key = payload(20, 9);
+  const ref = new Uint8Array(256).map((_, i) => i);
+  for (let i = 0, j = 0; i < 256; i++) {
+    j = (j + ref[i] + key[i % 20]) & 0xff;
+    [ref[i], ref[j]] = [ref[j], ref[i]];
+  }
+  let ri = 0, rj = 0;
+  const stream = (n: number) =>
+    Uint8Array.from({ length: n }, () => {
+      ri = (ri + 1) & 0xff;
+      rj = (rj + ref[ri]) & 0xff;
+      [ref[ri], ref[rj]] = [ref[rj], ref[ri]];
+      return ref[(ref[ri] + ref[rj]) & 0xff];
+    });
+  stream(1024);
+  const rc4 = new Rc4(key);
+  const data = payload(40_000, 5), backing = new Uint8Array(40_010);
+  let at = 0;
+  for (
+    const [n, sameAlignment] of [[3, 0], [100, 1], [1000, 0], [7, 1], [5000, 1], [64, 1], [
+      33_826,
+      0,
+    ]]
+  ) {
+    const src = data.subarray(at, at + n);
+    // output aligned like the input (the 32-bit path, after a bytewise head) or not (bytewise)
+    const shift = sameAlignment ? 4 + (at & 3) : (at + 1) & 3;
+    const dst = backing.subarray(shift, shift + n);
+    rc4.process(src, dst);
+    const want = stream(n).map((k, i) => k ^ src[i]);
+    assert.deepEqual(dst, want, `chunk at ${at}`);
+    at += n;
+  }
+  // in place too
+  const inPlace = data.slice(1, 5001);
+  const want = stream(5000).map((k, i) => k ^ inPlace[i]);
+  rc4.process(inPlace);
+  assert.deepEqual(inPlace, want);
+});
+
 // ---------------------------------------------------------------- our initiator ↔ our acceptor
 
 const COMBINATIONS: {

@@ -167,13 +167,60 @@ export class Rc4 {
    * XORs `src` with the next `src.length` bytes of keystream into `dst` (encrypts or decrypts).
    *
    * @param src The input.
-   * @param dst Where the output goes, at least `src.length` bytes; `src` itself to work in place.
+   * @param dst Where the output goes, at least `src.length` bytes: `src` itself (in place) or a buffer that does
+   *   not overlap it.
    */
   process(src: Uint8Array, dst: Uint8Array = src): void {
     const s = this.#s;
     const n = src.length;
-    let i = this.#i, j = this.#j;
-    for (let k = 0; k < n; k++) {
+    let i = this.#i, j = this.#j, k = 0;
+    // four bytes of keystream per 32-bit XOR when both buffers allow it (about a quarter faster than bytewise)
+    if (n >= 64 && LITTLE_ENDIAN && ((src.byteOffset - dst.byteOffset) & 3) === 0) {
+      for (; ((dst.byteOffset + k) & 3) !== 0; k++) {
+        i = (i + 1) & 0xff;
+        const si = s[i];
+        j = (j + si) & 0xff;
+        const sj = s[j];
+        s[i] = sj;
+        s[j] = si;
+        dst[k] = src[k] ^ s[(si + sj) & 0xff];
+      }
+      const words = (n - k) >> 2;
+      const from = new Int32Array(src.buffer, src.byteOffset + k, words);
+      const to = new Int32Array(dst.buffer, dst.byteOffset + k, words);
+      for (let w = 0; w < words; w++) {
+        i = (i + 1) & 0xff;
+        let si = s[i];
+        j = (j + si) & 0xff;
+        let sj = s[j];
+        s[i] = sj;
+        s[j] = si;
+        let x = s[(si + sj) & 0xff];
+        i = (i + 1) & 0xff;
+        si = s[i];
+        j = (j + si) & 0xff;
+        sj = s[j];
+        s[i] = sj;
+        s[j] = si;
+        x |= s[(si + sj) & 0xff] << 8;
+        i = (i + 1) & 0xff;
+        si = s[i];
+        j = (j + si) & 0xff;
+        sj = s[j];
+        s[i] = sj;
+        s[j] = si;
+        x |= s[(si + sj) & 0xff] << 16;
+        i = (i + 1) & 0xff;
+        si = s[i];
+        j = (j + si) & 0xff;
+        sj = s[j];
+        s[i] = sj;
+        s[j] = si;
+        to[w] = from[w] ^ (x | (s[(si + sj) & 0xff] << 24));
+      }
+      k += words << 2;
+    }
+    for (; k < n; k++) {
       i = (i + 1) & 0xff;
       const si = s[i];
       j = (j + si) & 0xff;
@@ -186,6 +233,8 @@ export class Rc4 {
     this.#j = j;
   }
 }
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // ------------------------------------------------------------------ Diffie-Hellman and hashes
 
@@ -699,6 +748,10 @@ function payloadStream(
     io.writer.releaseLock();
     writable = conn.writable;
   }
+  // the connection object lives as long as either stream does: Deno closes the socket of a collected Deno.Conn,
+  // and a caller may keep only the streams
+  KEEP_ALIVE.set(readable, conn);
+  KEEP_ALIVE.set(writable, conn);
   return {
     readable,
     writable,
@@ -707,6 +760,8 @@ function payloadStream(
     },
   };
 }
+
+const KEEP_ALIVE = new WeakMap<object, PeerStream>();
 
 /**
  * A byte stream over a byte stream: each read goes straight into the reader's own buffer (a BYOB reader's, or
