@@ -59,6 +59,7 @@ export {
   VERSION,
 } from "./src/client.ts";
 export type { PeerInfo, PeerSource, TorrentState } from "./src/swarm/torrent.ts";
+export { clientFromPeerId, describePeerClient } from "./src/peer_id.ts";
 export {
   DEFAULT_BOOTSTRAP,
   Dht,
