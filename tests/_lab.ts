@@ -24,6 +24,7 @@ export const have = {
   aria2: runs("aria2c", ["--version"]),
   mktorrent: runs("sh", ["-c", "command -v mktorrent"]),
   transmissionShow: runs("sh", ["-c", "command -v transmission-show"]),
+  transmission: runs("sh", ["-c", "command -v transmission-daemon"]),
 };
 
 /** `ignore` for a Deno.test that needs these peers: skip locally, never in CI. */

@@ -12,7 +12,7 @@ Deno.test("each policy's dial attempts and accepted handshakes", () => {
     disable: { dial: ["plain"], plain: true, mse: false },
     allow: { dial: ["plain"], plain: true, mse: true },
     prefer: { dial: ["mse", "plain"], plain: true, mse: true },
-    require: { dial: ["mse"], plain: false, mse: true },
+    require: { dial: ["mse", "mse-no-ia"], plain: false, mse: true },
   } as const;
   for (const [policy, want] of Object.entries(table)) {
     const p = parseEncryptionPolicy(policy)!;
@@ -23,10 +23,13 @@ Deno.test("each policy's dial attempts and accepted handshakes", () => {
   assert.equal(DEFAULT_ENCRYPTION_POLICY, "prefer");
 });
 
-Deno.test("prefer dials plain at once a peer that needed the plain retry before; require never does", () => {
-  assert.deepEqual(dialAttempts("prefer", { plainWorked: true }), ["plain"]);
-  assert.deepEqual(dialAttempts("require", { plainWorked: true }), ["mse"]);
-  assert.deepEqual(dialAttempts("allow", { plainWorked: false }), ["plain"]);
+Deno.test("the mode that got through last is tried alone when the policy allows it", () => {
+  assert.deepEqual(dialAttempts("prefer", { worked: "plain" }), ["plain"]);
+  assert.deepEqual(dialAttempts("prefer", { worked: "mse-no-ia" }), ["mse-no-ia"]);
+  assert.deepEqual(dialAttempts("require", { worked: "mse-no-ia" }), ["mse-no-ia"]);
+  assert.deepEqual(dialAttempts("require", { worked: "plain" }), ["mse", "mse-no-ia"]);
+  assert.deepEqual(dialAttempts("allow", { worked: "mse" }), ["plain"]);
+  assert.deepEqual(dialAttempts("disable", { worked: "mse" }), ["plain"]);
 });
 
 Deno.test("parseEncryptionPolicy takes the four names only", () => {

@@ -10,7 +10,7 @@ import { encodeHandshake } from "../src/wire/handshake.ts";
 import { WireError } from "../src/wire/messages.ts";
 import { acceptConnection, initiateConnection } from "../src/wire/mse.ts";
 import type { PeerStream } from "../src/wire/stream.ts";
-import { needs, startLibtorrent } from "./_lab.ts";
+import { needs, spawn, startLibtorrent } from "./_lab.ts";
 import { makeTorrent, payload, within } from "./_swarm.ts";
 
 const LENGTH = 1024 * 1024 + 4321;
@@ -288,6 +288,178 @@ Deno.test({
         assert.equal(line.plaintext_encrypted, false);
       } finally {
         await peer[Symbol.asyncDispose]();
+      }
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+// ---------------------------------------------------------------- Transmission, a second MSE implementation
+
+/** transmission-daemon seeding `torrent` from `dir` with this encryption mode; its RPC to ask about peers. */
+async function startTransmission(
+  root: string,
+  torrent: Uint8Array,
+  dir: string,
+  encryption: number,
+) {
+  const work = join(root, "tr");
+  await Deno.mkdir(work, { recursive: true });
+  using probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using probeRpc = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port, rpcPort = probeRpc.addr.port;
+  probe.close();
+  probeRpc.close();
+  await Deno.writeTextFile(
+    join(work, "settings.json"),
+    JSON.stringify({
+      "bind-address-ipv4": "127.0.0.1",
+      "dht-enabled": false,
+      "lpd-enabled": false,
+      "pex-enabled": false,
+      "utp-enabled": false,
+      "port-forwarding-enabled": false,
+      "peer-port": port,
+      "peer-port-random-on-start": false,
+      encryption,
+      "download-dir": dir,
+      "rpc-enabled": true,
+      "rpc-bind-address": "127.0.0.1",
+      "rpc-port": rpcPort,
+      "rpc-authentication-required": false,
+      "rpc-whitelist": "127.0.0.1",
+      "rpc-host-whitelist-enabled": false,
+      "start-added-torrents": true,
+      "message-level": 1,
+    }),
+  );
+  const p = spawn("transmission-daemon", ["-f", "-g", work, "--log-error"], port, {
+    env: { TMPDIR: work },
+  });
+  let session = "";
+  // deno-lint-ignore no-explicit-any
+  const rpc = async (method: string, args: Record<string, unknown>): Promise<any> => {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await fetch(`http://127.0.0.1:${rpcPort}/transmission/rpc`, {
+        method: "POST",
+        headers: { "X-Transmission-Session-Id": session },
+        body: JSON.stringify({ method, arguments: args }),
+      });
+      if (res.status === 409) {
+        session = res.headers.get("X-Transmission-Session-Id") ?? "";
+        await res.body?.cancel();
+        continue;
+      }
+      return (await res.json()).arguments;
+    }
+  };
+  // the daemon and then the verified torrent have no event to wait for: polled through the RPC, bounded
+  const poll = async (what: string, probe: () => Promise<boolean>) => {
+    const deadline = Date.now() + 30_000;
+    while (!(await probe().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`Transmission: timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    await poll("its RPC", async () => (await rpc("session-get", {})) !== undefined);
+    const version = (await rpc("session-get", {})).version as string;
+    await rpc("torrent-add", { metainfo: torrent.toBase64(), "download-dir": dir });
+    await rpc("torrent-verify", {});
+    await poll("it to seed", async () => {
+      const t = (await rpc("torrent-get", { fields: ["percentDone", "status"] })).torrents[0];
+      return t?.percentDone === 1 && t.status === 6;
+    });
+    return { port, rpc, version, [Symbol.asyncDispose]: () => p.stop() };
+  } catch (err) {
+    await p.stop();
+    throw err;
+  }
+}
+
+/** Opens a PeerConnection over `stream` and reports whether the BitTorrent handshake and a full bitfield came. */
+async function handshakeAndBitfield(stream: PeerStream, meta: Metainfo, handshakeSent: boolean) {
+  const bitfield = Promise.withResolvers<boolean>();
+  const peer = new PeerConnection(stream, options(meta, { handshakeSent }), {
+    onBlock: () => {},
+    onBitfield: (p) => bitfield.resolve(p.bitfield.full),
+    onClose: () => bitfield.resolve(false),
+  });
+  const ready = await within(15_000, "the BitTorrent handshake", peer.start());
+  const full = ready && await within(15_000, "the bitfield", bitfield.promise);
+  return { peer, ready, full };
+}
+
+Deno.test({
+  name:
+    "Transmission: IA + plaintext breaks it, the plain retry and MSE without IA work; required: RC4, it says so",
+  ignore: needs("transmission"),
+  async fn() {
+    const { root, seedDir, meta } = await fixture();
+    const torrent = await Deno.readFile(join(root, "t.torrent"));
+    try {
+      // encryption 0 = "prefer plaintext": it selects plaintext when offered
+      await using tr = await startTransmission(root, torrent, seedDir, 0);
+      const hs = encodeHandshake({ infoHash: meta.infoHash, peerId: PEER_ID, extended: true });
+      {
+        // Transmission 3.00 reads the IA (sent RC4-encrypted, as the spec says) after switching to plaintext,
+        // so our handshake is garbage to it and it hangs up, before its reply reaches us
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: tr.port });
+        const outcome = await initiateConnection(conn, meta.infoHash, { initialPayload: hs }).then(
+          async ({ stream }) => {
+            const { peer, ready } = await handshakeAndBitfield(stream, meta, true);
+            await peer[Symbol.asyncDispose]();
+            return ready ? "worked" : `PeerConnection: ${peer.closeReason}`;
+          },
+          (err: Error) => `initiateConnection: ${err.message}`,
+        );
+        if (tr.version.startsWith("3.")) assert.notEqual(outcome, "worked");
+      }
+      {
+        // the engine's one plain retry (policy prefer)
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: tr.port });
+        const { peer, ready, full } = await handshakeAndBitfield(conn, meta, false);
+        await peer[Symbol.asyncDispose]();
+        assert.ok(ready && full, "the plain retry");
+      }
+      {
+        // MSE without the IA: plaintext is selected and our handshake follows in plaintext, which it reads
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: tr.port });
+        const { stream, encryption } = await initiateConnection(conn, meta.infoHash);
+        assert.equal(encryption, "plaintext-header");
+        const { peer, ready, full } = await handshakeAndBitfield(stream, meta, false);
+        await peer[Symbol.asyncDispose]();
+        assert.ok(ready && full, `MSE without IA: ${peer.closeReason}`);
+      }
+      // encryption required: it selects RC4, and the handshake in the IA is fine
+      await tr.rpc("session-set", { encryption: "required" });
+      {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: tr.port });
+        const { stream, encryption } = await initiateConnection(conn, meta.infoHash, {
+          initialPayload: hs,
+        });
+        assert.equal(encryption, "rc4");
+        const { peer, ready, full } = await handshakeAndBitfield(stream, meta, true);
+        try {
+          assert.ok(ready && full, `RC4: ${peer.closeReason}`);
+          assert.match(describePeerClient(peer.remotePeerId), /^Transmission \d/);
+          // and Transmission says the connection is encrypted (its peer list shows the port of the address's
+          // first connection, not ours: the earlier connections are closed, so the one peer left is this one)
+          type TrPeer = { clientName: string; isEncrypted: boolean };
+          let peers: TrPeer[] = [];
+          const deadline = Date.now() + 10_000;
+          for (;;) {
+            peers = (await tr.rpc("torrent-get", { fields: ["peers"] })).torrents[0].peers;
+            if (peers.length === 1 || Date.now() > deadline) break;
+            await new Promise((r) => setTimeout(r, 100)); // its peer list has no event to wait for
+          }
+          assert.equal(peers.length, 1, JSON.stringify(peers));
+          assert.equal(peers[0].clientName, "-SE0010-");
+          assert.equal(peers[0].isEncrypted, true);
+        } finally {
+          await peer[Symbol.asyncDispose]();
+        }
       }
     } finally {
       await Deno.remove(root, { recursive: true });

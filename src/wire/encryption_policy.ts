@@ -1,11 +1,11 @@
 /**
  * When to use protocol encryption (MSE/PE): the policy a session applies to the connections it dials and the
- * ones it accepts. The handshake itself is in {@linkcode ./mse.ts}.
+ * ones it accepts. The handshake itself is in `mse.ts`.
  *
  * Two separate questions, as in libtorrent:
  * - **the handshake** ({@linkcode EncryptionPolicy}): does a connection start with the MSE key exchange, or with
  *   a plain BitTorrent handshake?
- * - **the payload** (`rc4Only` on {@linkcode initiateConnection} / {@linkcode acceptConnection}): after an MSE
+ * - **the payload** (`rc4Only` on `initiateConnection` / `acceptConnection`): after an MSE
  *   handshake, is the rest RC4-encrypted or plaintext? We offer both and take plaintext (cheaper, and
  *   the handshake already hid the torrent and defeated simple protocol filters) unless the other side
  *   insists on RC4; `rc4Only` makes RC4 the only offer.
@@ -20,19 +20,29 @@
  * - `"allow"`: dial with a plain handshake; accept both.
  * - `"prefer"` (the default, as libtorrent): dial with MSE, and if that handshake fails, dial the same peer
  *   once more with a plain handshake (and remember it); accept both.
- * - `"require"`: never a plain BitTorrent handshake, in or out.
+ * - `"require"`: never a plain BitTorrent handshake, in or out (a failed MSE dial is retried once with MSE,
+ *   the BitTorrent handshake sent after it instead of inside it: see {@linkcode DialMode}).
  */
 export type EncryptionPolicy = "prefer" | "require" | "allow" | "disable";
 
 /** The policy used when none is given. */
 export const DEFAULT_ENCRYPTION_POLICY: EncryptionPolicy = "prefer";
 
-/** How one attempt to connect to a peer starts: with the MSE handshake, or a plain BitTorrent handshake. */
-export type DialMode = "mse" | "plain";
+/**
+ * How one attempt to connect to a peer starts:
+ * - `"mse"`: the MSE handshake with our BitTorrent handshake in its initial payload (IA), as libtorrent dials;
+ * - `"mse-no-ia"`: the MSE handshake with an empty IA, our BitTorrent handshake sent once it is done (one round
+ *   trip later). Transmission 3.00 with its default-off "prefer plaintext" mode selects plaintext and then
+ *   reads the IA (RC4-encrypted, as the spec says) as plaintext, so it hangs up on `"mse"`: this is the retry
+ *   that reaches it without a plain handshake;
+ * - `"plain"`: a plain BitTorrent handshake.
+ */
+export type DialMode = "mse" | "mse-no-ia" | "plain";
 
 /**
- * The attempts to make, in order, when dialling a peer under `policy`; the next one is made only when the
- * previous one failed during the encryption handshake (connection refused or timed out: give up instead).
+ * The attempts to make, in order, when dialling a peer under `policy`. The next one is made only when the
+ * previous one failed in the handshakes: the encryption handshake failed, or the connection closed before the
+ * BitTorrent handshake completed (a refused or timed-out connect is not retried).
  *
  * @example Dial attempts per policy
  * ```ts
@@ -40,26 +50,27 @@ export type DialMode = "mse" | "plain";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual(dialAttempts("prefer"), ["mse", "plain"]);
- * assert.deepEqual(dialAttempts("require"), ["mse"]);
+ * assert.deepEqual(dialAttempts("require"), ["mse", "mse-no-ia"]);
  * assert.deepEqual(dialAttempts("allow"), ["plain"]);
  * // a peer that needed the plain retry before is dialled plain at once
- * assert.deepEqual(dialAttempts("prefer", { plainWorked: true }), ["plain"]);
+ * assert.deepEqual(dialAttempts("prefer", { worked: "plain" }), ["plain"]);
  * ```
  *
  * @param policy The session's policy.
- * @param options `plainWorked`: this peer failed the MSE handshake before and then took a plain one (only
- *   `"prefer"` looks at it).
+ * @param options `worked`: the mode that last got through to this peer; it is tried alone when the policy
+ *   allows it.
  * @returns One or two modes.
  */
 export function dialAttempts(
   policy: EncryptionPolicy,
-  options: { plainWorked?: boolean } = {},
+  options: { worked?: DialMode } = {},
 ): readonly DialMode[] {
+  const worked = options.worked;
   switch (policy) {
     case "require":
-      return ["mse"];
+      return worked && worked !== "plain" ? [worked] : ["mse", "mse-no-ia"];
     case "prefer":
-      return options.plainWorked ? ["plain"] : ["mse", "plain"];
+      return worked ? [worked] : ["mse", "plain"];
     case "allow":
     case "disable":
       return ["plain"];

@@ -105,6 +105,10 @@ export interface InitiateOptions {
    * The initial payload (IA), sent encrypted with the third handshake message: pass our 68-byte BitTorrent
    * handshake here to save a round trip. The bytes are sent as part of the handshake, so the caller must not
    * send them again (give the {@linkcode PeerConnection} `handshakeSent: true`). At most 65535 bytes.
+   *
+   * libtorrent dials this way. Transmission 3.00 set to prefer plaintext selects plaintext and then reads the
+   * IA (RC4-encrypted, as the spec says) as plaintext, and hangs up: dial such a peer again without the IA
+   * (or plain), as `dialAttempts` in `encryption_policy.ts` does.
    */
   initialPayload?: Uint8Array;
   /**
