@@ -64,15 +64,27 @@ async function connected(rc4Only: boolean): Promise<{ a: PeerStream; b: PeerStre
   return { a: a.stream, b: b.stream };
 }
 
-for (const rc4Only of [false, true]) {
-  const { a, b } = await connected(rc4Only);
+async function raw(): Promise<{ a: PeerStream; b: PeerStream }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [a, b] = await Promise.all([
+    Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    listener.accept(),
+  ]);
+  listener.close();
+  return { a, b };
+}
+
+for (const mode of ["raw", "plaintext", "rc4"] as const) {
+  const { a, b } = mode === "raw" ? await raw() : await connected(mode === "rc4");
   const writer = a.writable.getWriter();
   const reader = b.readable.getReader({ mode: "byob" });
   let buffer = new ArrayBuffer(256 * 1024);
   Deno.bench({
-    name: `16 MiB through a loopback connection after MSE (${rc4Only ? "RC4" : "plaintext"})`,
+    name: mode === "raw"
+      ? "16 MiB through a loopback Deno.Conn (no MSE, no wrapper)"
+      : `16 MiB through a loopback connection after MSE (${mode === "rc4" ? "RC4" : "plaintext"})`,
     group: "stream",
-    baseline: !rc4Only,
+    baseline: mode === "raw",
     async fn() {
       const writing = (async () => {
         for (let at = 0; at < TOTAL; at += CHUNK) await writer.write(src);
