@@ -16,9 +16,10 @@
  *
  * {@linkcode initiateConnection} is A, {@linkcode acceptConnection} is B (it also lets a plain BitTorrent
  * handshake through). Both return the connection as a {@linkcode PeerStream} carrying plain BitTorrent bytes:
- * when RC4 was chosen its readable decrypts and its writable encrypts. The readable is a byte stream whenever the
- * connection's is (a `Deno.Conn`'s is), so a BYOB reader reads straight into its own buffer; without RC4 the
- * bytes are never copied after the handshake.
+ * when RC4 was chosen its readable decrypts and its writable encrypts (into a reused buffer of its own, never the
+ * caller's). The readable is a byte stream whenever the connection's is (a `Deno.Conn`'s is) and whenever it
+ * decrypts, so a BYOB reader reads straight into its own buffer; without RC4 the bytes are never copied after
+ * the handshake.
  *
  * @module
  */
