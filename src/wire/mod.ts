@@ -95,3 +95,5 @@ export {
   type EncryptionPolicy,
   parseEncryptionPolicy,
 } from "./encryption_policy.ts";
+export { Bandwidth, type RateGate, rateGate, TokenBucket } from "../transport/bandwidth.ts";
+export { type ConnectOptions, connectTcp, type TcpStream, tcpStream } from "../transport/tcp.ts";
