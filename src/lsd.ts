@@ -17,8 +17,8 @@ export const LSD_PORT = 6771;
 
 /** Options for {@linkcode LocalDiscovery}. */
 export interface LocalDiscoveryOptions {
-  /** The torrents to announce and listen for. */
-  infoHashes: Uint8Array[];
+  /** The torrents to announce and listen for (a function: a session's torrents come and go). */
+  infoHashes: Uint8Array[] | (() => Uint8Array[]);
   /** Our BitTorrent listening port. */
   port: number | (() => number);
   /** Receives peers found on the local network. */
@@ -90,6 +90,7 @@ export class LocalDiscovery implements AsyncDisposable {
   readonly #cookie = toHex(crypto.getRandomValues(new Uint8Array(8)));
   readonly #lastHeard = new Map<string, number>();
   #socket: Socket | undefined;
+  readonly #announced = new Set<string>();
   #timer: ReturnType<typeof setInterval> | undefined;
 
   /**
@@ -116,7 +117,6 @@ export class LocalDiscovery implements AsyncDisposable {
     sock.addMembership(group, this.#o.interfaceAddress);
     if (this.#o.interfaceAddress) sock.setMulticastInterface(this.#o.interfaceAddress);
     sock.setMulticastLoopback(true);
-    const wanted = new Map(this.#o.infoHashes.map((h) => [toHex(h), h]));
     sock.on("message", (msg: Uint8Array, rinfo: { address: string }) => {
       const a = parseLsdAnnounce(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
       if (!a || a.cookie === this.#cookie) return;
@@ -126,6 +126,7 @@ export class LocalDiscovery implements AsyncDisposable {
       if ((this.#lastHeard.get(key) ?? 0) > now - 1000) return;
       this.#lastHeard.set(key, now);
       if (this.#lastHeard.size > 1000) this.#lastHeard.clear();
+      const wanted = new Map(this.#hashes().map((h) => [toHex(h), h]));
       for (const hex of a.infoHashes) {
         const ih = wanted.get(hex);
         if (ih) this.#o.onPeer(rinfo.address, a.port, ih);
@@ -139,14 +140,35 @@ export class LocalDiscovery implements AsyncDisposable {
     );
   }
 
-  /** Announces now (at most once a minute is polite; callers keep to that). */
+  #hashes(): Uint8Array[] {
+    return typeof this.#o.infoHashes === "function" ? this.#o.infoHashes() : this.#o.infoHashes;
+  }
+
+  /**
+   * Announces the torrents not announced yet (a torrent was added), at most once a minute per torrent: the next
+   * regular announce covers the others.
+   */
+  announceSoon(): void {
+    const fresh = this.#hashes().filter((h) => !this.#announced.has(toHex(h)));
+    if (fresh.length > 0) this.#send(fresh);
+  }
+
+  /** Announces every torrent now (twenty per packet). */
   #announce(): void {
+    this.#send(this.#hashes());
+  }
+
+  #send(hashes: Uint8Array[]): void {
     const sock = this.#socket;
     if (!sock) return;
     const group = this.#o.group ?? LSD_GROUP, mport = this.#o.multicastPort ?? LSD_PORT;
     const port = typeof this.#o.port === "function" ? this.#o.port() : this.#o.port;
-    const packet = formatLsdAnnounce(this.#o.infoHashes, port, this.#cookie, `${group}:${mport}`);
-    sock.send(packet, mport, group, () => {});
+    for (let i = 0; i < hashes.length; i += 20) {
+      const batch = hashes.slice(i, i + 20);
+      for (const h of batch) this.#announced.add(toHex(h));
+      const packet = formatLsdAnnounce(batch, port, this.#cookie, `${group}:${mport}`);
+      sock.send(packet, mport, group, () => {});
+    }
   }
 
   /** Leaves the group and stops announcing. */

@@ -141,6 +141,7 @@ export class Torrent implements AsyncDisposable {
       maxConnecting: options.maxConnecting ?? 8,
       now: this.#now,
       dial: (c) => this.#dial(c),
+      ...(options.admit ? { admit: options.admit } : {}),
     });
     this.#uploads = new Uploads({
       pieceLength: meta.pieceLength,
@@ -255,6 +256,25 @@ export class Torrent implements AsyncDisposable {
   /** Connected peers. */
   peers(): PeerInfo[] {
     return this.#peers.info();
+  }
+
+  /** Live connections (handshaking or ready) plus attempts in progress. */
+  get connectionCount(): number {
+    return this.#peers.size + this.#peers.connecting;
+  }
+
+  /** Outgoing connection attempts in progress. */
+  get connectingCount(): number {
+    return this.#peers.connecting;
+  }
+
+  /** Most connections (changeable at runtime; live ones are kept). */
+  get maxPeers(): number {
+    return this.#peers.maxPeers;
+  }
+
+  set maxPeers(n: number) {
+    this.#peers.maxPeers = n;
   }
 
   /** Sum of the peers' download rates, bytes/s. */
@@ -475,6 +495,7 @@ export class Torrent implements AsyncDisposable {
       now: this.#now,
       selfTimed: false,
       requests,
+      ...(this.#opts.rate ? { rate: this.#opts.rate } : {}),
     }, this.#handler);
     this.#peers.register(conn, o);
     void conn.start();

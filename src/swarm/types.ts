@@ -8,6 +8,7 @@
 import type { Metainfo } from "../metainfo.ts";
 import type { PeerConnection } from "../peer.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
+import type { RateGate } from "../transport/bandwidth.ts";
 import type { PeerStream } from "../wire/stream.ts";
 
 /** The three states of the seed's API. */
@@ -180,6 +181,10 @@ export interface TorrentOptions {
   hashWorker?: boolean;
   /** The clock (ms), shared with the connections. @default {Date.now} */
   now?: () => number;
+  /** Bandwidth limits for every connection of the torrent (its own and its session's). */
+  rate?: RateGate;
+  /** Room for one more connection in a budget shared with other torrents (a session's); false defers a dial. */
+  admit?: () => boolean;
   /** Opens an outgoing connection to a peer. @default {connectTcp} */
   connect?: (host: string, port: number, options: { timeoutMs: number }) => Promise<PeerStream>;
 }

@@ -1,0 +1,910 @@
+/**
+ * Many torrents in one process: one listening port for all of them (incoming connections routed by info hash, and
+ * encrypted ones by the MSE `req2 ⊕ req3` lookup over every torrent), one DHT node and one LSD socket announcing
+ * each torrent, limits shared by all (connections, half-open attempts, bandwidth up and down with an alternative
+ * "turtle" set), queueing (at most N active downloads and N active seeds) with ratio and seeding-time stop rules,
+ * one tick for everything, and a state directory from which a restarted session restores every torrent without
+ * re-hashing.
+ *
+ * @example Download two torrents through one port
+ * ```ts ignore
+ * import { Session } from "@seedbed/seedbed";
+ *
+ * await using session = await Session.open({ basedir: "./downloads", stateDir: "./state" });
+ * const a = await session.add({ path: "a.torrent" });
+ * const b = await session.add({ magnet: "magnet:?xt=urn:btih:…" });
+ * await Promise.all([a.done, b.done]);
+ * ```
+ *
+ * @module
+ */
+
+import { join, resolve } from "node:path";
+import { asError } from "../_errors.ts";
+import { toHex } from "../_bytes.ts";
+import { Dht, type DhtOptions } from "../dht/dht.ts";
+import { LocalDiscovery } from "../lsd.ts";
+import { makePeerId } from "../peer_id.ts";
+import type { TorrentOptions } from "../swarm/types.ts";
+import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
+import { type TcpStream, tcpStream } from "../transport/tcp.ts";
+import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
+import { acceptConnection } from "../wire/mse.ts";
+import {
+  type InitialState,
+  type RunState,
+  SessionTorrent,
+  type TorrentAddOptions,
+  type TorrentHost,
+  type TorrentSource,
+} from "./session_torrent.ts";
+import { SessionStore, type TorrentRecord } from "./state.ts";
+
+/** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
+const HANDSHAKE_MS = 10_000;
+/** DHT lookups running at once (a restored session with many torrents looks them up a few at a time). */
+const DHT_LOOKUPS = 4;
+
+/** Limits shared by every torrent of a session; each can be changed at runtime. */
+export interface SessionLimits {
+  /** Download limit for the whole session, bytes/s; 0 = none. @default {0} */
+  download?: number;
+  /** Upload limit for the whole session, bytes/s; 0 = none. @default {0} */
+  upload?: number;
+  /** The alternative ("turtle") limits, used while {@linkcode SessionLimits.altEnabled} is on. */
+  altDownload?: number;
+  /** Alternative upload limit, bytes/s. */
+  altUpload?: number;
+  /** Use the alternative limits. @default {false} */
+  altEnabled?: boolean;
+  /** Most peer connections over all torrents. @default {500} */
+  connections?: number;
+  /** Most connections per torrent (each torrent may lower it). @default {50} */
+  connectionsPerTorrent?: number;
+  /** Most outgoing connection attempts at once over all torrents. @default {32} */
+  halfOpen?: number;
+  /** Most torrents downloading at once; others wait in the queue (0 = no limit). @default {5} */
+  activeDownloads?: number;
+  /** Most torrents seeding at once; others wait in the queue (0 = no limit). @default {0} */
+  activeSeeds?: number;
+  /** Stop seeding a torrent once uploaded ÷ size reaches this (0 = never). @default {0} */
+  ratioLimit?: number;
+  /** Stop seeding a torrent after this many seconds of seeding (0 = never). @default {0} */
+  seedTimeLimit?: number;
+}
+
+/** Options for {@linkcode Session}. */
+export interface SessionOptions {
+  /** Port to listen on for every torrent; 0 lets the system choose. @default {0} */
+  port?: number;
+  /**
+   * Address to listen on; by default every IPv6 and IPv4 address (dual-stack "::", or "0.0.0.0" where the
+   * system has no IPv6).
+   */
+  host?: string;
+  /** Default download directory of added torrents. @default {Deno.cwd()} */
+  basedir?: string;
+  /**
+   * Where the session keeps its torrents, their options and resume data, so that a restarted session carries on;
+   * none when omitted (torrents then keep resume data beside their data, as a lone `Client` does).
+   */
+  stateDir?: string;
+  /** Our 20-byte peer id; a fresh `-SE0010-…` id by default. */
+  peerId?: Uint8Array;
+  /**
+   * The DHT (BEP 5): `true` runs a node (joining through the public routers), an options object configures it,
+   * a {@linkcode Dht} instance is used as is (not closed with the session). Its routing table is kept in
+   * `stateDir`. Never used for private torrents.
+   * @default {false}
+   */
+  dht?: boolean | DhtOptions | Dht;
+  /**
+   * Local Service Discovery (BEP 14) on one socket for every torrent; never for private torrents.
+   * @default {false}
+   */
+  lsd?: boolean | { multicastPort?: number; interfaceAddress?: string };
+  /** Limits; see {@linkcode SessionLimits}. */
+  limits?: SessionLimits;
+  /** Protocol encryption for incoming connections. @default {"prefer"} */
+  encryption?: EncryptionPolicy;
+  /** Restore the torrents saved in `stateDir`. @default {true} */
+  restore?: boolean;
+  /** Milliseconds per tick (rates, choking every 10 ticks, reconnects, stop rules, saving state). @default {1000} */
+  tickMs?: number;
+  /** Milliseconds between `stats` events. @default {1000} */
+  statsIntervalMs?: number;
+  /** Engine settings for every torrent (pipeline depth, piece memory, upload memory, …). */
+  engine?: Partial<
+    Pick<
+      TorrentOptions,
+      | "queueDepth"
+      | "pieceMemory"
+      | "uploadMemory"
+      | "preallocate"
+      | "hashWorker"
+      | "diskRetryMs"
+      | "connectTimeoutMs"
+      | "maxConnecting"
+    >
+  >;
+  /** The clock (ms). @default {Date.now} */
+  now?: () => number;
+}
+
+/** What `stats` events and {@linkcode Session.stats} report. */
+export interface SessionStats {
+  /** Torrents in the session. */
+  torrents: number;
+  /** Torrents running (not queued, not stopped). */
+  active: number;
+  /** Connected peers over all torrents. */
+  peers: number;
+  /** Download rate over all torrents, bytes/s. */
+  downloadRate: number;
+  /** Upload rate over all torrents, bytes/s. */
+  uploadRate: number;
+  /** Payload bytes downloaded since the session started. */
+  downloaded: number;
+  /** Payload bytes uploaded since the session started. */
+  uploaded: number;
+}
+
+/** Details of the events {@linkcode Session} dispatches (as `CustomEvent`s). */
+export interface SessionEventMap {
+  /** A torrent was added (or restored). */
+  added: CustomEvent<{ torrent: SessionTorrent }>;
+  /** A torrent was removed. */
+  removed: CustomEvent<{ torrent: SessionTorrent; infoHash: string }>;
+  /** A torrent completed. */
+  done: CustomEvent<{ torrent: SessionTorrent }>;
+  /** Something went wrong with a torrent (a disk error, a failed load) or the session. */
+  error: CustomEvent<{ torrent?: SessionTorrent; error: Error }>;
+  /** Periodic totals. */
+  stats: CustomEvent<SessionStats>;
+}
+
+/** The same info hash was added twice. */
+export class DuplicateTorrentError extends Error {
+  /** The torrent already in the session. */
+  readonly existing: SessionTorrent;
+
+  /**
+   * Creates a {@linkcode DuplicateTorrentError}.
+   *
+   * @param existing The torrent already in the session.
+   */
+  constructor(existing: SessionTorrent) {
+    super(`This torrent is already in the session (id ${existing.id}, ${existing.infohashHex})`);
+    this.name = "DuplicateTorrentError";
+    this.existing = existing;
+  }
+}
+
+/** Many torrents sharing one port, one DHT node, limits and a state directory. */
+export class Session extends EventTarget implements AsyncDisposable {
+  /** Resolves once the session listens and its saved torrents are restored. */
+  readonly ready: Promise<void>;
+  readonly #opts: SessionOptions;
+  readonly #peerId: Uint8Array;
+  readonly #basedir: string;
+  readonly #now: () => number;
+  readonly #torrents = new Map<string, SessionTorrent>();
+  /** Info hashes in routing order, the same objects each time (MSE caches req2 by object). */
+  #hashes: Uint8Array[] = [];
+  readonly #order: SessionTorrent[] = [];
+  readonly #bandwidth = new Bandwidth();
+  readonly #down = new TokenBucket(0);
+  readonly #up = new TokenBucket(0);
+  readonly #limits: Required<SessionLimits>;
+  readonly #store: SessionStore | undefined;
+  #listener: Deno.Listener | undefined;
+  #acceptLoop: Promise<void> | undefined;
+  #dht: Dht | undefined;
+  #dhtOpening: Promise<Dht | undefined> | undefined;
+  #ownDht = false;
+  readonly #dhtDue = new Map<SessionTorrent, { at: number; delay: number }>();
+  #dhtRunning = 0;
+  #lsd: LocalDiscovery | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #lastTick = 0;
+  #lastStats = 0;
+  #closed = false;
+  #nextId = 1;
+  #uploadedBefore = 0;
+  #downloadedBefore = 0;
+  readonly #host: TorrentHost;
+
+  /**
+   * Creates a {@linkcode Session}; it listens and restores its torrents in the background ({@linkcode Session.ready}).
+   *
+   * @param options Port, directories, discovery and limits.
+   */
+  constructor(options: SessionOptions = {}) {
+    super();
+    this.#opts = options;
+    this.#peerId = options.peerId ?? makePeerId();
+    if (this.#peerId.length !== 20) throw new TypeError("peerId must be 20 bytes");
+    this.#basedir = resolve(options.basedir ?? Deno.cwd());
+    this.#now = options.now ?? Date.now;
+    this.#limits = {
+      download: 0,
+      upload: 0,
+      altDownload: 0,
+      altUpload: 0,
+      altEnabled: false,
+      connections: 500,
+      connectionsPerTorrent: 50,
+      halfOpen: 32,
+      activeDownloads: 5,
+      activeSeeds: 0,
+      ratioLimit: 0,
+      seedTimeLimit: 0,
+    };
+    this.#store = options.stateDir ? new SessionStore(resolve(options.stateDir)) : undefined;
+    this.#host = this.#makeHost();
+    this.ready = this.#init();
+    this.ready.catch(() => {});
+    this.#listening.promise.catch(() => {});
+  }
+
+  /**
+   * Creates a session and waits until it listens and has restored its torrents.
+   *
+   * @param options See {@linkcode SessionOptions}.
+   * @returns The ready session.
+   */
+  static async open(options: SessionOptions = {}): Promise<Session> {
+    const session = new Session(options);
+    try {
+      await session.ready;
+    } catch (err) {
+      await session.close();
+      throw err;
+    }
+    return session;
+  }
+
+  async #init(): Promise<void> {
+    const saved = await this.#store?.loadSession().catch((err) => {
+      this.#listening.reject(err);
+      throw err;
+    });
+    if (saved) {
+      this.#nextId = saved.nextId;
+      Object.assign(this.#limits, saved.limits);
+    }
+    Object.assign(this.#limits, definedOnly(this.#opts.limits ?? {}));
+    this.#applyRates();
+    try {
+      this.#listener = listen(this.#opts.host, this.#opts.port ?? 0);
+    } catch (err) {
+      this.#listening.reject(err);
+      throw err;
+    }
+    this.#acceptLoop = this.#accept(this.#listener);
+    try {
+      if (this.#opts.lsd) await this.#startLsd();
+      if (this.#opts.dht) await this.#openDht();
+    } catch (err) {
+      this.#listening.reject(err);
+      throw err;
+    }
+    this.#listening.resolve();
+    this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
+    if (this.#store && this.#opts.restore !== false) {
+      for (const r of await this.#store.loadTorrents()) {
+        await this.#restore(r).catch((err) =>
+          this.#dispatch("error", {
+            error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
+          })
+        );
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ torrents
+
+  /**
+   * Adds a torrent. Resolves once its identity is known and it is registered (for a magnet link before its
+   * metadata is fetched); `torrent.ready` resolves once it is loaded and its existing data checked.
+   *
+   * @param source A path, the bytes of a .torrent file, a parsed torrent or a magnet link.
+   * @param options Where to put it and how it behaves.
+   * @returns The torrent.
+   * @throws {DuplicateTorrentError} When the session already has this info hash (trackers are not merged).
+   * @throws {MetainfoError} When the .torrent file is malformed.
+   */
+  async add(
+    source: string | Uint8Array | TorrentSource,
+    options: TorrentAddOptions = {},
+  ): Promise<SessionTorrent> {
+    await this.ready;
+    if (this.#closed) throw new Error("The session is closed");
+    const src: TorrentSource = typeof source === "string"
+      ? (source.startsWith("magnet:") ? { magnet: source } : { path: source })
+      : source instanceof Uint8Array
+      ? { torrent: source }
+      : source;
+    const torrent = new SessionTorrent(this.#host, src, {
+      basedir: this.#basedir,
+      ...options,
+    });
+    await this.#adopted(torrent);
+    return torrent;
+  }
+
+  /**
+   * @internal A torrent made elsewhere (a `Client` sharing this session) joins it.
+   */
+  async join(torrent: SessionTorrent): Promise<void> {
+    await this.#adopted(torrent);
+  }
+
+  /** Waits until a new torrent is registered (or failed to be), then saves it. */
+  async #adopted(torrent: SessionTorrent): Promise<void> {
+    const registered = Promise.withResolvers<void>();
+    const onAdopt = () => registered.resolve();
+    torrent.addEventListener("adopted", onAdopt, { once: true });
+    torrent.ready.then(() => registered.resolve(), (err) => registered.reject(err));
+    try {
+      await registered.promise;
+    } finally {
+      torrent.removeEventListener("adopted", onAdopt);
+    }
+    await this.#save(torrent);
+    await this.#store?.saveSession(this.#nextId, this.#limits);
+    this.#dispatch("added", { torrent });
+  }
+
+  async #restore(r: TorrentRecord): Promise<void> {
+    const source: TorrentSource = r.torrentPath
+      ? { torrent: await Deno.readFile(r.torrentPath) }
+      : { magnet: r.magnet! };
+    const torrent = new SessionTorrent(this.#host, source, {
+      basedir: r.basedir,
+      state: r.state,
+      ...(r.priorities ? { priorities: r.priorities } : {}),
+      ...(r.maxPeers ? { maxPeers: r.maxPeers } : {}),
+      ...(r.downloadLimit ? { downloadLimit: r.downloadLimit } : {}),
+      ...(r.uploadLimit ? { uploadLimit: r.uploadLimit } : {}),
+      ...(r.ratioLimit !== undefined ? { ratioLimit: r.ratioLimit } : {}),
+      ...(r.seedTimeLimit !== undefined ? { seedTimeLimit: r.seedTimeLimit } : {}),
+      ...(r.trackers === false ? { trackers: false } : {}),
+    });
+    torrent.id = r.id;
+    torrent.restore(r);
+    torrent.ready.catch((err) => this.#dispatch("error", { torrent, error: asError(err) }));
+    await this.#adopted(torrent);
+  }
+
+  /**
+   * Removes a torrent: stops it (announcing `stopped`), forgets it, and with `deleteData` deletes its files.
+   *
+   * @param which The torrent, its id, or its info hash (hex).
+   * @param options `deleteData` also deletes the downloaded files (never anything outside the torrent's files).
+   * @returns False when there was no such torrent.
+   */
+  async remove(
+    which: SessionTorrent | number | string,
+    options: { deleteData?: boolean } = {},
+  ): Promise<boolean> {
+    const torrent = which instanceof SessionTorrent ? which : this.get(which);
+    if (!torrent || !this.#torrents.has(torrent.infohashHex)) return false;
+    this.#forget(torrent);
+    await torrent.close();
+    await this.#store?.removeTorrent(torrent.infohashHex);
+    if (options.deleteData && torrent.hasMetadata) await deleteTorrentFiles(torrent);
+    this.#dispatch("removed", { torrent, infoHash: torrent.infohashHex });
+    this.#requeue();
+    return true;
+  }
+
+  #forget(torrent: SessionTorrent): void {
+    this.#torrents.delete(torrent.infohashHex);
+    const i = this.#order.indexOf(torrent);
+    if (i >= 0) this.#order.splice(i, 1);
+    this.#hashes = this.#order.map((t) => t.infohash);
+    this.#dhtDue.delete(torrent);
+  }
+
+  /**
+   * A torrent by id or info hash (40 or 64 hex digits, any case).
+   *
+   * @param which The id or info hash.
+   */
+  get(which: number | string): SessionTorrent | undefined {
+    if (typeof which === "number") return this.#order.find((t) => t.id === which);
+    const hex = which.toLowerCase();
+    return this.#torrents.get(hex) ?? this.#order.find((t) => t.infohashHex === hex.slice(0, 40));
+  }
+
+  /** The session's torrents, in queue order (a snapshot). */
+  get torrents(): SessionTorrent[] {
+    return [...this.#order];
+  }
+
+  /** A torrent's place in the queue (0 = first). */
+  queuePosition(torrent: SessionTorrent): number {
+    return this.#order.indexOf(torrent);
+  }
+
+  /**
+   * Moves a torrent in the queue.
+   *
+   * @param torrent The torrent.
+   * @param position Its new place (0 = first; clamped).
+   */
+  setQueuePosition(torrent: SessionTorrent, position: number): void {
+    const i = this.#order.indexOf(torrent);
+    if (i < 0) return;
+    this.#order.splice(i, 1);
+    this.#order.splice(Math.max(0, Math.min(position, this.#order.length)), 0, torrent);
+    this.#hashes = this.#order.map((t) => t.infohash);
+    for (const t of this.#order) this.#dirty.add(t);
+    this.#requeue();
+  }
+
+  // ------------------------------------------------------------ limits and state
+
+  /** The port every torrent listens on (0 until the session listens). */
+  get port(): number {
+    return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? 0;
+  }
+
+  /** Our peer id. */
+  get peerId(): Uint8Array {
+    return this.#peerId;
+  }
+
+  /** The DHT node, if the session runs one and it is open. */
+  get dht(): Dht | undefined {
+    return this.#dht;
+  }
+
+  /** The current limits. */
+  get limits(): Readonly<Required<SessionLimits>> {
+    return { ...this.#limits };
+  }
+
+  /**
+   * Changes limits at runtime (only the fields given); bandwidth limits apply at once, queue sizes at the next
+   * tick. Saved in the state directory.
+   *
+   * @param limits The limits to change.
+   */
+  setLimits(limits: SessionLimits): void {
+    Object.assign(this.#limits, definedOnly(limits));
+    this.#applyRates();
+    this.#requeue();
+    void this.#store?.saveSession(this.#nextId, this.#limits).catch((err) =>
+      this.#dispatch("error", { error: asError(err) })
+    );
+  }
+
+  #applyRates(): void {
+    const l = this.#limits;
+    this.#down.rate = l.altEnabled ? l.altDownload : l.download;
+    this.#up.rate = l.altEnabled ? l.altUpload : l.upload;
+  }
+
+  /** Totals over every torrent. */
+  get stats(): SessionStats {
+    let peers = 0, down = 0, up = 0, active = 0, downloaded = 0, uploaded = 0;
+    for (const t of this.#order) {
+      if (t.run === "running" && t.state !== "stopped") active++;
+      const e = t.engine;
+      if (!e) continue;
+      peers += e.peers().length;
+      down += e.downloadRate;
+      up += e.uploadRate;
+      downloaded += e.downloaded;
+      uploaded += e.uploaded;
+    }
+    return {
+      torrents: this.#order.length,
+      active,
+      peers,
+      downloadRate: down,
+      uploadRate: up,
+      downloaded: this.#downloadedBefore + downloaded,
+      uploaded: this.#uploadedBefore + uploaded,
+    };
+  }
+
+  // ------------------------------------------------------------ what torrents share
+
+  #makeHost(): TorrentHost {
+    // deno-lint-ignore no-this-alias
+    const session = this;
+    const o = this.#opts;
+    return {
+      get ready() {
+        return session.#listening.promise;
+      },
+      peerId: this.#peerId,
+      get port() {
+        return session.port;
+      },
+      now: this.#now,
+      engine: {
+        ...(o.engine ?? {}),
+        ...(o.tickMs ? { tickMs: o.tickMs } : {}),
+        maxPeers: this.#limits.connectionsPerTorrent,
+      },
+      resumePath: (hex) => this.#store?.resumePath(hex),
+      dht: () => this.#openDht(),
+      get stopRules() {
+        return {
+          ratioLimit: session.#limits.ratioLimit,
+          seedTimeLimit: session.#limits.seedTimeLimit,
+        };
+      },
+      adopt: (t) => this.#adopt(t),
+      loaded: (t) => this.#loaded(t),
+      gate: (down, up) => rateGate(this.#bandwidth, [down, this.#down], [up, this.#up]),
+      admit: () => this.#admit(),
+      changed: (t) => {
+        this.#dirty.add(t);
+        return this.#requeue();
+      },
+    };
+  }
+
+  readonly #dirty = new Set<SessionTorrent>();
+  readonly #listening = Promise.withResolvers<void>();
+
+  /** @internal What a `Client` sharing (or owning) this session gives its torrent. */
+  get torrentHost(): TorrentHost {
+    return this.#host;
+  }
+
+  #adopt(t: SessionTorrent): void {
+    if (this.#closed) throw new Error("The session is closed");
+    const hex = t.infohashHex;
+    const existing = this.#torrents.get(hex);
+    if (existing && existing !== t) throw new DuplicateTorrentError(existing);
+    this.#torrents.set(hex, t);
+    if (!this.#order.includes(t)) this.#order.push(t);
+    this.#hashes = this.#order.map((x) => x.infohash);
+    if (t.id === 0) t.id = this.#nextId++;
+    else this.#nextId = Math.max(this.#nextId, t.id + 1);
+    t.addEventListener("complete", () => this.#dispatch("done", { torrent: t }));
+    t.addEventListener(
+      "error",
+      (e) => this.#dispatch("error", { torrent: t, error: e.detail.error }),
+    );
+    t.addEventListener("metadata", () => this.#dirty.add(t));
+    // looked up in the DHT from now on (a magnet link's peers are found there too), at once
+    if (this.#opts.dht && !this.#dhtDue.has(t) && !(t.hasMetadata && t.metainfo.private)) {
+      this.#dhtDue.set(t, { at: 0, delay: 2500 });
+      queueMicrotask(() => this.#runDhtLookups(this.#now()));
+    }
+    t.dispatchEvent(new CustomEvent("adopted"));
+  }
+
+  #loaded(t: SessionTorrent): Promise<void> {
+    this.#dirty.add(t);
+    if (t.metainfo.private) this.#dhtDue.delete(t); // BEP 27 (a magnet link can turn out private)
+    return this.#requeue().then(() => {
+      this.#lsdChanged();
+      this.#runDhtLookups(this.#now());
+    });
+  }
+
+  #admit(): boolean {
+    let connections = 0, connecting = 0;
+    for (const t of this.#order) {
+      const e = t.engine;
+      if (!e) continue;
+      connections += e.connectionCount;
+      connecting += e.connectingCount;
+    }
+    return connections < this.#limits.connections && connecting < this.#limits.halfOpen;
+  }
+
+  async #openDht(): Promise<Dht | undefined> {
+    const o = this.#opts.dht;
+    if (!o || this.#closed) return undefined;
+    if (this.#dht) return this.#dht;
+    if (o instanceof Dht) return this.#dht = o;
+    this.#dhtOpening ??= (async () => {
+      const host = this.#opts.host;
+      const specific = host && host !== "::" && host !== "0.0.0.0" ? host : undefined;
+      const state = await this.#store?.loadDhtState();
+      const dht = await Dht.open({
+        ...(specific ? { host: specific, family: specific.includes(":") ? 6 : 4 } : {}),
+        ...(state ? { state } : {}),
+        ...(o === true ? {} : o),
+      });
+      if (this.#closed) {
+        await dht.close();
+        return undefined;
+      }
+      this.#ownDht = true;
+      return this.#dht = dht;
+    })();
+    return await this.#dhtOpening;
+  }
+
+  async #startLsd(): Promise<void> {
+    const opts = typeof this.#opts.lsd === "object" ? this.#opts.lsd : {};
+    const h = this.#opts.host;
+    const iface = opts.interfaceAddress ??
+      (h && h !== "::" && h !== "0.0.0.0" && !h.includes(":") ? h : undefined);
+    this.#lsd = new LocalDiscovery({
+      infoHashes: () =>
+        this.#order.filter((t) => t.hasMetadata && !t.metainfo.private && t.run === "running")
+          .map((t) => t.infohash),
+      port: () => this.port,
+      onPeer: (host, port, ih) => {
+        const t = this.#torrents.get(toHex(ih));
+        if (t?.run === "running") t.engine?.addPeer(host, port, { source: "lsd" });
+      },
+      ...(iface ? { interfaceAddress: iface } : {}),
+      ...(opts.multicastPort ? { multicastPort: opts.multicastPort } : {}),
+    });
+    await this.#lsd.start();
+  }
+
+  #lsdChanged(): void {
+    this.#lsd?.announceSoon();
+  }
+
+  // ------------------------------------------------------------ incoming connections
+
+  async #accept(listener: Deno.Listener): Promise<void> {
+    try {
+      for await (const conn of listener) {
+        if (this.#closed) {
+          conn.close();
+          continue;
+        }
+        this.#incoming(tcpStream(conn));
+      }
+    } catch {
+      // listener closed
+    }
+  }
+
+  /**
+   * An incoming connection: the torrent it is for is found from the plain handshake's info hash, or from an
+   * encryption handshake's `req2 ⊕ req3` over every torrent; one deadline covers both handshakes.
+   */
+  #incoming(stream: TcpStream): void {
+    if (!this.#admitIncoming()) return stream.close();
+    const { host, port } = stream.remoteAddress;
+    const accepted = this.#now();
+    acceptConnection(stream, this.#hashes, {
+      timeoutMs: HANDSHAKE_MS,
+      ...(this.#opts.encryption ? { policy: this.#opts.encryption } : {}),
+    }).then(
+      ({ stream: plain, infoHash }) => {
+        const t = infoHash ? this.#torrents.get(toHex(infoHash)) : undefined;
+        if (!t) return plain.close?.();
+        const left = Math.max(1, HANDSHAKE_MS - (this.#now() - accepted));
+        t.accept(plain, { host, port, handshakeTimeoutMs: left });
+      },
+      () => stream.close(),
+    );
+  }
+
+  #admitIncoming(): boolean {
+    let connections = 0;
+    for (const t of this.#order) connections += t.engine?.connectionCount ?? 0;
+    return connections < this.#limits.connections + 10;
+  }
+
+  // ------------------------------------------------------------ queueing
+
+  #pending: Promise<void> | undefined;
+  #running: Promise<void> = Promise.resolve();
+
+  /**
+   * Re-decides soon which torrents run (several changes in one task are decided once, decisions one after
+   * another); resolves once the decision is applied.
+   */
+  #requeue(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#pending ??= this.#running.then(() => {
+      this.#pending = undefined;
+      return this.#decide();
+    }).catch((err) => this.#dispatch("error", { error: asError(err) }));
+    this.#running = this.#pending;
+    return this.#pending;
+  }
+
+  /**
+   * Which torrents run: in queue order, those the user started, up to `activeDownloads` incomplete ones and
+   * `activeSeeds` complete ones; the rest wait ("queued"). Paused torrents run (they keep their connections) and
+   * count as active. Stopped ones are off.
+   */
+  async #decide(): Promise<void> {
+    const l = this.#limits;
+    let downloads = 0, seeds = 0;
+    const plan: [SessionTorrent, RunState][] = [];
+    for (const t of this.#order) {
+      if (!t.engine) continue; // not loaded yet
+      if (t.desired === "stopped") {
+        plan.push([t, "off"]);
+        continue;
+      }
+      const complete = t.engine.complete;
+      const limit = complete ? l.activeSeeds : l.activeDownloads;
+      const count = complete ? seeds : downloads;
+      if (limit > 0 && count >= limit) {
+        plan.push([t, "queued"]);
+        continue;
+      }
+      if (complete) seeds++;
+      else downloads++;
+      plan.push([t, "running"]);
+    }
+    await Promise.all(
+      plan.filter(([t, r]) => t.run !== r || r === "running").map(([t, r]) => t.drive(r)),
+    );
+  }
+
+  // ------------------------------------------------------------ the tick
+
+  #tick(): void {
+    const now = this.#now();
+    const seconds = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
+    this.#lastTick = now;
+    let stopped = false;
+    for (const t of this.#order) {
+      try {
+        if (t.tick(now, seconds)) {
+          stopped = true;
+          this.#dirty.add(t);
+        }
+      } catch (err) {
+        this.#dispatch("error", { torrent: t, error: asError(err) });
+      }
+    }
+    if (stopped) this.#requeue();
+    this.#runDhtLookups(now);
+    if (this.#dirty.size > 0 && this.#store) {
+      const dirty = [...this.#dirty];
+      this.#dirty.clear();
+      for (const t of dirty) {
+        if (this.#torrents.get(t.infohashHex) === t) {
+          this.#save(t).catch((err) =>
+            this.#dispatch("error", { torrent: t, error: asError(err) })
+          );
+        }
+      }
+    }
+    if (now - this.#lastStats >= (this.#opts.statsIntervalMs ?? 1000)) {
+      this.#lastStats = now;
+      this.#dispatch("stats", this.stats);
+    }
+  }
+
+  /** Looks torrents up in the DHT when due: at start, then every 15 minutes (sooner while nothing is found). */
+  #runDhtLookups(now: number): void {
+    const dht = this.#dht;
+    if (!this.#opts.dht || this.#dhtDue.size === 0) return;
+    if (!dht) {
+      void this.#openDht();
+      return;
+    }
+    for (const [t, due] of this.#dhtDue) {
+      if (this.#dhtRunning >= DHT_LOOKUPS) break;
+      if (due.at > now || t.desired === "stopped") continue;
+      if (t.hasMetadata && t.run !== "running") continue; // a magnet link's metadata is looked for regardless
+      due.at = Number.POSITIVE_INFINITY; // running
+      this.#dhtRunning++;
+      t.lookupDht(dht).then((found) => {
+        due.delay = found > 0 ? 15 * 60_000 : Math.min(due.delay * 2, 5 * 60_000);
+        due.at = this.#now() + due.delay;
+      }).finally(() => this.#dhtRunning--);
+    }
+  }
+
+  async #save(t: SessionTorrent): Promise<void> {
+    if (!this.#store) return;
+    await this.#store.saveTorrent(t, this.#order.indexOf(t));
+  }
+
+  #dispatch<K extends keyof SessionEventMap>(
+    type: K,
+    detail: SessionEventMap[K] extends CustomEvent<infer D> ? D : never,
+  ): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  // ------------------------------------------------------------ closing
+
+  /** Stops every torrent (announcing `stopped`), saves state, closes the listener, DHT and LSD. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.ready.catch(() => {});
+    clearInterval(this.#timer);
+    try {
+      this.#listener?.close();
+    } catch { /* already closed */ }
+    await this.#acceptLoop;
+    this.#lsd?.stop();
+    const torrents = [...this.#order];
+    await Promise.all(torrents.map(async (t) => {
+      await t.close();
+      if (this.#torrents.get(t.infohashHex) === t) await this.#save(t).catch(() => {});
+    }));
+    await this.#store?.saveSession(this.#nextId, this.#limits).catch(() => {});
+    this.#bandwidth.close();
+    const dht = this.#dht ?? await this.#dhtOpening?.catch(() => undefined);
+    if (dht && this.#ownDht) {
+      await this.#store?.saveDhtState(dht.state()).catch(() => {});
+      await dht.close();
+    }
+  }
+
+  /** Same as {@linkcode Session.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Typed event listener overloads of {@linkcode Session}. */
+export interface Session {
+  /** Typed listener for a {@linkcode SessionEventMap} event. */
+  addEventListener<K extends keyof SessionEventMap>(
+    type: K,
+    listener: (this: Session, ev: SessionEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Any other listener. */
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Removes a typed listener. */
+  removeEventListener<K extends keyof SessionEventMap>(
+    type: K,
+    listener: (this: Session, ev: SessionEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Removes any other listener. */
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
+
+function listen(host: string | undefined, port: number): Deno.Listener {
+  if (host !== undefined) return Deno.listen({ hostname: host, port, transport: "tcp" });
+  try {
+    return Deno.listen({ hostname: "::", port, transport: "tcp" });
+  } catch {
+    return Deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Deletes a torrent's files (and the folders it made, when empty); never anything else. */
+async function deleteTorrentFiles(t: SessionTorrent): Promise<void> {
+  const dirs = new Set<string>();
+  for (const f of t.files) {
+    await Deno.remove(f.path).catch(() => {});
+    let d = f.path;
+    for (;;) {
+      const parent = join(d, "..");
+      if (parent === d || !parent.startsWith(t.basedir + "/") || parent === t.basedir) break;
+      dirs.add(parent);
+      d = parent;
+    }
+  }
+  for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
+    await Deno.remove(d).catch(() => {});
+  }
+  const name = t.metainfo.name;
+  await Deno.remove(join(t.basedir, `.${name}.parts`)).catch(() => {});
+}
+
+export type { InitialState };

@@ -1,0 +1,747 @@
+/**
+ * One torrent of a {@linkcode Session}: where it comes from (a .torrent file, its bytes, a parsed torrent or a
+ * magnet link whose metadata is fetched first), its engine, its events, and the members of AnyEvent::BitTorrent's
+ * API (every member of `Client` — `Client` is this class with a session of its own).
+ *
+ * The session provides what torrents share ({@linkcode TorrentHost}): the peer id and listening port, the DHT
+ * node, bandwidth and connection limits, the tick, and the state directory; it decides when the torrent may run
+ * (queueing) and routes incoming connections to it.
+ *
+ * @module
+ */
+
+import { join, resolve } from "node:path";
+import { asError } from "../_errors.ts";
+import type { Dht } from "../dht/dht.ts";
+import { formatMagnet, type MagnetLink, parseMagnet, torrentFromMetadata } from "../magnet.ts";
+import { type Metainfo, parseMetainfo } from "../metainfo.ts";
+import type { PieceCacheIndex } from "../storage/storage.ts";
+import { fetchMetadata } from "../swarm/metadata_fetcher.ts";
+import { Torrent } from "../swarm/torrent.ts";
+import type { PeerInfo, TorrentEvents, TorrentOptions, TorrentState } from "../swarm/types.ts";
+import type { PeerAddress } from "../tracker/compact.ts";
+import type { TrackerTierView } from "../tracker/tiers.ts";
+import { type RateGate, TokenBucket } from "../transport/bandwidth.ts";
+import type { PeerStream } from "../wire/stream.ts";
+
+/** Initial state, as in the seed: started (default), paused or stopped. */
+export type InitialState = "started" | "paused" | "stopped";
+
+/** Where a torrent comes from: exactly one of these. */
+export interface TorrentSource {
+  /** Path to a .torrent file. */
+  path?: string;
+  /** The bytes of a .torrent file. */
+  torrent?: Uint8Array;
+  /** An already parsed torrent. */
+  metainfo?: Metainfo;
+  /**
+   * A magnet link (BEP 9): the info dictionary is fetched from the link's peers (`x.pe`), trackers (`tr`) and
+   * the DHT first, verified against the info hash, then the download proceeds as for a .torrent.
+   */
+  magnet?: string | MagnetLink;
+}
+
+/** How one torrent behaves (each defaults to its session's setting where the session has one). */
+export interface TorrentAddOptions {
+  /**
+   * Directory the data is stored in / read from; multi-file torrents get a folder below it.
+   * @default {the session's basedir}
+   */
+  basedir?: string;
+  /**
+   * "started" (normal), "paused" (connections made and accepted, no requests made or filled) or "stopped"
+   * (no outgoing connections, incoming refused, files closed). `start()` resumes from either.
+   * @default {"started"}
+   */
+  state?: InitialState;
+  /** Per-file priorities (default 1 each; 0 = do not download). */
+  priorities?: number[];
+  /** Peers to dial at start. */
+  peers?: { host: string; port: number }[];
+  /** Announce to the torrent's trackers. @default {true} */
+  trackers?: boolean;
+  /** Most connected peers for this torrent. @default {50} */
+  maxPeers?: number;
+  /** This torrent's download limit, bytes/s (0 = none; the session's limit applies too). @default {0} */
+  downloadLimit?: number;
+  /** This torrent's upload limit, bytes/s (0 = none; the session's limit applies too). @default {0} */
+  uploadLimit?: number;
+  /** Stop seeding once uploaded ÷ size reaches this (0 = never). @default {the session's} */
+  ratioLimit?: number;
+  /** Stop seeding after this many seconds of seeding (0 = never). @default {the session's} */
+  seedTimeLimit?: number;
+  /** How long to look for the metadata of a magnet link (ms). @default {120000} */
+  metadataTimeoutMs?: number;
+  /** The value of `pieceCache` from a previous instance, to restore the part file's index. */
+  pieceCache?: PieceCacheIndex;
+  /**
+   * Where resume data is kept; `false` for none.
+   * @default {"<stateDir>/resume/<infohash>.resume", or "<basedir>/.<name>.seedbed-resume" without a stateDir}
+   */
+  resumeFile?: string | false;
+  /** Upload every block at most once, to the first peer that asks. @default {false} */
+  uploadEachPieceOnce?: boolean;
+  /** Called with the piece index whenever a piece passes its hash check. */
+  onHashPass?: (index: number) => void;
+  /** Called with the piece index whenever a piece fails its hash check. */
+  onHashFail?: (index: number) => void;
+}
+
+/** A file of the torrent, as the seed's `files()` lists it; `priority` is settable. */
+export interface ClientFile {
+  /** Size in bytes. */
+  readonly length: number;
+  /** Absolute path on disk. */
+  readonly path: string;
+  /** Download priority; 0 = do not download; higher is sooner. Settable. */
+  priority: number;
+}
+
+/** The events a torrent dispatches: each of the engine's {@linkcode TorrentEvents} as a `CustomEvent`. */
+export type ClientEventMap = { [K in keyof TorrentEvents]: CustomEvent<TorrentEvents[K]> };
+
+/** What a torrent gets from its session. */
+export interface TorrentHost {
+  /** Resolves once the session listens. */
+  readonly ready: Promise<void>;
+  /** Our peer id. */
+  readonly peerId: Uint8Array;
+  /** The session's listening port (0 until it listens). */
+  readonly port: number;
+  /** The clock (ms). */
+  readonly now: () => number;
+  /** Engine settings shared by every torrent (pipeline depth, memory, tick, …). */
+  readonly engine: Partial<TorrentOptions>;
+  /** Where resume data goes by default, given the torrent's info hash; undefined without a state directory. */
+  resumePath(infoHashHex: string): string | undefined;
+  /** The DHT node, once open; undefined when the session runs none. */
+  dht(): Promise<Dht | undefined>;
+  /** The session's ratio and seeding-time limits, for torrents without their own. */
+  readonly stopRules: { ratioLimit: number; seedTimeLimit: number };
+  /** The torrent's identity is known: it is registered (throws when the session already has it). */
+  adopt(torrent: SessionTorrent): void;
+  /** The torrent's metadata is known and its storage checked: it may run; resolves once the session decided. */
+  loaded(torrent: SessionTorrent): Promise<void>;
+  /** A rate gate for the torrent's connections: its own buckets and the session's. */
+  gate(down: TokenBucket, up: TokenBucket): RateGate;
+  /** Room for one more connection in the session's budget. */
+  admit(): boolean;
+  /**
+   * The user asked to start / stop the torrent, or something to save changed: the session re-decides what runs
+   * (resolves once that is applied) and saves the torrent.
+   */
+  changed(torrent: SessionTorrent): Promise<void>;
+}
+
+/** How the torrent's engine is driven, decided by the session. */
+export type RunState = "running" | "queued" | "off";
+
+/** One torrent of a session. */
+export class SessionTorrent extends EventTarget implements AsyncDisposable {
+  /** Resolves once the torrent is loaded (metadata known, existing data checked) and registered. */
+  readonly ready: Promise<void>;
+  readonly #host: TorrentHost;
+  readonly #source: TorrentSource;
+  readonly #opts: TorrentAddOptions;
+  readonly #basedir: string;
+  #infoHash: Uint8Array | undefined;
+  #meta: Metainfo | undefined;
+  #torrentBytes: Uint8Array | undefined;
+  #torrent: Torrent | undefined;
+  #wanted: InitialState;
+  #run: RunState = "off";
+  #closed = false;
+  #id = 0;
+  readonly #abort = new AbortController();
+  readonly #done: PromiseWithResolvers<void> = Promise.withResolvers();
+  readonly #down = new TokenBucket(0);
+  readonly #up = new TokenBucket(0);
+  #dhtPeers: ((peers: PeerAddress[]) => void) | undefined;
+  readonly #dhtFound: PeerAddress[] = [];
+  /** Totals over the torrent's life (restored from state), and seconds spent seeding. */
+  #base = { uploaded: 0, downloaded: 0, seedingSeconds: 0 };
+  #finished = false;
+  #addedAt = Date.now();
+  #doneAt = 0;
+  #error: string | undefined;
+
+  /**
+   * Creates a torrent of a session; use `Session.add` (or `new Client(…)`), which provide the host.
+   *
+   * @param host What the session provides.
+   * @param source Where the torrent comes from.
+   * @param options How it behaves.
+   */
+  constructor(host: TorrentHost, source: TorrentSource, options: TorrentAddOptions = {}) {
+    super();
+    const sources = [source.path, source.torrent, source.metainfo, source.magnet].filter((x) =>
+      x !== undefined
+    );
+    if (sources.length !== 1) {
+      throw new TypeError("A torrent needs exactly one of path, torrent, metainfo or magnet");
+    }
+    this.#host = host;
+    this.#source = source;
+    this.#opts = options;
+    this.#basedir = resolve(options.basedir ?? Deno.cwd());
+    this.#wanted = options.state ?? "started";
+    this.#down.rate = options.downloadLimit ?? 0;
+    this.#up.rate = options.uploadLimit ?? 0;
+    if (options.onHashPass) {
+      const cb = options.onHashPass;
+      this.addEventListener("hashpass", (e) => cb(e.detail.index));
+    }
+    if (options.onHashFail) {
+      const cb = options.onHashFail;
+      this.addEventListener("hashfail", (e) => cb(e.detail.index));
+    }
+    this.addEventListener("complete", () => this.#done.resolve());
+    this.#done.promise.catch(() => {});
+    this.ready = this.#init();
+    this.ready.catch((err) => this.#error = asError(err).message);
+  }
+
+  async #init(): Promise<void> {
+    await this.#host.ready;
+    const s = this.#source;
+    let link: MagnetLink | undefined;
+    if (s.magnet) {
+      link = typeof s.magnet === "string" ? parseMagnet(s.magnet) : s.magnet;
+      this.#magnetUri = typeof s.magnet === "string" ? s.magnet : formatMagnet(s.magnet);
+      this.#infoHash = link.infoHash;
+    } else {
+      if (s.metainfo) this.#meta = s.metainfo;
+      else {
+        this.#torrentBytes = s.torrent ?? await Deno.readFile(s.path!);
+        this.#meta = await parseMetainfo(this.#torrentBytes);
+      }
+      this.#infoHash = this.#meta.infoHash;
+    }
+    this.#host.adopt(this);
+    if (link) {
+      const info = await fetchMetadata({
+        infoHash: link.infoHash,
+        peerId: this.#host.peerId,
+        port: this.#host.port,
+        peers: [...link.peers, ...(this.#opts.peers ?? [])],
+        trackers: link.trackers.map((t) => [t]),
+        signal: this.#abort.signal,
+        discover: (add) => this.#setDhtSink(add),
+        ...(this.#opts.metadataTimeoutMs ? { timeoutMs: this.#opts.metadataTimeoutMs } : {}),
+      });
+      this.#torrentBytes = torrentFromMetadata(info, link.trackers);
+      this.#meta = await parseMetainfo(this.#torrentBytes);
+      this.dispatchEvent(new CustomEvent("metadata"));
+    }
+    const meta = this.#meta!;
+    const o = this.#opts;
+    // without a state directory resume data lives beside the data, as it always did
+    const legacy = join(this.#basedir, `.${meta.name}.seedbed-resume`);
+    const resumeFile = o.resumeFile === false
+      ? undefined
+      : o.resumeFile !== undefined
+      ? resolve(o.resumeFile)
+      : this.#host.resumePath(meta.infoHashHex) ?? legacy;
+    const torrent = new Torrent({
+      ...this.#host.engine,
+      meta,
+      dir: this.#basedir,
+      peerId: this.#host.peerId,
+      port: () => this.#host.port,
+      emit: (type, detail) => this.#dispatch(type, detail),
+      now: this.#host.now,
+      rate: this.#host.gate(this.#down, this.#up),
+      admit: () => this.#host.admit(),
+      ...(o.priorities ? { priorities: o.priorities } : {}),
+      ...(o.pieceCache ? { pieceCache: o.pieceCache } : {}),
+      ...(resumeFile ? { resumePath: resumeFile } : {}),
+      ...(resumeFile && resumeFile !== legacy ? { legacyResumePath: legacy } : {}),
+      ...(o.trackers === false ? { trackers: false } : {}),
+      ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
+      ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
+      dhtPort: () => meta.private ? 0 : this.#dhtPort,
+      onDhtNode: (host, port) => void this.#host.dht().then((d) => d?.ping(host, port)),
+    });
+    this.#torrent = torrent;
+    await torrent.open();
+    if (this.#closed) return;
+    for (const p of o.peers ?? []) torrent.addPeer(p.host, p.port);
+    if (link) { for (const p of link.peers) torrent.addPeer(p.host, p.port); }
+    this.#setDhtSink((peers) => {
+      for (const p of peers) torrent.addPeer(p.host, p.port, { source: "dht" });
+    });
+    if (torrent.complete) this.#done.resolve();
+    await this.#host.loaded(this);
+  }
+
+  #dhtPort = 0;
+  #magnetUri: string | undefined;
+
+  /** The magnet link it was added from, if it was. */
+  get magnetUri(): string | undefined {
+    return this.#magnetUri;
+  }
+
+  /**
+   * Looks the torrent up in the DHT and announces us; called by the session when due.
+   *
+   * @returns How many peers were found.
+   */
+  async lookupDht(dht: Dht): Promise<number> {
+    return await this.#lookup(dht);
+  }
+
+  async #lookup(dht: Dht): Promise<number> {
+    if (this.#closed || this.#meta?.private || !this.#infoHash) return 0;
+    this.#dhtPort = dht.port;
+    const found = await dht.lookup(this.#infoHash, {
+      announcePort: this.#host.port,
+      onPeers: (peers) => {
+        for (const p of peers) if (this.#dhtFound.length < 500) this.#dhtFound.push(p);
+        this.#dhtPeers?.(peers);
+      },
+      signal: this.#abort.signal,
+    }).catch(() => []);
+    return found.length;
+  }
+
+  /** Where DHT peers go (the metadata fetch, then the torrent); the peers found so far are given at once. */
+  #setDhtSink(sink: (peers: PeerAddress[]) => void): void {
+    this.#dhtPeers = sink;
+    if (this.#dhtFound.length) sink([...this.#dhtFound]);
+  }
+
+  #dispatch<K extends keyof TorrentEvents>(type: K, detail: TorrentEvents[K]): void {
+    if (type === "complete") {
+      this.#doneAt ||= Date.now();
+      void this.#host.changed(this);
+    }
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #t(): Torrent {
+    if (!this.#torrent) throw new Error("The torrent is not ready yet: await its ready first");
+    return this.#torrent;
+  }
+
+  #m(): Metainfo {
+    if (!this.#meta) throw new Error("The torrent is not ready yet: await its ready first");
+    return this.#meta;
+  }
+
+  // ------------------------------------------------------------ for the session
+
+  /** The session's number for this torrent, kept across restarts (0 until added). */
+  get id(): number {
+    return this.#id;
+  }
+
+  /** @internal Set by the session. */
+  set id(id: number) {
+    this.#id = id;
+  }
+
+  /** What the user asked for: started, paused or stopped. */
+  get desired(): InitialState {
+    return this.#wanted;
+  }
+
+  /** How the session drives the engine: running, queued (waiting for a slot) or off. */
+  get run(): RunState {
+    return this.#run;
+  }
+
+  /** The engine, once loaded (the session ticks it and hands it connections). */
+  get engine(): Torrent | undefined {
+    return this.#torrent;
+  }
+
+  /** True when a seeding limit stopped the torrent (Transmission's `isFinished`). */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** This torrent's own limits (bytes/s; 0 = none). */
+  get limits(): { download: number; upload: number } {
+    return { download: this.#down.rate, upload: this.#up.rate };
+  }
+
+  /** Changes this torrent's own limits (bytes/s; 0 = none); effective at once. */
+  set limits(l: { download?: number; upload?: number }) {
+    if (l.download !== undefined) this.#down.rate = l.download;
+    if (l.upload !== undefined) this.#up.rate = l.upload;
+    void this.#host.changed(this);
+  }
+
+  /** The options it was added with (for saving the session's state). */
+  get options(): Readonly<TorrentAddOptions> {
+    return this.#opts;
+  }
+
+  /** The download directory. */
+  get basedir(): string {
+    return this.#basedir;
+  }
+
+  /** When it was added and when it completed (ms since the epoch; 0 = not yet). */
+  get dates(): { added: number; done: number } {
+    return { added: this.#addedAt, done: this.#doneAt };
+  }
+
+  /** Payload bytes over the torrent's life (this run plus earlier ones), and seconds spent seeding. */
+  get totals(): { uploaded: number; downloaded: number; seedingSeconds: number } {
+    return {
+      uploaded: this.#base.uploaded + this.uploaded,
+      downloaded: this.#base.downloaded + this.downloaded,
+      seedingSeconds: this.#base.seedingSeconds,
+    };
+  }
+
+  /** Why loading failed, if it did. */
+  get errorText(): string | undefined {
+    return this.#error ?? this.#torrent?.error?.message;
+  }
+
+  /**
+   * @internal The session restores what it saved: totals, dates, whether a limit stopped it.
+   */
+  restore(saved: {
+    uploaded?: number;
+    downloaded?: number;
+    seedingSeconds?: number;
+    added?: number;
+    done?: number;
+    finished?: boolean;
+  }): void {
+    this.#base = {
+      uploaded: saved.uploaded ?? 0,
+      downloaded: saved.downloaded ?? 0,
+      seedingSeconds: saved.seedingSeconds ?? 0,
+    };
+    if (saved.added) this.#addedAt = saved.added;
+    if (saved.done) this.#doneAt = saved.done;
+    this.#finished = saved.finished ?? false;
+  }
+
+  /**
+   * @internal The session's tick: the engine's tick, seeding time and the stop rules.
+   *
+   * @param now The current time (ms).
+   * @param seconds Time since the last tick.
+   * @returns True when a seeding limit was just reached (the torrent stops).
+   */
+  tick(now: number, seconds: number): boolean {
+    const t = this.#torrent;
+    if (!t || this.#run !== "running") return false;
+    t.tick(now);
+    if (!t.complete || t.state !== "active") return false;
+    this.#base.seedingSeconds += seconds;
+    const ratio = this.#opts.ratioLimit ?? this.#host.stopRules.ratioLimit;
+    const seedTime = this.#opts.seedTimeLimit ?? this.#host.stopRules.seedTimeLimit;
+    const size = this.#meta?.length ?? 0;
+    const reached = (ratio > 0 && size > 0 && this.totals.uploaded / size >= ratio) ||
+      (seedTime > 0 && this.#base.seedingSeconds >= seedTime);
+    if (!reached) return false;
+    this.#finished = true;
+    this.#wanted = "stopped";
+    return true;
+  }
+
+  /**
+   * @internal The session decides how the engine runs.
+   *
+   * @param run Running (as the user wants it: started or paused), queued, or off.
+   */
+  async drive(run: RunState): Promise<void> {
+    this.#run = run;
+    const t = this.#torrent;
+    if (!t || this.#closed) return;
+    if (run !== "running") {
+      if (t.state !== "stopped") await t.stop();
+      return;
+    }
+    if (this.#wanted === "paused") t.pause();
+    else if (this.#wanted === "started") t.start();
+    else if (t.state !== "stopped") await t.stop();
+  }
+
+  /**
+   * @internal An incoming connection for this torrent (its encryption handshake, if any, done).
+   *
+   * @returns False when refused.
+   */
+  accept(
+    stream: PeerStream,
+    options: { host: string; port: number; handshakeTimeoutMs: number },
+  ): boolean {
+    if (!this.#torrent || this.#run !== "running") {
+      stream.close?.();
+      return false;
+    }
+    return this.#torrent.accept(stream, options);
+  }
+
+  // ------------------------------------------------------------ the seed's methods
+
+  /** Resolves when every wanted piece is verified on disk (immediately when already complete). */
+  get done(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  /**
+   * Verifies data on disk: a list of pieces, a single piece, or (with no argument) everything. Each piece
+   * dispatches `hashpass` or `hashfail` (and calls `onHashPass` / `onHashFail`).
+   *
+   * @param pieces A piece index, a list of indexes, or nothing for all pieces.
+   */
+  async hashcheck(pieces?: number | Iterable<number>): Promise<void> {
+    await this.ready;
+    const list = typeof pieces === "number" ? [pieces] : pieces;
+    await this.#t().hashcheck(list);
+  }
+
+  /** Sends `started` to trackers and downloads/uploads normally (when the session's queue lets it run). */
+  async start(): Promise<void> {
+    await this.ready;
+    this.#wanted = "started";
+    this.#finished = false;
+    await this.#host.changed(this);
+  }
+
+  /** Sends `stopped` to trackers, closes every connection and file, refuses incoming peers. */
+  async stop(): Promise<void> {
+    await this.ready;
+    this.#wanted = "stopped";
+    await this.#host.changed(this);
+  }
+
+  /** Keeps connections but makes and fills no requests; `start()` resumes. */
+  async pause(): Promise<void> {
+    await this.ready;
+    this.#wanted = "paused";
+    await this.#host.changed(this);
+  }
+
+  /** The 20-byte info hash peers and trackers know the torrent by (known before its metadata). */
+  get infohash(): Uint8Array {
+    if (!this.#infoHash) return this.#m().infoHash;
+    return this.#infoHash;
+  }
+
+  /** The info hash as 40 lower-case hex digits. */
+  get infohashHex(): string {
+    return [...this.infohash].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  /** Our 20-byte peer id. */
+  get peerid(): Uint8Array {
+    return this.#host.peerId;
+  }
+
+  /** The port we listen on (0 until the session listens). */
+  get port(): number {
+    return this.#host.port;
+  }
+
+  /** Total bytes of all files. */
+  get size(): number {
+    return this.#m().length;
+  }
+
+  /** The name the torrent suggests for the file or directory (sanitised). */
+  get name(): string {
+    return this.#m().name;
+  }
+
+  /** Payload bytes uploaded to peers since the torrent was loaded. */
+  get uploaded(): number {
+    return this.#torrent?.uploaded ?? 0;
+  }
+
+  /** Payload bytes downloaded from peers since the torrent was loaded. */
+  get downloaded(): number {
+    return this.#torrent?.downloaded ?? 0;
+  }
+
+  /** Bytes of wanted pieces not yet verified. */
+  get left(): number {
+    return this.#t().left;
+  }
+
+  /** Bytes per piece (the last piece may be shorter). */
+  get pieceLength(): number {
+    return this.#m().pieceLength;
+  }
+
+  /** Packed bitfield (piece 0 = high bit of byte 0) of the pieces we have. */
+  get bitfield(): Uint8Array {
+    return this.#t().have.bytes.slice();
+  }
+
+  /** Packed bitfield of the pieces we want and do not have; computed on every call. */
+  get wanted(): Uint8Array {
+    return this.#t().wantedBits();
+  }
+
+  /** True when everything wanted is downloaded (not necessarily everything). */
+  get complete(): boolean {
+    return this.#t().complete;
+  }
+
+  /** True when we have every piece and can seed. */
+  get seed(): boolean {
+    return this.#t().seed;
+  }
+
+  /** The torrent's files with length, absolute path and (settable) priority; padding files left out. */
+  get files(): ClientFile[] {
+    const t = this.#t();
+    const meta = this.#m();
+    const setPriority = (i: number, p: number) =>
+      this.setPriority(i, p).catch((error) => this.#dispatch("error", { error: asError(error) }));
+    return meta.files.map((f, i) => ({
+      length: f.length,
+      path: join(this.#basedir, ...f.path),
+      get priority(): number {
+        return t.priorities[i];
+      },
+      set priority(p: number) {
+        setPriority(i, p);
+      },
+    }));
+  }
+
+  /**
+   * Sets a file's download priority and waits until storage has applied it (data of a file raised from 0 moved
+   * out of the part file).
+   *
+   * @param file File index (as in `files`).
+   * @param priority 0 = do not download; higher is sooner.
+   */
+  async setPriority(file: number, priority: number): Promise<void> {
+    if (!this.#torrent) await this.ready;
+    // applied at once (before the first await), so `files[i].priority` reads back the new value
+    const step = this.#t().setPriority(file, priority);
+    void this.#host.changed(this);
+    await step;
+  }
+
+  /** Currently connected peers. */
+  get peers(): PeerInfo[] {
+    return this.#torrent?.peers() ?? [];
+  }
+
+  /** "active", "paused" or "stopped" (a queued torrent is stopped). */
+  get state(): TorrentState {
+    return this.#torrent?.state ?? "stopped";
+  }
+
+  /** Index of the part file holding pieces that overlap priority-0 files; pass it back as `pieceCache`. */
+  get pieceCache(): PieceCacheIndex | undefined {
+    return this.#torrent?.pieceCache;
+  }
+
+  /** Tracker tiers (BEP 12) with counts, failures and the peers each returned. */
+  get trackers(): TrackerTierView[] {
+    return this.#t().trackers();
+  }
+
+  // ------------------------------------------------------------ beyond the seed
+
+  /** True once the metadata is known (a magnet link's is fetched first). */
+  get hasMetadata(): boolean {
+    return this.#meta !== undefined;
+  }
+
+  /** The .torrent file's bytes (built from the fetched metadata for a magnet link). */
+  get torrentFile(): Uint8Array {
+    return this.#torrentBytes ?? torrentFromMetadata(this.#m().info, this.#m().announceList.flat());
+  }
+
+  /** The parsed torrent. */
+  get metainfo(): Metainfo {
+    return this.#m();
+  }
+
+  /** Current download rate, bytes/s. */
+  get downloadRate(): number {
+    return this.#torrent?.downloadRate ?? 0;
+  }
+
+  /** Current upload rate, bytes/s. */
+  get uploadRate(): number {
+    return this.#torrent?.uploadRate ?? 0;
+  }
+
+  /** Bytes of wanted data in total and verified so far, and hash-check progress (0-1) while one runs. */
+  get progress(): { have: number; total: number; checking: number | undefined } {
+    return this.#torrent?.progress ??
+      { have: 0, total: this.#meta?.length ?? 0, checking: undefined };
+  }
+
+  /** True while a hash check is running. */
+  get checking(): boolean {
+    return this.#torrent?.checking ?? false;
+  }
+
+  /**
+   * Dials a peer directly (tracker-less use); retried with backoff until it answers.
+   *
+   * @param host IP address or host name.
+   * @param port TCP port.
+   */
+  addPeer(host: string, port: number): void {
+    this.#t().addPeer(host, port);
+  }
+
+  /** Writes resume data now (it is also written as pieces arrive and on stop). */
+  async saveResume(): Promise<void> {
+    await this.ready;
+    await this.#t().saveResume();
+  }
+
+  /** Stops (announcing `stopped`) and closes every file; the session forgets it. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    await this.ready.catch(() => {});
+    await this.#torrent?.close();
+    this.#done.reject(new Error("The torrent was closed before the download completed"));
+  }
+
+  /** Same as {@linkcode SessionTorrent.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+// Typed event listeners, in the style of oak's Application.
+/** Typed event listener overloads of {@linkcode SessionTorrent}. */
+export interface SessionTorrent {
+  /** Typed listener for a {@linkcode ClientEventMap} event. */
+  addEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (this: SessionTorrent, ev: ClientEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Any other listener. */
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Removes a typed listener. */
+  removeEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (this: SessionTorrent, ev: ClientEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Removes any other listener. */
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
