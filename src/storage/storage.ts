@@ -742,8 +742,8 @@ export class Storage implements AsyncDisposable {
     for (let i = 0; i < this.layout.files.length; i++) {
       const f = this.layout.files[i];
       if (f.length !== 0 || f.padding || this.#priorities[i] === 0) continue;
-      if (f.symlink) {
-        await this.#makeLink(i); // a link that cannot be made is reported by applyAttributes()
+      // a link that cannot be made is an ordinary empty file (applyAttributes() reports why)
+      if (f.symlink && (await this.#makeLink(i).catch((e: Error) => e.message)) === undefined) {
         continue;
       }
       const path = await this.#safePath(i);
