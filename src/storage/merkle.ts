@@ -451,6 +451,37 @@ export async function verifyHashes(
   return checked;
 }
 
+/** Most hashes one request may ask for (libtorrent's limit: one piece of 128 MiB in blocks). */
+export const MAX_HASH_REQUEST_LENGTH = 8192;
+
+/**
+ * Checks a request's numbers against the tree of a file of `fileLength` bytes: the base layer below the root,
+ * `length` a power of two from 2 to {@linkcode MAX_HASH_REQUEST_LENGTH}, `index` a multiple of it and the range
+ * inside the layer, and proof layers that stay below the root. (It does not look at `piecesRoot`.)
+ *
+ * @param req The request.
+ * @param fileLength Bytes in the file whose root it names.
+ * @returns Why it is invalid, or undefined when it is valid.
+ */
+export function checkHashRequest(req: HashRequest, fileLength: number): string | undefined {
+  const { baseLayer, index, length, proofLayers } = req;
+  const height = treeHeight(fileLength);
+  if (!Number.isInteger(baseLayer) || baseLayer < 0 || baseLayer >= height) {
+    return `base layer ${baseLayer} is not below the root (layer ${height})`;
+  }
+  if (length < 2 || length > MAX_HASH_REQUEST_LENGTH || nextPowerOfTwo(length) !== length) {
+    return `length ${length} is not a power of two from 2 to ${MAX_HASH_REQUEST_LENGTH}`;
+  }
+  const width = 2 ** (height - baseLayer);
+  if (!Number.isInteger(index) || index % length !== 0 || index + length > width) {
+    return `hashes ${index}+${length} are not an aligned range of the ${width} in layer ${baseLayer}`;
+  }
+  if (!Number.isInteger(proofLayers) || proofLayers < 0 || proofLayers >= height - baseLayer) {
+    return `${proofLayers} proof layers reach past the root`;
+  }
+  return undefined;
+}
+
 /**
  * The tree of one file from its piece layer up (or from its leaves, for the block hashes of small files): the
  * hashes that answer `hash request` messages. Each layer holds its real nodes; nodes past the end of the file
@@ -606,28 +637,13 @@ export class MerkleTree {
   }
 
   /**
-   * Checks a request against this file's tree: the base layer below the root, `length` a power of two of at
-   * least 2, `index` a multiple of it and inside the layer, and proof layers that stay below the root.
+   * Checks a request against this file's tree (see {@linkcode checkHashRequest}).
    *
    * @param req The request.
    * @returns Why it is invalid, or undefined when it is valid.
    */
   check(req: HashRequest): string | undefined {
-    const { baseLayer, index, length, proofLayers } = req;
-    if (!Number.isInteger(baseLayer) || baseLayer < 0 || baseLayer >= this.height) {
-      return `base layer ${baseLayer} is not below the root (layer ${this.height})`;
-    }
-    if (length < 2 || nextPowerOfTwo(length) !== length) {
-      return `length ${length} is not a power of two of at least 2`;
-    }
-    const width = 2 ** (this.height - baseLayer);
-    if (index % length !== 0 || index + length > width) {
-      return `hashes ${index}+${length} are not an aligned range of the ${width} in layer ${baseLayer}`;
-    }
-    if (proofLayers < 0 || proofLayers >= this.height - baseLayer) {
-      return `${proofLayers} proof layers reach past the root`;
-    }
-    return undefined;
+    return checkHashRequest(req, this.fileLength);
   }
 
   /**
