@@ -2,8 +2,8 @@
  * Seedbed: a BitTorrent client for Deno, built on Web APIs.
  *
  * The {@linkcode Client} downloads and seeds one torrent with AnyEvent::BitTorrent's API. The building blocks are
- * exported too: bencode, .torrent parsing and creation, magnet links, the peer wire protocol, storage and
- * trackers.
+ * exported too: bencode, .torrent parsing and creation (v1, v2 and hybrid), magnet links, the peer wire protocol,
+ * BEP 52 merkle trees and hash messages, storage and trackers.
  *
  * @example Download a torrent
  * ```ts ignore
@@ -33,15 +33,24 @@ export {
 } from "./src/bencode.ts";
 export { Bitfield } from "./src/bitfield.ts";
 export {
+  addPieceLayer,
   type Metainfo,
   MetainfoError,
+  missingPieceLayers,
   parseMetainfo,
   type ParseMetainfoOptions,
   pieceHash,
   pieceSize,
   type TorrentFile,
 } from "./src/metainfo.ts";
-export { formatMagnet, MagnetError, type MagnetLink, parseMagnet } from "./src/magnet.ts";
+export {
+  formatMagnet,
+  infoDictMatches,
+  MagnetError,
+  type MagnetLink,
+  parseMagnet,
+  type TorrentFromMetadataOptions,
+} from "./src/magnet.ts";
 export {
   autoPieceLength,
   type CreateFileInput,
@@ -97,7 +106,39 @@ export {
 export { decodeMessage, encodeMessage, type PeerMessage, WireError } from "./src/wire/messages.ts";
 export { FrameDecoder } from "./src/wire/frame_decoder.ts";
 export { allowedFastSet } from "./src/wire/allowed_fast.ts";
+export {
+  decodeHashMessage,
+  encodeHashes,
+  encodeHashReject,
+  encodeHashRequest,
+  findHashRequestFile,
+  type HashFile,
+  type HashMessage,
+  HashMessageId,
+  sameHashRequest,
+} from "./src/wire/hashes.ts";
 export { type FileSpan, Layout, type LayoutInput, type StorageFile } from "./src/storage/layout.ts";
+export {
+  BLOCK_SIZE,
+  checkHashRequest,
+  type FileHashes,
+  FileMerkle,
+  type HashRequest,
+  layerRoot,
+  MerkleHasher,
+  MerkleTree,
+  type PieceSubtree,
+  treeHeight,
+  uncleCount,
+  verifyHashes,
+  verifyPieceLayer,
+} from "./src/storage/merkle.ts";
+export {
+  type PieceCheck,
+  PieceVerifier,
+  type PieceVerifierOptions,
+  type V2Expectation,
+} from "./src/storage/verify.ts";
 export type { ExtensionHandshake } from "./src/wire/extension.ts";
 export {
   type BackendFile,

@@ -239,9 +239,9 @@ async function v2Info(
       const a = keys[order[i - 1]], b = keys[order[i]];
       if (a.length <= b.length && a.every((c, k) => compareBytes(c, b[k]) === 0)) {
         throw new TypeError(
-          `Cannot create a v2 torrent: "${files[i - 1].path.join("/")}" is a file and the directory of "${
-            files[i].path.join("/")
-          }"`,
+          `Cannot create a v2 torrent: "${
+            files[i - 1].path.join("/")
+          }" is a file and the directory of "${files[i].path.join("/")}"`,
         );
       }
     }
