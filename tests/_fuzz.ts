@@ -50,7 +50,7 @@ const fixtures = new URL("../fixtures/", import.meta.url).pathname;
 const v2Seeds = [
   "real/libtorrent_v2_multi.torrent",
   "real/libtorrent_hybrid_multi.torrent",
-  "sanitised/v2_tree_unsafe_names.torrent",
+  "sanitised_v2/v2_tree_unsafe_names.torrent",
 ].map((f) => Deno.readFileSync(fixtures + f));
 
 /** Hash message frames without their length prefix: the id byte, then the payload. */

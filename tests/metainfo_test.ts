@@ -87,8 +87,15 @@ Deno.test("every crafted bad torrent is rejected with an error naming its field"
 Deno.test("sanitised torrents keep every path inside the download directory", async () => {
   const dir = "/downloads/here";
   let count = 0;
-  for await (const entry of Deno.readDir(join(fixtures, "sanitised"))) {
-    const meta = await parseMetainfo(await Deno.readFile(join(fixtures, "sanitised", entry.name)));
+  const corpus = [...Deno.readDirSync(join(fixtures, "sanitised"))].map((e) =>
+    `sanitised/${e.name}`
+  )
+    .concat(
+      [...Deno.readDirSync(join(fixtures, "sanitised_v2"))].map((e) => `sanitised_v2/${e.name}`),
+    );
+  for (const file of corpus) {
+    const entry = { name: file };
+    const meta = await parseMetainfo(await Deno.readFile(join(fixtures, file)));
     const files = new Set<string>();
     const dirs = new Set<string>();
     for (const f of meta.files) {
@@ -177,7 +184,7 @@ Deno.test("mutated torrents only ever fail with BencodeError or MetainfoError (b
       "sanitised/windows_reserved_name.torrent",
       "real/libtorrent_v2_multi.torrent",
       "real/libtorrent_hybrid_multi.torrent",
-      "sanitised/v2_tree_unsafe_names.torrent",
+      "sanitised_v2/v2_tree_unsafe_names.torrent",
     ].map((f) => Deno.readFile(join(fixtures, f))),
   );
   let seed = 12345;
@@ -509,7 +516,7 @@ Deno.test("BEP 47 attributes: executable and hidden flags; links inside the torr
   assert.match(meta.warnings[0], /^info\.files\[2\]: symbolic link ignored/);
   assert.match(meta.warnings[2], /length 0, not 2/);
   const v2 = await parseMetainfo(
-    await Deno.readFile(join(fixtures, "sanitised/v2_symlink_outside.torrent")),
+    await Deno.readFile(join(fixtures, "sanitised_v2/v2_symlink_outside.torrent")),
   );
   assert.equal(v2.files.find((f) => f.path.at(-1) === "link")?.symlink, undefined);
   assert.match(v2.warnings[0], /^info\.file tree\/link: symbolic link ignored/);
