@@ -3,7 +3,7 @@
 // Also the piece layer check of a 4 GiB file's layer (4096 pieces of 1 MiB), as parseMetainfo does it.
 import { Layout } from "../src/storage/layout.ts";
 import { FileMerkle, MerkleHasher, verifyPieceLayer } from "../src/storage/merkle.ts";
-import { PieceVerifier } from "../src/storage/verify.ts";
+import { TorrentVerifier } from "../src/storage/verify.ts";
 
 const PIECE = 1 << 20;
 const PIECES = 16;
@@ -22,11 +22,11 @@ for (let i = 0; i < PIECES; i++) {
 const files = [{ path: ["f"], length: data.length, offset: 0, piecesRoot: root }];
 const pieceLayers = new Map([[root.toHex(), pieceLayer]]);
 const base = { files, pieceLength: PIECE, length: data.length, pieces: sha1, pieceLayers };
-const v1 = new PieceVerifier(new Layout({ ...base, version: 1 }));
-const v2 = new PieceVerifier(new Layout({ ...base, version: 2 }));
-const hybrid = new PieceVerifier(new Layout({ ...base, version: "hybrid" }));
+const v1 = new TorrentVerifier(new Layout({ ...base, version: 1 }));
+const v2 = new TorrentVerifier(new Layout({ ...base, version: 2 }));
+const hybrid = new TorrentVerifier(new Layout({ ...base, version: "hybrid" }));
 
-async function all(verifier: PieceVerifier): Promise<void> {
+async function all(verifier: TorrentVerifier): Promise<void> {
   for (let i = 0; i < PIECES; i++) {
     if (!(await verifier.verify(i, data.subarray(i * PIECE, (i + 1) * PIECE)))) {
       throw new Error(`piece ${i} failed`);

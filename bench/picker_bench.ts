@@ -19,11 +19,14 @@ Deno.bench({
       maxInMemory: 8,
     });
     picker.addAvailability(all);
+    const peer = picker.requests.forPeer();
     let done = 0;
     while (done < PIECES) {
-      const blocks = picker.pick(all, 256, () => false);
+      const blocks = picker.pick(all, 256, peer);
       if (blocks.length === 0) throw new Error("stuck");
+      for (const b of blocks) peer.add(picker.requests.key(b.index, b.begin));
       for (const b of blocks) {
+        peer.delete(picker.requests.key(b.index, b.begin));
         const piece = picker.receive(b.index, b.begin, block, 1);
         if (piece) {
           picker.pieceVerified(piece);

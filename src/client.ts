@@ -15,10 +15,15 @@ import { Dht, type DhtOptions } from "./dht/dht.ts";
 import type { PeerAddress } from "./tracker/compact.ts";
 import type { PieceCacheIndex } from "./storage/storage.ts";
 import { type PeerInfo, Torrent, type TorrentEvents, type TorrentState } from "./swarm/torrent.ts";
+import { type TcpStream, tcpStream } from "./transport/tcp.ts";
+import { acceptConnection } from "./wire/mse.ts";
 import type { TrackerTierView } from "./tracker/tiers.ts";
 
 export { CLIENT_CODE, VERSION } from "./version.ts";
 export { makePeerId } from "./peer_id.ts";
+
+/** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
+const HANDSHAKE_MS = 10_000;
 
 /** Initial state, as in the seed: started (default), paused or stopped. */
 export type InitialState = "started" | "paused" | "stopped";
@@ -165,29 +170,8 @@ export interface ClientFile {
   priority: number;
 }
 
-/** Details of each event {@linkcode Client} dispatches (as `CustomEvent`s). */
-export interface ClientEventMap {
-  /** A piece passed its hash check. */
-  hashpass: CustomEvent<{ index: number }>;
-  /** A piece failed its hash check. */
-  hashfail: CustomEvent<{ index: number }>;
-  /** A downloaded piece was verified and written. */
-  piece: CustomEvent<{ index: number }>;
-  /** A peer connection completed its handshake. */
-  peer: CustomEvent<{ address: string; peerId: Uint8Array | undefined; incoming: boolean }>;
-  /** A peer connection ended, with the reason. */
-  peerclose: CustomEvent<{ address: string; reason: string }>;
-  /** A tracker answered, failed, or warned. */
-  tracker: CustomEvent<
-    { type: "announce" | "error" | "warning"; url: string; peers?: number; message?: string }
-  >;
-  /** The state changed. */
-  state: CustomEvent<{ state: TorrentState }>;
-  /** Every wanted piece is verified on disk. */
-  complete: CustomEvent<Record<string, never>>;
-  /** Something went wrong that did not stop the client (disk error, tracker error is separate). */
-  error: CustomEvent<{ error: Error }>;
-}
+/** The events {@linkcode Client} dispatches: each of the engine's {@linkcode TorrentEvents} as a `CustomEvent`. */
+export type ClientEventMap = { [K in keyof TorrentEvents]: CustomEvent<TorrentEvents[K]> };
 
 /**
  * A BitTorrent client for one torrent, with AnyEvent::BitTorrent's API.
@@ -224,15 +208,12 @@ export class Client extends EventTarget implements AsyncDisposable {
   #dhtRun: Promise<void> | undefined;
   #dhtOff = false;
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
+  #ticker: ReturnType<typeof setInterval> | undefined;
 
   /**
-
    * Creates a {@linkcode Client}.
-
    *
-
    * @param options What to download or seed, where, and how; see {@linkcode ClientOptions}.
-
    */
   constructor(options: ClientOptions) {
     super();
@@ -341,7 +322,7 @@ export class Client extends EventTarget implements AsyncDisposable {
     if (this.#closed) return;
     for (const p of [...magnetPeers, ...(o.peers ?? [])]) torrent.addPeer(p.host, p.port);
     this.#setDhtSink((peers) => {
-      for (const p of peers) torrent.addPeer(p.host, p.port, false, "dht");
+      for (const p of peers) torrent.addPeer(p.host, p.port, { source: "dht" });
     });
     if (meta.private) this.#stopDht(); // BEP 27: a magnet link turned out to be a private torrent
     else if (!this.#dhtRun) {
@@ -357,12 +338,13 @@ export class Client extends EventTarget implements AsyncDisposable {
       this.#lsd = new LocalDiscovery({
         infoHashes: [meta.infoHash],
         port: () => this.port,
-        onPeer: (host, port) => torrent.addPeer(host, port, false, "lsd"),
+        onPeer: (host, port) => torrent.addPeer(host, port, { source: "lsd" }),
         ...(iface ? { interfaceAddress: iface } : {}),
         ...(opts.multicastPort ? { multicastPort: opts.multicastPort } : {}),
       });
       await this.#lsd.start();
     }
+    this.#ticker = setInterval(() => torrent.tick(), o.tickMs ?? 1000);
     const state = o.state ?? "started";
     if (state === "started") torrent.start();
     else if (state === "paused") torrent.pause();
@@ -434,11 +416,28 @@ export class Client extends EventTarget implements AsyncDisposable {
           conn.close();
           continue;
         }
-        this.#torrent.accept(conn);
+        this.#incoming(tcpStream(conn), this.#torrent);
       }
     } catch {
       // listener closed
     }
+  }
+
+  /**
+   * An incoming connection: a plain handshake passes through; an encrypted one (MSE, as WebTorrent dials) is
+   * answered first. One deadline covers both handshakes, so a peer dripping bytes is gone within 10 s.
+   */
+  #incoming(stream: TcpStream, torrent: Torrent): void {
+    const { host, port } = stream.remoteAddress;
+    if (torrent.state === "stopped") return stream.close();
+    const accepted = Date.now();
+    acceptConnection(stream, [torrent.meta.infoHash], { timeoutMs: HANDSHAKE_MS }).then(
+      ({ stream: plain }) => {
+        const left = Math.max(1, HANDSHAKE_MS - (Date.now() - accepted));
+        torrent.accept(plain, { host, port, handshakeTimeoutMs: left });
+      },
+      () => stream.close(),
+    );
   }
 
   #dispatch<K extends keyof TorrentEvents>(type: K, detail: TorrentEvents[K]): void {
@@ -687,6 +686,7 @@ export class Client extends EventTarget implements AsyncDisposable {
     await this.#dhtRun;
     if (this.#ownDht) await this.#dht?.close();
     await this.#torrent?.close();
+    clearInterval(this.#ticker);
     this.#done.reject(new Error("Client closed before the download completed"));
   }
 

@@ -49,6 +49,11 @@ export interface TorrentFile {
   path: string[];
   /** The path as the torrent gave it, joined with "/", control characters neutralised (for display). */
   displayPath: string;
+  /**
+   * The path components exactly as the torrent gave them (`[name]` or `[name, ...components]`, unsanitised,
+   * `.utf-8` variants preferred): what a web seed's URL is built from (BEP 19). Never a file system path.
+   */
+  torrentPath: string[];
   /** Size in bytes. */
   length: number;
   /** Byte offset of this file in the torrent's concatenated data. */
@@ -115,8 +120,10 @@ export interface Metainfo {
   announce: string | undefined;
   /** Tracker tiers (BEP 12): `announce-list` when present, else `[[announce]]`, else empty. */
   announceList: string[][];
-  /** Web seeds (BEP 19 `url-list`). */
+  /** Web seeds (BEP 19 `url-list`), any scheme, in torrent order. */
   urlList: string[];
+  /** HTTP seeds (BEP 17 `httpseeds`), any scheme, in torrent order. */
+  httpSeeds: string[];
   /** BEP 27 private flag: peers only from the torrent's trackers. */
   private: boolean;
   /** The comment, control characters neutralised. */
@@ -323,13 +330,17 @@ export async function parseMetainfo(
           pathList(entry["path"], `${field}.path`, padding) ?? [".pad", String(length)];
         list.push({ raw: rawPath, length, offset: total, padding, field });
         if (padding) {
-          files.push(padEntry(name, multiFile, length, total));
+          files.push({
+            ...padEntry(name, multiFile, length, total),
+            torrentPath: [rawName, ...rawPath],
+          });
         } else {
           const components = [name];
           for (const c of rawPath) components.push(sanitizeComponent(c));
           files.push({
             path: unique.add(components),
             displayPath: printable([rawName, ...rawPath].join("/")),
+            torrentPath: [rawName, ...rawPath],
             length,
             offset: total,
             padding: false,
@@ -347,6 +358,7 @@ export async function parseMetainfo(
       files.push({
         path: [name],
         displayPath: displayName,
+        torrentPath: [rawName],
         length,
         offset: 0,
         padding: false,
@@ -383,6 +395,7 @@ export async function parseMetainfo(
       files.push({
         path: unique.add(components),
         displayPath: printable(multiFile ? [rawName, ...t.raw].join("/") : t.raw[0]),
+        torrentPath: multiFile ? [rawName, ...t.raw] : [t.raw[0]],
         length: t.length,
         offset: total,
         padding: false,
@@ -438,11 +451,8 @@ export async function parseMetainfo(
     }
   }
   if (announceList.length === 0 && announce) announceList = [[announce]];
-  const webSeeds = top["url-list"];
-  const urlList = (Array.isArray(webSeeds) ? webSeeds : webSeeds === undefined ? [] : [webSeeds])
-    .slice(0, 100)
-    .map(url)
-    .filter((u): u is string => u !== undefined);
+  const urlList = urls(top["url-list"]);
+  const httpSeeds = urls(top["httpseeds"]);
   const date = top["creation date"];
   const creationDate = typeof date === "number" && date > 0 && date < 253402300800
     ? new Date(date * 1000)
@@ -469,6 +479,7 @@ export async function parseMetainfo(
     announce,
     announceList,
     urlList,
+    httpSeeds,
     private: info["private"] === 1,
     comment: comment === undefined ? undefined : printable(comment),
     createdBy: createdBy === undefined ? undefined : printable(createdBy),
@@ -489,6 +500,7 @@ function padEntry(name: string, multiFile: boolean, length: number, offset: numb
   return {
     path: multiFile ? [name, ...rest] : rest,
     displayPath: rest.join("/"),
+    torrentPath: multiFile ? [name, ...rest] : rest,
     length,
     offset,
     padding: true,
@@ -624,6 +636,12 @@ function url(v: BencodeValue | undefined): string | undefined {
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x20\x7f]/.test(s)) return undefined;
   return s;
+}
+
+/** A URL or a list of them (at most 100, duplicates and unusable entries left out). */
+function urls(v: BencodeValue | undefined): string[] {
+  const list = Array.isArray(v) ? v : v === undefined ? [] : [v];
+  return [...new Set(list.slice(0, 100).map(url).filter((u): u is string => u !== undefined))];
 }
 
 function pathList(

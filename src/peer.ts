@@ -2,6 +2,11 @@
  * One peer connection: the handshake, choke/interest state both ways, the peer's pieces, our pipelined requests,
  * the fast extension (BEP 6) and the extension protocol (BEP 10), over any pair of Web Streams.
  *
+ * Reading: the connection's readable (already decrypted when the connection is encrypted) is piped through the
+ * wire's one decoder, {@linkcode FrameDecoder}, which yields the handshake and then one message per frame; this
+ * file validates each message against the torrent and the connection's state. Writing: messages are copied into
+ * two reused send buffers as they are made and written in large batches (double buffering).
+ *
  * A peer that breaks the protocol is disconnected and reported through `onClose` with the reason; nothing is
  * ever thrown into the caller. Outgoing messages produced in one turn of the event loop are written together.
  *
@@ -16,13 +21,10 @@ import {
   encodeExtensionHandshake,
   type ExtensionHandshake,
 } from "./wire/extension.ts";
-import { FrameParser } from "./wire/frame_decoder.ts";
-import {
-  encodeHandshake,
-  type Handshake,
-  HANDSHAKE_LENGTH,
-  parseHandshake,
-} from "./wire/handshake.ts";
+import { FrameDecoder, type MessageBatch } from "./wire/frame_decoder.ts";
+import { encodeHandshake, type Handshake } from "./wire/handshake.ts";
+import type { RateGate } from "./transport/bandwidth.ts";
+import { SendQueue } from "./wire/send_queue.ts";
 import {
   encodeBitfield,
   encodeExtended,
@@ -31,6 +33,7 @@ import {
   encodePort,
   encodeSimple,
   MessageId,
+  type PeerMessage,
   WireError,
   writeBlockMessage,
   writePieceHeader,
@@ -71,6 +74,26 @@ export interface PeerConnectionOptions {
   keepAliveMs?: number;
   /** Closes the connection when aborted. */
   signal?: AbortSignal;
+  /** The clock (ms). @default {Date.now} */
+  now?: () => number;
+  /**
+   * Run a timer of its own for the handshake deadline, keep-alives and the idle check. An owner that holds many
+   * connections (a torrent) passes false and calls {@linkcode PeerConnection.tick} from its own tick instead.
+   * @default {true}
+   */
+  selfTimed?: boolean;
+  /**
+   * Where our requests in flight are recorded, as block keys (`index × blocksPerPiece + begin ÷ 16 KiB`): the
+   * torrent passes its one request store's view of this peer; a set of its own by default.
+   */
+  requests?: OutstandingRequests;
+  /** Bandwidth limits: every byte read and written is accounted for, and waits while a limit is in debt. */
+  rate?: RateGate;
+  /**
+   * Our handshake already went out (in the initial payload of an encryption handshake): do not send it again.
+   * @default {false}
+   */
+  handshakeSent?: boolean;
   /** The peer's address (for the allowed-fast set and reports). */
   remoteAddress?: { host: string; port: number };
 }
@@ -83,6 +106,23 @@ export interface BlockRef {
   begin: number;
   /** Bytes. */
   length: number;
+}
+
+/**
+ * Our requests in flight to one peer, as block keys. A `Set<number>` will do; the torrent's request store
+ * provides one that also counts how many peers have each block in flight.
+ */
+export interface OutstandingRequests {
+  /** Number of requests in flight. */
+  readonly size: number;
+  /** Records a request. */
+  add(key: number): unknown;
+  /** Forgets a request; true when it was there. */
+  delete(key: number): boolean;
+  /** True when the request is in flight. */
+  has(key: number): boolean;
+  /** The keys in flight. */
+  keys(): Iterable<number>;
 }
 
 /** Callbacks for what a peer does; plain calls, no event objects on the hot path. */
@@ -126,11 +166,6 @@ export interface PeerHandler {
 }
 
 const BLOCK_MAX = 16 * 1024;
-/** Queued bytes that start a socket write at once (smaller amounts go at the end of the current task). */
-const WRITE_BATCH = 256 * 1024;
-/** The two send buffers grow as needed; one bigger than this after a burst is not kept. */
-const MAX_SPARE = 2 * 1024 * 1024;
-const EMPTY = new Uint8Array(0);
 const CANCELLED_MEMORY = 2048;
 
 /** One connection to a peer. */
@@ -150,8 +185,10 @@ export class PeerConnection implements AsyncDisposable {
   #peerChoking = true;
   #peerInterested = false;
   #queueDepth: number;
-  /** our requests: key → length asked for */
-  readonly #requests = new Map<number, number>();
+  /** our requests in flight, as block keys */
+  readonly #requests: OutstandingRequests;
+  readonly #blocksPerPiece: number;
+  readonly #now: () => number;
   readonly #cancelled = new Set<number>();
   /** the peer's requests not yet answered */
   readonly #incoming = new Set<number>();
@@ -159,24 +196,18 @@ export class PeerConnection implements AsyncDisposable {
   #duplicateRequests = 0;
   #downloaded = 0;
   #uploaded = 0;
-  #lastReceived = Date.now();
-  #lastSent = Date.now();
+  #lastReceived: number;
+  #startedAt = 0;
   #closed = false;
   #closeReason: string | undefined;
   readonly #done = Promise.withResolvers<void>();
   // writing
   #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  /** Messages not yet handed to the socket: `#outBuf[0, #outLen)`. */
-  #outBuf: Uint8Array = EMPTY;
-  #outLen = 0;
-  #outSpare: Uint8Array | undefined;
-  #flushScheduled = false;
-  #writing = false;
+  #out: SendQueue | undefined;
   // reading
-  #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | undefined;
-  readonly #parser: FrameParser;
+  #reader: ReadableStreamDefaultReader<MessageBatch> | undefined;
+  readonly #maxMessageLength: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   #onAbort: (() => void) | undefined;
 
   /**
@@ -194,8 +225,14 @@ export class PeerConnection implements AsyncDisposable {
     this.#pieceLength = options.pieceLength;
     this.#lastPieceSize = options.totalLength - (options.pieceCount - 1) * options.pieceLength;
     this.#queueDepth = options.queueDepth ?? 256;
-    this.#parser = new FrameParser(
-      Math.max(BLOCK_MAX + 13, Math.ceil(options.pieceCount / 8) + 1, 1024 * 1024),
+    this.#requests = options.requests ?? new Set<number>();
+    this.#blocksPerPiece = Math.max(1, Math.ceil(options.pieceLength / BLOCK_MAX));
+    this.#now = options.now ?? Date.now;
+    this.#lastReceived = this.#now();
+    this.#maxMessageLength = Math.max(
+      BLOCK_MAX + 13,
+      Math.ceil(options.pieceCount / 8) + 1,
+      1024 * 1024,
     );
   }
 
@@ -245,6 +282,10 @@ export class PeerConnection implements AsyncDisposable {
   get outstanding(): number {
     return this.#requests.size;
   }
+  /** Our requests in flight, as block keys (read it; the connection keeps it). */
+  get requests(): OutstandingRequests {
+    return this.#requests;
+  }
   /** Most requests we keep in flight. */
   get queueDepth(): number {
     return this.#queueDepth;
@@ -267,7 +308,7 @@ export class PeerConnection implements AsyncDisposable {
   }
   /** Bytes queued for sending. */
   get sendQueueBytes(): number {
-    return this.#outLen;
+    return this.#out?.length ?? 0;
   }
   /** True once the connection ended. */
   get closed(): boolean {
@@ -307,25 +348,61 @@ export class PeerConnection implements AsyncDisposable {
     }
     try {
       this.#writer = this.#stream.writable.getWriter();
+      this.#out = new SendQueue({
+        writer: this.#writer,
+        now: this.#now,
+        onDrain: () => this.#h.onDrain?.(this),
+        onError: (err) => this.close(`write failed: ${errorText(err)}`),
+        ...(this.#opts.rate ? { rate: this.#opts.rate } : {}),
+      });
     } catch (err) {
       this.close(`cannot write: ${errorText(err)}`);
       ready.resolve(false);
       return ready.promise;
     }
-    this.#handshakeTimer = setTimeout(
-      () => this.close("handshake timed out"),
-      this.#opts.handshakeTimeoutMs ?? 10_000,
-    );
-    this.#enqueue(encodeHandshake({
+    this.#startedAt = this.#now();
+    if (this.#opts.selfTimed ?? true) {
+      const ms = this.#opts.handshakeTimeoutMs ?? 10_000;
+      this.#timer = setTimeout(() => this.tick(), ms);
+    }
+    if (!this.#opts.handshakeSent) this.#enqueue(this.handshakeBytes());
+    this.#readLoop(ready).catch((err) => this.close(`read failed: ${errorText(err)}`))
+      .finally(() => ready.resolve(false));
+    return ready.promise;
+  }
+
+  /** Our handshake, as sent (an encryption handshake may carry it as its initial payload). */
+  handshakeBytes(): Uint8Array<ArrayBuffer> {
+    return encodeHandshake({
       infoHash: this.#opts.infoHash,
       peerId: this.#opts.peerId,
       fast: this.#opts.fast ?? true,
       extended: this.#opts.extended ?? true,
       dht: this.#opts.dht ?? false,
-    }));
-    this.#readLoop(ready).catch((err) => this.close(`read failed: ${errorText(err)}`))
-      .finally(() => ready.resolve(false));
-    return ready.promise;
+    });
+  }
+
+  /**
+   * Time-driven checks: the handshake deadline, the idle timeout and keep-alives. Called by the connection's
+   * own timer, or by its owner's tick when `selfTimed` is false.
+   *
+   * @param now The current time (ms), from the same clock as the `now` option.
+   */
+  tick(now: number = this.#now()): void {
+    if (this.#closed) return;
+    if (!this.#remote) {
+      if (now - this.#startedAt >= (this.#opts.handshakeTimeoutMs ?? 10_000)) {
+        this.close("handshake timed out");
+      }
+      return;
+    }
+    if (now - this.#lastReceived > (this.#opts.idleTimeoutMs ?? 180_000)) {
+      return this.close("idle timeout");
+    }
+    const out = this.#out;
+    if (out && now - out.lastSent >= (this.#opts.keepAliveMs ?? 60_000) && out.length === 0) {
+      this.#enqueue(encodeKeepAlive());
+    }
   }
 
   /** Ends the connection (idempotent). */
@@ -333,12 +410,11 @@ export class PeerConnection implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeReason = reason;
-    clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#timer);
     clearInterval(this.#timer);
     if (this.#onAbort) this.#opts.signal?.removeEventListener("abort", this.#onAbort);
-    this.#outLen = 0;
-    this.#outSpare = undefined;
-    this.#requests.clear();
+    this.#out?.close();
+    for (const key of [...this.#requests.keys()]) this.#requests.delete(key);
     this.#incoming.clear();
     try {
       this.#h.onClose?.(this, reason);
@@ -374,78 +450,49 @@ export class PeerConnection implements AsyncDisposable {
   // ---------------------------------------------------------------- reading
 
   async #readLoop(ready: PromiseWithResolvers<boolean>): Promise<void> {
-    let byob: ReadableStreamBYOBReader | undefined;
-    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    const reader = this.#stream.readable
+      .pipeThrough(new FrameDecoder({ handshake: true, maxMessageLength: this.#maxMessageLength }))
+      .getReader();
+    this.#reader = reader;
     try {
-      byob = this.#stream.readable.getReader({ mode: "byob" });
-      this.#reader = byob;
-    } catch {
-      reader = this.#stream.readable.getReader();
-      this.#reader = reader;
-    }
-    let buffer: ArrayBuffer = new ArrayBuffer(256 * 1024);
-    const handshake = new Uint8Array(HANDSHAKE_LENGTH);
-    let hsFill = 0;
-    const onFrame = (frame: Uint8Array) => this.#onFrame(frame);
-    while (!this.#closed) {
-      let chunk: Uint8Array | undefined;
-      if (byob) {
-        const r = await byob.read(new Uint8Array(buffer, 0, buffer.byteLength));
-        if (r.done || !r.value) break;
-        chunk = r.value;
-        buffer = r.value.buffer as ArrayBuffer;
-      } else {
-        const r = await reader!.read();
-        if (r.done) break;
-        chunk = r.value;
+      for (;;) {
+        const r = await reader.read();
+        if (r.done || this.#closed) break;
+        this.#lastReceived = this.#now();
+        for (const m of r.value.messages) {
+          if (this.#closed) return;
+          if (m.type !== "handshake") this.#onMessage(m);
+          else if (this.#onHandshake(m.handshake)) ready.resolve(true);
+          else return;
+        }
+        if (r.value.error) return this.#violation(r.value.error.message);
+        const bytes = r.value.chunk.length;
+        // every view into the chunk is gone (handlers copy what they keep): its buffer may be read into again
+        this.#stream.release?.(r.value.chunk);
+        const wait = this.#opts.rate?.down(bytes);
+        if (wait) await wait;
       }
+    } catch (err) {
       if (this.#closed) return;
-      this.#lastReceived = Date.now();
-      let pos = 0;
-      if (!this.#remote) {
-        const n = Math.min(HANDSHAKE_LENGTH - hsFill, chunk.length);
-        handshake.set(chunk.subarray(0, n), hsFill);
-        hsFill += n;
-        pos = n;
-        if (hsFill >= 1 && handshake[0] !== 19) return this.close("not a BitTorrent handshake");
-        if (hsFill < HANDSHAKE_LENGTH) continue;
-        if (!this.#onHandshake(handshake)) return;
-        ready.resolve(true);
-        if (pos === chunk.length) continue;
-      }
-      try {
-        this.#parser.push(pos === 0 ? chunk : chunk.subarray(pos), onFrame);
-      } catch (err) {
-        return this.close(
-          err instanceof WireError ? err.message : `internal error: ${(err as Error).message}`,
-        );
-      }
+      if (!(err instanceof WireError)) return this.close(`read failed: ${errorText(err)}`);
+      // a peer that hangs up inside a frame simply closed the connection
+      if (!err.message.startsWith("stream ended")) return this.#violation(err.message);
     }
     this.close(this.#remote ? "connection closed by peer" : "connection closed during handshake");
   }
 
-  #onHandshake(bytes: Uint8Array): boolean {
-    let hs: Handshake;
-    try {
-      hs = parseHandshake(bytes);
-    } catch (err) {
-      this.close((err as Error).message);
-      return false;
-    }
+  #onHandshake(hs: Handshake): boolean {
     if (!bytesEqual(hs.infoHash, this.#opts.infoHash)) {
       this.close("handshake for a different torrent (info hash mismatch)");
       return false;
     }
     this.#remote = hs;
-    clearTimeout(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
-    const keepAlive = this.#opts.keepAliveMs ?? 60_000;
-    const idle = this.#opts.idleTimeoutMs ?? 180_000;
-    this.#timer = setInterval(() => {
-      const now = Date.now();
-      if (now - this.#lastReceived > idle) return this.close("idle timeout");
-      if (now - this.#lastSent >= keepAlive) this.#enqueue(encodeKeepAlive());
-    }, Math.max(50, Math.min(keepAlive, idle) / 2));
+    if (this.#opts.selfTimed ?? true) {
+      clearTimeout(this.#timer);
+      const keepAlive = this.#opts.keepAliveMs ?? 60_000;
+      const idle = this.#opts.idleTimeoutMs ?? 180_000;
+      this.#timer = setInterval(() => this.tick(), Math.max(50, Math.min(keepAlive, idle) / 2));
+    }
     if (this.supportsExtended) {
       this.#enqueue(
         encodeExtended(0, encodeExtensionHandshake(this.#opts.extensionHandshake ?? {})),
@@ -460,41 +507,47 @@ export class PeerConnection implements AsyncDisposable {
     return index === this.#opts.pieceCount - 1 ? this.#lastPieceSize : this.#pieceLength;
   }
 
+  /** Key of a request the peer made of us (any offset): 2^29, since piece length is limited to 512 MiB. */
   #key(index: number, begin: number): number {
-    return index * 536870912 + begin; // 2^29: piece length is limited to 512 MiB
+    return index * 536870912 + begin;
+  }
+
+  /** Key of one of our requests (always 16 KiB-aligned): the torrent's block numbering. */
+  #blockKey(index: number, begin: number): number {
+    return index * this.#blocksPerPiece + begin / BLOCK_MAX;
+  }
+
+  /** The length of the block at `begin` (16 KiB, or less at the end of the torrent). */
+  #blockLength(index: number, begin: number): number {
+    return Math.min(BLOCK_MAX, this.#pieceSize(index) - begin);
   }
 
   #violation(reason: string): void {
     this.close(`protocol violation: ${reason}`);
   }
 
-  #onFrame(f: Uint8Array): void {
-    if (this.#closed) return;
-    if (f.length === 0) return; // keep-alive
-    const id = f[0];
-    const n = f.length - 1;
-    const u32 = (o: number) => ((f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) >>> 0;
+  #onMessage(m: PeerMessage): void {
     const count = this.#opts.pieceCount;
     // metadata-only connections (magnet links: the torrent's size is not known yet) ignore piece information
     if (
-      count === 0 && id !== MessageId.extended && id !== MessageId.piece && id !== MessageId.port &&
-      id > 3
+      count === 0 && m.type !== "extended" && m.type !== "piece" && m.type !== "port" &&
+      m.type !== "choke" && m.type !== "unchoke" && m.type !== "interested" &&
+      m.type !== "notinterested"
     ) return;
-    switch (id) {
-      case MessageId.piece: {
-        if (n < 8) return this.#violation("short piece message");
-        const index = u32(1), begin = u32(5);
-        const data = f.subarray(9);
+    switch (m.type) {
+      case "piece": {
+        const { index, begin, data } = m;
         // range first: an offset past the piece must not alias the key of another piece's block
         if (index >= count || begin + data.length > this.#pieceSize(index)) {
           return this.#violation(`piece ${index}+${begin} is outside the torrent`);
         }
-        const key = this.#key(index, begin);
-        const asked = this.#requests.get(key);
-        if (asked === undefined) {
-          if (this.#cancelled.delete(key)) return; // we cancelled it; it crossed on the wire
+        const aligned = begin % BLOCK_MAX === 0;
+        const key = aligned ? this.#blockKey(index, begin) : -1;
+        if (!aligned || !this.#requests.has(key)) {
+          if (aligned && this.#cancelled.delete(key)) return; // we cancelled it; it crossed on the wire
           return this.#violation(`piece ${index}+${begin} was never requested`);
         }
+        const asked = this.#blockLength(index, begin);
         if (asked !== data.length) {
           return this.#violation(
             `block ${index}+${begin} has ${data.length} bytes, we asked for ${asked}`,
@@ -505,9 +558,8 @@ export class PeerConnection implements AsyncDisposable {
         this.#h.onBlock(this, index, begin, data);
         return;
       }
-      case MessageId.request: {
-        if (n !== 12) return this.#violation("request message of wrong length");
-        const index = u32(1), begin = u32(5), length = u32(9);
+      case "request": {
+        const { index, begin, length } = m;
         if (index >= count) return this.#violation(`request for piece ${index} of ${count}`);
         if (length === 0 || length > BLOCK_MAX) {
           return this.#violation(`request for ${length} bytes`);
@@ -527,27 +579,65 @@ export class PeerConnection implements AsyncDisposable {
         this.#h.onRequest?.(this, index, begin, length);
         return;
       }
-      case MessageId.have: {
-        if (n !== 4) return this.#violation("have message of wrong length");
-        const index = u32(1);
+      case "have": {
+        const index = m.index;
         if (index >= count) return this.#violation(`have for piece ${index} of ${count}`);
         this.#gotBitfield = true;
         if (this.#bitfield.set(index)) this.#h.onHave?.(this, index);
         return;
       }
-      case MessageId.choke:
-      case MessageId.unchoke:
-      case MessageId.interested:
-      case MessageId.notInterested:
-      case MessageId.haveAll:
-      case MessageId.haveNone:
-        if (n !== 0) return this.#violation(`message ${id} with a payload`);
-        return this.#onSimple(id);
-      case MessageId.bitfield: {
-        if (!Bitfield.isValid(count, f.subarray(1))) {
-          return this.#violation(`bitfield of ${n} bytes (or spare bits set) for ${count} pieces`);
+      case "choke": {
+        if (this.#peerChoking) return;
+        this.#peerChoking = true;
+        if (!this.supportsFast && this.#requests.size > 0) {
+          const dropped: BlockRef[] = [];
+          for (const key of [...this.#requests.keys()]) {
+            this.#requests.delete(key);
+            const index = Math.floor(key / this.#blocksPerPiece);
+            const begin = (key - index * this.#blocksPerPiece) * BLOCK_MAX;
+            dropped.push({ index, begin, length: this.#blockLength(index, begin) });
+          }
+          this.#h.onRequestsDropped?.(this, dropped);
         }
-        const fresh = new Bitfield(count, f.subarray(1));
+        this.#h.onChoke?.(this);
+        return;
+      }
+      case "unchoke":
+        if (!this.#peerChoking) return;
+        this.#peerChoking = false;
+        this.#h.onUnchoke?.(this);
+        return;
+      case "interested":
+        if (this.#peerInterested) return;
+        this.#peerInterested = true;
+        this.#h.onInterested?.(this);
+        return;
+      case "notinterested":
+        if (!this.#peerInterested) return;
+        this.#peerInterested = false;
+        this.#h.onNotInterested?.(this);
+        return;
+      case "haveall":
+      case "havenone":
+        if (!this.supportsFast) return this.#violation("have all/none without the fast extension");
+        if (this.#gotBitfield) {
+          // late have all / have none (aria2 sends have all when it completes): only ever adds pieces
+          if (m.type === "haveall") {
+            for (let i = 0; i < count; i++) if (this.#bitfield.set(i)) this.#h.onHave?.(this, i);
+          }
+          return;
+        }
+        this.#gotBitfield = true;
+        if (m.type === "haveall") this.#bitfield.setAll();
+        this.#h.onBitfield?.(this);
+        return;
+      case "bitfield": {
+        if (!Bitfield.isValid(count, m.bits)) {
+          return this.#violation(
+            `bitfield of ${m.bits.length} bytes (or spare bits set) for ${count} pieces`,
+          );
+        }
+        const fresh = new Bitfield(count, m.bits);
         if (this.#gotBitfield) {
           // late bitfield (aria2 sends one after have none): only ever adds pieces, reported as haves
           for (const i of fresh) if (this.#bitfield.set(i)) this.#h.onHave?.(this, i);
@@ -558,57 +648,46 @@ export class PeerConnection implements AsyncDisposable {
         this.#h.onBitfield?.(this);
         return;
       }
-      case MessageId.cancel: {
-        if (n !== 12) return this.#violation("cancel message of wrong length");
-        const index = u32(1), begin = u32(5), length = u32(9);
-        if (this.#incoming.delete(this.#key(index, begin))) {
-          this.#h.onCancel?.(this, index, begin, length);
+      case "cancel": {
+        if (this.#incoming.delete(this.#key(m.index, m.begin))) {
+          this.#h.onCancel?.(this, m.index, m.begin, m.length);
         }
         return;
       }
-      case MessageId.reject: {
+      case "reject": {
         if (!this.supportsFast) return this.#violation("reject without the fast extension");
-        if (n !== 12) return this.#violation("reject message of wrong length");
-        const index = u32(1), begin = u32(5), length = u32(9);
+        const { index, begin, length } = m;
         if (index >= count || begin >= this.#pieceSize(index)) {
           return this.#violation(`reject ${index}+${begin} is outside the torrent`);
         }
-        const key = this.#key(index, begin);
+        if (begin % BLOCK_MAX !== 0) return; // never one of ours
+        const key = this.#blockKey(index, begin);
         if (this.#requests.delete(key)) this.#h.onReject?.(this, index, begin, length);
         else this.#cancelled.delete(key);
         return;
       }
-      case MessageId.allowedFast: {
+      case "allowedfast": {
         if (!this.supportsFast) return this.#violation("allowed fast without the fast extension");
-        if (n !== 4) return this.#violation("allowed fast message of wrong length");
-        const index = u32(1);
-        if (index >= count) return; // BEP 6: ignore out-of-range allowed fast
-        if (this.#allowedFast.size < 256) this.#allowedFast.add(index);
-        this.#h.onAllowedFast?.(this, index);
+        if (m.index >= count) return; // BEP 6: ignore out-of-range allowed fast
+        if (this.#allowedFast.size < 256) this.#allowedFast.add(m.index);
+        this.#h.onAllowedFast?.(this, m.index);
         return;
       }
-      case MessageId.suggest: {
+      case "suggest": {
         if (!this.supportsFast) return this.#violation("suggest without the fast extension");
-        if (n !== 4) return this.#violation("suggest message of wrong length");
-        const index = u32(1);
-        if (index < count) this.#h.onSuggest?.(this, index);
+        if (m.index < count) this.#h.onSuggest?.(this, m.index);
         return;
       }
-      case MessageId.port: {
-        if (n !== 2) return this.#violation("port message of wrong length");
-        this.#h.onPort?.(this, (f[1] << 8) | f[2]);
+      case "port":
+        this.#h.onPort?.(this, m.port);
         return;
-      }
-      case MessageId.extended: {
+      case "extended": {
         if (!this.supportsExtended) {
           return this.#violation("extended message without the extension protocol");
         }
-        if (n < 1) return this.#violation("extended message without an id");
-        const ext = f[1];
-        const payload = f.subarray(2);
-        if (ext === 0) {
+        if (m.id === 0) {
           try {
-            this.#remoteExt = decodeExtensionHandshake(payload);
+            this.#remoteExt = decodeExtensionHandshake(m.payload);
           } catch (err) {
             return this.#violation((err as Error).message);
           }
@@ -616,129 +695,21 @@ export class PeerConnection implements AsyncDisposable {
             this.#queueDepth = Math.min(this.#queueDepth, this.#remoteExt.reqq);
           }
         }
-        this.#h.onExtended?.(this, ext, payload);
+        this.#h.onExtended?.(this, m.id, m.payload);
         return;
       }
-      default:
+      case "handshake":
+        return this.#violation("a second handshake");
+      case "keepalive":
+      case "unknown":
         return; // unknown message ids are ignored (BEP 3/10 leave room for extensions)
     }
   }
 
-  #onSimple(id: number): void {
-    switch (id) {
-      case MessageId.choke: {
-        if (this.#peerChoking) return;
-        this.#peerChoking = true;
-        if (!this.supportsFast && this.#requests.size > 0) {
-          const dropped = this.#takeRequests(() => true);
-          this.#h.onRequestsDropped?.(this, dropped);
-        }
-        this.#h.onChoke?.(this);
-        return;
-      }
-      case MessageId.unchoke:
-        if (!this.#peerChoking) return;
-        this.#peerChoking = false;
-        this.#h.onUnchoke?.(this);
-        return;
-      case MessageId.interested:
-        if (this.#peerInterested) return;
-        this.#peerInterested = true;
-        this.#h.onInterested?.(this);
-        return;
-      case MessageId.notInterested:
-        if (!this.#peerInterested) return;
-        this.#peerInterested = false;
-        this.#h.onNotInterested?.(this);
-        return;
-      case MessageId.haveAll:
-      case MessageId.haveNone:
-        if (!this.supportsFast) return this.#violation("have all/none without the fast extension");
-        if (this.#gotBitfield) {
-          // late have all / have none (aria2 sends have all when it completes): only ever adds pieces
-          if (id === MessageId.haveAll) {
-            for (let i = 0; i < this.#opts.pieceCount; i++) {
-              if (this.#bitfield.set(i)) this.#h.onHave?.(this, i);
-            }
-          }
-          return;
-        }
-        this.#gotBitfield = true;
-        if (id === MessageId.haveAll) this.#bitfield.setAll();
-        this.#h.onBitfield?.(this);
-        return;
-    }
-  }
-
-  #takeRequests(test: (index: number) => boolean): BlockRef[] {
-    const out: BlockRef[] = [];
-    for (const key of this.#requests.keys()) {
-      const index = Math.floor(key / 536870912), begin = key % 536870912;
-      if (!test(index)) continue;
-      this.#requests.delete(key);
-      out.push({ index, begin, length: Math.min(BLOCK_MAX, this.#pieceSize(index) - begin) });
-    }
-    return out;
-  }
-
   // ---------------------------------------------------------------- sending
 
-  /**
-   * Room for `n` more bytes in the send buffer; returns the offset to write them at (the caller fills them,
-   * then calls `#queued`). Messages are copied into one reused buffer as they are
-   * made, so the socket gets few large writes and nothing per message is allocated or kept alive.
-   */
-  #reserve(n: number): number {
-    const need = this.#outLen + n;
-    if (need > this.#outBuf.length) {
-      const grown = new Uint8Array(Math.max(4096, need * 2));
-      grown.set(this.#outBuf.subarray(0, this.#outLen));
-      this.#outBuf = grown;
-    }
-    return this.#outLen;
-  }
-
-  #queued(n: number): void {
-    this.#outLen += n;
-    if (this.#outLen >= WRITE_BATCH) {
-      if (!this.#writing) void this.#flush();
-    } else if (!this.#flushScheduled && !this.#writing) {
-      this.#flushScheduled = true;
-      queueMicrotask(() => {
-        this.#flushScheduled = false;
-        if (!this.#writing) void this.#flush();
-      });
-    }
-  }
-
   #enqueue(bytes: Uint8Array): void {
-    if (this.#closed) return;
-    const at = this.#reserve(bytes.length);
-    this.#outBuf.set(bytes, at);
-    this.#queued(bytes.length);
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#writing || !this.#writer) return;
-    this.#writing = true;
-    try {
-      while (this.#outLen > 0 && !this.#closed) {
-        // write the filled buffer; new messages go to the spare one meanwhile (double buffering)
-        const buf = this.#outBuf, len = this.#outLen;
-        this.#outBuf = this.#outSpare ?? EMPTY;
-        this.#outSpare = undefined;
-        this.#outLen = 0;
-        this.#lastSent = Date.now();
-        await this.#writer.write(buf.subarray(0, len));
-        // written: the buffer can be filled again (one that grew for a burst is let go)
-        if (buf.length <= MAX_SPARE) this.#outSpare = buf;
-        if (!this.#closed) this.#h.onDrain?.(this);
-      }
-    } catch (err) {
-      this.close(`write failed: ${errorText(err)}`);
-    } finally {
-      this.#writing = false;
-    }
+    if (!this.#closed) this.#out?.push(bytes);
   }
 
   /** Stops uploading to the peer; with the fast extension its pending requests are rejected. */
@@ -813,9 +784,10 @@ export class PeerConnection implements AsyncDisposable {
     if (this.#closed || !this.#ready) return false;
     if (this.#peerChoking && !this.#allowedFast.has(index)) return false;
     if (this.#requests.size >= this.#queueDepth) return false;
-    const key = this.#key(index, begin);
+    if (begin % BLOCK_MAX !== 0 || length !== this.#blockLength(index, begin)) return false;
+    const key = this.#blockKey(index, begin);
     if (this.#requests.has(key)) return false;
-    this.#requests.set(key, length);
+    this.#requests.add(key);
     this.#cancelled.delete(key);
     this.#sendBlockMessage(MessageId.request, index, begin, length);
     return true;
@@ -828,12 +800,13 @@ export class PeerConnection implements AsyncDisposable {
 
   /** True when we have a request out for this block. */
   hasRequested(index: number, begin: number): boolean {
-    return this.#requests.has(this.#key(index, begin));
+    return begin % BLOCK_MAX === 0 && this.#requests.has(this.#blockKey(index, begin));
   }
 
   /** Withdraws a request; a block that still arrives is dropped silently. */
   cancel(index: number, begin: number, length: number): void {
-    const key = this.#key(index, begin);
+    if (begin % BLOCK_MAX !== 0) return;
+    const key = this.#blockKey(index, begin);
     if (!this.#requests.delete(key)) return;
     if (this.#cancelled.size >= CANCELLED_MEMORY) this.#cancelled.clear();
     this.#cancelled.add(key);
@@ -846,10 +819,11 @@ export class PeerConnection implements AsyncDisposable {
     if (!this.#incoming.delete(this.#key(index, begin))) return;
     this.#uploaded += data.length;
     // header and block straight into the send buffer: the caller's buffer is free again on return
-    const at = this.#reserve(13 + data.length);
-    writePieceHeader(this.#outBuf, at, index, begin, data.length);
-    this.#outBuf.set(data, at + 13);
-    this.#queued(13 + data.length);
+    if (!this.#out) return;
+    const { buf, at } = this.#out.reserve(13 + data.length);
+    writePieceHeader(buf, at, index, begin, data.length);
+    buf.set(data, at + 13);
+    this.#out.commit(13 + data.length);
   }
 
   /** Refuses a request (fast extension). */
@@ -882,10 +856,10 @@ export class PeerConnection implements AsyncDisposable {
   }
 
   #sendBlockMessage(id: number, index: number, begin: number, length: number): void {
-    if (this.#closed) return;
-    const at = this.#reserve(17);
-    writeBlockMessage(this.#outBuf, at, id, index, begin, length);
-    this.#queued(17);
+    if (this.#closed || !this.#out) return;
+    const { buf, at } = this.#out.reserve(17);
+    writeBlockMessage(buf, at, id, index, begin, length);
+    this.#out.commit(17);
   }
 }
 

@@ -17,12 +17,19 @@ import {
   encodeHashReject,
   encodeHashRequest,
 } from "../src/wire/hashes.ts";
-import { FrameParser } from "../src/wire/frame_decoder.ts";
-import { decodeMessage, WireError } from "../src/wire/messages.ts";
+import { WireDecoder } from "../src/wire/frame_decoder.ts";
+import { encodeHandshake } from "../src/wire/handshake.ts";
+import { WireError } from "../src/wire/messages.ts";
 import { decodeMetadataMessage } from "../src/wire/metadata.ts";
 import { decodePex } from "../src/wire/pex.ts";
 
 const enc = new TextEncoder();
+const HANDSHAKE = encodeHandshake({
+  infoHash: new Uint8Array(20).fill(1),
+  peerId: new Uint8Array(20).fill(2),
+  fast: true,
+  extended: true,
+});
 
 /** A fuzz target: seeds, the parser, and the error classes it may throw. */
 export interface Target {
@@ -136,9 +143,11 @@ export const TARGETS: Target[] = [
       ]),
       new Uint8Array([0, 0, 0, 3, 9, 0x1a, 0xe1, 0, 0, 0, 2, 20, 0]),
     ],
+    // exactly the decoder every PeerConnection reads through (FrameDecoder's core), handshake first
     run: (b) => {
-      const p = new FrameParser(1 << 16);
-      p.push(b, (frame) => decodeMessage(frame));
+      const d = new WireDecoder({ maxMessageLength: 1 << 16, handshake: true });
+      d.push(HANDSHAKE, () => {});
+      d.push(b, () => {});
     },
     allowed: [WireError],
   },

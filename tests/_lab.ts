@@ -24,6 +24,11 @@ export const have = {
   aria2: runs("aria2c", ["--version"]),
   mktorrent: runs("sh", ["-c", "command -v mktorrent"]),
   transmissionShow: runs("sh", ["-c", "command -v transmission-show"]),
+  curl: runs("curl", ["--version"]),
+  ffmpeg: runs("ffmpeg", ["-version"]) && runs("ffprobe", ["-version"]),
+  chromium: runs("sh", ["-c", "command -v chromium"]),
+  nginx: runs("/usr/sbin/nginx", ["-v"]),
+  openssl: runs("openssl", ["version"]),
 };
 
 /** `ignore` for a Deno.test that needs these peers: skip locally, never in CI. */

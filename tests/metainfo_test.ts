@@ -162,6 +162,50 @@ Deno.test("announce-list tiers win over announce, and web seeds are read", async
   assert.deepEqual(meta.urlList, ["http://seed/"]);
 });
 
+Deno.test("url-list and httpseeds are read as a string or a list", async () => {
+  const info = { name: "x", length: 1, "piece length": 16384, pieces: new Uint8Array(20) };
+  const one = await parseMetainfo(
+    encode({ "url-list": "http://seed/x", httpseeds: "http://hs/seed.php", info }),
+  );
+  assert.deepEqual(one.urlList, ["http://seed/x"]);
+  assert.deepEqual(one.httpSeeds, ["http://hs/seed.php"]);
+  const list = await parseMetainfo(encode({
+    "url-list": ["http://a/", "ftp://b/", "http://a/", "http://bad url/", 7],
+    httpseeds: ["http://h1/s", "http://h2/s"],
+    info,
+  }));
+  assert.deepEqual(
+    list.urlList,
+    ["http://a/", "ftp://b/"],
+    "duplicates and unusable entries dropped",
+  );
+  assert.deepEqual(list.httpSeeds, ["http://h1/s", "http://h2/s"]);
+  const none = await parseMetainfo(encode({ info }));
+  assert.deepEqual(none.urlList, []);
+  assert.deepEqual(none.httpSeeds, []);
+});
+
+Deno.test("files keep the names the torrent gave them, unsanitised, in torrentPath", async () => {
+  const meta = await parseMetainfo(encode({
+    info: {
+      name: "dir:1",
+      "piece length": 16384,
+      pieces: new Uint8Array(20),
+      files: [
+        { length: 1, path: ["sub", "a?b.txt"] },
+        { length: 1, path: ["x"], "path.utf-8": ["caf\u00e9 #1"] },
+      ],
+    },
+  }));
+  assert.deepEqual(meta.files[0].path, ["dir_1", "sub", "a_b.txt"]);
+  assert.deepEqual(meta.files[0].torrentPath, ["dir:1", "sub", "a?b.txt"]);
+  assert.deepEqual(meta.files[1].torrentPath, ["dir:1", "caf\u00e9 #1"]);
+  const single = await parseMetainfo(encode({
+    info: { name: "a b", length: 1, "piece length": 16384, pieces: new Uint8Array(20) },
+  }));
+  assert.deepEqual(single.files[0].torrentPath, ["a b"]);
+});
+
 Deno.test("limits on size and file count apply", async () => {
   const bytes = encode({
     info: {

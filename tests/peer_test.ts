@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { Bitfield } from "../src/bitfield.ts";
 import { PeerConnection, type PeerConnectionOptions, type PeerHandler } from "../src/peer.ts";
 import { encodeHandshake } from "../src/wire/handshake.ts";
-import { encodeMessage, type PeerMessage } from "../src/wire/messages.ts";
+import { encodeMessage, type PeerMessage, WireError } from "../src/wire/messages.ts";
+import { TARGETS } from "./_fuzz.ts";
 import { pipePair, within } from "./_swarm.ts";
 
 const INFO = new Uint8Array(20).fill(7);
@@ -372,4 +373,29 @@ Deno.test("a block of another length than the one asked for is a violation", asy
     await send({ type: "piece", index: 0, begin: 0, data: new Uint8Array(100) });
   });
   assert.match(reason, /has 100 bytes, we asked for 16384/);
+});
+
+Deno.test("a malformed frame found by the fuzzer's decoder closes a live PeerConnection with the same violation", async () => {
+  // the fuzz target drives WireDecoder; PeerConnection reads through FrameDecoder, which wraps it: the same code
+  const target = TARGETS.find((t) => t.name === "frame-decoder")!;
+  const inputs = [
+    new Uint8Array([0, 0, 0, 2, 1, 0]), // unchoke with a payload
+    new Uint8Array([0, 0, 0, 4, 4, 0, 0, 0]), // have of the wrong length
+    new Uint8Array([0, 0, 0, 1, 20]), // extended without an id
+    new Uint8Array([0, 0, 0, 9, 6, 0, 0, 0, 0, 0, 0, 0, 0]), // request of the wrong length
+  ];
+  for (const input of inputs) {
+    assert.throws(() => target.run(input), WireError);
+    let message = "";
+    try {
+      target.run(input);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    const { reason } = await withRawPeer({}, async (send) => await send(input), {}, {
+      fast: true,
+      extended: true,
+    });
+    assert.equal(reason, `protocol violation: ${message}`);
+  }
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Bitfield } from "../src/bitfield.ts";
 import { BLOCK_SIZE, PiecePicker } from "../src/swarm/piece_picker.ts";
+import type { PeerRequests } from "../src/swarm/requests.ts";
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
@@ -28,7 +29,18 @@ function make(pieces: number, pieceLength = 4 * BLOCK_SIZE, total = pieces * pie
   return { have, picker };
 }
 
-const never = () => false;
+/** Picks for a peer and records the requests as a connection does when it sends them (a new peer by default). */
+function take(
+  picker: PiecePicker,
+  has: Bitfield,
+  max: number,
+  peer: PeerRequests = picker.requests.forPeer(),
+  allowed?: ReadonlySet<number>,
+) {
+  const blocks = picker.pick(has, max, peer, allowed);
+  for (const b of blocks) peer.add(picker.requests.key(b.index, b.begin));
+  return blocks;
+}
 
 Deno.test("pick() chooses the rarest piece first", () => {
   const { picker } = make(4);
@@ -39,7 +51,7 @@ Deno.test("pick() chooses the rarest piece first", () => {
   picker.addAvailability(b);
   picker.addAvailability(c);
   // piece 2 is only on peer a: rarest
-  const blocks = picker.pick(a, 4, never);
+  const blocks = take(picker, a, 4);
   assert.deepEqual(blocks.map((x) => x.index), [2, 2, 2, 2]);
 });
 
@@ -49,7 +61,7 @@ Deno.test("pick() prefers higher priority over rarity, and skips priority 0", ()
   picker.addAvailability(a);
   picker.incrementAvailability(3);
   picker.setPriorities([0, 1, 1, 1000]);
-  const blocks = picker.pick(a, 8, never);
+  const blocks = take(picker, a, 8);
   const order = [...new Set(blocks.map((x) => x.index))];
   assert.equal(order[0], 3, "priority 1000 first although it is the most common");
   assert.ok(order[1] === 1 || order[1] === 2);
@@ -61,10 +73,10 @@ Deno.test("pick() finishes partial pieces before starting new ones", () => {
   const { picker } = make(4);
   const a = full(4);
   picker.addAvailability(a);
-  const first = picker.pick(a, 2, never);
+  const first = take(picker, a, 2);
   assert.equal(first.length, 2);
   const piece = first[0].index;
-  const next = picker.pick(a, 2, never);
+  const next = take(picker, a, 2);
   assert.deepEqual(next.map((x) => x.index), [piece, piece]);
   assert.deepEqual(next.map((x) => x.begin), [2 * BLOCK_SIZE, 3 * BLOCK_SIZE]);
 });
@@ -72,7 +84,7 @@ Deno.test("pick() finishes partial pieces before starting new ones", () => {
 Deno.test("receive() assembles a piece and returns it when the last block arrives", () => {
   const { picker } = make(1, 2 * BLOCK_SIZE);
   const a = full(1);
-  const blocks = picker.pick(a, 10, never);
+  const blocks = take(picker, a, 10);
   assert.equal(blocks.length, 2);
   const b0 = new Uint8Array(BLOCK_SIZE).fill(1), b1 = new Uint8Array(BLOCK_SIZE).fill(2);
   assert.equal(picker.receive(0, BLOCK_SIZE, b1, 7), null);
@@ -90,51 +102,52 @@ Deno.test("the last piece and last block are short", () => {
   const { picker } = make(3, 2 * BLOCK_SIZE, total);
   assert.equal(picker.pieceSize(2), 100);
   picker.setPriorities([0, 0, 1]);
-  const blocks = picker.pick(full(3), 10, never);
+  const blocks = take(picker, full(3), 10);
   assert.deepEqual(blocks, [{ index: 2, begin: 0, length: 100 }]);
   // a block of the wrong length is refused
   assert.equal(picker.receive(2, 0, new Uint8Array(BLOCK_SIZE), 1), undefined);
   assert.ok(picker.receive(2, 0, new Uint8Array(100), 1));
 });
 
-Deno.test("unrequest() frees a block so another peer can take it", () => {
+Deno.test("a withdrawn request frees a block so another peer can take it", () => {
   const { picker } = make(1, BLOCK_SIZE);
   const a = full(1);
-  const [blk] = picker.pick(a, 1, never);
-  assert.equal(picker.pick(a, 1, (i, b) => i === blk.index && b === blk.begin).length, 0);
-  picker.unrequest(blk.index, blk.begin);
-  assert.equal(picker.pick(a, 1, never).length, 1);
+  const peer = picker.requests.forPeer();
+  const [blk] = take(picker, a, 1, peer);
+  assert.equal(take(picker, a, 1, peer).length, 0);
+  peer.delete(picker.requests.key(blk.index, blk.begin));
+  assert.equal(take(picker, a, 1).length, 1);
 });
 
 Deno.test("endgame asks a second peer for blocks in flight, at most twice each", () => {
   const { picker } = make(1, 2 * BLOCK_SIZE);
   const a = full(1);
-  const first = picker.pick(a, 10, never);
+  const peer = picker.requests.forPeer();
+  const first = take(picker, a, 10, peer);
   assert.equal(first.length, 2);
   assert.equal(picker.inEndgame, true);
-  const mine = new Set(first.map((b) => b.begin));
   // the same peer is never asked twice for a block
-  assert.equal(picker.pick(a, 10, (_i, b) => mine.has(b)).length, 0);
-  const dup = picker.pick(a, 10, never);
+  assert.equal(take(picker, a, 10, peer).length, 0);
+  const dup = take(picker, a, 10);
   assert.equal(dup.length, 2);
-  assert.equal(picker.pick(a, 10, never).length, 0);
+  assert.equal(take(picker, a, 10).length, 0);
 });
 
 Deno.test("pieceFailed() makes every block of the piece wanted again", () => {
   const { picker } = make(1, BLOCK_SIZE);
   const a = full(1);
-  picker.pick(a, 1, never);
+  take(picker, a, 1);
   const done = picker.receive(0, 0, new Uint8Array(BLOCK_SIZE), 1)!;
-  assert.equal(picker.pick(a, 1, never).length, 0);
+  assert.equal(take(picker, a, 1).length, 0);
   picker.pieceFailed(done);
-  assert.equal(picker.pick(a, 1, never).length, 1);
+  assert.equal(take(picker, a, 1).length, 1);
 });
 
 Deno.test("pick() honours an allowed set (choked peer's allowed-fast pieces)", () => {
   const { picker } = make(8);
   const a = full(8);
   picker.addAvailability(a);
-  const blocks = picker.pick(a, 100, never, new Set([5]));
+  const blocks = take(picker, a, 100, undefined, new Set([5]));
   assert.deepEqual([...new Set(blocks.map((b) => b.index))], [5]);
 });
 
@@ -150,7 +163,7 @@ Deno.test("random tie-breaking spreads the first piece over the torrent", () => 
     });
     const a = full(64);
     picker.addAvailability(a);
-    firsts.add(picker.pick(a, 1, never)[0].index);
+    firsts.add(take(picker, a, 1)[0].index);
   }
   assert.ok(firsts.size >= 12, `first pieces spread: ${[...firsts]}`);
   assert.ok(Math.max(...firsts) - Math.min(...firsts) > 20, "not simply in order");
@@ -160,7 +173,7 @@ Deno.test("equally rare pieces are taken in order after a random start (extent a
   const { picker } = make(64, BLOCK_SIZE);
   const a = full(64);
   picker.addAvailability(a);
-  const order = Array.from({ length: 6 }, () => picker.pick(a, 1, never)[0].index);
+  const order = Array.from({ length: 6 }, () => take(picker, a, 1)[0].index);
   for (let i = 1; i < order.length; i++) {
     if (order[i - 1] < 63) assert.equal(order[i], order[i - 1] + 1, `order ${order}`);
   }
@@ -171,10 +184,10 @@ Deno.test("equally rare pieces are taken in order after a random start (extent a
   two.set(2);
   p2.addAvailability(all);
   p2.addAvailability(most); // piece 6 is the rarest
-  assert.equal(p2.pick(all, 1, never)[0].index, 6);
-  assert.equal(p2.pick(all, 1, never)[0].index, 7, "then the next one, as rare as any other");
+  assert.equal(take(p2, all, 1)[0].index, 6);
+  assert.equal(take(p2, all, 1)[0].index, 7, "then the next one, as rare as any other");
   p2.removeAvailability(two); // piece 2 becomes rarer than piece 8, the next one
-  assert.equal(p2.pick(all, 1, never)[0].index, 2);
+  assert.equal(take(p2, all, 1)[0].index, 2);
 });
 
 Deno.test("no new piece is started while maxInMemory pieces are held", () => {
@@ -188,7 +201,7 @@ Deno.test("no new piece is started while maxInMemory pieces are held", () => {
   });
   const a = full(16);
   picker.addAvailability(a);
-  const blocks = picker.pick(a, 100, never);
+  const blocks = take(picker, a, 100);
   assert.equal(new Set(blocks.map((b) => b.index)).size, 3, "three pieces started");
   assert.equal(blocks.length, 12);
   // complete one piece: it is held (waiting for verification), so still nothing new
@@ -198,9 +211,142 @@ Deno.test("no new piece is started while maxInMemory pieces are held", () => {
     done = picker.receive(b.index, b.begin, new Uint8Array(b.length), 1);
   }
   assert.ok(done);
-  assert.equal(picker.pick(a, 100, never).length, 0, "pending piece still counts");
+  assert.equal(take(picker, a, 100).length, 0, "pending piece still counts");
   picker.pieceVerified(done);
   picker.release(done.buffer);
-  const more = picker.pick(a, 100, never);
+  const more = take(picker, a, 100);
   assert.equal(new Set(more.map((b) => b.index)).size, 1, "one new piece once one was written");
+});
+
+Deno.test("pickRun() hands out contiguous pieces from the start of the longest gap", () => {
+  const { have, picker } = make(12, BLOCK_SIZE);
+  // had: 0, 3; gaps: 1..2 (2), 4..11 (8)
+  have.set(0), have.set(3);
+  assert.deepEqual(picker.pickRun(3), { first: 4, count: 3 });
+  // gaps now 1..2 and 7..11: the longer one again
+  assert.deepEqual(picker.pickRun(100), { first: 7, count: 5 });
+  assert.deepEqual(picker.pickRun(100), { first: 1, count: 2 });
+  assert.equal(picker.pickRun(100), undefined, "everything is reserved or had");
+  assert.equal(picker.reservedCount, 10);
+  assert.ok(picker.isBusy(5));
+});
+
+Deno.test("pickRun() keeps to the highest priority and honours the filter", () => {
+  const { picker } = make(10, BLOCK_SIZE);
+  picker.setPriorities([1, 1, 1, 5, 5, 1, 5, 5, 5, 0]);
+  assert.deepEqual(picker.pickRun(10), { first: 6, count: 3 }, "the longest run of priority 5");
+  assert.deepEqual(picker.pickRun(10), { first: 3, count: 2 });
+  assert.deepEqual(picker.pickRun(10, { filter: (i) => i >= 2 }), { first: 2, count: 1 });
+  assert.deepEqual(picker.pickRun(10), { first: 0, count: 2 });
+  assert.deepEqual(picker.pickRun(10), { first: 5, count: 1 });
+  assert.equal(picker.pickRun(10), undefined, "piece 9 is not wanted");
+});
+
+Deno.test("pick() never hands out blocks of reserved pieces, and unreserve() gives them back", () => {
+  const { picker } = make(3, 2 * BLOCK_SIZE);
+  const a = full(3);
+  picker.addAvailability(a);
+  assert.deepEqual(picker.pickRun(2), { first: 0, count: 2 });
+  const blocks = take(picker, a, 100);
+  assert.deepEqual([...new Set(blocks.map((b) => b.index))], [2]);
+  assert.equal(picker.inEndgame, true, "reserved pieces count as in flight");
+  const again = take(picker, a, 100);
+  assert.ok(again.every((b) => b.index === 2), "endgame duplicates blocks, never reserved pieces");
+  assert.equal(picker.unreserve(1), true);
+  assert.equal(picker.unreserve(1), false);
+  assert.equal(picker.inEndgame, false);
+  assert.deepEqual([...new Set(take(picker, a, 100).map((b) => b.index))], [1]);
+});
+
+Deno.test("receivePiece() turns a reserved piece into a complete piece credited to its source", () => {
+  const { picker } = make(2, 2 * BLOCK_SIZE, 3 * BLOCK_SIZE);
+  assert.deepEqual(picker.pickRun(2), { first: 0, count: 2 });
+  assert.equal(picker.receivePiece(1, new Uint8Array(BLOCK_SIZE - 1), 9), undefined, "wrong size");
+  const data = new Uint8Array(BLOCK_SIZE).fill(7);
+  const last = picker.receivePiece(1, data, 9);
+  assert.ok(last);
+  assert.equal(last.index, 1);
+  assert.equal(last.buffer.length, BLOCK_SIZE);
+  assert.deepEqual(last.buffer, data);
+  assert.notEqual(last.buffer, data, "copied");
+  assert.deepEqual([...last.senders], [9]);
+  assert.deepEqual([...last.blockSenders], [9]);
+  assert.equal(picker.pendingCount, 1);
+  assert.equal(picker.receivePiece(1, data, 9), undefined, "not reserved any more");
+  // a failed piece is wanted again, by anybody
+  picker.pieceFailed(last);
+  assert.equal(picker.isBusy(1), false);
+  picker.abandon(0);
+  assert.equal(picker.receivePiece(0, new Uint8Array(2 * BLOCK_SIZE), 9), undefined, "abandoned");
+  assert.equal(picker.reservedCount, 0);
+});
+
+Deno.test("pickRun() counts reserved pieces toward maxInMemory, and so does pick()", () => {
+  const picker = new PiecePicker({
+    pieceCount: 10,
+    pieceLength: BLOCK_SIZE,
+    totalLength: 10 * BLOCK_SIZE,
+    have: new Bitfield(10),
+    maxInMemory: 4,
+    random: seeded(5),
+  });
+  const a = full(10);
+  picker.addAvailability(a);
+  assert.equal(take(picker, a, 1, undefined, new Set([0])).length, 1);
+  assert.deepEqual(
+    picker.pickRun(10),
+    { first: 1, count: 3 },
+    "one slot is taken by a partial piece",
+  );
+  assert.equal(picker.pickRun(10), undefined);
+  assert.equal(take(picker, a, 10).length, 0, "no new piece for peers either");
+  const p = picker.receivePiece(1, new Uint8Array(BLOCK_SIZE), 2)!;
+  assert.equal(
+    picker.pickRun(10),
+    undefined,
+    "a piece waiting for verification still holds memory",
+  );
+  picker.pieceVerified(p);
+  assert.deepEqual(picker.pickRun(10), { first: 4, count: 1 });
+});
+
+Deno.test("pickRun() takes over a piece in progress whose requests were all withdrawn", () => {
+  const { picker } = make(2, 2 * BLOCK_SIZE);
+  const a = full(2);
+  picker.addAvailability(a);
+  const peer = picker.requests.forPeer();
+  const blocks = take(picker, a, 100, peer);
+  assert.equal(blocks.length, 4);
+  peer.delete(picker.requests.key(0, 0));
+  picker.receive(0, 0, new Uint8Array(BLOCK_SIZE), 1);
+  assert.equal(picker.pickRun(4), undefined, "every piece is being downloaded");
+  // the peer went away: its requests are withdrawn
+  for (const key of peer.keys()) peer.delete(key);
+  assert.deepEqual(picker.pickRun(4), { first: 0, count: 1 }, "the most complete idle piece");
+  assert.deepEqual(picker.pickRun(4), { first: 1, count: 1 });
+  assert.equal(picker.partialCount, 0);
+  assert.equal(take(picker, a, 100).length, 0);
+});
+
+Deno.test("pickRun() with atLeast waits for memory instead of handing out short runs", () => {
+  const picker = new PiecePicker({
+    pieceCount: 10,
+    pieceLength: BLOCK_SIZE,
+    totalLength: 10 * BLOCK_SIZE,
+    have: new Bitfield(10),
+    maxInMemory: 4,
+    random: seeded(5),
+  });
+  assert.deepEqual(picker.pickRun(3, { atLeast: 3 }), { first: 0, count: 3 });
+  assert.equal(picker.pickRun(3, { atLeast: 2 }), undefined, "one slot left: wait");
+  assert.deepEqual(picker.pickRun(3), { first: 3, count: 1 }, "without atLeast, a run of one");
+  for (const i of [0, 1, 2]) {
+    picker.pieceVerified(picker.receivePiece(i, new Uint8Array(BLOCK_SIZE), 1)!);
+  }
+  assert.deepEqual(picker.pickRun(3, { atLeast: 3 }), { first: 4, count: 3 });
+  // a gap shorter than atLeast is handed out whole
+  const { have, picker: p2 } = make(4, BLOCK_SIZE);
+  have.set(1);
+  have.set(3);
+  assert.deepEqual(p2.pickRun(8, { atLeast: 4 }), { first: 0, count: 1 });
 });

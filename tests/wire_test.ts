@@ -31,7 +31,10 @@ const ALL: PeerMessage[] = [
 const stream = () => concat(ALL.map(encodeMessage));
 
 async function decodeChunks(chunks: Uint8Array[], max?: number): Promise<PeerMessage[]> {
-  return await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(new FrameDecoder(max)));
+  const batches = await Array.fromAsync(
+    ReadableStream.from(chunks).pipeThrough(new FrameDecoder(max)),
+  );
+  return batches.flatMap((b) => b.messages);
 }
 
 Deno.test("every message encodes and decodes to itself", () => {

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { pieceRangeOfFile } from "../storage/layout.ts";
 import { parseArgs } from "node:util";
 import { makePeerId } from "../client.ts";
 import { parseMetainfo } from "../metainfo.ts";
@@ -76,10 +77,10 @@ export async function runVerify(args: string[], io: VerifyIO): Promise<number> {
     } checked in ${secs.toFixed(1)} s)\n`,
   );
   if (failed.size === 0) return EXIT.ok;
-  const pl = meta.pieceLength;
-  for (const f of meta.files) {
-    if (f.length === 0 || f.padding) continue;
-    const first = Math.floor(f.offset / pl), last = Math.floor((f.offset + f.length - 1) / pl);
+  for (const [i, f] of meta.files.entries()) {
+    const range = pieceRangeOfFile(meta, i);
+    if (!range || f.padding) continue;
+    const [first, last] = range;
     let bad = 0;
     for (let i = first; i <= last; i++) if (failed.has(i)) bad++;
     if (bad > 0) {

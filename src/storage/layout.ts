@@ -40,6 +40,24 @@ export interface LayoutInput {
   pieceLayers?: ReadonlyMap<string, Uint8Array>;
 }
 
+/**
+ * First and last piece (inclusive) holding bytes of file `file`; undefined for an empty file.
+ *
+ * @param geometry The files and piece length (a parsed torrent or a {@linkcode Layout} will do).
+ * @param file File index.
+ */
+export function pieceRangeOfFile(
+  geometry: { readonly files: readonly StorageFile[]; readonly pieceLength: number },
+  file: number,
+): [number, number] | undefined {
+  const f = geometry.files[file];
+  if (f.length === 0) return undefined;
+  return [
+    Math.floor(f.offset / geometry.pieceLength),
+    Math.floor((f.offset + f.length - 1) / geometry.pieceLength),
+  ];
+}
+
 /** A contiguous range inside one file. */
 export interface FileSpan {
   /** Index of the file. */
@@ -139,12 +157,7 @@ export class Layout {
    * First and last piece holding bytes of file `file`; undefined for an empty file.
    */
   pieceRangeOfFile(file: number): [number, number] | undefined {
-    const f = this.files[file];
-    if (f.length === 0) return undefined;
-    return [
-      Math.floor(f.offset / this.pieceLength),
-      Math.floor((f.offset + f.length - 1) / this.pieceLength),
-    ];
+    return pieceRangeOfFile(this, file);
   }
 
   /** Position in #nonEmpty of the file containing byte `pos`. */

@@ -12,13 +12,10 @@ import { bytesEqual } from "../_bytes.ts";
 import { isInside } from "../_paths.ts";
 import { type FileSpan, Layout, type LayoutInput } from "./layout.ts";
 import { DiskWriter } from "./_disk_writer.ts";
-import { type PieceCheck, PieceVerifier } from "./verify.ts";
+import { type PieceCacheIndex, ResumeData, type ResumeState } from "./resume.ts";
+import { type PieceCheck, TorrentVerifier } from "./verify.ts";
 
-/** Index of the part file (the seed's `piece_cache`): which pieces it holds, and where. JSON-serialisable. */
-export interface PieceCacheIndex {
-  /** Pairs of [piece index, slot in the part file]; each slot is one piece length long. */
-  pieces: [number, number][];
-}
+export type { PieceCacheIndex, ResumeState };
 
 /** A disk problem: the file and the system's error code (ENOSPC, EACCES, EROFS, ...). */
 export class StorageError extends Error {
@@ -52,6 +49,12 @@ export interface FileBackend {
   writeAtomic(path: string, data: Uint8Array): Promise<void>;
   /** Reads a whole file, or undefined when it does not exist. */
   readFile(path: string): Promise<Uint8Array | undefined>;
+  /** Appends to a file, creating it (resume data's journal; none is kept without it). */
+  append?(path: string, data: Uint8Array): Promise<void>;
+  /** Renames a file, replacing the target. */
+  rename?(from: string, to: string): Promise<void>;
+  /** Removes a file; nothing when it does not exist. */
+  remove?(path: string): Promise<void>;
 }
 
 /** An open file. */
@@ -157,6 +160,17 @@ export const denoBackend: FileBackend = {
     }
     await Deno.rename(tmp, path);
   },
+  async append(path, data) {
+    await Deno.writeFile(path, data, { append: true, create: true });
+  },
+  async rename(from, to) {
+    await Deno.rename(from, to);
+  },
+  async remove(path) {
+    await Deno.remove(path).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  },
   async readFile(path) {
     try {
       return await Deno.readFile(path);
@@ -181,6 +195,10 @@ export interface StorageOptions {
   partPath?: string;
   /** Where resume data is written; none when omitted. */
   resumePath?: string;
+  /** The torrent's id (hex info hash), recorded in resume data and checked when it is read. */
+  resumeId?: string;
+  /** Resume data of an older version, read once when `resumePath` has none (then replaced). */
+  legacyResumePath?: string;
   /** Set each file to its full size when first written. @default {false} */
   preallocate?: boolean;
   /** Most files open at once. @default {64} */
@@ -213,24 +231,9 @@ export interface HashcheckOptions {
   signal?: AbortSignal;
 }
 
-/** What {@linkcode Storage.loadResume} found. */
-export interface ResumeState {
-  /** Pieces that resume data vouches for and whose files did not change since. */
-  have: Bitfield;
-  /** Pieces claimed by resume data whose files changed size or time since: verify these again. */
-  recheck: number[];
-}
-
 interface OpenFile {
   handle: BackendFile;
   writable: boolean;
-}
-
-interface ResumeFile {
-  version: 1;
-  pieces: string;
-  files: [number, number][];
-  pieceCache: PieceCacheIndex;
 }
 
 /** The data of one torrent on disk. */
@@ -243,7 +246,8 @@ export class Storage implements AsyncDisposable {
   readonly #maxOpen: number;
   readonly #preallocate: boolean;
   readonly #partPath: string;
-  readonly #resumePath: string | undefined;
+  readonly #resume: ResumeData | undefined;
+  #resumeBegun = false;
   /** piece index → slot in the part file */
   readonly #parts = new Map<number, number>();
   readonly #open = new Map<number, Promise<OpenFile>>();
@@ -256,16 +260,12 @@ export class Storage implements AsyncDisposable {
   #closed = false;
   #useWriter: boolean;
   #writer: DiskWriter | undefined;
-  readonly #verifier: PieceVerifier;
+  readonly #verifier: TorrentVerifier;
 
   /**
-
    * Creates a {@linkcode Storage}.
-
    *
-
    * @param options Where the data lives and how the files are split.
-
    */
   constructor(options: StorageOptions) {
     this.layout = new Layout(options.layout);
@@ -276,9 +276,21 @@ export class Storage implements AsyncDisposable {
     this.#preallocate = options.preallocate ?? false;
     const top = this.layout.files[0]?.path[0] ?? "torrent";
     this.#partPath = options.partPath ?? join(this.#dir, `.${top}.parts`);
-    this.#resumePath = options.resumePath;
+    this.#resume = options.resumePath
+      ? new ResumeData({
+        path: options.resumePath,
+        ...(options.resumeId ? { id: options.resumeId } : {}),
+        ...(options.legacyResumePath ? { legacyPath: options.legacyResumePath } : {}),
+        backend: this.#backend,
+        layout: this.layout,
+        filePath: (i) => this.path(i),
+        priority: (i) => this.#priorities[i],
+        partPath: this.#partPath,
+        parts: this.#parts,
+      })
+      : undefined;
     this.#useWriter = (options.writerThread ?? true) && this.#backend === denoBackend;
-    this.#verifier = new PieceVerifier(this.layout, {
+    this.#verifier = new TorrentVerifier(this.layout, {
       hybridBoth: options.hybridVerifyBoth ?? true,
     });
     for (const [piece, slot] of options.pieceCache?.pieces ?? []) {
@@ -325,6 +337,10 @@ export class Storage implements AsyncDisposable {
     const spans = this.layout.spans(index, 0, size);
     try {
       if (!this.#emptyFilesMade) await this.#makeEmptyFiles();
+      if (!this.#resumeBegun) {
+        this.#resumeBegun = true;
+        await this.#resume?.begin();
+      }
       let toPart = false;
       for (const s of spans) {
         const f = this.layout.files[s.file];
@@ -377,6 +393,10 @@ export class Storage implements AsyncDisposable {
     }
     try {
       if (!this.#emptyFilesMade) await this.#makeEmptyFiles();
+      if (!this.#resumeBegun) {
+        this.#resumeBegun = true;
+        await this.#resume?.begin();
+      }
       let toPart = false;
       for (const s of this.layout.spans(index, 0, size)) {
         const f = this.layout.files[s.file];
@@ -569,81 +589,29 @@ export class Storage implements AsyncDisposable {
 
   /**
    * Writes resume data atomically: the verified pieces, each file's size and modification time, and the part
-   * file's index. Call it only after the writes it vouches for have completed.
+   * file's index; the journal starts again. Call it only after the writes it vouches for have completed.
+   *
+   * @param have The verified pieces.
+   * @param options `clean: false` for a save while the torrent keeps writing (periodic); a clean save (the
+   *   default) is judged strictly on the next start.
    */
-  async saveResume(have: Bitfield): Promise<void> {
-    if (!this.#resumePath) return;
-    // Written data is in the page cache, which survives the process being killed: the guarantee here is
-    // against kill -9 and crashes, not power loss (that would need flush() first, costing an fdatasync of
-    // everything written; the size/mtime check below still catches files that changed).
-    const files: [number, number][] = [];
-    for (let i = 0; i < this.layout.files.length; i++) {
-      const st = await this.#backend.stat(this.path(i));
-      files.push(st ? [st.size, st.mtime] : [-1, 0]);
-    }
-    const record: ResumeFile = {
-      version: 1,
-      pieces: have.bytes.toBase64(),
-      files,
-      pieceCache: this.pieceCache(),
-    };
-    await this.#backend.mkdir(dirname(this.#resumePath));
-    await this.#backend.writeAtomic(
-      this.#resumePath,
-      new TextEncoder().encode(JSON.stringify(record)),
-    );
+  async saveResume(have: Bitfield, options: { clean?: boolean } = {}): Promise<void> {
+    await this.#resume?.save(have, { clean: options.clean ?? true });
+  }
+
+  /** Records in resume data's journal that a piece is on disk (its write completed). */
+  journalPiece(index: number): void {
+    this.#resume?.journal(index);
   }
 
   /**
-   * Reads resume data. A piece is trusted only when every file it touches has the size and modification time
-   * recorded; the others are returned in `recheck`.
+   * Reads resume data (see `resume.ts`: a snapshot plus the journal; after a clean stop a piece is trusted
+   * only when its files have the recorded size and time, after a crash when they grew under our own writes).
    *
    * @returns The state, or undefined when there is no usable resume data.
    */
   async loadResume(): Promise<ResumeState | undefined> {
-    if (!this.#resumePath) return undefined;
-    const bytes = await this.#backend.readFile(this.#resumePath).catch(() => undefined);
-    if (!bytes) return undefined;
-    let record: ResumeFile;
-    try {
-      record = JSON.parse(new TextDecoder().decode(bytes));
-      if (
-        record.version !== 1 || !Array.isArray(record.files) ||
-        record.files.length !== this.layout.files.length
-      ) {
-        return undefined;
-      }
-    } catch {
-      return undefined;
-    }
-    const claimed = new Bitfield(this.layout.pieceCount, Uint8Array.fromBase64(record.pieces));
-    const changed = new Set<number>();
-    for (let i = 0; i < this.layout.files.length; i++) {
-      const st = await this.#backend.stat(this.path(i));
-      const [size, mtime] = record.files[i];
-      const now: [number, number] = st ? [st.size, st.mtime] : [-1, 0];
-      if (now[0] !== size || now[1] !== mtime) changed.add(i);
-    }
-    for (const [piece, slot] of record.pieceCache?.pieces ?? []) {
-      if (!this.#parts.has(piece) && piece >= 0 && piece < this.layout.pieceCount) {
-        this.#parts.set(piece, slot);
-      }
-    }
-    const have = new Bitfield(this.layout.pieceCount);
-    const recheck: number[] = [];
-    const partExists = (await this.#backend.stat(this.#partPath)) !== undefined;
-    for (const i of claimed) {
-      const inPart = this.#parts.has(i);
-      const touched = inPart
-        ? !partExists
-        : this.layout.filesOfPiece(i).some((f) => changed.has(f) && this.#priorities[f] !== 0);
-      if (touched) {
-        recheck.push(i);
-      } else {
-        have.set(i);
-      }
-    }
-    return { have, recheck };
+    return await this.#resume?.load();
   }
 
   /**
@@ -714,6 +682,7 @@ export class Storage implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#resume?.flush();
     await this.#writer?.close();
     this.#writer = undefined;
     for (const f of this.#open.values()) {

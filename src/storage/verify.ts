@@ -14,7 +14,7 @@ import { bytesEqual, toHex } from "../_bytes.ts";
 import type { Layout } from "./layout.ts";
 import { BLOCK_SIZE, HASH_SIZE, leafCount, MerkleHasher } from "./merkle.ts";
 
-/** What {@linkcode PieceVerifier.check} found; `undefined` where a kind of hash does not apply or is unknown. */
+/** What {@linkcode TorrentVerifier.check} found; `undefined` where a kind of hash does not apply or is unknown. */
 export interface PieceCheck {
   /** SHA-1 against the `pieces` string (v1 and hybrid torrents). */
   v1: boolean | undefined;
@@ -22,8 +22,8 @@ export interface PieceCheck {
   v2: boolean | undefined;
 }
 
-/** Options for {@linkcode PieceVerifier}. */
-export interface PieceVerifierOptions {
+/** Options for {@linkcode TorrentVerifier}. */
+export interface TorrentVerifierOptions {
   /**
    * For hybrid torrents, check the v2 hash too (when the file's piece layer is known), not only SHA-1. A
    * disagreement fails the piece. Off, SHA-1 alone decides, as in libtorrent.
@@ -52,7 +52,7 @@ export interface V2Expectation {
  * @example Verify a piece of a v1 torrent
  * ```ts
  * import { Layout } from "./layout.ts";
- * import { PieceVerifier } from "./verify.ts";
+ * import { TorrentVerifier } from "./verify.ts";
  * import assert from "node:assert/strict";
  *
  * const data = new TextEncoder().encode("hello");
@@ -63,12 +63,12 @@ export interface V2Expectation {
  *   length: 5,
  *   pieces,
  * });
- * const verifier = new PieceVerifier(layout);
+ * const verifier = new TorrentVerifier(layout);
  * assert.equal(await verifier.verify(0, data), true);
  * assert.deepEqual(await verifier.check(0, new Uint8Array(5)), { v1: false, v2: undefined });
  * ```
  */
-export class PieceVerifier {
+export class TorrentVerifier {
   readonly #layout: Layout;
   readonly #both: boolean;
   readonly #hasher = new MerkleHasher();
@@ -79,12 +79,12 @@ export class PieceVerifier {
   readonly #layers: (Uint8Array | undefined)[] = [];
 
   /**
-   * Creates a {@linkcode PieceVerifier}.
+   * Creates a {@linkcode TorrentVerifier}.
    *
    * @param layout The torrent's geometry and hashes.
    * @param options Whether hybrids check both hashes.
    */
-  constructor(layout: Layout, options: PieceVerifierOptions = {}) {
+  constructor(layout: Layout, options: TorrentVerifierOptions = {}) {
     this.#layout = layout;
     this.#both = options.hybridBoth ?? true;
   }
@@ -119,6 +119,17 @@ export class PieceVerifier {
       v1: version === 2 ? undefined : await this.#v1(index, data),
       v2: version === 1 ? undefined : await this.#v2(index, data),
     };
+  }
+
+  /**
+   * Checks only the merkle hash of piece `index` (a hybrid's SHA-1 being checked elsewhere).
+   *
+   * @param index Piece index.
+   * @param data The piece's bytes.
+   * @returns Whether it matches, or undefined for a v1 torrent or while the file's piece layer is unknown.
+   */
+  async checkV2(index: number, data: Uint8Array): Promise<boolean | undefined> {
+    return await this.#v2(index, data);
   }
 
   /**

@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { PeerEntry } from "./types.ts";
+
 /** What the choker needs to know about a peer. */
 export interface ChokerPeer {
   /** Stable identifier of the connection. */
@@ -48,13 +50,9 @@ export class Choker {
   #optimisticSince = -Infinity;
 
   /**
-
    * Creates a {@linkcode Choker}.
-
    *
-
    * @param options Slots and rotation interval.
-
    */
   constructor(options: ChokerOptions = {}) {
     this.#slots = options.slots ?? 4;
@@ -125,5 +123,37 @@ export class Choker {
    */
   hasFreeSlot(unchokedCount: number): boolean {
     return unchokedCount < this.#slots + 1;
+  }
+}
+
+/**
+ * One choking round over a torrent's connections: unchokes the chosen ones and chokes the others.
+ *
+ * @param choker The torrent's choker.
+ * @param peers Its ready connections.
+ * @param seeding We have every piece (rank by our upload rate).
+ * @param now The current time (ms).
+ */
+export function rechoke(
+  choker: Choker,
+  peers: readonly PeerEntry[],
+  seeding: boolean,
+  now: number,
+): void {
+  const unchoke = choker.round(
+    peers.map((e) => ({
+      id: e.id,
+      peerInterested: e.conn.peerInterested,
+      downloadRate: e.rateDown,
+      uploadRate: e.rateUp,
+      snubbed: e.snubbed,
+      connectedAt: e.connectedAt,
+    })),
+    seeding,
+    now,
+  );
+  for (const e of peers) {
+    if (unchoke.has(e.id)) e.conn.unchoke();
+    else if (!e.conn.amChoking) e.conn.choke();
   }
 }

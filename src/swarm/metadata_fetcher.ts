@@ -10,6 +10,7 @@ import { addressKey } from "../_address.ts";
 import { bytesEqual, concat, sha1 } from "../_bytes.ts";
 import { CLIENT_NAME } from "../version.ts";
 import { PeerConnection } from "../peer.ts";
+import { connectTcp, type TcpStream } from "../transport/tcp.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
 import { TrackerManager } from "../tracker/tiers.ts";
 import {
@@ -127,9 +128,9 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
     const key = addressKey(p.host, p.port);
     if (dialed.has(key) || connections.size >= maxPeers || finished) return;
     dialed.add(key);
-    let conn: Deno.Conn;
+    let conn: TcpStream;
     try {
-      conn = await Deno.connect({ hostname: p.host, port: p.port });
+      conn = await connectTcp(p.host, p.port, { signal: options.signal });
     } catch {
       return;
     }

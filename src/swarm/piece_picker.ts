@@ -2,15 +2,18 @@
  * Which block to ask which peer for: rarest first, weighted by file priority, partial pieces first, and endgame.
  *
  * The picker owns the buffers of pieces in progress: a received block is copied straight into its piece's buffer,
- * and a piece whose every block has arrived is handed back whole for hashing. No sockets, no disk, no timers.
+ * and a piece whose every block has arrived is handed back whole for hashing. It also owns the torrent's one
+ * {@linkcode RequestStore}: peers record their requests there, and a block nobody has in flight any more is free
+ * again. No sockets, no disk, no timers.
  *
  * @module
  */
 
 import type { Bitfield } from "../bitfield.ts";
+import { pieceRangeOfFile, type StorageFile } from "../storage/layout.ts";
+import { BLOCK_SIZE, RequestStore } from "./requests.ts";
 
-/** Size of a request: 16 KiB, what every client asks for and the most a peer must serve (BEP 3). */
-export const BLOCK_SIZE = 16384;
+export { BLOCK_SIZE };
 
 /** Block states inside a piece in progress. */
 const FREE = 0, REQUESTED = 1, RECEIVED = 2;
@@ -23,8 +26,6 @@ export interface PartialPiece {
   buffer: Uint8Array<ArrayBuffer>;
   /** State of each block (free, requested, received). */
   readonly state: Uint8Array;
-  /** Outstanding requests per block (more than one only in endgame). */
-  readonly inflight: Uint8Array;
   /** Blocks received so far. */
   received: number;
   /** Blocks never requested yet. */
@@ -33,6 +34,27 @@ export interface PartialPiece {
   readonly senders: Set<number>;
   /** Which peer sent each block (for smart ban: blaming the exact blocks once the piece is known good). */
   readonly blockSenders: Int32Array;
+}
+
+/** A run of contiguous pieces handed out whole (to a web seed), from {@linkcode PiecePicker.pickRun}. */
+export interface PieceRun {
+  /** First piece of the run. */
+  first: number;
+  /** Number of pieces, at least 1. */
+  count: number;
+}
+
+/** Options of {@linkcode PiecePicker.pickRun}. */
+export interface PickRunOptions {
+  /** Only pieces for which this returns true are handed out (e.g. what one source can serve). */
+  filter?: (index: number) => boolean;
+  /**
+   * Hand out nothing while memory allows fewer than this many pieces (unless the gap itself is shorter): a web
+   * seed then waits for a few pieces to be verified and written instead of asking for one piece at a time
+   * while the disk or the hash check is behind.
+   * @default {1}
+   */
+  atLeast?: number;
 }
 
 /** A block to request: piece index, byte offset and length. */
@@ -84,20 +106,24 @@ export class PiecePicker {
   readonly #partial = new Map<number, PartialPiece>();
   /** Pieces fully received and waiting for their hash check / write; not picked again meanwhile. */
   readonly #pending = new Set<number>();
+  /**
+   * Pieces handed out whole ({@linkcode PiecePicker.pickRun}): no buffer yet, no blocks; nobody else is given
+   * them until they arrive ({@linkcode PiecePicker.receivePiece}) or come back
+   * ({@linkcode PiecePicker.unreserve}).
+   */
+  readonly #reserved = new Set<number>();
   readonly #endgameDuplicates: number;
   readonly #maxInMemory: number;
   readonly #random: () => number;
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
   #lastStarted = -2;
+  /** Our requests in flight, by peer and by block: the one place they are kept. */
+  readonly requests: RequestStore;
 
   /**
-
    * Creates a {@linkcode PiecePicker}.
-
    *
-
    * @param options Torrent geometry and what we already have.
-
    */
   constructor(options: PiecePickerOptions) {
     this.#pieceCount = options.pieceCount;
@@ -109,6 +135,10 @@ export class PiecePicker {
     this.#endgameDuplicates = options.endgameDuplicates ?? 2;
     this.#maxInMemory = Math.max(2, options.maxInMemory ?? 32);
     this.#random = options.random ?? Math.random;
+    this.requests = new RequestStore({
+      pieceLength: options.pieceLength,
+      onIdle: (index, begin) => this.#blockIdle(index, begin),
+    });
   }
 
   /** Bytes in piece `index`. */
@@ -123,6 +153,28 @@ export class PiecePicker {
     for (let i = 0; i < this.#pieceCount; i++) this.#priority[i] = priorities[i];
   }
 
+  /**
+   * Sets piece priorities from file priorities: each piece gets the highest priority of the files it touches
+   * (padding files do not count); pieces in progress that are no longer wanted are dropped.
+   *
+   * @param geometry The files and piece length.
+   * @param filePriorities Priority of each file (0 = do not download).
+   */
+  setFilePriorities(
+    geometry: { readonly files: readonly StorageFile[]; readonly pieceLength: number },
+    filePriorities: readonly number[],
+  ): void {
+    const prio = new Int32Array(this.#pieceCount);
+    for (let f = 0; f < geometry.files.length; f++) {
+      const range = pieceRangeOfFile(geometry, f);
+      if (!range || geometry.files[f].padding) continue;
+      const p = filePriorities[f];
+      for (let i = range[0]; i <= range[1]; i++) if (p > prio[i]) prio[i] = p;
+    }
+    this.setPriorities(prio);
+    for (let i = 0; i < prio.length; i++) if (prio[i] === 0) this.abandon(i);
+  }
+
   /** Priority of a piece (0 = not wanted). */
   priority(index: number): number {
     return this.#priority[index];
@@ -131,6 +183,31 @@ export class PiecePicker {
   /** True when the piece is wanted and not yet had. */
   wants(index: number): boolean {
     return this.#priority[index] > 0 && !this.#have.has(index);
+  }
+
+  /** Bytes of wanted pieces not yet had. */
+  get leftBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.#pieceCount; i++) if (this.wants(i)) n += this.pieceSize(i);
+    return n;
+  }
+
+  /** Bytes of wanted pieces in total and had so far. */
+  wantedBytes(): { have: number; total: number } {
+    let have = 0, total = 0;
+    for (let i = 0; i < this.#pieceCount; i++) {
+      if (this.#priority[i] <= 0) continue;
+      const size = this.pieceSize(i);
+      total += size;
+      if (this.#have.has(i)) have += size;
+    }
+    return { have, total };
+  }
+
+  /** True when every wanted piece is had. */
+  get complete(): boolean {
+    for (let i = 0; i < this.#pieceCount; i++) if (this.wants(i)) return false;
+    return true;
   }
 
   /** Number of pieces that are wanted and not yet had. */
@@ -160,9 +237,6 @@ export class PiecePicker {
     return this.#availability[index];
   }
 
-  /** True when the block last passed to {@linkcode PiecePicker.receive} was also requested from other peers. */
-  lastReceiveDuplicated = false;
-
   /** Pieces currently in progress. */
   get partialCount(): number {
     return this.#partial.size;
@@ -173,11 +247,20 @@ export class PiecePicker {
     return this.#pending.size;
   }
 
+  /** Pieces handed out whole by {@linkcode PiecePicker.pickRun} and not yet received or given back. */
+  get reservedCount(): number {
+    return this.#reserved.size;
+  }
+
   /** True when no wanted block is left unrequested: every remaining block is in flight somewhere. */
   get inEndgame(): boolean {
     for (const p of this.#partial.values()) if (p.free > 0) return false;
     for (let i = 0; i < this.#pieceCount; i++) {
-      if (this.wants(i) && !this.#partial.has(i) && !this.#pending.has(i)) return false;
+      if (
+        this.wants(i) && !this.#partial.has(i) && !this.#pending.has(i) && !this.#reserved.has(i)
+      ) {
+        return false;
+      }
     }
     return true;
   }
@@ -193,14 +276,16 @@ export class PiecePicker {
    *
    * @param peerHas The peer's pieces.
    * @param max Most blocks to return.
-   * @param isRequested Tells whether this peer already has a request out for a block (not asked twice).
+   * @param peerRequests The blocks this peer has in flight (it is never asked twice for one); the caller records
+   *   each returned block there as it sends the request (see {@linkcode RequestStore}), or gives it back with
+   *   {@linkcode PiecePicker.unpick}.
    * @param allowed When given, only these pieces may be picked (a choked peer's allowed-fast set).
    * @returns Blocks to request; each is marked as requested.
    */
   pick(
     peerHas: Bitfield,
     max: number,
-    isRequested: (index: number, begin: number) => boolean,
+    peerRequests: { has(key: number): boolean },
     allowed?: ReadonlySet<number>,
   ): BlockRequest[] {
     const out: BlockRequest[] = [];
@@ -213,7 +298,7 @@ export class PiecePicker {
       if (out.length >= max) return out;
     }
     // 2. new pieces: highest priority, rarest, random tie-break
-    while (out.length < max && this.#partial.size + this.#pending.size < this.#maxInMemory) {
+    while (out.length < max && this.#held < this.#maxInMemory) {
       const index = this.#chooseNewPiece(peerHas, allowed);
       if (index < 0) break;
       const p = this.#startPiece(index);
@@ -225,12 +310,15 @@ export class PiecePicker {
       for (const p of partials) {
         if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
         const blocks = p.state.length;
+        const first = p.index * this.requests.blocksPerPiece;
         for (let b = 0; b < blocks && out.length < max; b++) {
-          if (p.state[b] !== REQUESTED || p.inflight[b] >= this.#endgameDuplicates) continue;
-          const begin = b * BLOCK_SIZE;
-          if (isRequested(p.index, begin)) continue;
-          p.inflight[b]++;
-          out.push({ index: p.index, begin, length: this.#blockLength(p.index, b) });
+          if (p.state[b] !== REQUESTED || peerRequests.has(first + b)) continue;
+          if (this.requests.inflight(first + b) >= this.#endgameDuplicates) continue;
+          out.push({
+            index: p.index,
+            begin: b * BLOCK_SIZE,
+            length: this.#blockLength(p.index, b),
+          });
         }
         if (out.length >= max) break;
       }
@@ -239,19 +327,135 @@ export class PiecePicker {
   }
 
   /**
-   * A request for a block was withdrawn (peer choked us, rejected it, disconnected, or timed out):
-   * the block becomes free again unless another request for it is still in flight.
+   * Hands out a run of whole pieces, for a source that serves byte ranges rather than blocks (a web seed,
+   * BEP 19): contiguous pieces that are wanted, not had and that nobody is working on, starting at the
+   * beginning of the longest such gap among the highest-priority pieces (BEP 19: "start at the beginning of
+   * the biggest gap"; ties go to the lowest index). The pieces are reserved: {@linkcode PiecePicker.pick}
+   * never hands out their blocks until they arrive through {@linkcode PiecePicker.receivePiece} or come back
+   * through {@linkcode PiecePicker.unreserve}. Reserved pieces count toward `maxInMemory` (each will need a
+   * buffer once it arrives), so a run is at most as long as the memory left allows.
+   *
+   * When no piece is free, a piece in progress that no peer has a request out for (its peers went away) is
+   * taken over as a run of one: the blocks it had received are discarded.
+   *
+   * @example Two web seeds take the two ends of a fresh download
+   * ```ts
+   * import { Bitfield } from "../bitfield.ts";
+   * import { PiecePicker } from "./piece_picker.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const picker = new PiecePicker({
+   *   pieceCount: 10, pieceLength: 16384, totalLength: 10 * 16384, have: new Bitfield(10),
+   * });
+   * assert.deepEqual(picker.pickRun(4), { first: 0, count: 4 });
+   * assert.deepEqual(picker.pickRun(4), { first: 4, count: 4 });
+   * picker.unreserve(5); // the second seed failed before piece 5
+   * assert.deepEqual(picker.pickRun(4), { first: 8, count: 2 }); // the longest gap is now 8..9
+   * ```
+   *
+   * @param max Most pieces in the run.
+   * @param options Which pieces the source can serve.
+   * @returns The run, or undefined when nothing can be handed out now.
    */
-  unrequest(index: number, begin: number): void {
+  pickRun(max: number, options: PickRunOptions = {}): PieceRun | undefined {
+    const slots = Math.min(max, this.#maxInMemory - this.#held);
+    if (slots <= 0) return undefined;
+    const filter = options.filter;
+    const free = (i: number) =>
+      this.wants(i) && !this.#partial.has(i) && !this.#pending.has(i) && !this.#reserved.has(i) &&
+      (filter === undefined || filter(i));
+    let top = 0;
+    for (let i = 0; i < this.#pieceCount; i++) {
+      if (this.#priority[i] > top && free(i)) top = this.#priority[i];
+    }
+    if (top > 0) {
+      let bestStart = -1, bestLength = 0, start = -1;
+      for (let i = 0; i <= this.#pieceCount; i++) {
+        if (i < this.#pieceCount && this.#priority[i] === top && free(i)) {
+          if (start < 0) start = i;
+          continue;
+        }
+        if (start >= 0 && i - start > bestLength) {
+          bestStart = start;
+          bestLength = i - start;
+        }
+        start = -1;
+      }
+      const count = Math.min(slots, bestLength);
+      if (count < Math.min(options.atLeast ?? 1, max, bestLength)) return undefined;
+      for (let i = bestStart; i < bestStart + count; i++) this.#reserved.add(i);
+      return { first: bestStart, count };
+    }
+    // nothing fresh: take over a piece in progress that nobody has a request out for
+    for (const p of this.#sortedPartials()) {
+      if (this.#priority[p.index] <= 0 || (filter && !filter(p.index))) continue;
+      let idle = true;
+      for (let b = 0; b < p.state.length && idle; b++) idle = p.state[b] !== REQUESTED;
+      if (!idle) continue;
+      this.abandon(p.index);
+      this.#reserved.add(p.index);
+      return { first: p.index, count: 1 };
+    }
+    return undefined;
+  }
+
+  /**
+   * A whole piece handed out by {@linkcode PiecePicker.pickRun} arrived: it is copied into a piece buffer and
+   * returned like a piece completed block by block, for the caller to verify (then
+   * {@linkcode PiecePicker.pieceVerified} or {@linkcode PiecePicker.pieceFailed}). Every block is credited to
+   * `sender`, so a piece that fails its hash check names that one source.
+   *
+   * @param index Piece index.
+   * @param data The piece's bytes (copied; the caller may reuse its buffer).
+   * @param sender Identifier of the source (blamed if the piece fails its hash).
+   * @returns The piece, or undefined when it was not reserved (given back or abandoned meanwhile) or `data`
+   *   is not the piece's size.
+   */
+  receivePiece(index: number, data: Uint8Array, sender: number): PartialPiece | undefined {
+    if (!this.#reserved.has(index)) return undefined;
+    const size = this.pieceSize(index);
+    if (data.length !== size) return undefined;
+    this.#reserved.delete(index);
+    const p = this.#newPiece(index);
+    p.buffer.set(data);
+    p.state.fill(RECEIVED);
+    p.received = p.state.length;
+    p.free = 0;
+    p.senders.add(sender);
+    p.blockSenders.fill(sender);
+    this.#pending.add(index);
+    return p;
+  }
+
+  /**
+   * A piece handed out by {@linkcode PiecePicker.pickRun} will not arrive (its source failed, was dropped or
+   * was too slow): it can be picked again.
+   *
+   * @param index Piece index.
+   * @returns True when the piece was reserved.
+   */
+  unreserve(index: number): boolean {
+    return this.#reserved.delete(index);
+  }
+
+  /**
+   * A block returned by {@linkcode PiecePicker.pick} could not be requested after all: it is free again unless
+   * another peer has it in flight.
+   */
+  unpick(index: number, begin: number): void {
+    if (this.requests.inflight(this.requests.key(index, begin)) === 0) {
+      this.#blockIdle(index, begin);
+    }
+  }
+
+  /** No peer has this block in flight any more (withdrawn, rejected, choked, closed): it is free again. */
+  #blockIdle(index: number, begin: number): void {
     const p = this.#partial.get(index);
     if (!p) return;
     const b = begin / BLOCK_SIZE;
     if (p.state[b] !== REQUESTED) return;
-    if (p.inflight[b] > 0) p.inflight[b]--;
-    if (p.inflight[b] === 0) {
-      p.state[b] = FREE;
-      p.free++;
-    }
+    p.state[b] = FREE;
+    p.free++;
   }
 
   /**
@@ -276,10 +480,8 @@ export class PiecePicker {
     const b = begin / BLOCK_SIZE;
     if (b >= p.state.length || p.state[b] === RECEIVED) return undefined;
     if (data.length !== this.#blockLength(index, b)) return undefined;
-    this.lastReceiveDuplicated = p.inflight[b] > 1;
     if (p.state[b] === FREE) p.free--;
     p.state[b] = RECEIVED;
-    p.inflight[b] = 0;
     p.buffer.set(data, begin);
     p.received++;
     p.senders.add(sender);
@@ -313,17 +515,23 @@ export class PiecePicker {
     this.#pool.length = 0;
   }
 
-  /** Forgets a piece in progress (e.g. its file's priority dropped to 0). */
+  /** Forgets a piece in progress or reserved (e.g. its file's priority dropped to 0). */
   abandon(index: number): void {
+    this.#reserved.delete(index);
     const p = this.#partial.get(index);
     if (!p) return;
     this.#partial.delete(index);
     this.release(p.buffer);
   }
 
-  /** True when piece `index` is in progress or waiting for verification. */
+  /** True when piece `index` is in progress, reserved, or waiting for verification. */
   isBusy(index: number): boolean {
-    return this.#partial.has(index) || this.#pending.has(index);
+    return this.#partial.has(index) || this.#pending.has(index) || this.#reserved.has(index);
+  }
+
+  /** Pieces that hold (or, reserved, will hold) a buffer: compared with `maxInMemory`. */
+  get #held(): number {
+    return this.#partial.size + this.#pending.size + this.#reserved.size;
   }
 
   /** Bytes received for pieces still in progress (counted toward "downloaded" but not yet verified). */
@@ -355,7 +563,6 @@ export class PiecePicker {
     for (let b = 0; b < blocks && out.length < max && p.free > 0; b++) {
       if (p.state[b] !== FREE) continue;
       p.state[b] = REQUESTED;
-      p.inflight[b] = 1;
       p.free--;
       out.push({ index: p.index, begin: b * BLOCK_SIZE, length: this.#blockLength(p.index, b) });
     }
@@ -364,7 +571,10 @@ export class PiecePicker {
   #chooseNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
     let best = -1, bestPriority = 0, bestAvail = 0, ties = 0;
     const consider = (i: number) => {
-      if (!peerHas.has(i) || this.#have.has(i) || this.#partial.has(i) || this.#pending.has(i)) {
+      if (
+        !peerHas.has(i) || this.#have.has(i) || this.#partial.has(i) || this.#pending.has(i) ||
+        this.#reserved.has(i)
+      ) {
         return;
       }
       const prio = this.#priority[i];
@@ -392,7 +602,8 @@ export class PiecePicker {
     if (
       best >= 0 && next !== best && next < this.#pieceCount && (!allowed || allowed.has(next)) &&
       peerHas.has(next) && !this.#have.has(next) && !this.#partial.has(next) &&
-      !this.#pending.has(next) && this.#priority[next] === bestPriority &&
+      !this.#pending.has(next) && !this.#reserved.has(next) &&
+      this.#priority[next] === bestPriority &&
       this.#availability[next] === bestAvail
     ) best = next;
     if (best >= 0) this.#lastStarted = best;
@@ -400,22 +611,25 @@ export class PiecePicker {
   }
 
   #startPiece(index: number): PartialPiece {
+    const p = this.#newPiece(index);
+    this.#partial.set(index, p);
+    return p;
+  }
+
+  #newPiece(index: number): PartialPiece {
     const size = this.pieceSize(index);
     const blocks = Math.ceil(size / BLOCK_SIZE);
     let buffer: Uint8Array<ArrayBuffer>;
     if (size === this.#pieceLength && this.#pool.length > 0) buffer = this.#pool.pop()!;
     else buffer = new Uint8Array(size);
-    const p: PartialPiece = {
+    return {
       index,
       buffer,
       state: new Uint8Array(blocks),
-      inflight: new Uint8Array(blocks),
       received: 0,
       free: blocks,
       senders: new Set(),
       blockSenders: new Int32Array(blocks),
     };
-    this.#partial.set(index, p);
-    return p;
   }
 }

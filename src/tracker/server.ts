@@ -45,13 +45,9 @@ export class TrackerServer implements AsyncDisposable {
   readonly #allow: Set<string> | undefined;
 
   /**
-
    * Creates a {@linkcode TrackerServer}.
-
    *
-
    * @param options Where to listen and how to answer.
-
    */
   constructor(options: TrackerServerOptions = {}) {
     this.#interval = options.interval ?? 60;

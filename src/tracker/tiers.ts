@@ -109,13 +109,9 @@ export class TrackerManager implements AsyncDisposable {
   #abort = new AbortController();
 
   /**
-
    * Creates a {@linkcode TrackerManager}.
-
    *
-
    * @param options Tiers, identity, stats and callbacks.
-
    */
   constructor(options: TrackerManagerOptions) {
     this.#o = options;

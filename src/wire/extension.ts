@@ -7,7 +7,7 @@
 
 import { fromUtf8 } from "../_bytes.ts";
 import { type BencodeDict, decode, encode } from "../bencode.ts";
-import { WireError } from "./messages.ts";
+import { WireError } from "./errors.ts";
 
 /** A peer's extension handshake, validated. */
 export interface ExtensionHandshake {

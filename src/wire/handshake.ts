@@ -6,7 +6,7 @@
  * @module
  */
 
-import { WireError } from "./messages.ts";
+import { WireError } from "./errors.ts";
 
 /** Length of a handshake. */
 export const HANDSHAKE_LENGTH = 68;
@@ -45,6 +45,8 @@ export interface HandshakeInit {
   dht?: boolean;
   /** Advertise BEP 52 v2 support. */
   v2?: boolean;
+  /** Reserved bytes to start from (other extension bits); the flags above are added to them. */
+  reserved?: Uint8Array;
 }
 
 /**
@@ -70,6 +72,7 @@ export function encodeHandshake(init: HandshakeInit): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(HANDSHAKE_LENGTH);
   out[0] = 19;
   out.set(PSTR, 1);
+  if (init.reserved?.length === 8) out.set(init.reserved, 20);
   if (init.extended) out[25] |= 0x10;
   if (init.fast) out[27] |= 0x04;
   if (init.dht) out[27] |= 0x01;

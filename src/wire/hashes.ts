@@ -17,7 +17,7 @@ import {
   nextPowerOfTwo,
   uncleCount,
 } from "../storage/merkle.ts";
-import { WireError } from "./messages.ts";
+import { WireError } from "./errors.ts";
 
 export type { HashRequest };
 

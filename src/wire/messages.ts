@@ -6,6 +6,8 @@
  * @module
  */
 
+import { encodeHandshake, type Handshake } from "./handshake.ts";
+
 /** Message ids. */
 export const MessageId = {
   choke: 0,
@@ -26,8 +28,12 @@ export const MessageId = {
   extended: 20,
 } as const;
 
-/** One decoded peer message. Piece `data` and other byte fields are views into the received bytes. */
+/**
+ * One decoded peer message. Piece `data` and other byte fields are views into the received bytes. `handshake` is
+ * the first message of a connection (see {@linkcode FrameDecoderOptions.handshake}).
+ */
 export type PeerMessage =
+  | { type: "handshake"; handshake: Handshake }
   | { type: "keepalive" }
   | { type: "choke" }
   | { type: "unchoke" }
@@ -47,18 +53,28 @@ export type PeerMessage =
   | { type: "extended"; id: number; payload: Uint8Array }
   | { type: "unknown"; id: number; payload: Uint8Array };
 
-/** A peer broke the protocol; the connection ends with this reason. */
-export class WireError extends Error {
-  /**
-   * Creates a {@linkcode WireError}.
-   *
-   * @param message What the peer did wrong.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "WireError";
-  }
-}
+import { WireError } from "./errors.ts";
+export { WireError };
+
+/** Names of the known messages, for error text. */
+const NAMES: Record<number, string> = {
+  0: "choke",
+  1: "unchoke",
+  2: "interested",
+  3: "not interested",
+  4: "have",
+  5: "bitfield",
+  6: "request",
+  7: "piece",
+  8: "cancel",
+  9: "port",
+  13: "suggest",
+  14: "have all",
+  15: "have none",
+  16: "reject",
+  17: "allowed fast",
+  20: "extended",
+};
 
 /** Expected payload length (after the id byte) of fixed-size messages; -1 when variable. */
 const FIXED: Record<number, number> = {
@@ -98,7 +114,13 @@ export function decodeMessage(frame: Uint8Array): PeerMessage {
   const p = frame.subarray(1);
   const fixed = FIXED[id];
   if (fixed !== undefined && p.length !== fixed) {
-    throw new WireError(`message ${id} has ${p.length} payload bytes, expected ${fixed}`);
+    throw new WireError(
+      fixed === 0
+        ? `${NAMES[id]} with a payload (message ${id} has ${p.length} payload bytes, expected 0)`
+        : `${
+          NAMES[id]
+        } message of wrong length (message ${id} has ${p.length} payload bytes, expected ${fixed})`,
+    );
   }
   const u32 = (o: number) => ((p[o] << 24) | (p[o + 1] << 16) | (p[o + 2] << 8) | p[o + 3]) >>> 0;
   switch (id) {
@@ -117,7 +139,7 @@ export function decodeMessage(frame: Uint8Array): PeerMessage {
     case 6:
       return { type: "request", index: u32(0), begin: u32(4), length: u32(8) };
     case 7:
-      if (p.length < 8) throw new WireError(`piece message with ${p.length} payload bytes`);
+      if (p.length < 8) throw new WireError(`short piece message (${p.length} payload bytes)`);
       return { type: "piece", index: u32(0), begin: u32(4), data: p.subarray(8) };
     case 8:
       return { type: "cancel", index: u32(0), begin: u32(4), length: u32(8) };
@@ -134,7 +156,7 @@ export function decodeMessage(frame: Uint8Array): PeerMessage {
     case 17:
       return { type: "allowedfast", index: u32(0) };
     case 20:
-      if (p.length < 1) throw new WireError("extended message without an extension id");
+      if (p.length < 1) throw new WireError("extended message without an id");
       return { type: "extended", id: p[0], payload: p.subarray(1) };
     default:
       return { type: "unknown", id, payload: p };
@@ -290,6 +312,8 @@ export function encodeExtended(id: number, payload: Uint8Array): Uint8Array<Arra
  */
 export function encodeMessage(m: PeerMessage): Uint8Array<ArrayBuffer> {
   switch (m.type) {
+    case "handshake":
+      return encodeHandshake(m.handshake);
     case "keepalive":
       return encodeKeepAlive();
     case "choke":

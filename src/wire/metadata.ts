@@ -7,7 +7,7 @@
 
 import { concat } from "../_bytes.ts";
 import { type BencodeDict, decodePrefix, encode } from "../bencode.ts";
-import { WireError } from "./messages.ts";
+import { WireError } from "./errors.ts";
 
 /** Size of a metadata piece. */
 export const METADATA_PIECE = 16384;

@@ -12,7 +12,7 @@
 
 import { bytesEqual, concat, fromHex, toHex, utf8 } from "../_bytes.ts";
 import type { PeerStream } from "./stream.ts";
-import { WireError } from "./messages.ts";
+import { WireError } from "./errors.ts";
 
 const P = BigInt(
   "0xFFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A63A36210000000000090563",
@@ -287,5 +287,10 @@ function rebuild(
       });
     })()
     : conn.writable;
-  return { readable, writable, close: () => conn.close?.() };
+  return {
+    readable,
+    writable,
+    close: () => conn.close?.(),
+    ...(conn.release ? { release: (chunk: Uint8Array) => conn.release!(chunk) } : {}),
+  };
 }

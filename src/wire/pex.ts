@@ -6,7 +6,7 @@
 
 import { type BencodeDict, decode, encode } from "../bencode.ts";
 import { encodeCompactPeers, parseCompactPeers, type PeerAddress } from "../tracker/compact.ts";
-import { WireError } from "./messages.ts";
+import { WireError } from "./errors.ts";
 
 /** Our local extension id for `ut_pex`. */
 export const UT_PEX_ID = 1;

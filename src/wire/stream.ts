@@ -13,4 +13,9 @@ export interface PeerStream {
   writable: WritableStream<Uint8Array>;
   /** Releases the underlying resource (a socket). */
   close?(): void;
+  /**
+   * A chunk read from `readable` is no longer used (every view into it is gone): a reader that recycles its
+   * buffers may read into it again. Optional; calling it is never required for correctness.
+   */
+  release?(chunk: Uint8Array): void;
 }

@@ -1,0 +1,115 @@
+/**
+ * One torrent's trackers over its life: the tiers (BEP 12) started with the torrent and stopped with it
+ * (`started` / `stopped`), `completed` once, and asking again early when the torrent starves — no peer to
+ * download from and nothing left to dial — backing off 10 s, 20 s, 40 s … up to 5 minutes (the tracker's own
+ * minimum interval is still respected).
+ *
+ * @module
+ */
+
+import type { PeerAddress } from "../tracker/compact.ts";
+import { TrackerManager, type TrackerTierView } from "../tracker/tiers.ts";
+import type { TorrentEvents } from "./types.ts";
+
+/** Options for {@linkcode Announcer}. */
+export interface AnnouncerOptions {
+  /** Tracker tiers (BEP 12). */
+  announceList: string[][];
+  /** The info hash trackers know the torrent by. */
+  infoHash: Uint8Array;
+  /** Our peer id. */
+  peerId: Uint8Array;
+  /** Our listening port. */
+  port: () => number;
+  /** Bytes up, down and left, for each announce. */
+  stats: () => { uploaded: number; downloaded: number; left: number };
+  /** Peers a tracker returned. */
+  onPeers: (peers: PeerAddress[]) => void;
+  /** A tracker answered, failed or warned. */
+  onEvent: (event: TorrentEvents["tracker"]) => void;
+  /** The clock (ms). */
+  now: () => number;
+}
+
+/** Talks to one torrent's trackers. */
+export class Announcer {
+  readonly #opts: AnnouncerOptions;
+  #trackers: TrackerManager | undefined;
+  #backoff = 5_000;
+  #next: number;
+
+  /**
+   * Creates an {@linkcode Announcer}; nothing is sent before {@linkcode Announcer.start}.
+   *
+   * @param options The torrent's trackers and what to tell them.
+   */
+  constructor(options: AnnouncerOptions) {
+    this.#opts = options;
+    this.#next = options.now() + 10_000;
+  }
+
+  /** Announces `started` and keeps announcing; false when there is no tracker to talk to. */
+  start(): boolean {
+    if (this.#trackers || this.#opts.announceList.length === 0) return this.#trackers !== undefined;
+    const o = this.#opts;
+    this.#trackers = new TrackerManager({
+      announceList: o.announceList,
+      infoHash: o.infoHash,
+      peerId: o.peerId,
+      port: o.port,
+      stats: o.stats,
+      onPeers: o.onPeers,
+      onEvent: (e) =>
+        o.onEvent({
+          type: e.type,
+          url: e.url,
+          ...(e.peers !== undefined ? { peers: e.peers } : {}),
+          ...(e.error ? { message: e.error.message } : e.message ? { message: e.message } : {}),
+        }),
+    });
+    this.#trackers.start();
+    return true;
+  }
+
+  /** Announces `stopped` (bounded) and stops. */
+  async stop(): Promise<void> {
+    const trackers = this.#trackers;
+    this.#trackers = undefined;
+    await trackers?.stop();
+  }
+
+  /** Announces `completed` (once per start, whatever is called). */
+  completed(): void {
+    this.#trackers?.completed();
+  }
+
+  /** The seed's `trackers()`: tiers with counts, failures and the peers each returned. */
+  trackers(): TrackerTierView[] {
+    if (this.#trackers) return this.#trackers.trackers();
+    return this.#opts.announceList.map((urls) => ({
+      urls: [...urls],
+      complete: 0,
+      incomplete: 0,
+      failures: 0,
+      peers: new Uint8Array(0),
+      peers6: new Uint8Array(0),
+    }));
+  }
+
+  /**
+   * Asks the trackers again early while the torrent starves.
+   *
+   * @param now The current time (ms).
+   * @param starving True when there is no peer to download from and nothing left to dial.
+   */
+  tick(now: number, starving: boolean): void {
+    if (!starving) {
+      this.#backoff = 5_000;
+      this.#next = now + 10_000;
+    } else if (now >= this.#next) {
+      this.#trackers?.announceNow();
+      this.#backoff = Math.min(300_000, this.#backoff * 2);
+      this.#next = now + this.#backoff;
+    }
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Types shared by the parts of one torrent's engine and by whoever owns it (Session, Client): its state, its
+ * options and events, a live connection's record and the public view of a peer. Types only.
+ *
+ * @module
+ */
+
+import type { Metainfo } from "../metainfo.ts";
+import type { PeerConnection } from "../peer.ts";
+import type { PieceCacheIndex } from "../storage/storage.ts";
+import type { PeerStream } from "../wire/stream.ts";
+
+/** The three states of the seed's API. */
+export type TorrentState = "active" | "paused" | "stopped";
+
+/** Where a peer's address came from ("incoming" when it connected to us). */
+export type PeerSource = "user" | "tracker" | "dht" | "pex" | "lsd" | "incoming";
+
+/** Events the engine reports to its owner (Client and Session turn them into DOM events). */
+export interface TorrentEvents {
+  /** A piece passed its hash check. */
+  hashpass: { index: number };
+  /** A piece failed its hash check. */
+  hashfail: { index: number };
+  /** A downloaded piece was verified and written. */
+  piece: { index: number };
+  /** A peer connection completed its handshake. */
+  peer: { address: string; peerId: Uint8Array | undefined; incoming: boolean };
+  /** A peer connection ended, with the reason. */
+  peerclose: { address: string; reason: string };
+  /** A tracker answered, failed, or warned. */
+  tracker: {
+    type: "announce" | "error" | "warning";
+    url: string;
+    peers?: number;
+    message?: string;
+  };
+  /** The state changed. */
+  state: { state: TorrentState };
+  /** Every wanted piece is verified on disk. */
+  complete: Record<string, never>;
+  /** Something went wrong that did not stop the torrent (a disk error; tracker errors are `tracker` events). */
+  error: { error: Error };
+}
+
+/** Receives engine events. */
+export type TorrentEmit = <K extends keyof TorrentEvents>(
+  type: K,
+  detail: TorrentEvents[K],
+) => void;
+
+/** A live connection and what the engine tracks about it. */
+export interface PeerEntry {
+  /** Where its address came from. */
+  source: PeerSource;
+  /** A number unique within the torrent (blamed for bad data, owner of uploads). */
+  id: number;
+  /** The connection. */
+  conn: PeerConnection;
+  /** Its address key (`host:port`, `[v6]:port`). */
+  key: string;
+  /** The peer connected to us. */
+  incoming: boolean;
+  /** When the connection was made (ms). */
+  connectedAt: number;
+  /** When it last sent us a block we asked for (ms). */
+  lastBlockAt: number;
+  /** Both handshakes are done and it was accepted (not ourselves, not a duplicate). */
+  ready: boolean;
+  /** Its pieces are counted in the picker's availability. */
+  availabilityAdded: boolean;
+  /** It sent nothing for a minute while we had requests out: it gets no regular unchoke slot. */
+  snubbed: boolean;
+  /** Pieces this peer rejected while unchoking us → until when (ms) we do not ask it for them again. */
+  rejected: Map<number, number>;
+  /** Payload bytes per second from the peer (moving average). */
+  rateDown: number;
+  /** Payload bytes per second to the peer (moving average). */
+  rateUp: number;
+  /** `conn.downloaded` at the last tick. */
+  lastDown: number;
+  /** `conn.uploaded` at the last tick. */
+  lastUp: number;
+}
+
+/** Public view of a connected peer. */
+export interface PeerInfo {
+  /** "host:port". */
+  address: string;
+  /** The peer's id, once the handshake is done. */
+  peerId: Uint8Array | undefined;
+  /** True when the peer connected to us. */
+  incoming: boolean;
+  /** Where we learnt its address ("incoming" when it connected to us). */
+  source: PeerSource;
+  /** Pieces the peer has. */
+  have: number;
+  /** Payload bytes per second from the peer. */
+  downloadRate: number;
+  /** Payload bytes per second to the peer. */
+  uploadRate: number;
+  /** Payload bytes received from the peer. */
+  downloaded: number;
+  /** Payload bytes sent to the peer. */
+  uploaded: number;
+  /** We are choking the peer. */
+  amChoking: boolean;
+  /** We want data from the peer. */
+  amInterested: boolean;
+  /** The peer is choking us. */
+  peerChoking: boolean;
+  /** The peer wants data from us. */
+  peerInterested: boolean;
+  /** Our requests in flight to this peer. */
+  outstanding: number;
+}
+
+/** Options for {@linkcode Torrent}. */
+export interface TorrentOptions {
+  /** The parsed torrent. */
+  meta: Metainfo;
+  /** Download directory (multi-file torrents get a folder named after the torrent below it). */
+  dir: string;
+  /** Our 20-byte peer id. */
+  peerId: Uint8Array;
+  /** Our listening port (for trackers and the extension handshake). */
+  port: () => number;
+  /** Receives events. */
+  emit: TorrentEmit;
+  /** Per-file priorities; 1 each by default, 0 = do not download. */
+  priorities?: number[];
+  /** Part-file index from a previous run. */
+  pieceCache?: PieceCacheIndex;
+  /** Where resume data is kept; none when omitted. */
+  resumePath?: string;
+  /** Resume data written by an older version, read once when `resumePath` has none (then replaced). */
+  legacyResumePath?: string;
+  /** Announce to the torrent's trackers. @default {true} */
+  trackers?: boolean;
+  /** Most connected peers. @default {50} */
+  maxPeers?: number;
+  /** Most outgoing connection attempts at once. @default {8} */
+  maxConnecting?: number;
+  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
+  queueDepth?: number;
+  /**
+   * Bytes of piece buffers for downloading: pieces in progress plus complete pieces waiting for their hash check
+   * and write (at least 4 pieces). When the disk falls behind, no new piece is started until a write lands.
+   * @default {8388608}
+   */
+  pieceMemory?: number;
+  /** Bytes of whole pieces kept in memory to serve uploads (at least 2 pieces). @default {33554432} */
+  uploadMemory?: number;
+  /** Milliseconds between calls of {@linkcode Torrent.tick} by the owner (choking every 10 ticks). @default {1000} */
+  tickMs?: number;
+  /** Milliseconds to connect to a peer. @default {5000} */
+  connectTimeoutMs?: number;
+  /** Preallocate files. @default {false} */
+  preallocate?: boolean;
+  /**
+   * Send every block of the torrent at most once, to whichever peer asks first, and reject repeat requests:
+   * peers must trade the rest among themselves (a seeding strategy for a first seed with little upload).
+   * @default {false}
+   */
+  uploadEachPieceOnce?: boolean;
+  /**
+   * Our DHT node's UDP port: peers are told we support the DHT (BEP 5) and sent a PORT message. Never used for
+   * private torrents.
+   */
+  dhtPort?: () => number;
+  /** Called with a peer's DHT node address when it sends a PORT message. */
+  onDhtNode?: (host: string, port: number) => void;
+  /**
+   * Milliseconds between attempts to write verified pieces that a disk error (a full disk, a read-only or
+   * unwritable directory) kept from being written; the torrent stays paused until they are written.
+   * @default {5000}
+   */
+  diskRetryMs?: number;
+  /** Hash downloaded pieces on a worker thread instead of the event loop's. @default {false} */
+  hashWorker?: boolean;
+  /** The clock (ms), shared with the connections. @default {Date.now} */
+  now?: () => number;
+  /** Opens an outgoing connection to a peer. @default {connectTcp} */
+  connect?: (host: string, port: number, options: { timeoutMs: number }) => Promise<PeerStream>;
+}
