@@ -29,7 +29,7 @@ export const HashMessageId = {
 } as const;
 
 /** Bytes of a hash request (and of the header of the other two): root, base layer, index, length, proof layers. */
-export const HASH_REQUEST_SIZE = HASH_SIZE + 16;
+export const HASH_REQUEST_SIZE: number = HASH_SIZE + 16;
 
 /** Most proof layers a message may carry (a tree of 2^53 bytes in 16 KiB blocks has 39 layers). */
 const MAX_PROOF_LAYERS = 63;
