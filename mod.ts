@@ -82,6 +82,8 @@ export {
   valueSpan,
 } from "./src/bencode.ts";
 export { Bitfield } from "./src/bitfield.ts";
+export { clientFromPeerId, describePeerClient } from "./src/peer_id.ts";
+export type { EncryptionPolicy } from "./src/wire/encryption_policy.ts";
 export { Dht, type DhtOptions, type DhtState, type DhtStats } from "./src/dht/dht.ts";
 export type { PieceCacheIndex } from "./src/storage/storage.ts";
 export { StorageError } from "./src/storage/storage.ts";

@@ -60,6 +60,12 @@ export interface PeerConnectionOptions {
   extended?: boolean;
   /** Advertise DHT support. @default {false} */
   dht?: boolean;
+  /**
+   * Our handshake already went out (in the initial payload of an MSE handshake, `initiateConnection`): do not
+   * send it again. It must have been made with the same info hash, peer id and extension bits.
+   * @default {false}
+   */
+  handshakeSent?: boolean;
   /** Our extension handshake fields (`m`, `v`, `p`, `reqq`, …). */
   extensionHandshake?: Record<string, unknown>;
   /** Most requests we keep outstanding. @default {256} */
@@ -89,11 +95,6 @@ export interface PeerConnectionOptions {
   requests?: OutstandingRequests;
   /** Bandwidth limits: every byte read and written is accounted for, and waits while a limit is in debt. */
   rate?: RateGate;
-  /**
-   * Our handshake already went out (in the initial payload of an encryption handshake): do not send it again.
-   * @default {false}
-   */
-  handshakeSent?: boolean;
   /** The peer's address (for the allowed-fast set and reports). */
   remoteAddress?: { host: string; port: number };
 }

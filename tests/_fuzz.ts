@@ -18,10 +18,11 @@ import {
   encodeHashRequest,
 } from "../src/wire/hashes.ts";
 import { WireDecoder } from "../src/wire/frame_decoder.ts";
-import { encodeHandshake } from "../src/wire/handshake.ts";
 import { WireError } from "../src/wire/messages.ts";
 import { decodeMetadataMessage } from "../src/wire/metadata.ts";
 import { decodePex } from "../src/wire/pex.ts";
+import { encodeHandshake } from "../src/wire/handshake.ts";
+import { acceptConnection } from "../src/wire/mse.ts";
 
 const enc = new TextEncoder();
 const HANDSHAKE = encodeHandshake({
@@ -238,6 +239,24 @@ export const TARGETS: Target[] = [
     seeds: [new Uint8Array([127, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 1, 0, 1])],
     run: (b) => [parseCompactPeers(b, 4), parseCompactPeers(b, 6)],
     allowed: [],
+  },
+  {
+    // the first bytes of an incoming connection: a plain handshake, or an MSE public key and what follows
+    // (the responder's key is random, so deeper stages are reached by tests/mse_test.ts's corrupting relay)
+    name: "mse-accept",
+    seeds: [
+      encodeHandshake({ infoHash: new Uint8Array(20).fill(1), peerId: new Uint8Array(20) }),
+      new Uint8Array(96 + 40 + 20).fill(0x77),
+    ],
+    async run(b) {
+      const conn = {
+        readable: ReadableStream.from([b]),
+        writable: new WritableStream<Uint8Array>(),
+      };
+      const accepted = await acceptConnection(conn, [new Uint8Array(20).fill(1)]);
+      await accepted.stream.readable.cancel();
+    },
+    allowed: [WireError],
   },
 ];
 

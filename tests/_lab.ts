@@ -29,6 +29,7 @@ export const have = {
   chromium: runs("sh", ["-c", "command -v chromium"]),
   nginx: runs("/usr/sbin/nginx", ["-v"]),
   openssl: runs("openssl", ["version"]),
+  transmission: runs("sh", ["-c", "command -v transmission-daemon"]),
 };
 
 /** `ignore` for a Deno.test that needs these peers: skip locally, never in CI. */
@@ -164,11 +165,16 @@ export async function startLibtorrent(
   torrent: string,
   dir: string,
   peers: string[] = [],
-  options: { profile?: "default" | "hps"; port?: number } = {},
+  options: {
+    profile?: "default" | "hps";
+    port?: number;
+    /** More environment for lt_peer.py: LT_SETTINGS, LT_PEERLOG, LT_UPLOAD_LIMIT. */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Proc> {
   const port = options.port ?? freePort();
   const p = spawn("/usr/bin/python3", [LT_PEER, role, torrent, dir, String(port), ...peers], port, {
-    env: { LT_PROFILE: options.profile ?? "default" },
+    env: { LT_PROFILE: options.profile ?? "default", ...options.env },
   });
   try {
     await p.line("ready", 60_000);

@@ -106,3 +106,107 @@ export function pipePair(): {
     b: { readable: ab.readable, writable: ba.writable },
   };
 }
+
+/** One end of a {@linkcode socketPair}. */
+export interface TestSocket {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+  /** Closes both directions, like closing a socket: the other end reads EOF, our pending read fails. */
+  close(): void;
+}
+
+/** How a {@linkcode socketPair} delivers bytes. */
+export interface SocketPairOptions {
+  /** A byte stream readable (BYOB readers work), as a `Deno.Conn`'s. @default {true} */
+  byob?: boolean;
+  /** Deliver at most this many bytes per read (1: every byte boundary is a read boundary). */
+  maxChunk?: number;
+  /** Force a read boundary at this offset of each direction's byte stream. */
+  splitAt?: number;
+}
+
+/**
+ * Two connected in-memory ends that behave like a TCP socket, unlike {@linkcode pipePair}: a write copies the
+ * bytes (the writer may reuse its buffer once the write resolves) and resolves while up to 64 KiB are buffered.
+ * With `maxChunk` or `splitAt` every piece is handed to a read of its own (a write then waits for the reads).
+ */
+export function socketPair(options: SocketPairOptions = {}): { a: TestSocket; b: TestSocket } {
+  const ab = oneWay(options), ba = oneWay(options);
+  return {
+    a: { readable: ba.readable, writable: ab.writable, close: () => (ab.end(), ba.fail()) },
+    b: { readable: ab.readable, writable: ba.writable, close: () => (ba.end(), ab.fail()) },
+  };
+}
+
+function oneWay(options: SocketPairOptions) {
+  const lockstep = options.maxChunk !== undefined || options.splitAt !== undefined;
+  const limit = lockstep ? 0 : 64 * 1024;
+  let ctl!: ReadableByteStreamController | ReadableStreamDefaultController<Uint8Array>;
+  let wake: (() => void) | undefined;
+  let pulled = false, finished = false;
+  const onPull = () => {
+    pulled = true;
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onCancel = () => {
+    finished = true;
+    onPull();
+  };
+  const readable = options.byob === false
+    ? new ReadableStream<Uint8Array>(
+      { start: (c) => void (ctl = c), pull: onPull, cancel: onCancel },
+      new ByteLengthQueuingStrategy({ highWaterMark: limit }),
+    )
+    : new ReadableStream(
+      { type: "bytes", start: (c) => void (ctl = c), pull: onPull, cancel: onCancel },
+      { highWaterMark: limit },
+    );
+  let offset = 0;
+  const writable = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      for (let at = 0; at < chunk.length;) {
+        let n = chunk.length - at;
+        if (options.maxChunk) n = Math.min(n, options.maxChunk);
+        const split = options.splitAt;
+        if (split !== undefined && offset < split && offset + n > split) n = split - offset;
+        while (!finished && (lockstep ? !pulled : (ctl.desiredSize ?? 0) <= 0)) {
+          await new Promise<void>((resolve) => wake = resolve);
+        }
+        if (finished) throw new Error("connection closed");
+        pulled = false;
+        ctl.enqueue(chunk.slice(at, at + n));
+        offset += n;
+        at += n;
+      }
+    },
+    close() {
+      end();
+    },
+    abort() {
+      end();
+    },
+  });
+  const end = () => {
+    if (finished) return;
+    finished = true;
+    onPull();
+    try {
+      ctl.close();
+      // a pending BYOB read is answered by the source, not by close()
+      if ("byobRequest" in ctl) ctl.byobRequest?.respond(0);
+    } catch { /* closed or errored already */ }
+  };
+  const fail = () => {
+    const was = finished;
+    finished = true;
+    onPull();
+    if (!was) {
+      try {
+        ctl.error(new Error("connection closed"));
+      } catch { /* closed already */ }
+    }
+  };
+  return { readable, writable, end, fail };
+}

@@ -91,4 +91,23 @@ export {
   UT_METADATA_ID,
 } from "./metadata.ts";
 export { decodePex, encodePex, MAX_PEX_PEERS, type PexMessage, UT_PEX_ID } from "./pex.ts";
-export { acceptConnection, type AcceptedConnection, Rc4 } from "./mse.ts";
+export {
+  acceptConnection,
+  type AcceptOptions,
+  type EncryptedConnection,
+  type Encryption,
+  initiateConnection,
+  type InitiateOptions,
+  Rc4,
+} from "./mse.ts";
+export {
+  acceptsEncrypted,
+  acceptsPlain,
+  DEFAULT_ENCRYPTION_POLICY,
+  dialAttempts,
+  type DialMode,
+  type EncryptionPolicy,
+  parseEncryptionPolicy,
+} from "./encryption_policy.ts";
+export { Bandwidth, type RateGate, rateGate, TokenBucket } from "../transport/bandwidth.ts";
+export { type ConnectOptions, connectTcp, type TcpStream, tcpStream } from "../transport/tcp.ts";
