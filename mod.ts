@@ -2,8 +2,8 @@
  * Seedbed: a BitTorrent client for Deno, built on Web APIs.
  *
  * This module is what an application uses: the {@linkcode Client} (one torrent, with AnyEvent::BitTorrent's API),
- * .torrent files and magnet links (parse, create), bencode, streaming a torrent's files over HTTP, and the errors
- * these throw. The building blocks have their own entry points: `@seedbed/seedbed/wire` (the peer protocol),
+ * .torrent files (v1, v2 and hybrid) and magnet links (parse, create), bencode, streaming a torrent's files over
+ * HTTP, and the errors these throw. The building blocks have their own entry points: `@seedbed/seedbed/wire` (the peer protocol),
  * `/tracker`, `/dht` (and local discovery), `/storage` and `/http`.
  *
  * @example Download a torrent
@@ -43,8 +43,10 @@ export {
 } from "./src/client.ts";
 export type { PeerInfo, PeerSource, TorrentEvents, TorrentState } from "./src/swarm/types.ts";
 export {
+  addPieceLayer,
   type Metainfo,
   MetainfoError,
+  missingPieceLayers,
   parseMetainfo,
   type ParseMetainfoOptions,
   pieceHash,
@@ -53,10 +55,12 @@ export {
 } from "./src/metainfo.ts";
 export {
   formatMagnet,
+  infoDictMatches,
   MagnetError,
   type MagnetLink,
   parseMagnet,
   torrentFromMetadata,
+  type TorrentFromMetadataOptions,
 } from "./src/magnet.ts";
 export {
   autoPieceLength,

@@ -1,11 +1,17 @@
 // Re-verify a file with Storage.hashcheck and compare with sha1sum on the same file in the same run.
-//   deno run -A bench/hashcheck_bench.ts [MiB=1024] [pieceKiB=1024]
-// Both read from the page cache (each is run twice; the best time counts).
+//   deno run -A bench/hashcheck_bench.ts [MiB=1024] [pieceKiB=1024] [v1|v2|hybrid]
+// Both read from the page cache (each is run twice; the best time counts). v2 checks merkle roots of the pieces
+// against the piece layer, hybrid checks both (sha1sum stays the reference).
 import { join } from "node:path";
+import { FileMerkle } from "../src/storage/merkle.ts";
 import { Storage } from "../src/storage/storage.ts";
 
 const mib = Number(Deno.args[0] ?? 1024);
 const pieceLength = Number(Deno.args[1] ?? 1024) * 1024;
+const version = (Deno.args[2] === "v2" ? 2 : Deno.args[2] === "hybrid" ? "hybrid" : 1) as
+  | 1
+  | 2
+  | "hybrid";
 const size = mib * 1024 * 1024;
 const dir = await Deno.makeTempDir({ prefix: "seedbed-hashbench-" });
 try {
@@ -13,6 +19,7 @@ try {
   await Deno.mkdir(join(dir, "t"));
   const count = Math.ceil(size / pieceLength);
   const pieces = new Uint8Array(count * 20);
+  const merkle = new FileMerkle(size, pieceLength);
   {
     using f = await Deno.open(path, { write: true, create: true });
     const piece = new Uint8Array(pieceLength);
@@ -22,15 +29,19 @@ try {
         crypto.getRandomValues(piece.subarray(o, Math.min(o + 65536, n)));
       }
       pieces.set(new Uint8Array(await crypto.subtle.digest("SHA-1", piece.subarray(0, n))), i * 20);
+      if (version !== 1) await merkle.addPiece(piece.subarray(0, n));
       let w = 0;
       while (w < n) w += await f.write(piece.subarray(w, n));
     }
   }
+  const tree = version === 1 ? undefined : await merkle.finish();
   const layout = {
-    files: [{ path: ["t", "data.bin"], length: size, offset: 0 }],
+    files: [{ path: ["t", "data.bin"], length: size, offset: 0, piecesRoot: tree?.root }],
     pieceLength,
     length: size,
     pieces,
+    version,
+    pieceLayers: new Map(tree ? [[tree.root.toHex(), tree.pieceLayer]] : []),
   };
   const mbps = (ms: number) => size / 1e6 / (ms / 1000);
   let ours = Infinity, theirs = Infinity;
@@ -46,7 +57,9 @@ try {
     if (!out.success) throw new Error("sha1sum failed");
   }
   console.log(
-    `file: ${mib} MiB, pieces of ${pieceLength / 1024} KiB, page cache warm; best of 2 runs`,
+    `file: ${mib} MiB, pieces of ${pieceLength / 1024} KiB, ${
+      version === 1 ? "v1" : version === 2 ? "v2" : "hybrid"
+    } torrent, page cache warm; best of 2 runs`,
   );
   console.log(`Seedbed hashcheck: ${(ours / 1000).toFixed(2)} s, ${mbps(ours).toFixed(0)} MB/s`);
   console.log(

@@ -1,13 +1,15 @@
 /**
- * Making .torrent files from files on disk: automatic piece length, tracker tiers, private flag, web seeds,
- * SHA-1 with Web Crypto one piece after another into a reused buffer.
+ * Making .torrent files from files on disk: v1 (BEP 3, the default), v2 (BEP 52) or hybrid; automatic piece
+ * length, tracker tiers, private flag, web seeds; SHA-1 and SHA-256 merkle trees with Web Crypto, files read in
+ * large chunks into one reused buffer.
  *
  * @module
  */
 
 import { basename, join, relative, sep } from "node:path";
-import { compareBytes } from "./_bytes.ts";
-import { encode } from "./bencode.ts";
+import { compareBytes, latin1, utf8 } from "./_bytes.ts";
+import { type BencodeInput, encode } from "./bencode.ts";
+import { FileMerkle, MerkleHasher } from "./storage/merkle.ts";
 import { CLIENT_NAME } from "./version.ts";
 
 /** A file to put in a torrent built from a list. */
@@ -42,6 +44,14 @@ export interface CreateTorrentOptions {
   creationDate?: Date | null;
   /** Web seeds (BEP 19). */
   webSeeds?: string[];
+  /**
+   * The format: v1 (BEP 3), v2 (BEP 52: a file tree and piece layers; the piece length must be a power of two of
+   * at least 16 KiB), or hybrid (both, the v1 file list padded with BEP 47 padding files so that every file starts
+   * a piece). v2 and hybrid torrents list files in file tree order and mark executable files (attribute "x"), as
+   * libtorrent does, so the same files and piece length give libtorrent's info hashes.
+   * @default {1}
+   */
+  version?: 1 | 2 | "hybrid";
   /** Called after each piece with bytes hashed so far and the total. */
   onProgress?: (done: number, total: number) => void;
   /** Aborts the hashing. */
@@ -97,9 +107,24 @@ export function autoPieceLength(total: number): number {
  * @param source A file or directory path, or an explicit list of files (then `options.name` is required).
  * @param options Trackers, piece length, flags.
  * @returns The bencoded torrent.
+ * @example Make a v2 torrent
+ * ```ts
+ * import { createTorrent } from "./create.ts";
+ * import { parseMetainfo } from "./metainfo.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello");
+ * const meta = await parseMetainfo(await createTorrent(`${dir}/hello.txt`, { version: 2 }));
+ * assert.equal(meta.version, 2);
+ * assert.equal(meta.infoHashV2Hex?.length, 64);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
  * @throws {TypeError} When the input cannot make a torrent: a list without `options.name`, an empty list or
  * directory, a path component that is empty, `.`, `..` or holds a separator, no data at all (every file
- * empty), or a piece length that is not a whole number from 1 to 512 MiB.
+ * empty), a piece length that is not a whole number from 1 to 512 MiB (a power of two of at least 16 KiB for v2
+ * and hybrid), or, for v2 and hybrid, a list where one path is also another's directory or repeats.
  * @throws {Deno.errors.NotFound} When a source file does not exist.
  * @throws {DOMException} The signal's reason (an `AbortError` by default) when `options.signal` aborts.
  */
@@ -148,18 +173,29 @@ export async function createTorrent(
       `Cannot create a torrent with piece length ${pieceLength}: must be a whole number from 1 to ${MAX_PIECE_LENGTH}`,
     );
   }
-  const pieces = await hashFiles(files, sizes, total, pieceLength, options);
-  const info: Record<string, unknown> = {
-    name,
-    "piece length": pieceLength,
-    pieces,
-  };
-  if (single) info.length = total;
-  else info.files = files.map((f, i) => ({ length: sizes[i], path: f.path }));
+  const version = options.version ?? 1;
+  let info: Record<string, BencodeInput>;
+  let pieceLayers: Record<string, Uint8Array> | undefined;
+  if (version === 1) {
+    const pieces = await hashFiles(files, sizes, total, pieceLength, options);
+    info = { name, "piece length": pieceLength, pieces };
+    if (single) info.length = total;
+    else info.files = files.map((f, i) => ({ length: sizes[i], path: f.path }));
+  } else {
+    if (pieceLength < 16384 || (pieceLength & (pieceLength - 1)) !== 0) {
+      throw new TypeError(
+        `Cannot create a v2 torrent with piece length ${pieceLength}: must be a power of two of at least 16384`,
+      );
+    }
+    const made = await v2Info(files, sizes, { name, single, pieceLength, version, options });
+    info = made.info;
+    pieceLayers = made.pieceLayers;
+  }
   if (options.private) info.private = 1;
 
   const tiers = normaliseTiers(options.announce);
   const top: Record<string, unknown> = { info };
+  if (pieceLayers) top["piece layers"] = pieceLayers;
   if (tiers.length > 0) top.announce = tiers[0][0];
   if (tiers.length > 1 || (tiers[0]?.length ?? 0) > 1) top["announce-list"] = tiers;
   if (options.comment !== undefined) top.comment = options.comment;
@@ -168,7 +204,161 @@ export async function createTorrent(
     top["creation date"] = Math.floor((options.creationDate ?? new Date()).getTime() / 1000);
   }
   if (options.webSeeds && options.webSeeds.length > 0) top["url-list"] = options.webSeeds;
-  return encode(top as Parameters<typeof encode>[0]);
+  return encode(top as BencodeInput);
+}
+
+/** What {@linkcode v2Info} needs besides the files. */
+interface V2Setup {
+  name: string;
+  single: boolean;
+  pieceLength: number;
+  version: 2 | "hybrid";
+  options: CreateTorrentOptions;
+}
+
+/**
+ * The info dictionary of a v2 or hybrid torrent and its piece layers. Files go in file tree order (components
+ * compared bytewise, one level at a time: the order of the pieces); each file's pieces are hashed into its merkle
+ * tree and, for hybrids, by SHA-1 with the rest of its last piece zero (the padding file that follows it).
+ */
+async function v2Info(
+  inputFiles: CreateFileInput[],
+  inputSizes: number[],
+  setup: V2Setup,
+): Promise<{ info: Record<string, BencodeInput>; pieceLayers: Record<string, Uint8Array> }> {
+  const { name, single, pieceLength, version, options } = setup;
+  const order = inputFiles.map((_, i) => i);
+  const keys = inputFiles.map((f) => f.path.map((c) => utf8(c)));
+  order.sort((a, b) => compareComponents(keys[a], keys[b]));
+  const files = order.map((i) => inputFiles[i]);
+  const sizes = order.map((i) => inputSizes[i]);
+  const modes = await Promise.all(files.map(async (f) => (await Deno.stat(f.source)).mode));
+  const executable = modes.map((m) => m !== null && (m & 0o100) !== 0);
+  if (!single) {
+    for (let i = 1; i < files.length; i++) {
+      const a = keys[order[i - 1]], b = keys[order[i]];
+      if (a.length <= b.length && a.every((c, k) => compareBytes(c, b[k]) === 0)) {
+        throw new TypeError(
+          `Cannot create a v2 torrent: "${
+            files[i - 1].path.join("/")
+          }" is a file and the directory of "${files[i].path.join("/")}"`,
+        );
+      }
+    }
+  }
+  const hybrid = version === "hybrid";
+  const total = sizes.reduce((n, s) => n + s, 0);
+  const blockPieces = sizes.reduce((n, s) => n + Math.ceil(s / pieceLength), 0);
+  const v1Pieces = hybrid ? new Uint8Array(blockPieces * 20) : undefined;
+  const roots: (Uint8Array | undefined)[] = [];
+  const pieceLayers: Record<string, Uint8Array> = {};
+  const hasher = new MerkleHasher();
+  const perBuffer = Math.max(1, Math.floor(READ_CHUNK / pieceLength));
+  const buffer = new Uint8Array(pieceLength * Math.min(perBuffer, Math.max(1, blockPieces)));
+  let piece = 0, done = 0;
+  for (let f = 0; f < files.length; f++) {
+    const size = sizes[f];
+    if (size === 0) {
+      roots.push(undefined);
+      continue;
+    }
+    options.signal?.throwIfAborted();
+    const merkle = new FileMerkle(size, pieceLength, hasher);
+    using file = await Deno.open(files[f].source, { read: true });
+    let left = size;
+    while (left > 0) {
+      const want = Math.min(buffer.length, left);
+      let fill = 0;
+      while (fill < want) {
+        options.signal?.throwIfAborted();
+        const n = await file.read(buffer.subarray(fill, want));
+        if (n === null) throw new Error(`${files[f].source} shrank while being hashed`);
+        fill += n;
+      }
+      left -= fill;
+      for (let at = 0; at < fill; at += pieceLength) {
+        const n = Math.min(pieceLength, fill - at);
+        await merkle.addPiece(buffer.subarray(at, at + n));
+        if (v1Pieces) {
+          // the piece as v1 sees it: the file's bytes, then the padding file's zeros (a torrent of one file
+          // has no padding)
+          const whole = files.length > 1 ? pieceLength : n;
+          buffer.fill(0, at + n, at + whole);
+          const digest = await crypto.subtle.digest("SHA-1", buffer.subarray(at, at + whole));
+          v1Pieces.set(new Uint8Array(digest), piece * 20);
+        }
+        piece++;
+        done += n;
+        options.onProgress?.(done, total);
+      }
+    }
+    const { root, pieceLayer } = await merkle.finish();
+    roots.push(root);
+    if (pieceLayer.length > 0) pieceLayers[latin1(root)] = pieceLayer;
+  }
+
+  const entry = (f: number): Record<string, BencodeInput> => ({
+    ...(executable[f] ? { attr: "x" } : {}),
+    length: sizes[f],
+    ...(roots[f] ? { "pieces root": roots[f]! } : {}),
+  });
+  const tree: Record<string, BencodeInput> = {};
+  if (single) {
+    tree[latin1(utf8(name))] = { "": entry(0) };
+  } else {
+    for (let f = 0; f < files.length; f++) {
+      let node = tree;
+      const path = files[f].path;
+      for (let k = 0; k < path.length - 1; k++) {
+        const key = latin1(utf8(path[k]));
+        node = (node[key] ??= {}) as Record<string, BencodeInput>;
+      }
+      node[latin1(utf8(path.at(-1)!))] = { "": entry(f) };
+    }
+  }
+  const info: Record<string, BencodeInput> = {
+    "file tree": tree,
+    "meta version": 2,
+    name,
+    "piece length": pieceLength,
+  };
+  if (hybrid) {
+    info.pieces = v1Pieces!;
+    if (single) {
+      info.length = sizes[0];
+      if (executable[0]) info.attr = "x";
+    } else {
+      const list: Record<string, BencodeInput>[] = [];
+      let offset = 0;
+      for (let f = 0; f < files.length; f++) {
+        list.push({
+          ...(executable[f] ? { attr: "x" } : {}),
+          length: sizes[f],
+          path: files[f].path,
+        });
+        offset += sizes[f];
+        const gap = (pieceLength - (offset % pieceLength)) % pieceLength;
+        if (sizes[f] > 0 && gap > 0 && files.length > 1) {
+          // BEP 47 padding, named as libtorrent names it; after the last file too, as libtorrent does (except
+          // in a torrent of one file)
+          list.push({ attr: "p", length: gap, path: [".pad", String(gap)] });
+          offset += gap;
+        }
+      }
+      info.files = list;
+    }
+  }
+  return { info, pieceLayers };
+}
+
+/** File tree order: path components compared bytewise, one level at a time. */
+function compareComponents(a: Uint8Array[], b: Uint8Array[]): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const c = compareBytes(a[i], b[i]);
+    if (c !== 0) return c;
+  }
+  return a.length - b.length;
 }
 
 /** A file list's paths must be what parseMetainfo accepts unchanged: no separators, no "." or "..". */

@@ -11,6 +11,12 @@ import { MetainfoError, parseMetainfo } from "../src/metainfo.ts";
 import { parseCompactPeers } from "../src/tracker/compact.ts";
 import { decodeTrackerBody, parseAnnounceResponse, TrackerError } from "../src/tracker/http.ts";
 import { decodeExtensionHandshake } from "../src/wire/extension.ts";
+import {
+  decodeHashMessage,
+  encodeHashes,
+  encodeHashReject,
+  encodeHashRequest,
+} from "../src/wire/hashes.ts";
 import { WireDecoder } from "../src/wire/frame_decoder.ts";
 import { WireError } from "../src/wire/messages.ts";
 import { decodeMetadataMessage } from "../src/wire/metadata.ts";
@@ -46,6 +52,31 @@ function torrentSeed(): Uint8Array {
   });
 }
 
+const fixtures = new URL("../fixtures/", import.meta.url).pathname;
+
+/** v2-only and hybrid torrents made by libtorrent, and a crafted one with odd names. */
+const v2Seeds = [
+  "real/libtorrent_v2_multi.torrent",
+  "real/libtorrent_hybrid_multi.torrent",
+  "sanitised_v2/v2_tree_unsafe_names.torrent",
+].map((f) => Deno.readFileSync(fixtures + f));
+
+/** Hash message frames without their length prefix: the id byte, then the payload. */
+function hashSeeds(): Uint8Array[] {
+  const request = {
+    piecesRoot: new Uint8Array(32).fill(7),
+    baseLayer: 0,
+    index: 4,
+    length: 4,
+    proofLayers: 3,
+  };
+  return [
+    encodeHashRequest(request).subarray(4),
+    encodeHashReject(request).subarray(4),
+    encodeHashes(request, new Uint8Array(6 * 32).fill(9)).subarray(4),
+  ];
+}
+
 /** Every target. */
 export const TARGETS: Target[] = [
   {
@@ -60,7 +91,7 @@ export const TARGETS: Target[] = [
   },
   {
     name: "metainfo",
-    seeds: [torrentSeed()],
+    seeds: [torrentSeed(), ...v2Seeds],
     run: (b) => parseMetainfo(b),
     allowed: [BencodeError, MetainfoError],
   },
@@ -71,6 +102,10 @@ export const TARGETS: Target[] = [
         "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=x&tr=http%3A%2F%2Fa%2Fann&x.pe=127.0.0.1:1&so=0,2-4",
       ),
       enc.encode("magnet:?xt=urn:btih:AEBAGBAFAYDQQCIKBMGA2DQPCAIREEYU&x.pe=[::1]:6881"),
+      enc.encode(
+        "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&xt=urn:btmh:1220" +
+          "ab".repeat(32) + "&dn=hybrid",
+      ),
     ],
     run: (b) => parseMagnet(new TextDecoder().decode(b)),
     allowed: [MagnetError],
@@ -115,6 +150,12 @@ export const TARGETS: Target[] = [
       d.push(HANDSHAKE, () => {});
       d.push(b, () => {});
     },
+    allowed: [WireError],
+  },
+  {
+    name: "hash-messages",
+    seeds: hashSeeds(),
+    run: (b) => b.length > 0 && decodeHashMessage(b[0], b.subarray(1)),
     allowed: [WireError],
   },
   {

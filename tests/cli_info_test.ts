@@ -98,13 +98,16 @@ Deno.test("info rejects every crafted bad torrent: exit 1, one line naming the f
 
 Deno.test("info shows sanitised torrents without a single control character", async () => {
   let count = 0;
-  for await (const entry of Deno.readDir(join(FIXTURES, "sanitised"))) {
-    const r = await cli("info", join(FIXTURES, "sanitised", entry.name));
-    assert.equal(r.code, 0, `${entry.name}: ${r.stderr}`);
-    assert.doesNotMatch(r.stdout, UNPRINTABLE, entry.name);
-    count++;
+  for (const dir of ["sanitised", "sanitised_v2"]) {
+    for await (const entry of Deno.readDir(join(FIXTURES, dir))) {
+      const r = await cli("info", join(FIXTURES, dir, entry.name));
+      assert.equal(r.code, 0, `${entry.name}: ${r.stderr}`);
+      assert.doesNotMatch(r.stdout, UNPRINTABLE, entry.name);
+      assert.doesNotMatch(r.stderr, UNPRINTABLE, entry.name);
+      count++;
+    }
   }
-  assert.ok(count >= 25);
+  assert.ok(count >= 27);
 });
 
 Deno.test("info reads a magnet link with peers and a selection", async () => {
@@ -122,7 +125,10 @@ Deno.test("info reads a magnet link with peers and a selection", async () => {
   assert.match(r.stdout, /^Select:\s+0,2,3$/m);
   const bad = await cli("info", "magnet:?dn=nothing");
   assert.equal(bad.code, 1);
-  assert.match(oneLine(bad.stderr), /^seedbed: Invalid magnet link: no xt=urn:btih: info hash$/);
+  assert.match(
+    oneLine(bad.stderr),
+    /^seedbed: Invalid magnet link: no xt=urn:btih: or xt=urn:btmh: info hash$/,
+  );
 });
 
 Deno.test("info: missing files exit 1, usage errors exit 2, --help exits 0", async () => {
@@ -170,7 +176,7 @@ Deno.test("create writes a torrent with every option, prints its hash, and info 
     assert.equal(r.stdout, `${meta.infoHashHex}\n`);
     assert.match(
       oneLine(r.stderr),
-      /^Created .*out\.torrent: renamed, .* in 5 file\(s\), \d+ pieces/,
+      /^Created .*out\.torrent \(v1\): renamed, .* in 5 file\(s\), \d+ pieces/,
     );
     assert.equal(meta.name, "renamed");
     assert.equal(meta.pieceLength, 16384);
@@ -229,4 +235,108 @@ Deno.test("create: usage errors exit 2, unusable input exits 1 with one line", a
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("info prints the version, libtorrent's v1 and v2 hashes for its v2 and hybrid torrents, and no padding files", async () => {
+  const hashes = JSON.parse(
+    await Deno.readTextFile(join(FIXTURES, "real/libtorrent_hashes.json")),
+  ) as Record<string, { v1: string | null; v2: string }>;
+  for (const [file, h] of Object.entries(hashes)) {
+    const r = await cli("info", join(FIXTURES, "real", file));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.match(r.stdout, new RegExp(`^Info hash v2:\\s+${h.v2}$`, "m"), file);
+    if (h.v1) {
+      assert.match(r.stdout, /^Version:\s+hybrid \(v1 \+ v2\)$/m);
+      assert.match(r.stdout, new RegExp(`^Info hash:\\s+${h.v1}$`, "m"), file);
+    } else {
+      assert.match(r.stdout, /^Version:\s+v2$/m);
+      assert.doesNotMatch(r.stdout, /^Info hash:/m, "a v2-only torrent has no v1 hash");
+    }
+    assert.doesNotMatch(r.stdout, /\.pad/, `${file}: padding files are not listed`);
+  }
+  const multi = await cli("info", join(FIXTURES, "real/libtorrent_hybrid_multi.torrent"));
+  // the size is what the files hold (208 924 bytes), not the padded piece space; files keep their torrent index
+  assert.match(multi.stdout, /^Size:\s+.* \(208924 bytes\)$/m);
+  assert.match(multi.stdout, /^Files \(5\):$/m);
+  assert.match(multi.stdout, /^ {2}1 .* multi\/a\.txt$/m);
+  assert.match(multi.stdout, /^ {2}3 .* multi\/empty\.txt$/m);
+  assert.match(multi.stdout, /^ {2}8 .* multi\/nul\.bin$/m);
+  const v1 = await cli("info", join(FIXTURES, "real/mktorrent_single.torrent"));
+  assert.match(v1.stdout, /^Version:\s+v1$/m);
+  assert.doesNotMatch(v1.stdout, /Info hash v2/);
+});
+
+Deno.test("info warns on stderr about a symbolic link it will not make, and shows links and executables", async () => {
+  const r = await cli("info", join(FIXTURES, "sanitised/symlink_outside.torrent"));
+  assert.equal(r.code, 0);
+  assert.match(oneLine(r.stderr), /^warning: info\.files\[1\]: symbolic link ignored/);
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "run.sh"), "#!/bin/sh\n");
+    await Deno.chmod(join(dir, "run.sh"), 0o755);
+    await Deno.writeTextFile(join(dir, "b.txt"), "b");
+    const out = join(dir, "x.torrent");
+    const made = await cli("create", dir, "-o", out, "--hybrid");
+    assert.equal(made.code, 0, made.stderr);
+    const info = await cli("info", out);
+    assert.match(info.stdout, /run\.sh \(executable\)$/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("create --v2 and --hybrid print their hashes; info reads them back; bad combinations are usage errors", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const v2 = await cli("create", join(DATA, "multi"), "-o", join(dir, "v2.torrent"), "--v2");
+    assert.equal(v2.code, 0, v2.stderr);
+    const v2meta = await parseMetainfo(await Deno.readFile(join(dir, "v2.torrent")));
+    assert.equal(v2.stdout, `${v2meta.infoHashV2Hex}\n`);
+    assert.match(oneLine(v2.stderr), /\(v2\): multi, .* in 5 file\(s\)/);
+    const hy = await cli(
+      "create",
+      join(DATA, "multi"),
+      "-o",
+      join(dir, "hy.torrent"),
+      "--hybrid",
+      "--piece-length",
+      "32768",
+    );
+    assert.equal(hy.code, 0, hy.stderr);
+    const hymeta = await parseMetainfo(await Deno.readFile(join(dir, "hy.torrent")));
+    assert.equal(hy.stdout, `${hymeta.infoHashHex}\n${hymeta.infoHashV2Hex}\n`);
+    const info = await cli("info", join(dir, "hy.torrent"));
+    assert.match(info.stdout, new RegExp(`^Info hash v2:\\s+${hymeta.infoHashV2Hex}$`, "m"));
+    const both = await cli("create", join(DATA, "multi"), "-o", join(dir, "x"), "--v2", "--hybrid");
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /exclude each other/);
+    const odd = await cli(
+      "create",
+      join(DATA, "multi"),
+      "-o",
+      join(dir, "x"),
+      "--v2",
+      "--piece-length",
+      "24576",
+    );
+    assert.equal(odd.code, 2);
+    assert.match(odd.stderr, /must be a power of two for a v2 torrent/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("info of btmh magnet links: the v2 hash, and the v1 hash only when the link has one", async () => {
+  const v2 = "ab".repeat(32);
+  const only = await cli("info", `magnet:?xt=urn:btmh:1220${v2}&dn=x`);
+  assert.equal(only.code, 0, only.stderr);
+  assert.match(only.stdout, new RegExp(`^Info hash v2:\\s+${v2}$`, "m"));
+  assert.doesNotMatch(only.stdout, /^Info hash:/m);
+  const hybrid = await cli(
+    "info",
+    `magnet:?xt=urn:btih:${"cd".repeat(20)}&xt=urn:btmh:1220${v2}`,
+  );
+  assert.match(hybrid.stdout, new RegExp(`^Info hash:\\s+${"cd".repeat(20)}$`, "m"));
+  assert.match(hybrid.stdout, new RegExp(`^Info hash v2:\\s+${v2}$`, "m"));
 });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Client } from "../src/client.ts";
 import { formatMagnet } from "../src/magnet.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
+import { needs } from "./_lab.ts";
 import { makeTorrent, sameFiles, type SpecFile, within } from "./_swarm.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -355,4 +356,43 @@ Deno.test("a magnet link downloads from the command line, and --save-torrent kee
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "main.ts info prints the v1 and v2 hashes libtorrent reports for v2 and hybrid torrents it makes now",
+  ignore: needs("libtorrent"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "seedbed-cli-v2-" });
+    try {
+      const data = join(FIXTURES, "real/data");
+      const specs = [
+        `${join(data, "multi")}:v2:16384`,
+        `${join(data, "multi")}:hybrid:65536`,
+        `${join(data, "single.txt")}:v2:16384`,
+        `${join(data, "single.txt")}:hybrid:32768`,
+      ];
+      const script = new URL("./peers/lt_create.py", import.meta.url).pathname;
+      const out = await new Deno.Command("/usr/bin/python3", {
+        args: [script, dir, ...specs],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      const made = JSON.parse(new TextDecoder().decode(out.stdout)) as Record<
+        string,
+        { v1: string | null; v2: string; torrent: string }
+      >;
+      for (const spec of specs) {
+        const lt = made[spec];
+        const r = await cli(["info", lt.torrent]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`^Info hash v2: ${lt.v2}$`, "m"), spec);
+        if (lt.v1) assert.match(r.stdout, new RegExp(`^Info hash:    ${lt.v1}$`, "m"), spec);
+        else assert.doesNotMatch(r.stdout, /^Info hash:/m, spec);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -206,3 +206,169 @@ Deno.test("createTorrent() stops when its signal aborts", async () => {
   assert.ok(err instanceof DOMException, String(err));
   assert.equal(err.name, "AbortError");
 });
+
+/** Runs a python3-libtorrent helper script from tests/peers/ and parses its JSON. */
+async function libtorrent(script: string, ...args: string[]): Promise<Record<string, unknown>> {
+  const path = new URL(`./peers/${script}`, import.meta.url).pathname;
+  return JSON.parse(await run("/usr/bin/python3", [path, ...args]));
+}
+
+/** A directory with the cases file ordering, padding and attributes depend on. */
+async function edgeCases(root: string): Promise<void> {
+  const files: [string, number][] = [
+    ["a/b", 3], // tree order puts directory "a" before "a-c" (the "/"-joined order would not)
+    ["a-c", 20000],
+    ["a.d/q", 2],
+    ["B", 2], // upper case sorts first, bytewise
+    ["exact", 16384], // ends on a piece boundary: no padding after it
+    ["two", 32768],
+    ["\u00e9.txt", 2],
+    ["a/empty", 0],
+    ["z/last-empty", 0],
+    ["run.sh", 40], // executable: attribute "x"
+  ];
+  for (const [p, n] of files) {
+    await Deno.mkdir(join(root, p, ".."), { recursive: true });
+    await Deno.writeFile(join(root, p), payloadOf(n, p.length));
+  }
+  await Deno.chmod(join(root, "run.sh"), 0o755);
+}
+
+function payloadOf(n: number, seed: number): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7) & 0xff);
+}
+
+Deno.test({
+  name:
+    "createTorrent() v2 and hybrid: the same info hashes as libtorrent's create_torrent, which checks our data complete",
+  ignore: needs("libtorrent"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "seedbed-create-v2-" });
+    try {
+      await edgeCases(join(dir, "edge"));
+      await Deno.mkdir(join(dir, "one"));
+      await Deno.writeTextFile(join(dir, "one", "only.txt"), "one file in a folder\n");
+      await Deno.mkdir(join(dir, "big"));
+      await Deno.writeFile(join(dir, "big", "data.bin"), payloadOf(5 * 65536 + 123, 9));
+      await Deno.writeFile(join(dir, "big", "small.bin"), payloadOf(1000, 3));
+      const cases: [string, 1 | 2 | "hybrid", number][] = [
+        [join(data, "single.txt"), 1, 16384],
+        [join(data, "single.txt"), 2, 16384],
+        [join(data, "single.txt"), "hybrid", 16384],
+        [join(data, "multi"), 2, 16384],
+        [join(data, "multi"), "hybrid", 32768],
+        [join(dir, "edge"), 2, 16384],
+        [join(dir, "edge"), "hybrid", 16384],
+        [join(dir, "one"), 2, 16384],
+        [join(dir, "one"), "hybrid", 16384],
+        [join(dir, "big"), 2, 65536],
+        [join(dir, "big"), "hybrid", 65536],
+      ];
+      const specs = cases.map(([src, v, pl]) =>
+        `${src}:${v === 1 ? "v1" : v === 2 ? "v2" : v}:${pl}`
+      );
+      const theirs = await libtorrent("lt_create.py", dir, ...specs) as Record<
+        string,
+        { v1: string | null; v2: string | null }
+      >;
+      for (let i = 0; i < cases.length; i++) {
+        const [src, version, pieceLength] = cases[i];
+        const bytes = await createTorrent(src, { pieceLength, version, creationDate: null });
+        const ours = await parseMetainfo(bytes);
+        const lt = theirs[specs[i]];
+        assert.equal(ours.version, version, specs[i]);
+        assert.equal(ours.infoHashV2Hex, lt.v2 ?? undefined, `v2 hash of ${specs[i]}`);
+        if (version !== 2) assert.equal(ours.infoHashHex, lt.v1, `v1 hash of ${specs[i]}`);
+        if (version === 1) continue;
+        // libtorrent loads ours (piece layers and all) and finds every piece of the data
+        const file = join(dir, `ours-${i}.torrent`);
+        await Deno.writeFile(file, bytes);
+        // a v2-only torrent of a folder holding one file is a single-file torrent (for libtorrent too): the
+        // folder's name is not part of the path
+        const base = ours.multiFile || src.endsWith(".txt") ? join(src, "..") : src;
+        const check = await libtorrent("lt_check.py", file, base);
+        assert.equal(check.have, check.pieces, `libtorrent's check of ${specs[i]}`);
+        assert.equal(check.v2, lt.v2);
+      }
+      // and the executable file carries "x" in both lists
+      const hybrid = await parseMetainfo(
+        await createTorrent(join(dir, "edge"), { pieceLength: 16384, version: "hybrid" }),
+      );
+      const run = hybrid.files.find((f) => f.path.at(-1) === "run.sh")!;
+      assert.equal(run.executable, true);
+      assert.deepEqual(
+        hybrid.files.filter((f) => !f.padding).map((f) => f.path.slice(1).join("/")),
+        ["B", "a/b", "a/empty", "a-c", "a.d/q", "exact", "run.sh", "two", "z/last-empty", "é.txt"],
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("createTorrent() v2: trackers, web seeds, private flag and comment kept; bad input refused", async () => {
+  const bytes = await createTorrent(join(data, "multi"), {
+    version: 2,
+    pieceLength: 16384,
+    announce: [["http://a/announce"], ["udp://b:80"]],
+    webSeeds: ["http://seed/"],
+    private: true,
+    comment: "v2",
+  });
+  const meta = await parseMetainfo(bytes);
+  assert.equal(meta.version, 2);
+  assert.deepEqual(meta.announceList, [["http://a/announce"], ["udp://b:80"]]);
+  assert.deepEqual(meta.urlList, ["http://seed/"]);
+  assert.equal(meta.private, true);
+  assert.equal(meta.comment, "v2");
+  assert.equal(meta.pieceLayers.size, 2);
+  await assert.rejects(
+    createTorrent(join(data, "multi"), { version: 2, pieceLength: 24576 }),
+    /power of two of at least 16384/,
+  );
+  await assert.rejects(
+    createTorrent(join(data, "multi"), { version: "hybrid", pieceLength: 8192 }),
+    /power of two of at least 16384/,
+  );
+  const src = join(data, "single.txt");
+  await assert.rejects(
+    createTorrent([{ source: src, path: ["a"] }, { source: src, path: ["a", "b"] }], {
+      name: "x",
+      version: 2,
+    }),
+    /"a" is a file and the directory of "a\/b"/,
+  );
+  // a list in any order comes out in file tree order
+  const listed = await parseMetainfo(
+    await createTorrent([{ source: src, path: ["z"] }, { source: src, path: ["a"] }], {
+      name: "x",
+      version: "hybrid",
+    }),
+  );
+  assert.deepEqual(listed.files.map((f) => f.displayPath), [
+    "x/a",
+    ".pad/16370",
+    "x/z",
+    ".pad/16370",
+  ]);
+});
+
+Deno.test("createTorrent() v2 reports progress by file bytes and stops when its signal aborts", async () => {
+  const seen: number[] = [];
+  const meta = await parseMetainfo(
+    await createTorrent(join(data, "multi"), {
+      version: "hybrid",
+      pieceLength: 16384,
+      onProgress: (d) => seen.push(d),
+    }),
+  );
+  const bytes = meta.files.filter((f) => !f.padding).reduce((n, f) => n + f.length, 0);
+  assert.equal(seen.length, meta.pieceCount);
+  assert.equal(seen.at(-1), bytes);
+  const abort = new AbortController();
+  abort.abort();
+  await assert.rejects(
+    createTorrent(join(data, "multi"), { version: 2, signal: abort.signal }),
+    (e: unknown) => e instanceof DOMException && e.name === "AbortError",
+  );
+});

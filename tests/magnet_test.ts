@@ -1,5 +1,17 @@
 import assert from "node:assert/strict";
-import { formatMagnet, MagnetError, parseMagnet } from "../src/magnet.ts";
+import { join } from "node:path";
+import { fromHex } from "../src/_bytes.ts";
+import {
+  formatMagnet,
+  infoDictMatches,
+  MagnetError,
+  parseMagnet,
+  torrentFromMetadata,
+} from "../src/magnet.ts";
+import { parseMetainfo } from "../src/metainfo.ts";
+import { needs } from "./_lab.ts";
+
+const REAL = new URL("../fixtures/real/", import.meta.url).pathname;
 
 const HEX = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
 
@@ -82,14 +94,112 @@ Deno.test("parseMagnet() takes numbered and upper-case keys, skips empty and dup
   assert.equal(m.selectOnly, undefined);
 });
 
-Deno.test("parseMagnet() says when a link has only a v2 (btmh) info hash", () => {
-  assert.throws(
-    () => parseMagnet("magnet:?xt=urn:btmh:1220" + "ab".repeat(32)),
-    /only a v2 info hash/,
-  );
-  // a hybrid link carries both: the v1 hash is used
-  const hybrid = parseMagnet(`magnet:?xt=urn:btmh:1220${"ab".repeat(32)}&xt=urn:btih:${HEX}`);
+Deno.test("parseMagnet() reads BEP 52 btmh links: v2-only (truncated wire hash) and hybrid (both hashes)", () => {
+  const v2 = "ab".repeat(32);
+  const only = parseMagnet(`magnet:?xt=urn:btmh:1220${v2}&dn=x`);
+  assert.equal(only.infoHashV2Hex, v2);
+  assert.equal(only.infoHashHex, v2.slice(0, 40));
+  // a hybrid link carries both: the v1 hash is the wire hash, the v2 one is kept
+  const hybrid = parseMagnet(`magnet:?xt=urn:btmh:1220${v2.toUpperCase()}&xt=urn:btih:${HEX}`);
   assert.equal(hybrid.infoHashHex, HEX);
+  assert.equal(hybrid.infoHashV2Hex, v2);
+  assert.throws(() => parseMagnet(`magnet:?xt=urn:btmh:1220${v2.slice(2)}`), /1220 and 64 hex/);
+  assert.throws(() => parseMagnet(`magnet:?xt=urn:btmh:1220${"zz".repeat(32)}`), /1220 and 64 hex/);
+  assert.throws(
+    () => parseMagnet(`magnet:?xt=urn:btmh:1b20${v2}`),
+    /multihash 1b20… is not SHA-256/,
+  );
+  // another multihash beside a usable hash is ignored
+  assert.equal(
+    parseMagnet(`magnet:?xt=urn:btmh:1b20${v2}&xt=urn:btih:${HEX}`).infoHashV2,
+    undefined,
+  );
+});
+
+Deno.test("formatMagnet() writes btih, btmh or both, and round-trips", () => {
+  const v1 = new Uint8Array(20).fill(1), v2 = new Uint8Array(32).fill(2);
+  const hybrid = formatMagnet({ infoHash: v1, infoHashV2: v2, name: "h" });
+  assert.equal(
+    hybrid,
+    `magnet:?xt=urn:btih:${"01".repeat(20)}&xt=urn:btmh:1220${"02".repeat(32)}&dn=h`,
+  );
+  assert.deepEqual(parseMagnet(hybrid).infoHashV2, v2);
+  // v2-only: the wire hash is the truncated v2 hash, so no btih
+  const only = parseMagnet(formatMagnet({ infoHash: v2.subarray(0, 20), infoHashV2: v2 }));
+  assert.deepEqual([only.infoHash, only.infoHashV2], [v2.subarray(0, 20), v2]);
+  assert.equal(formatMagnet({ infoHashV2: v2 }), `magnet:?xt=urn:btmh:1220${"02".repeat(32)}`);
+  assert.throws(() => formatMagnet({ infoHashV2: new Uint8Array(20) }), /32/);
+  assert.throws(() => formatMagnet({}), /without an info hash/);
+});
+
+Deno.test(
+  "libtorrent's magnet links for v2 and hybrid torrents parse to its hashes, and it reads ours",
+  {
+    ignore: needs("libtorrent"),
+  },
+  async () => {
+    const script = `
+import json, sys, libtorrent as lt
+out = {}
+for f in sys.argv[2:]:
+    out[f] = lt.make_magnet_uri(lt.torrent_info(f))
+ours = lt.parse_magnet_uri(sys.argv[1])
+ih = ours.info_hashes
+out["ours"] = [str(ih.v1) if ih.has_v1() else None, str(ih.v2) if ih.has_v2() else None]
+print(json.dumps(out))`;
+    const files = ["libtorrent_v2_multi.torrent", "libtorrent_hybrid_multi.torrent"];
+    const hashes = JSON.parse(await Deno.readTextFile(join(REAL, "libtorrent_hashes.json")));
+    const ours = formatMagnet({
+      infoHash: fromHex(hashes[files[1]].v1)!,
+      infoHashV2: fromHex(hashes[files[1]].v2)!,
+    });
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: ["-c", script, ours, ...files.map((f) => join(REAL, f))],
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const result = JSON.parse(new TextDecoder().decode(out.stdout));
+    for (const f of files) {
+      const m = parseMagnet(result[join(REAL, f)]);
+      assert.equal(m.infoHashV2Hex, hashes[f].v2, f);
+      assert.equal(m.infoHashHex, hashes[f].v1 ?? hashes[f].v2.slice(0, 40), f);
+    }
+    assert.deepEqual(result.ours, [hashes[files[1]].v1, hashes[files[1]].v2]);
+  },
+);
+
+Deno.test("infoDictMatches() checks a fetched info dictionary against every hash of the link", async () => {
+  const meta = await parseMetainfo(
+    await Deno.readFile(join(REAL, "libtorrent_hybrid_multi.torrent")),
+  );
+  const v2only = await parseMetainfo(
+    await Deno.readFile(join(REAL, "libtorrent_v2_multi.torrent")),
+  );
+  const link = (m: typeof meta) => parseMagnet(formatMagnet(m));
+  assert.equal(await infoDictMatches(meta.info, link(meta)), true);
+  assert.equal(await infoDictMatches(v2only.info, link(v2only)), true);
+  assert.equal(await infoDictMatches(v2only.info, link(meta)), false);
+  // a btih-only link and a bare truncated v2 hash (from a tracker or the DHT)
+  assert.equal(await infoDictMatches(meta.info, { infoHash: meta.infoHash }), true);
+  assert.equal(await infoDictMatches(v2only.info, { infoHash: v2only.infoHash }), true);
+  // a hybrid link whose btih does not belong to the dictionary
+  assert.equal(
+    await infoDictMatches(meta.info, { infoHash: new Uint8Array(20), infoHashV2: meta.infoHashV2 }),
+    false,
+  );
+});
+
+Deno.test("torrentFromMetadata() wraps a v2 info dictionary, with or without the piece layers", async () => {
+  const full = await parseMetainfo(await Deno.readFile(join(REAL, "libtorrent_v2_multi.torrent")));
+  const bare = torrentFromMetadata(full.info, ["http://t/announce"]);
+  await assert.rejects(parseMetainfo(bare), /piece layers: missing/);
+  const partial = await parseMetainfo(bare, { allowMissingPieceLayers: true });
+  assert.equal(partial.infoHashV2Hex, full.infoHashV2Hex);
+  const whole = await parseMetainfo(
+    torrentFromMetadata(full.info, ["http://t/announce"], { pieceLayers: full.pieceLayers }),
+  );
+  assert.equal(whole.infoHashV2Hex, full.infoHashV2Hex);
+  assert.deepEqual(whole.pieceLayers, full.pieceLayers);
+  assert.deepEqual(whole.announceList, [["http://t/announce"]]);
 });
 
 Deno.test("parseMagnet() bounds BEP 53 selections", () => {

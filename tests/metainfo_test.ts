@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isInside } from "../src/_paths.ts";
-import { BencodeError, encode } from "../src/bencode.ts";
-import { MetainfoError, parseMetainfo, pieceHash, pieceSize } from "../src/metainfo.ts";
+import { toHex } from "../src/_bytes.ts";
+import { BencodeError, decode, encode } from "../src/bencode.ts";
+import {
+  addPieceLayer,
+  MetainfoError,
+  missingPieceLayers,
+  parseMetainfo,
+  pieceHash,
+  pieceSize,
+} from "../src/metainfo.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url).pathname;
 
@@ -79,11 +87,19 @@ Deno.test("every crafted bad torrent is rejected with an error naming its field"
 Deno.test("sanitised torrents keep every path inside the download directory", async () => {
   const dir = "/downloads/here";
   let count = 0;
-  for await (const entry of Deno.readDir(join(fixtures, "sanitised"))) {
-    const meta = await parseMetainfo(await Deno.readFile(join(fixtures, "sanitised", entry.name)));
+  const corpus = [...Deno.readDirSync(join(fixtures, "sanitised"))].map((e) =>
+    `sanitised/${e.name}`
+  )
+    .concat(
+      [...Deno.readDirSync(join(fixtures, "sanitised_v2"))].map((e) => `sanitised_v2/${e.name}`),
+    );
+  for (const file of corpus) {
+    const entry = { name: file };
+    const meta = await parseMetainfo(await Deno.readFile(join(fixtures, file)));
     const files = new Set<string>();
     const dirs = new Set<string>();
     for (const f of meta.files) {
+      if (f.padding) continue; // never written: its path is never used
       for (const c of f.path) {
         assert.ok(c !== "" && c !== "." && c !== "..", `${entry.name}: component "${c}"`);
         assert.ok(
@@ -210,6 +226,9 @@ Deno.test("mutated torrents only ever fail with BencodeError or MetainfoError (b
       "real/transmission_single.torrent",
       "sanitised/file_dir_collision.torrent",
       "sanitised/windows_reserved_name.torrent",
+      "real/libtorrent_v2_multi.torrent",
+      "real/libtorrent_hybrid_multi.torrent",
+      "sanitised_v2/v2_tree_unsafe_names.torrent",
     ].map((f) => Deno.readFile(join(fixtures, f))),
   );
   let seed = 12345;
@@ -234,6 +253,7 @@ Deno.test("mutated torrents only ever fail with BencodeError or MetainfoError (b
       const meta = await parseMetainfo(bytes);
       const keys = new Set<string>();
       for (const f of meta.files) {
+        if (f.padding) continue;
         assert.ok(isInside("/d", join("/d", ...f.path)));
         const key = f.path.join("/").toLowerCase();
         assert.ok(!keys.has(key), `iteration ${i}: duplicate ${key}`);
@@ -391,12 +411,159 @@ Deno.test("padding files (BEP 47), pieceSize() and pieceHash()", async () => {
   assert.deepEqual(pieceHash(meta, 2), pieces.subarray(40, 60));
 });
 
-Deno.test("a v2-only torrent is refused with a message that says so", async () => {
+Deno.test("v2-only and hybrid torrents made by libtorrent: info hashes and file layout equal libtorrent's", async () => {
+  const hashes = JSON.parse(
+    await Deno.readTextFile(join(fixtures, "real/libtorrent_hashes.json")),
+  ) as Record<string, { v1: string | null; v2: string }>;
+  assert.equal(Object.keys(hashes).length, 4);
+  for (const [file, h] of Object.entries(hashes)) {
+    const meta = await parseMetainfo(await Deno.readFile(join(fixtures, "real", file)));
+    assert.equal(meta.version, h.v1 ? "hybrid" : 2, file);
+    assert.equal(meta.infoHashV2Hex, h.v2, file);
+    // the wire hash: v1 for hybrids, the truncated v2 hash for v2-only torrents
+    assert.equal(meta.infoHashHex, h.v1 ?? h.v2.slice(0, 40), file);
+    assert.deepEqual(meta.announceList, [["http://127.0.0.1:6969/announce"]]);
+    assert.deepEqual(meta.urlList, ["http://127.0.0.1:8080/files/"]);
+    if (meta.version === 2) {
+      assert.equal(
+        meta.length,
+        meta.pieceCount * meta.pieceLength,
+        `${file}: padded as libtorrent does`,
+      );
+    }
+    for (const f of meta.files) {
+      if (f.padding || f.length === 0) continue;
+      assert.equal(f.offset % meta.pieceLength, 0, `${file}: ${f.displayPath} starts a piece`);
+      assert.equal(f.piecesRoot?.length, 32);
+    }
+  }
+  // libtorrent's own file_storage for this v2-only torrent (printed by python3-libtorrent 2.0.8): the same files,
+  // offsets and padding, the last file padded too
+  const v2 = await parseMetainfo(
+    await Deno.readFile(join(fixtures, "real/libtorrent_v2_multi.torrent")),
+  );
+  assert.deepEqual(
+    v2.files.map((f) => [f.displayPath, f.length, f.offset, f.padding]),
+    [
+      ["multi/a.txt", 100000, 0, false],
+      [".pad/14688", 14688, 100000, true],
+      ["multi/empty.txt", 0, 114688, false],
+      ["multi/nested/deeper/leaf.txt", 5, 114688, false],
+      [".pad/16379", 16379, 114693, true],
+      ["multi/nested/numbers.txt", 108894, 131072, false],
+      [".pad/5794", 5794, 239966, true],
+      ["multi/nul.bin", 25, 245760, false],
+      [".pad/16359", 16359, 245785, true],
+    ],
+  );
+  assert.equal(v2.pieceCount, 16);
+  assert.equal(v2.pieces.length, 0);
+  assert.equal(v2.pieceLayers.size, 2, "a.txt and numbers.txt are larger than a piece");
+  const single = await parseMetainfo(
+    await Deno.readFile(join(fixtures, "real/libtorrent_v2_single.torrent")),
+  );
+  assert.equal(single.multiFile, false);
+  assert.deepEqual(single.files.map((f) => [f.path.join("/"), f.length, f.padding]), [
+    ["single.txt", 14, false],
+    [".pad/16370", 16370, true],
+  ]);
+});
+
+Deno.test("a hybrid torrent's v1 files carry the v2 roots; mismatched lists are refused naming the difference", async () => {
+  const meta = await parseMetainfo(
+    await Deno.readFile(join(fixtures, "real/libtorrent_hybrid_multi.torrent")),
+  );
+  const real = meta.files.filter((f) => !f.padding);
+  assert.deepEqual(real.map((f) => f.piecesRoot !== undefined), [true, false, true, true, true]);
+  assert.equal(meta.pieces.length, meta.pieceCount * 20);
   const err = await parseMetainfo(
-    await Deno.readFile(join(fixtures, "bad/v2_only.torrent")),
+    await Deno.readFile(join(fixtures, "bad/hybrid_file_name_mismatch.torrent")),
   ).catch((e) => e);
   assert.ok(err instanceof MetainfoError);
-  assert.match(err.message, /v2-only torrent \(BEP 52\)/);
+  assert.match(err.message, /"other" where the v2 file tree has "small"/);
+});
+
+Deno.test("an unknown meta version is reported as such, before any other problem", async () => {
+  const err = await parseMetainfo(
+    await Deno.readFile(join(fixtures, "bad/unknown_meta_version.torrent")),
+  ).catch((e) => e);
+  assert.ok(err instanceof MetainfoError);
+  assert.equal(err.field, "info.meta version");
+  assert.match(err.message, /version 3 is not supported/);
+});
+
+Deno.test("file tree order is byte order, even for keys that look like numbers", async () => {
+  const root = new Uint8Array(32).fill(1);
+  const file = { "": { length: 1, "pieces root": root } };
+  const meta = await parseMetainfo(encode({
+    info: {
+      name: "t",
+      "meta version": 2,
+      "piece length": 16384,
+      // a JS object lists "9" and "10" first, numerically: the tree must not follow it
+      "file tree": { "10": file, "9": file, "B": file, "a": { "2": file, "10": file } },
+    },
+  }));
+  assert.deepEqual(meta.files.filter((f) => !f.padding).map((f) => f.path.slice(1).join("/")), [
+    "10",
+    "9",
+    "B",
+    "a/10",
+    "a/2",
+  ]);
+});
+
+Deno.test("piece layers: allowMissingPieceLayers accepts an info dictionary without them; addPieceLayer checks the root", async () => {
+  const bytes = await Deno.readFile(join(fixtures, "real/libtorrent_v2_multi.torrent"));
+  const full = await parseMetainfo(bytes);
+  // the same info dictionary with no piece layers, as a magnet link delivers it
+  const bare = encode({ info: decode(full.info) } as never);
+  await assert.rejects(parseMetainfo(bare), /piece layers: missing/);
+  const meta = await parseMetainfo(bare, { allowMissingPieceLayers: true });
+  assert.equal(meta.infoHashV2Hex, full.infoHashV2Hex);
+  const missing = missingPieceLayers(meta);
+  assert.deepEqual(missing.map((i) => meta.files[i].displayPath), [
+    "multi/a.txt",
+    "multi/nested/numbers.txt",
+  ]);
+  const layerOf = (i: number) => full.pieceLayers.get(toHex(full.files[i].piecesRoot!))!;
+  assert.equal(await addPieceLayer(meta, missing[0], layerOf(missing[1])), false, "wrong layer");
+  assert.equal(await addPieceLayer(meta, missing[0], layerOf(missing[0])), true);
+  assert.equal(await addPieceLayer(meta, missing[1], layerOf(missing[1])), true);
+  assert.deepEqual(missingPieceLayers(meta), []);
+  assert.deepEqual(meta.pieceLayers, full.pieceLayers);
+});
+
+Deno.test("BEP 47 attributes: executable and hidden flags; links inside the torrent kept, others ignored with a warning", async () => {
+  const meta = await parseMetainfo(torrent({
+    name: "t",
+    "piece length": 16384,
+    pieces: new Uint8Array(20),
+    files: [
+      { length: 3, path: ["run.sh"], attr: "xh" },
+      { length: 0, path: ["link"], attr: "l", "symlink path": ["run.sh"] },
+      { length: 0, path: ["d", "up"], attr: "l", "symlink path": ["..", "etc"] },
+      { length: 0, path: ["nolink"], attr: "l" },
+      { length: 2, path: ["big"], attr: "l", "symlink path": ["run.sh"] },
+      { length: 5, attr: "p" }, // BEP 47: a padding file needs no path
+    ],
+  }));
+  assert.deepEqual(meta.files.map((f) => [f.executable, f.hidden, f.symlink, f.padding]), [
+    [true, true, undefined, false],
+    [undefined, undefined, ["t", "run.sh"], false],
+    [undefined, undefined, undefined, false],
+    [undefined, undefined, undefined, false],
+    [undefined, undefined, undefined, false],
+    [undefined, undefined, undefined, true],
+  ]);
+  assert.equal(meta.warnings.length, 3);
+  assert.match(meta.warnings[0], /^info\.files\[2\]: symbolic link ignored/);
+  assert.match(meta.warnings[2], /length 0, not 2/);
+  const v2 = await parseMetainfo(
+    await Deno.readFile(join(fixtures, "sanitised_v2/v2_symlink_outside.torrent")),
+  );
+  assert.equal(v2.files.find((f) => f.path.at(-1) === "link")?.symlink, undefined);
+  assert.match(v2.warnings[0], /^info\.file tree\/link: symbolic link ignored/);
 });
 
 Deno.test("isInside() accepts the directory and what is below it, nothing else", () => {

@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { createTorrent } from "../create.ts";
 import { parseMetainfo } from "../metainfo.ts";
+import { versionName } from "./info.ts";
 import { EXIT, UsageError } from "./download.ts";
 import { formatBytes } from "./progress.ts";
 
@@ -27,7 +28,12 @@ Options:
       --private            set the private flag (BEP 27)
   -c, --comment TEXT       comment
   -n, --name NAME          torrent name (default: the file or directory name)
-  -w, --web-seed URL       web seed URL (repeatable)`;
+  -w, --web-seed URL       web seed URL (repeatable)
+      --v2                 a BitTorrent v2 torrent (BEP 52) instead of v1
+      --hybrid             a hybrid torrent: v1 and v2 at once (v1 peers and v2 peers share it)
+
+Prints the info hash: v1 (40 hex digits), v2 (64), or a hybrid's v1 then v2 hash on two lines.
+v2 and hybrid torrents need a power-of-two piece length.`;
 
 /**
  * Runs `create`.
@@ -49,6 +55,8 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
       comment: { type: "string", short: "c" },
       name: { type: "string", short: "n" },
       "web-seed": { type: "string", short: "w", multiple: true },
+      v2: { type: "boolean" },
+      hybrid: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -58,6 +66,8 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError("create needs exactly one file or directory");
   if (!values.output) throw new UsageError("create needs -o out.torrent");
+  if (values.v2 && values.hybrid) throw new UsageError("--v2 and --hybrid exclude each other");
+  const version = values.v2 ? 2 : values.hybrid ? "hybrid" : 1;
   let pieceLength: number | undefined;
   if (values["piece-length"] !== undefined) {
     pieceLength = Number(values["piece-length"]);
@@ -66,6 +76,13 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
         `--piece-length: "${
           values["piece-length"]
         }" must be a whole number of bytes from 16384 to 67108864`,
+      );
+    }
+    if (version !== 1 && (pieceLength & (pieceLength - 1)) !== 0) {
+      throw new UsageError(
+        `--piece-length: ${pieceLength} must be a power of two for a ${
+          version === 2 ? "v2" : "hybrid"
+        } torrent`,
       );
     }
   }
@@ -89,6 +106,7 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
     private: values.private ?? false,
     ...(values.comment !== undefined ? { comment: values.comment } : {}),
     webSeeds: values["web-seed"] ?? [],
+    version,
   });
   try {
     await Deno.writeFile(values.output, bytes);
@@ -97,13 +115,14 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
     throw new Error(`cannot write ${values.output}: ${(err as Error).message}`);
   }
   const meta = await parseMetainfo(bytes);
+  const files = meta.files.filter((f) => !f.padding);
+  const size = files.reduce((n, f) => n + f.length, 0);
   io.stderr(
-    `Created ${values.output}: ${meta.displayName}, ${
-      formatBytes(meta.length)
-    } in ${meta.files.length} file(s), ${meta.pieceCount} pieces of ${
-      formatBytes(meta.pieceLength)
-    }\n`,
+    `Created ${values.output} (${versionName(meta.version)}): ${meta.displayName}, ${
+      formatBytes(size)
+    } in ${files.length} file(s), ${meta.pieceCount} pieces of ${formatBytes(meta.pieceLength)}\n`,
   );
-  io.stdout(`${meta.infoHashHex}\n`);
+  if (meta.version !== 2) io.stdout(`${meta.infoHashHex}\n`);
+  if (meta.infoHashV2Hex) io.stdout(`${meta.infoHashV2Hex}\n`);
   return EXIT.ok;
 }

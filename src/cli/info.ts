@@ -5,6 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { bytesEqual } from "../_bytes.ts";
 import { printable } from "../_paths.ts";
 import { parseMagnet } from "../magnet.ts";
 import { parseMetainfo } from "../metainfo.ts";
@@ -21,7 +22,18 @@ export interface InfoIO {
 
 const HELP = `Usage: seedbed info <file.torrent|magnet-link>
 
-Prints the name, info hash, size, piece length and count, files, trackers and web seeds.`;
+Prints the name, the format (v1, v2 or hybrid), the info hashes (v1: 40 hex digits, v2: 64), size, piece
+length and count, files (padding files are not listed), trackers and web seeds.`;
+
+/**
+ * The name of a torrent's format for people.
+ *
+ * @param version `Metainfo.version`.
+ * @returns "v1", "v2" or "hybrid (v1 + v2)".
+ */
+export function versionName(version: 1 | 2 | "hybrid"): string {
+  return version === "hybrid" ? "hybrid (v1 + v2)" : `v${version}`;
+}
 
 /**
  * Runs `info`.
@@ -48,15 +60,18 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
   const lines: string[] = [];
   if (/^magnet:/i.test(source)) {
     const m = parseMagnet(source);
-    lines.push(`Name:       ${m.name === undefined ? "(not given)" : printable(m.name)}`);
-    lines.push(`Info hash:  ${m.infoHashHex}`);
-    lines.push(`Trackers:${m.trackers.length === 0 ? "   none" : ""}`);
+    lines.push(`Name:         ${m.name === undefined ? "(not given)" : printable(m.name)}`);
+    if (!m.infoHashV2 || !bytesEqual(m.infoHash, m.infoHashV2.subarray(0, 20))) {
+      lines.push(`Info hash:    ${m.infoHashHex}`);
+    }
+    if (m.infoHashV2Hex) lines.push(`Info hash v2: ${m.infoHashV2Hex}`);
+    lines.push(`Trackers:${m.trackers.length === 0 ? "     none" : ""}`);
     for (const t of m.trackers) lines.push(`  ${printable(t)}`);
     for (const p of m.peers) {
-      lines.push(`Peer:       ${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}`);
+      lines.push(`Peer:         ${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}`);
     }
-    for (const w of m.webSeeds) lines.push(`Web seed:   ${printable(w)}`);
-    if (m.selectOnly) lines.push(`Select:     ${m.selectOnly.join(",")}`);
+    for (const w of m.webSeeds) lines.push(`Web seed:     ${printable(w)}`);
+    if (m.selectOnly) lines.push(`Select:       ${m.selectOnly.join(",")}`);
     io.stdout(lines.join("\n") + "\n");
     return EXIT.ok;
   }
@@ -71,9 +86,14 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
   const meta = await parseMetainfo(bytes).catch((err) => {
     throw new Error(`cannot read ${source}: ${(err as Error).message}`);
   });
+  // padding files (BEP 47, and the gaps of v2) are never shown: the size is what the files hold
+  const files = meta.files.map((f, i) => ({ f, i })).filter(({ f }) => !f.padding);
+  const size = files.reduce((n, { f }) => n + f.length, 0);
   lines.push(`Name:         ${meta.displayName}`);
-  lines.push(`Info hash:    ${meta.infoHashHex}`);
-  lines.push(`Size:         ${formatBytes(meta.length)} (${meta.length} bytes)`);
+  lines.push(`Version:      ${versionName(meta.version)}`);
+  if (meta.version !== 2) lines.push(`Info hash:    ${meta.infoHashHex}`);
+  if (meta.infoHashV2Hex) lines.push(`Info hash v2: ${meta.infoHashV2Hex}`);
+  lines.push(`Size:         ${formatBytes(size)} (${size} bytes)`);
   lines.push(
     `Pieces:       ${meta.pieceCount} of ${
       formatBytes(meta.pieceLength)
@@ -88,13 +108,26 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     for (const url of tier) lines.push(`  tier ${i + 1}: ${printable(url)}`);
   });
   for (const w of meta.urlList) lines.push(`Web seed:     ${printable(w)}`);
-  lines.push(`Files (${meta.files.length}):`);
+  // numbered by their index in the torrent (what --select and BEP 53 count), padding files skipped
+  lines.push(`Files (${files.length}):`);
   const width = String(meta.files.length).length;
-  meta.files.forEach((f, i) => {
+  for (const { f, i } of files) {
+    const marks = [
+      f.executable ? "executable" : "",
+      f.symlink ? `link to ${shownLink(f.symlink)}` : "",
+    ]
+      .filter((m) => m !== "");
     lines.push(
-      `  ${String(i + 1).padStart(width)}  ${formatBytes(f.length).padStart(10)}  ${f.displayPath}`,
+      `  ${String(i + 1).padStart(width)}  ${formatBytes(f.length).padStart(10)}  ${f.displayPath}${
+        marks.length > 0 ? ` (${marks.join(", ")})` : ""
+      }`,
     );
-  });
+  }
   io.stdout(lines.join("\n") + "\n");
+  for (const w of meta.warnings) io.stderr(`warning: ${printable(w)}\n`);
   return EXIT.ok;
+}
+
+function shownLink(path: string[]): string {
+  return printable(path.join("/"));
 }

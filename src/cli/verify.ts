@@ -73,7 +73,7 @@ export async function runVerify(args: string[], io: VerifyIO): Promise<number> {
   const secs = (performance.now() - started) / 1000;
   io.stdout(
     `${meta.displayName}: ${passed}/${meta.pieceCount} pieces OK (${
-      formatBytes(meta.length)
+      formatBytes(meta.files.reduce((n, f) => n + (f.padding ? 0 : f.length), 0))
     } checked in ${secs.toFixed(1)} s)\n`,
   );
   if (failed.size === 0) return EXIT.ok;

@@ -14,6 +14,12 @@ export interface StorageFile {
   offset: number;
   /** BEP 47 padding file: never written, reads as zeros. */
   padding?: boolean;
+  /** BEP 52 merkle root (32 bytes) of a non-empty file of a v2 or hybrid torrent. */
+  piecesRoot?: Uint8Array;
+  /** BEP 47 "x": made executable by {@linkcode Storage.applyAttributes}. */
+  executable?: boolean;
+  /** BEP 47 "l": a symbolic link to this path (relative to the download directory), made by `applyAttributes`. */
+  symlink?: string[];
 }
 
 /** What a layout is built from (a parsed torrent satisfies it). */
@@ -24,8 +30,14 @@ export interface LayoutInput {
   pieceLength: number;
   /** Total bytes. */
   length: number;
-  /** Concatenated 20-byte piece hashes. */
+  /** Concatenated 20-byte SHA-1 piece hashes (empty for a v2-only torrent). */
   pieces: Uint8Array;
+  /** Number of pieces. @default {pieces.length / 20} */
+  pieceCount?: number;
+  /** Which hashes verify pieces: SHA-1 (1), merkle trees (2), or both ("hybrid"). @default {1} */
+  version?: 1 | 2 | "hybrid";
+  /** BEP 52 piece layers by the hex of their file's `pieces root` (v2 and hybrid). */
+  pieceLayers?: ReadonlyMap<string, Uint8Array>;
 }
 
 /**
@@ -68,8 +80,12 @@ export class Layout {
   readonly length: number;
   /** Number of pieces. */
   readonly pieceCount: number;
-  /** Piece hashes. */
+  /** Piece hashes (SHA-1; empty for a v2-only torrent). */
   readonly pieces: Uint8Array;
+  /** Which hashes verify pieces. */
+  readonly version: 1 | 2 | "hybrid";
+  /** BEP 52 piece layers by the hex of their file's root (may gain layers later, for magnet links). */
+  readonly pieceLayers: ReadonlyMap<string, Uint8Array>;
   /** Indexes of the non-empty files, sorted by offset (for binary search). */
   readonly #nonEmpty: number[];
 
@@ -82,8 +98,10 @@ export class Layout {
     this.files = input.files;
     this.pieceLength = input.pieceLength;
     this.length = input.length;
-    this.pieceCount = input.pieces.length / 20;
+    this.pieceCount = input.pieceCount ?? input.pieces.length / 20;
     this.pieces = input.pieces;
+    this.version = input.version ?? 1;
+    this.pieceLayers = input.pieceLayers ?? new Map();
     this.#nonEmpty = [];
     for (let i = 0; i < input.files.length; i++) {
       if (input.files[i].length > 0) this.#nonEmpty.push(i);

@@ -1,7 +1,8 @@
 /**
  * A torrent's data on disk: the piece ↔ file geometry ({@linkcode Layout}), reading and writing whole pieces
  * across file boundaries with a part file for pieces that touch unwanted files ({@linkcode Storage}), hash checks
- * (Web Crypto SHA-1), resume data, and the cache of whole pieces that serves uploads.
+ * (Web Crypto SHA-1 for v1, BEP 52 merkle trees for v2, both for hybrids: {@linkcode TorrentVerifier}), BEP 47
+ * file attributes, resume data, and the cache of whole pieces that serves uploads.
  *
  * @example Hash-check the data of a torrent
  * ```ts ignore
@@ -34,7 +35,32 @@ export {
   StorageError,
   type StorageOptions,
 } from "./storage.ts";
-export { PieceHasher, PieceVerifier } from "./hasher.ts";
+export { PieceHasher, PieceVerifier, type PieceVerifierOptions } from "./hasher.ts";
+export {
+  BLOCK_SIZE,
+  checkHashRequest,
+  type FileHashes,
+  FileMerkle,
+  HASH_SIZE,
+  type HashRequest,
+  layerRoot,
+  leafCount,
+  MAX_HASH_REQUEST_LENGTH,
+  MerkleHasher,
+  MerkleTree,
+  padHashes,
+  type PieceSubtree,
+  treeHeight,
+  uncleCount,
+  verifyHashes,
+  verifyPieceLayer,
+} from "./merkle.ts";
+export {
+  type PieceCheck,
+  TorrentVerifier,
+  type TorrentVerifierOptions,
+  type V2Expectation,
+} from "./verify.ts";
 export {
   type CachedPiece,
   PieceCache,

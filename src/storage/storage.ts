@@ -1,17 +1,19 @@
 /**
  * Where pieces live: files under the download directory, a part file for pieces that overlap files not being
- * downloaded (priority 0), SHA-1 verification, and crash-safe resume data.
+ * downloaded (priority 0), verification (SHA-1 for v1, merkle trees for v2, both for hybrids), BEP 47 file
+ * attributes, and crash-safe resume data.
  *
  * @module
  */
 
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { Bitfield } from "../bitfield.ts";
 import { bytesEqual } from "../_bytes.ts";
 import { isInside } from "../_paths.ts";
 import { type FileSpan, Layout, type LayoutInput } from "./layout.ts";
 import { DiskWriter } from "./_disk_writer.ts";
 import { type PieceCacheIndex, ResumeData, type ResumeState } from "./resume.ts";
+import { type PieceCheck, TorrentVerifier } from "./verify.ts";
 
 export type { PieceCacheIndex, ResumeState };
 
@@ -209,6 +211,12 @@ export interface StorageOptions {
    * @default {true}
    */
   writerThread?: boolean;
+  /**
+   * Hybrid torrents: check a piece's v2 (merkle) hash as well as its SHA-1 when the file's piece layer is known;
+   * a disagreement fails the piece. Off, SHA-1 alone decides (as libtorrent does).
+   * @default {true}
+   */
+  hybridVerifyBoth?: boolean;
 }
 
 /** Options of {@linkcode Storage.hashcheck}. */
@@ -252,6 +260,7 @@ export class Storage implements AsyncDisposable {
   #closed = false;
   #useWriter: boolean;
   #writer: DiskWriter | undefined;
+  readonly #verifier: TorrentVerifier;
 
   /**
    * Creates a {@linkcode Storage}.
@@ -281,6 +290,9 @@ export class Storage implements AsyncDisposable {
       })
       : undefined;
     this.#useWriter = (options.writerThread ?? true) && this.#backend === denoBackend;
+    this.#verifier = new TorrentVerifier(this.layout, {
+      hybridBoth: options.hybridVerifyBoth ?? true,
+    });
     for (const [piece, slot] of options.pieceCache?.pieces ?? []) {
       if (
         Number.isInteger(piece) && Number.isInteger(slot) && piece >= 0 &&
@@ -466,13 +478,25 @@ export class Storage implements AsyncDisposable {
     return buf;
   }
 
-  /** True when `data` matches piece `index`'s SHA-1. */
+  /**
+   * True when `data` matches piece `index`'s hashes: its SHA-1 (v1), its merkle hash (v2: false while the file's
+   * piece layer is unknown), both for hybrids (the merkle hash only once known; see `hybridVerifyBoth`).
+   */
   async verifyPiece(index: number, data: Uint8Array): Promise<boolean> {
+    if (this.layout.version !== 1) return await this.#verifier.verify(index, data);
     const size = this.layout.pieceSize(index);
     const digest = new Uint8Array(
       await crypto.subtle.digest("SHA-1", data.subarray(0, size) as Uint8Array<ArrayBuffer>),
     );
     return bytesEqual(digest, this.layout.pieces.subarray(index * 20, index * 20 + 20));
+  }
+
+  /**
+   * Checks each kind of hash that applies to piece `index` and is known (a hybrid torrent's SHA-1 and merkle hash
+   * separately, so that a disagreement between them can be reported).
+   */
+  async checkPiece(index: number, data: Uint8Array): Promise<PieceCheck> {
+    return await this.#verifier.check(index, data);
   }
 
   /**
@@ -590,6 +614,70 @@ export class Storage implements AsyncDisposable {
     return await this.#resume?.load();
   }
 
+  /**
+   * Applies BEP 47 attributes once the torrent is complete (call it then, and after a start that finds it
+   * complete): files marked "x" get execute permission wherever they have read permission (regular files inside
+   * the download directory only, never through a link); files marked "l" become symbolic links to their target
+   * when the target resolves inside the torrent's folder and nothing else is at the link's path (an empty file
+   * is replaced). Files of priority 0 are left alone.
+   *
+   * @returns One line for each attribute that was not applied, and why.
+   */
+  async applyAttributes(): Promise<string[]> {
+    const warnings: string[] = [];
+    for (let i = 0; i < this.layout.files.length; i++) {
+      const f = this.layout.files[i];
+      if (f.padding || this.#priorities[i] === 0) continue;
+      try {
+        if (f.symlink) {
+          const why = await this.#makeLink(i);
+          if (why) warnings.push(`${f.path.join("/")}: symbolic link not made: ${why}`);
+        } else if (f.executable && Deno.build.os !== "windows") {
+          await this.#makeExecutable(i);
+        }
+      } catch (err) {
+        warnings.push(`${f.path.join("/")}: ${(err as Error).message}`);
+      }
+    }
+    return warnings;
+  }
+
+  async #makeExecutable(file: number): Promise<void> {
+    const path = this.path(file);
+    if (!isInside(this.#dir, path)) throw new StorageError(`Refusing ${path}`, { path });
+    const st = await Deno.lstat(path).catch(() => undefined);
+    if (!st?.isFile || st.mode === null) return; // missing, a link, or no modes: nothing safe to do
+    this.#realDir ??= await Deno.realPath(this.#dir).catch(() => this.#dir);
+    if (!isInside(this.#realDir, await Deno.realPath(dirname(path)))) return;
+    const mode = st.mode & 0o7777;
+    const wanted = mode | ((mode & 0o444) >> 2);
+    if (wanted !== mode) await Deno.chmod(path, wanted);
+  }
+
+  /** Makes file `file` a symbolic link to its target; returns why not when it cannot. */
+  async #makeLink(file: number): Promise<string | undefined> {
+    const f = this.layout.files[file];
+    const path = this.path(file);
+    const target = join(this.#dir, ...f.symlink!);
+    const folder = join(this.#dir, f.symlink![0]);
+    if (!isInside(folder, target) || !isInside(folder, path)) {
+      return "its target is outside the torrent";
+    }
+    await this.#safePath(file); // the link's directory exists and stays inside the download directory
+    const wanted = relative(dirname(path), target) || ".";
+    const st = await Deno.lstat(path).catch(() => undefined);
+    if (st?.isSymlink) {
+      if ((await Deno.readLink(path)) === wanted) return undefined;
+      return "another symbolic link is in its place";
+    }
+    if (st) {
+      if (!st.isFile || st.size !== 0) return "a file with data is in its place";
+      await Deno.remove(path);
+    }
+    await Deno.symlink(wanted, path);
+    return undefined;
+  }
+
   /** Closes every open file. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -623,6 +711,10 @@ export class Storage implements AsyncDisposable {
     for (let i = 0; i < this.layout.files.length; i++) {
       const f = this.layout.files[i];
       if (f.length !== 0 || f.padding || this.#priorities[i] === 0) continue;
+      // a link that cannot be made is an ordinary empty file (applyAttributes() reports why)
+      if (f.symlink && (await this.#makeLink(i).catch((e: Error) => e.message)) === undefined) {
+        continue;
+      }
       const path = await this.#safePath(i);
       if (!(await this.#backend.stat(path))) {
         const h = await this.#backend.open(path, true);

@@ -1,6 +1,7 @@
 /**
  * The 68-byte BitTorrent handshake (BEP 3) with the reserved bits for the fast extension (BEP 6), the extension
- * protocol (BEP 10) and the DHT (BEP 5).
+ * protocol (BEP 10), the DHT (BEP 5) and BEP 52's upgrade to v2: a peer that sends a hybrid torrent's v1 info hash
+ * with the v2 bit set may get the (truncated) v2 info hash back, and the connection then speaks v2.
  *
  * @module
  */
@@ -26,6 +27,8 @@ export interface Handshake {
   extended: boolean;
   /** DHT (BEP 5): reserved byte 7, bit 0x01. */
   dht: boolean;
+  /** BEP 52 v2 support (upgrade of a hybrid torrent's connection): reserved byte 7, bit 0x10. */
+  v2: boolean;
 }
 
 /** What to put in a handshake. */
@@ -40,6 +43,8 @@ export interface HandshakeInit {
   extended?: boolean;
   /** Advertise the DHT. */
   dht?: boolean;
+  /** Advertise BEP 52 v2 support. */
+  v2?: boolean;
   /** Reserved bytes to start from (other extension bits); the flags above are added to them. */
   reserved?: Uint8Array;
 }
@@ -71,6 +76,7 @@ export function encodeHandshake(init: HandshakeInit): Uint8Array<ArrayBuffer> {
   if (init.extended) out[25] |= 0x10;
   if (init.fast) out[27] |= 0x04;
   if (init.dht) out[27] |= 0x01;
+  if (init.v2) out[27] |= 0x10;
   out.set(init.infoHash, 28);
   out.set(init.peerId, 48);
   return out;
@@ -101,5 +107,6 @@ export function parseHandshake(bytes: Uint8Array): Handshake {
     fast: (reserved[7] & 0x04) !== 0,
     extended: (reserved[5] & 0x10) !== 0,
     dht: (reserved[7] & 0x01) !== 0,
+    v2: (reserved[7] & 0x10) !== 0,
   };
 }

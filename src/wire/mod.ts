@@ -1,7 +1,8 @@
 /**
  * The BitTorrent peer wire, with no sockets: handshakes, messages and their framing (BEP 3), the fast extension
- * (BEP 6), the extension protocol (BEP 10) with `ut_metadata` (BEP 9) and `ut_pex` (BEP 11), protocol encryption
- * (MSE), and {@linkcode PeerConnection} — one connection's state machine over any pair of Web Streams.
+ * (BEP 6), the extension protocol (BEP 10) with `ut_metadata` (BEP 9) and `ut_pex` (BEP 11), BEP 52's hash
+ * messages, protocol encryption (MSE), and {@linkcode PeerConnection} — one connection's state machine over any
+ * pair of Web Streams.
  *
  * Bytes from a socket go through {@linkcode FrameDecoder} (a `TransformStream`: the handshake, then one batch of
  * {@linkcode PeerMessage}s per chunk); {@linkcode decodeMessage} is the one message decoder. Writes are framed
@@ -61,6 +62,19 @@ export {
   writePieceHeader,
 } from "./messages.ts";
 export { SendQueue, type SendQueueOptions } from "./send_queue.ts";
+export {
+  decodeHashMessage,
+  encodeHashes,
+  encodeHashReject,
+  encodeHashRequest,
+  findHashRequestFile,
+  HASH_REQUEST_SIZE,
+  type HashFile,
+  type HashMessage,
+  HashMessageId,
+  type HashRequest,
+  sameHashRequest,
+} from "./hashes.ts";
 export { allowedFastSet } from "./allowed_fast.ts";
 export {
   decodeExtensionHandshake,
