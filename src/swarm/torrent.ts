@@ -157,6 +157,7 @@ export class Torrent implements AsyncDisposable {
     });
     this.#verifier = new PieceVerifier({
       pieces: meta.pieces,
+      layout: meta,
       worker: options.hashWorker ?? false,
     });
     this.#writer = this.#makeWriter();
