@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { createTorrent } from "../src/create.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
 import {
-  freePort,
+  boundPorts,
   type Proc,
   spawn,
   startAria2Leecher,
@@ -194,7 +194,6 @@ try {
       await Deno.mkdir(dir);
       const check = () => same(file, join(dir, "payload.bin"));
       if (who === "seedbed") {
-        const port = freePort();
         await timed(
           who,
           "leech",
@@ -208,9 +207,9 @@ try {
               dir,
               "--no-dht",
               "-p",
-              String(port),
+              "0",
               "-q",
-            ], port),
+            ], 0),
           async (p) => {
             const code = await p.exited;
             if (code !== 0) throw new Error(`exit ${code}: ${p.stderr().slice(-500)}`);
@@ -218,12 +217,11 @@ try {
           check,
         );
       } else if (who === "libtorrent") {
-        const port = freePort();
         const lt = new URL("../tests/peers/lt_peer.py", import.meta.url).pathname;
         await timed(
           who,
           "leech",
-          () => spawn("/usr/bin/python3", [lt, "leech", torrentPath, dir, String(port)], port),
+          () => spawn("/usr/bin/python3", [lt, "leech", torrentPath, dir, "0"], 0),
           (p) => p.line("done", 600_000),
           check,
         );
@@ -241,7 +239,7 @@ try {
     // seeding: Seedbed vs libtorrent-hps as the seeder, a libtorrent leecher dialing it directly
     for (let run = 1; run <= RUNS; run++) {
       for (const who of ["seedbed", "libtorrent-hps"]) {
-        const port = freePort();
+        let port = 0;
         let seed: Proc;
         if (who === "seedbed") {
           seed = spawn(Deno.execPath(), [
@@ -254,25 +252,23 @@ try {
             src,
             "--no-dht",
             "-p",
-            String(port),
+            "0",
             "-q",
             "--no-trackers",
-          ], port);
-          for (let i = 0; i < 200; i++) {
-            try {
-              (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-              break;
-            } catch {
-              await new Promise((r) => setTimeout(r, 50)); // polling a port: no event to wait for
-            }
+          ], 0);
+          // it binds a port the system chooses: read it back once it listens (no event says when)
+          for (let i = 0; i < 200 && port === 0; i++) {
+            if (i > 0) await new Promise((r) => setTimeout(r, 50));
+            port = (await boundPorts(seed.pid)).tcp[0] ?? 0;
           }
+          if (port === 0) throw new Error(`the Seedbed seed did not listen: ${seed.stderr()}`);
         } else {
-          seed = await startLibtorrent("seed", torrentPath, src, [], { profile: "hps", port });
+          seed = await startLibtorrent("seed", torrentPath, src, [], { profile: "hps" });
+          port = seed.port;
         }
         const dir = join(work, `seed-${who}-${run}`);
         await Deno.mkdir(dir);
         const lt = new URL("../tests/peers/lt_peer.py", import.meta.url).pathname;
-        const lport = freePort();
         const mem = sampleMemory(seed.pid);
         await timed(
           `libtorrent <- ${who}`,
@@ -283,9 +279,9 @@ try {
               "leech",
               torrentPath,
               dir,
-              String(lport),
+              "0",
               `127.0.0.1:${port}`,
-            ], lport),
+            ], 0),
           (p) => p.line("done", 600_000),
           () => same(file, join(dir, "payload.bin")),
         );

@@ -45,14 +45,6 @@ export function needs(...names: (keyof typeof have)[]): boolean {
   return true;
 }
 
-/** A free TCP port on 127.0.0.1 (released before returning). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 /** A running process with line-wise stdout. */
 export interface Proc extends AsyncDisposable {
   port: number;
@@ -60,6 +52,8 @@ export interface Proc extends AsyncDisposable {
   pid: number;
   /** Resolves when stdout prints this line. */
   line(text: string, ms: number): Promise<void>;
+  /** Resolves with the match of the first stdout line (printed before or after the call) matching `pattern`. */
+  match(pattern: RegExp, ms: number): Promise<RegExpExecArray>;
   /** Resolves with the exit code. */
   exited: Promise<number>;
   /** Stops the process (SIGTERM, then SIGKILL after 5 s). */
@@ -82,8 +76,8 @@ export function spawn(
     stderr: "piped",
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   }).spawn();
-  const seen = new Set<string>();
-  const waiters: { text: string; resolve: () => void }[] = [];
+  const lines: string[] = [];
+  const waiters: { test: (line: string) => boolean; resolve: (line: string) => void }[] = [];
   let err = "";
   const decoder = new TextDecoder();
   const readOut = (async () => {
@@ -94,8 +88,8 @@ export function spawn(
       while ((nl = buf.indexOf("\n")) >= 0) {
         const l = buf.slice(0, nl).trim();
         buf = buf.slice(nl + 1);
-        seen.add(l);
-        for (const w of waiters.filter((w) => w.text === l)) w.resolve();
+        lines.push(l);
+        for (const w of waiters.filter((w) => w.test(l))) w.resolve(l);
       }
     }
   })();
@@ -106,6 +100,24 @@ export function spawn(
     await Promise.all([readOut, readErr]);
     return s.code;
   });
+  const waitLine = (test: (l: string) => boolean, what: string, ms: number): Promise<string> => {
+    const already = lines.find(test);
+    if (already !== undefined) return Promise.resolve(already);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      new Promise<string>((resolve) => waiters.push({ test, resolve })),
+      exited.then((code): never => {
+        throw new Error(`${cmd} exited (${code}) before printing ${what}: ${err.slice(-2000)}`);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(new Error(`${cmd} did not print ${what} within ${ms} ms: ${err.slice(-2000)}`)),
+          ms,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+  };
   let stopped: Promise<void> | undefined;
   const stop = () =>
     stopped ??= (async () => {
@@ -135,23 +147,10 @@ export function spawn(
     stop,
     stderr: () => err,
     line(text, ms) {
-      if (seen.has(text)) return Promise.resolve();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      return Promise.race([
-        new Promise<void>((resolve) => waiters.push({ text, resolve })),
-        exited.then((code) => {
-          throw new Error(`${cmd} exited (${code}) before printing "${text}": ${err.slice(-2000)}`);
-        }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new Error(`${cmd} did not print "${text}" within ${ms} ms: ${err.slice(-2000)}`),
-              ),
-            ms,
-          );
-        }),
-      ]).finally(() => clearTimeout(timer));
+      return waitLine((l) => l === text, `"${text}"`, ms).then(() => {});
+    },
+    match(pattern, ms) {
+      return waitLine((l) => pattern.test(l), String(pattern), ms).then((l) => pattern.exec(l)!);
     },
     [Symbol.asyncDispose]: stop,
   };
@@ -159,7 +158,11 @@ export function spawn(
 
 const LT_PEER = new URL("./peers/lt_peer.py", import.meta.url).pathname;
 
-/** Starts a libtorrent peer; resolves once it printed "ready" (seeding, or torrent added). */
+/**
+ * Starts a libtorrent peer; resolves once it printed "ready" (seeding, or torrent added). It binds a port the
+ * system chooses (unless `port` is given) and reports it: `Proc.port` is the port it listens on.
+ * `torrent` may be a magnet link for a leech (the metadata is fetched from its peers; it prints "metadata").
+ */
 export async function startLibtorrent(
   role: "seed" | "leech",
   torrent: string,
@@ -172,11 +175,14 @@ export async function startLibtorrent(
     env?: Record<string, string>;
   } = {},
 ): Promise<Proc> {
-  const port = options.port ?? freePort();
-  const p = spawn("/usr/bin/python3", [LT_PEER, role, torrent, dir, String(port), ...peers], port, {
-    env: { LT_PROFILE: options.profile ?? "default", ...options.env },
-  });
+  const p = spawn(
+    "/usr/bin/python3",
+    [LT_PEER, role, torrent, dir, String(options.port ?? 0), ...peers],
+    options.port ?? 0,
+    { env: { LT_PROFILE: options.profile ?? "default", ...options.env } },
+  );
   try {
+    if (!options.port) p.port = Number((await p.match(/^port (\d+)$/, 60_000))[1]);
     await p.line("ready", 60_000);
   } catch (err) {
     await p.stop();
@@ -185,10 +191,82 @@ export async function startLibtorrent(
   return p;
 }
 
-/** Starts Debian's opentracker (whitelist-only build) on 127.0.0.1 for these info hashes. */
+/**
+ * The ports a process listens on (TCP) and has bound (UDP), from /proc: how a test learns the ports of a
+ * program that binds port 0 but does not say which port it got.
+ */
+export async function boundPorts(pid: number): Promise<{ tcp: number[]; udp: number[] }> {
+  const inodes = new Set<string>();
+  for await (const fd of Deno.readDir(`/proc/${pid}/fd`)) {
+    const link = await Deno.readLink(`/proc/${pid}/fd/${fd.name}`).catch(() => "");
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (m) inodes.add(m[1]);
+  }
+  const read = async (file: string, listenOnly: boolean) => {
+    const ports: number[] = [];
+    const text = await Deno.readTextFile(file).catch(() => "");
+    for (const row of text.split("\n").slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f.length < 10 || !inodes.has(f[9])) continue;
+      if (listenOnly && f[3] !== "0A") continue; // TCP_LISTEN
+      ports.push(parseInt(f[1].split(":")[1], 16));
+    }
+    return ports;
+  };
+  return {
+    tcp: [...await read("/proc/net/tcp", true), ...await read("/proc/net/tcp6", true)],
+    udp: [...await read("/proc/net/udp", false), ...await read("/proc/net/udp6", false)],
+  };
+}
+
+/** A port a program was told to use was taken by another process: try again with other ports. */
+export class PortTakenError extends Error {}
+
+/**
+ * Runs `start` with `count` ports, for programs that cannot bind port 0 and report what they got. The ports are
+ * random, outside the system's ephemeral range (32768-60999: port-0 binds never take them); when one was
+ * taken (another test chose it too), `start` throws {@linkcode PortTakenError} (see {@linkcode waitBound}) and
+ * it runs again with fresh ports, up to 8 times.
+ */
+export async function withFreshPorts<T>(
+  count: number,
+  start: (ports: number[]) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    const ports = new Set<number>();
+    while (ports.size < count) ports.add(21000 + Math.floor(Math.random() * 9000));
+    try {
+      return await start([...ports]);
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt >= 8) throw err;
+    }
+  }
+}
+
+/**
+ * Waits until process `pid` listens on every TCP port in `tcp` (bounded); throws {@linkcode PortTakenError}
+ * when it does not (the port was taken, or the program exited). Check this before talking to the program on
+ * such a port: whoever holds the port answers.
+ */
+export async function waitBound(pid: number, tcp: number[], ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (let i = 0;; i++) {
+    const bound = await boundPorts(pid).catch(() => undefined);
+    if (bound && tcp.every((p) => bound.tcp.includes(p))) return;
+    if (!bound || Date.now() > deadline) {
+      throw new PortTakenError(`process ${pid} did not bind ${tcp.join(", ")}`);
+    }
+    await new Promise((r) => setTimeout(r, i < 20 ? 50 : 250)); // no event says when a program has bound
+  }
+}
+
+/**
+ * Starts Debian's opentracker (whitelist-only build) on 127.0.0.1 for these info hashes, on ports the system
+ * chooses: `url` is its HTTP announce URL, `udpUrl` its UDP one (BEP 15).
+ */
 export async function startOpentracker(
   infoHashes: Uint8Array[],
-): Promise<Proc & { url: string; work: string }> {
+): Promise<Proc & { url: string; udpUrl: string; work: string }> {
   const work = await Deno.makeTempDir({ prefix: "seedbed-ot-" });
   await Deno.chmod(work, 0o755);
   await Deno.writeTextFile(
@@ -196,38 +274,34 @@ export async function startOpentracker(
     infoHashes.map((h) => toHex(h) + "\n").join(""),
   );
   await Deno.chmod(join(work, "whitelist.txt"), 0o644);
-  const port = freePort();
+  // port 0 for both: no other test can hold them; read back which ports it got (it does not print them)
   const p = spawn("opentracker", [
     "-i",
     "127.0.0.1",
     "-p",
-    String(port),
+    "0",
     "-P",
-    String(port),
+    "0",
     "-d",
     work,
     "-w",
     "/whitelist.txt",
-  ], port);
-  // ready when the port answers
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        await p.stop();
-        throw new Error(`opentracker did not listen on ${port}: ${p.stderr()}`);
-      }
-      await new Promise((r) => setTimeout(r, 50)); // polling a port that has no event to wait for
-    }
-  }
+  ], 0);
   const stop = async () => {
     await p.stop();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   };
+  let ports = { tcp: [] as number[], udp: [] as number[] };
+  for (let i = 0; ports.tcp.length === 0 || ports.udp.length === 0; i++) {
+    if (i >= 200) {
+      await stop();
+      throw new Error(`opentracker did not bind its ports: ${p.stderr()}`);
+    }
+    if (i > 0) await new Promise((r) => setTimeout(r, 50)); // no event says when it has bound them
+    ports = await boundPorts(p.pid);
+  }
+  const port = ports.tcp[0], udpPort = ports.udp[0];
+  p.port = port;
   // the port opens before the whitelist is loaded: ready once it answers for a whitelisted hash
   const url = `http://127.0.0.1:${port}/announce`;
   const probe =
@@ -242,12 +316,22 @@ export async function startOpentracker(
     }
     await new Promise((r) => setTimeout(r, 50)); // no event tells when the whitelist is loaded
   }
-  return { ...p, stop, [Symbol.asyncDispose]: stop, url, work };
+  return {
+    ...p,
+    stop,
+    [Symbol.asyncDispose]: stop,
+    url,
+    udpUrl: `udp://127.0.0.1:${udpPort}/announce`,
+    work,
+  };
 }
 
-/** Starts aria2c as a leecher of `torrent` into `dir`; `exited` resolves with its exit code. */
+/**
+ * Starts aria2c as a leecher of `torrent` into `dir`; `exited` resolves with its exit code. It listens on the
+ * first free port of a range outside the system's ephemeral ports (aria2 binds them in turn: no race), and
+ * only dials: `Proc.port` is 0.
+ */
 export function startAria2Leecher(torrent: string, dir: string): Proc {
-  const port = freePort();
   return spawn("aria2c", [
     "--dir=" + dir,
     "--seed-time=0",
@@ -256,7 +340,7 @@ export function startAria2Leecher(torrent: string, dir: string): Proc {
     "--bt-enable-lpd=false",
     "--enable-peer-exchange=false",
     "--file-allocation=none",
-    "--listen-port=" + port,
+    "--listen-port=20000-20999",
     "--bt-external-ip=127.0.0.1",
     "--check-integrity=true",
     "--console-log-level=warn",
@@ -264,5 +348,5 @@ export function startAria2Leecher(torrent: string, dir: string): Proc {
     "--follow-torrent=false",
     "--bt-stop-timeout=120",
     torrent,
-  ], port);
+  ], 0);
 }

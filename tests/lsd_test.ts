@@ -1,11 +1,18 @@
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import { join } from "node:path";
+import { toHex } from "../src/_bytes.ts";
 import { Client } from "../src/client.ts";
 import { createTorrent } from "../src/create.ts";
-import { formatLsdAnnounce, LocalDiscovery, LSD_GROUP, parseLsdAnnounce } from "../src/lsd.ts";
+import { formatLsdAnnounce, LSD_GROUP, parseLsdAnnounce } from "../src/lsd.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
-import { freePort } from "./_lab.ts";
+import { Session } from "../src/session/session.ts";
 import { makeTorrent, sameFiles, within } from "./_swarm.ts";
+
+// Multicast kept on 127.0.0.1, on a port of its own: outside the system's ephemeral range (no port-0 bind ever
+// takes it) and shared by every LSD socket (SO_REUSEADDR). Tests running at once hear each other's announces,
+// which name other torrents and are ignored.
+const TEST_LSD = { multicastPort: 16771, interfaceAddress: "127.0.0.1" };
 
 Deno.test("LSD announces parse back, and junk is refused", () => {
   const ih = new Uint8Array(20).fill(0xab);
@@ -34,7 +41,7 @@ Deno.test("a leecher finds a seeder on the local network by LSD multicast (kept 
   try {
     const files = [{ path: "a.bin", length: 200_000 }];
     const { meta } = await makeTorrent(join(root, "seed"), "t", files, { pieceLength: 16384 });
-    const lsd = { multicastPort: freePort(), interfaceAddress: "127.0.0.1" };
+    const lsd = TEST_LSD;
     await using _seeder = await Client.open({
       metainfo: meta,
       basedir: join(root, "seed"),
@@ -58,51 +65,55 @@ Deno.test("a leecher finds a seeder on the local network by LSD multicast (kept 
 
 Deno.test("a private torrent (BEP 27) is never announced by LSD, even with lsd on", async () => {
   const root = await Deno.makeTempDir({ prefix: "seedbed-lsd-private-" });
+  // every announce on the test's multicast port, as sent
+  const packets: string[][] = [];
+  const publicHeard = Promise.withResolvers<void>();
+  let publicHex = "";
+  const sock = createSocket({ type: "udp4", reuseAddr: true });
+  await new Promise<void>((resolve) => sock.bind(TEST_LSD.multicastPort, "0.0.0.0", resolve));
+  sock.addMembership(LSD_GROUP, TEST_LSD.interfaceAddress);
+  sock.on("message", (msg: Uint8Array) => {
+    const a = parseLsdAnnounce(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
+    if (!a) return;
+    packets.push(a.infoHashes);
+    if (a.infoHashes.includes(publicHex)) publicHeard.resolve();
+  });
   try {
     const files = [{ path: "a.bin", length: 20_000 }];
     const pub = await makeTorrent(join(root, "pub"), "t", files, { pieceLength: 16384 });
+    publicHex = pub.meta.infoHashHex;
     await Deno.mkdir(join(root, "priv"), { recursive: true });
     await Deno.writeFile(join(root, "priv", "x.bin"), new Uint8Array(20_000).fill(7));
     const priv = await parseMetainfo(
       await createTorrent(join(root, "priv", "x.bin"), { pieceLength: 16384, private: true }),
     );
-    const lsd = { multicastPort: freePort(), interfaceAddress: "127.0.0.1" };
-    const heard: string[] = [];
-    const publicHeard = Promise.withResolvers<void>();
-    const listener = new LocalDiscovery({
-      infoHashes: [pub.meta.infoHash, priv.infoHash],
-      port: 1,
-      onPeer: (_host, _port, ih) => {
-        heard.push(ih === priv.infoHash ? "private" : "public");
-        if (ih === pub.meta.infoHash) publicHeard.resolve();
-      },
-      group: LSD_GROUP,
-      ...lsd,
+    // one session, one LSD socket: the private torrent runs first, so every announce that names the public one
+    // is an announce the private one would have been in, had the filter let it through
+    await using session = await Session.open({
+      host: "127.0.0.1",
+      lsd: TEST_LSD,
+      limits: { activeDownloads: 0, activeSeeds: 0 },
+      restore: false,
     });
-    await listener.start();
-    try {
-      // the private one starts first: had it announced, it would be heard before the public one
-      await using _private = await Client.open({
-        metainfo: priv,
-        basedir: join(root, "priv"),
-        host: "127.0.0.1",
-        resumeFile: false,
-        trackers: false,
-        lsd,
-      });
-      await using _public = await Client.open({
-        metainfo: pub.meta,
-        basedir: join(root, "pub"),
-        host: "127.0.0.1",
-        resumeFile: false,
-        lsd,
-      });
-      await within(10_000, "the public torrent's announce", publicHeard.promise);
-      assert.deepEqual(heard, ["public"]);
-    } finally {
-      listener.stop();
-    }
+    const p = await session.add({ metainfo: priv }, {
+      basedir: join(root, "priv"),
+      resumeFile: false,
+      trackers: false,
+    });
+    await p.ready;
+    assert.equal(p.run, "running");
+    const q = await session.add({ metainfo: pub.meta }, {
+      basedir: join(root, "pub"),
+      resumeFile: false,
+    });
+    await q.ready;
+    await within(10_000, "the public torrent's announce", publicHeard.promise);
+    const privHex = toHex(priv.infoHash);
+    const ours = packets.filter((hs) => hs.includes(publicHex) || hs.includes(privHex));
+    assert.ok(ours.length >= 1);
+    assert.ok(ours.every((hs) => !hs.includes(privHex)), JSON.stringify(ours));
   } finally {
+    sock.close();
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -10,7 +10,7 @@ import { encodeHandshake } from "../src/wire/handshake.ts";
 import { WireError } from "../src/wire/messages.ts";
 import { acceptConnection, initiateConnection } from "../src/wire/mse.ts";
 import type { PeerStream } from "../src/wire/stream.ts";
-import { needs, spawn, startLibtorrent } from "./_lab.ts";
+import { needs, spawn, startLibtorrent, waitBound, withFreshPorts } from "./_lab.ts";
 import { makeTorrent, payload, within } from "./_swarm.ts";
 
 const LENGTH = 1024 * 1024 + 4321;
@@ -298,19 +298,25 @@ Deno.test({
 // ---------------------------------------------------------------- Transmission, a second MSE implementation
 
 /** transmission-daemon seeding `torrent` from `dir` with this encryption mode; its RPC to ask about peers. */
-async function startTransmission(
+function startTransmission(root: string, torrent: Uint8Array, dir: string, encryption: number) {
+  // it cannot bind port 0 and say which port it got: ports of its own, again with others when one is taken
+  return withFreshPorts(
+    2,
+    ([port, rpcPort]) => transmissionOn(root, torrent, dir, encryption, port, rpcPort),
+  );
+}
+
+async function transmissionOn(
   root: string,
   torrent: Uint8Array,
   dir: string,
   encryption: number,
+  port: number,
+  rpcPort: number,
 ) {
   const work = join(root, "tr");
+  await Deno.remove(work, { recursive: true }).catch(() => {});
   await Deno.mkdir(work, { recursive: true });
-  using probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  using probeRpc = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = probe.addr.port, rpcPort = probeRpc.addr.port;
-  probe.close();
-  probeRpc.close();
   await Deno.writeTextFile(
     join(work, "settings.json"),
     JSON.stringify({
@@ -363,6 +369,7 @@ async function startTransmission(
     }
   };
   try {
+    await waitBound(p.pid, [port, rpcPort]); // before any RPC: whoever holds the port would answer
     await poll("its RPC", async () => (await rpc("session-get", {})) !== undefined);
     const version = (await rpc("session-get", {})).version as string;
     await rpc("torrent-add", { metainfo: torrent.toBase64(), "download-dir": dir });

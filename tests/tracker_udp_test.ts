@@ -151,7 +151,7 @@ Deno.test({
   async fn() {
     clearUdpConnections();
     await using tracker = await startOpentracker([IH]);
-    const url = tracker.url.replace("http://", "udp://").replace("/announce", "");
+    const url = tracker.udpUrl;
     await announceUdp(url, { ...req, event: "started", port: 7101, left: 0 }, { retryBaseMs: 500 });
     const b = await announceUdp(url, {
       ...req,

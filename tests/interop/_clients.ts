@@ -7,7 +7,14 @@
 // connections per IP allowed; DHT, local discovery, UPnP/NAT-PMP, PEX and uTP are off everywhere.
 
 import { join } from "node:path";
-import { freePort, type Proc, spawn, startLibtorrent } from "../_lab.ts";
+import {
+  boundPorts,
+  type Proc,
+  spawn,
+  startLibtorrent,
+  waitBound,
+  withFreshPorts,
+} from "../_lab.ts";
 
 /** A running real client. */
 export interface RealPeer extends AsyncDisposable {
@@ -88,25 +95,27 @@ async function webtorrent(
   dir: string,
   peers: string[],
 ): Promise<RealPeer> {
-  const port = freePort();
-  const p = spawn(
-    "node",
-    [join(WT_DIR, "wt_peer.mjs"), role, torrent, dir, String(port), ...peers],
-    port,
-    {
-      cwd: WT_DIR,
-    },
-  );
-  await p.line("ready", 60_000).catch(async (err) => {
-    await p.stop();
-    throw err;
+  return await withFreshPorts(1, async ([port]) => {
+    const p = spawn(
+      "node",
+      [join(WT_DIR, "wt_peer.mjs"), role, torrent, dir, String(port), ...peers],
+      port,
+      { cwd: WT_DIR },
+    );
+    try {
+      await waitBound(p.pid, [port]);
+      await p.line("ready", 60_000);
+    } catch (err) {
+      await p.stop();
+      throw err;
+    }
+    return { port, done: (ms) => p.line("done", ms), stop: p.stop, [Symbol.asyncDispose]: p.stop };
   });
-  return { port, done: (ms) => p.line("done", ms), stop: p.stop, [Symbol.asyncDispose]: p.stop };
 }
 
 /** aria2c: leecher through a tracker only (it cannot be handed a peer), or seeder. */
-function aria2(role: "seed" | "leech", torrent: string, dir: string): Promise<RealPeer> {
-  const port = freePort();
+async function aria2(role: "seed" | "leech", torrent: string, dir: string): Promise<RealPeer> {
+  // aria2 binds the first free port of the range itself (no race); read back which one
   const p = spawn("aria2c", [
     `--dir=${dir}`,
     role === "seed" ? "--seed-ratio=0.0" : "--seed-time=0",
@@ -118,14 +127,23 @@ function aria2(role: "seed" | "leech", torrent: string, dir: string): Promise<Re
     "--bt-enable-lpd=false",
     "--enable-peer-exchange=false",
     "--file-allocation=none",
-    `--listen-port=${port}`,
+    "--listen-port=20000-20999",
     "--bt-external-ip=127.0.0.1",
     "--console-log-level=warn",
     "--summary-interval=0",
     "--bt-stop-timeout=120",
     torrent,
-  ], port);
-  return Promise.resolve({
+  ], 0);
+  let port = 0;
+  for (let i = 0; i < 200 && port === 0; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 50)); // no event says when it has bound
+    port = (await boundPorts(p.pid).catch(() => ({ tcp: [] as number[] }))).tcp[0] ?? 0;
+  }
+  if (port === 0) {
+    await p.stop();
+    throw new Error(`aria2 did not listen: ${p.stderr().slice(-1000)}`);
+  }
+  return {
     port,
     async done(ms) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -139,17 +157,22 @@ function aria2(role: "seed" | "leech", torrent: string, dir: string): Promise<Re
     },
     stop: p.stop,
     [Symbol.asyncDispose]: p.stop,
-  });
+  };
 }
 
-/** Transmission 3 (daemon, driven through its RPC). */
-async function transmission(
+/** Transmission 3 (daemon, driven through its RPC), on ports of its own. */
+function transmission(role: "seed" | "leech", torrent: string, dir: string): Promise<RealPeer> {
+  return withFreshPorts(2, ([port, rpcPort]) => transmissionOn(role, torrent, dir, port, rpcPort));
+}
+
+async function transmissionOn(
   role: "seed" | "leech",
   torrent: string,
   dir: string,
+  port: number,
+  rpcPort: number,
 ): Promise<RealPeer> {
   const work = await Deno.makeTempDir({ prefix: "seedbed-tr-" });
-  const port = freePort(), rpcPort = freePort();
   await Deno.writeTextFile(
     join(work, "settings.json"),
     JSON.stringify({
@@ -207,6 +230,7 @@ async function transmission(
     await Deno.remove(work, { recursive: true }).catch(() => {});
   };
   try {
+    await waitBound(p.pid, [port, rpcPort]); // before any RPC: whoever holds the port would answer
     await waitFor("the Transmission RPC", 30_000, () => rpc("session-get", {}), p);
     const metainfo = (await Deno.readFile(torrent)).toBase64();
     await rpc("torrent-add", { metainfo, "download-dir": dir, paused: false });
@@ -235,15 +259,28 @@ async function transmission(
   }
 }
 
-/** qBittorrent (qbittorrent-nox, driven through its Web API). */
-async function qbittorrent(
+/** qBittorrent (qbittorrent-nox, driven through its Web API), on ports of its own. */
+function qbittorrent(
   role: "seed" | "leech",
   torrent: string,
   dir: string,
   peers: string[],
 ): Promise<RealPeer> {
+  return withFreshPorts(
+    2,
+    ([port, webPort]) => qbittorrentOn(role, torrent, dir, peers, port, webPort),
+  );
+}
+
+async function qbittorrentOn(
+  role: "seed" | "leech",
+  torrent: string,
+  dir: string,
+  peers: string[],
+  port: number,
+  webPort: number,
+): Promise<RealPeer> {
   const work = await Deno.makeTempDir({ prefix: "seedbed-qbt-" });
-  const port = freePort(), webPort = freePort();
   await Deno.mkdir(join(work, "qBittorrent", "config"), { recursive: true });
   await Deno.writeTextFile(
     join(work, "qBittorrent", "config", "qBittorrent.conf"),
@@ -283,6 +320,7 @@ async function qbittorrent(
     await Deno.remove(work, { recursive: true }).catch(() => {});
   };
   try {
+    await waitBound(p.pid, [port, webPort]); // before any request: whoever holds the port would answer
     await waitFor("the qBittorrent Web API", 30_000, async () => {
       const r = await fetch(`${api}/app/version`);
       await r.body?.cancel();

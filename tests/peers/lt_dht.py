@@ -3,7 +3,8 @@
 
     lt_dht.py TORRENT DIR PORT BOOTSTRAP_HOST:PORT
 
-Listens on 127.0.0.1:PORT (TCP for peers, UDP for its DHT node) with the DHT on and its address restrictions
+Listens on 127.0.0.1:PORT (TCP for peers, UDP for its DHT node; PORT 0 lets the system choose, and the port
+bound is printed first as "port N") with the DHT on and its address restrictions
 off (every node of the test is 127.0.0.1), bootstraps from the given node only, checks DIR, prints "ready"
 once seeding, then announces the torrent to the DHT every two seconds until SIGTERM/SIGINT or stdin closes.
 """
@@ -35,6 +36,12 @@ def main() -> int:
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
     }
     ses = lt.session(settings)
+    if port == "0":
+        t0 = time.monotonic()
+        while not ses.is_listening() and time.monotonic() - t0 < 30:
+            ses.wait_for_alert(100)
+            ses.pop_alerts()
+        print(f"port {ses.listen_port()}", flush=True)
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))

@@ -1,13 +1,17 @@
 #!/usr/bin/python3
 """A libtorrent (python3-libtorrent) peer for Seedbed's interop tests.
 
-    lt_peer.py seed|leech TORRENT DIR PORT [HOST:PORT ...]
+    lt_peer.py seed|leech TORRENT|MAGNET DIR PORT [HOST:PORT ...]
 
 Listens on 127.0.0.1:PORT with DHT, local discovery, UPnP/NAT-PMP and uTP off
-and several connections per IP allowed (every test peer is 127.0.0.1). A seed
+and several connections per IP allowed (every test peer is 127.0.0.1). PORT 0
+lets the system choose: the port bound is printed first, as "port N". A seed
 checks DIR first. Prints "ready" on stdout once seeding / once the torrent is
 added (leech), "connected" once it has a first peer, "done" once a leech has every piece, then keeps running until
 SIGTERM/SIGINT or stdin closes. Dials the HOST:PORT peers given.
+
+A leech may be given a magnet link instead of a .torrent file: the metadata is then fetched from the peers
+(BEP 9); "metadata" is printed once it is known.
 
 Environment knobs (as the lab's driver):
   LT_SETTINGS      JSON of libtorrent settings applied last; "{port}" in a string = PORT. E.g. forced RC4:
@@ -15,7 +19,9 @@ Environment knobs (as the lab's driver):
                    {"enable_outgoing_tcp":false,"enable_incoming_tcp":false,"enable_outgoing_utp":true,
                    "enable_incoming_utp":true}; IPv6 only: {"listen_interfaces":"[::1]:{port}"}
   LT_PEERLOG       a file: every 0.25 s one JSON line per connected peer (ip, port, client, rc4,
-                   plaintext_encrypted, utp, incoming, extensions, progress, up, down): what was used
+                   plaintext_encrypted, utp, incoming, extensions, progress, up, down, and source: where
+                   libtorrent learnt the address — a list of tracker, dht, pex, lsd, resume_data, incoming):
+                   what was used
   LT_UPLOAD_LIMIT  bytes/s, a per-torrent upload cap (session limits skip loopback peers)
   LT_PROFILE       hps = high_performance_seed()
 """
@@ -27,6 +33,10 @@ import sys
 import time
 
 import libtorrent as lt
+
+
+# peer_info.source bits: where libtorrent learnt a peer's address
+SOURCES = [("tracker", 1), ("dht", 2), ("pex", 4), ("lsd", 8), ("resume_data", 16), ("incoming", 32)]
 
 
 def main() -> int:
@@ -57,8 +67,21 @@ def main() -> int:
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(torrent)
+    if port == "0":
+        # the system chose the port: report it before anything else
+        while not ses.is_listening() and time.monotonic() - t0 < 30:
+            ses.wait_for_alert(100)
+            ses.pop_alerts()
+        print(f"port {ses.listen_port()}", flush=True)
+    magnet = torrent.startswith("magnet:")
+    if magnet:
+        if role == "seed":
+            print("a seed needs a .torrent file", file=sys.stderr, flush=True)
+            return 2
+        atp = lt.parse_magnet_uri(torrent)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(torrent)
     atp.save_path = directory
     handle = ses.add_torrent(atp)
     if os.environ.get("LT_UPLOAD_LIMIT"):
@@ -68,6 +91,7 @@ def main() -> int:
     announced_ready = False
     announced_done = False
     announced_connected = False
+    announced_metadata = False
     dialed = False
     deadline = time.monotonic() + float(os.environ.get("LT_PEER_MAX_S", "600"))
     while not stop["flag"] and time.monotonic() < deadline:
@@ -92,12 +116,16 @@ def main() -> int:
                         "extensions": bool(fl & lt.peer_info.supports_extensions),
                         "progress": round(p.progress, 4),
                         "up": p.total_upload, "down": p.total_download,
+                        "source": [name for name, bit in SOURCES if p.source & bit],
                     }) + "\n")
         checking = st.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
         if not dialed and not checking:
             for host, p in peers:
                 handle.connect_peer((host.strip("[]"), int(p)))
             dialed = True
+        if magnet and not announced_metadata and st.has_metadata:
+            print("metadata", flush=True)
+            announced_metadata = True
         complete = st.is_seeding or (st.is_finished and st.progress >= 1.0)
         if not announced_ready and not checking and (role == "leech" or complete):
             print("ready", flush=True)
