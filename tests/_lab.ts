@@ -191,6 +191,56 @@ export async function startLibtorrent(
   return p;
 }
 
+/** One line of lt_peer.py's LT_PEERLOG: one connected peer at one moment (see lt_peer.py). */
+export interface PeerLogLine {
+  /** Seconds since libtorrent started. */
+  t: number;
+  ip: string;
+  port: number;
+  client: string;
+  rc4: boolean;
+  plaintext_encrypted: boolean;
+  utp: boolean;
+  incoming: boolean;
+  extensions: boolean;
+  progress: number;
+  /** Payload bytes libtorrent sent to / received from the peer. */
+  up: number;
+  down: number;
+  /** Where libtorrent learnt the address: tracker, dht, pex, lsd, resume_data, incoming. */
+  source: string[];
+}
+
+/** Every line of an LT_PEERLOG file so far. */
+export async function readPeerLog(path: string): Promise<PeerLogLine[]> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  // the last line may be half written
+  return text.split("\n").filter((l) => l.endsWith("}")).map((l) => JSON.parse(l));
+}
+
+/**
+ * Resolves with the first LT_PEERLOG line that satisfies `test` (given the line and the index of its file when
+ * several logs are watched). libtorrent writes the log every 0.25 s and tells nobody: polled every 100 ms,
+ * bounded by `ms`.
+ */
+export async function waitPeerLog(
+  path: string | string[],
+  test: (l: PeerLogLine, file: number) => boolean,
+  ms: number,
+  what: string,
+): Promise<PeerLogLine> {
+  const deadline = Date.now() + ms;
+  const paths = typeof path === "string" ? [path] : path;
+  for (;;) {
+    for (const [i, p] of paths.entries()) {
+      const found = (await readPeerLog(p)).find((l) => test(l, i));
+      if (found) return found;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * The ports a process listens on (TCP) and has bound (UDP), from /proc: how a test learns the ports of a
  * program that binds port 0 but does not say which port it got.

@@ -96,3 +96,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "libtorrent given only a magnet link fetches the metadata from a Seedbed seed (BEP 9) and downloads",
+  ignore: needs("libtorrent"),
+  async fn() {
+    const root = await Deno.makeTempDir({ prefix: "seedbed-magnet-to-lt-" });
+    try {
+      const { meta } = await makeTorrent(join(root, "seed"), "many", FILES, { pieceLength: 16384 });
+      assert.ok(meta.info.length > 16384, "the metadata spans several ut_metadata pieces");
+      await using seeder = await Client.open({
+        metainfo: meta,
+        basedir: join(root, "seed"),
+        host: "127.0.0.1",
+        resumeFile: false,
+        trackers: false,
+      });
+      // no .torrent file for libtorrent, no tracker, no DHT: the metadata can only come from us
+      await using lt = await startLibtorrent(
+        "leech",
+        formatMagnet({ infoHash: meta.infoHash }),
+        join(root, "lt"),
+        [`127.0.0.1:${seeder.port}`],
+      );
+      await lt.line("metadata", 30_000);
+      await lt.line("done", 60_000);
+      assert.ok(await sameFiles(join(root, "seed", "many"), join(root, "lt", "many"), FILES));
+      assert.ok(seeder.uploaded >= meta.length);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});

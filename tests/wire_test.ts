@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { decode } from "../src/bencode.ts";
 import { concat } from "../src/_bytes.ts";
 import { allowedFastSet } from "../src/wire/allowed_fast.ts";
 import { decodeExtensionHandshake, encodeExtensionHandshake } from "../src/wire/extension.ts";
@@ -190,6 +191,10 @@ Deno.test("PEX messages round-trip IPv4 and IPv6 contacts and bound what they ac
   const back = decodePex(encodePex({ added, dropped: [{ host: "10.0.0.9", port: 9 }] }));
   assert.deepEqual(back.added, added);
   assert.deepEqual(back.dropped, [{ host: "10.0.0.9", port: 9 }]);
+  // one flag byte per added peer, as libtorrent requires before it takes any of them
+  const raw = decode(encodePex({ added, dropped: [] })) as Record<string, Uint8Array>;
+  assert.equal(raw["added.f"].length, 1);
+  assert.equal(raw["added6.f"].length, 1);
   const many = Array.from(
     { length: 500 },
     (_, i) => ({ host: `10.0.${i >> 8}.${i & 255}`, port: 1000 + i }),

@@ -48,11 +48,17 @@ export function decodePex(payload: Uint8Array): PexMessage {
   };
 }
 
-/** Encodes a `ut_pex` payload. */
+/**
+ * Encodes a `ut_pex` payload, with the `added.f` / `added6.f` flag bytes (one per added peer, none set): libtorrent
+ * ignores added peers without them.
+ */
 export function encodePex(m: PexMessage): Uint8Array {
+  const added = encodeCompactPeers(m.added, 4), added6 = encodeCompactPeers(m.added, 6);
   return encode({
-    added: encodeCompactPeers(m.added, 4),
-    added6: encodeCompactPeers(m.added, 6),
+    added,
+    "added.f": new Uint8Array(added.length / 6),
+    added6,
+    "added6.f": new Uint8Array(added6.length / 18),
     dropped: encodeCompactPeers(m.dropped, 4),
     dropped6: encodeCompactPeers(m.dropped, 6),
   });
