@@ -30,7 +30,23 @@ export const have = {
   nginx: runs("/usr/sbin/nginx", ["-v"]),
   openssl: runs("openssl", ["version"]),
   transmission: runs("sh", ["-c", "command -v transmission-daemon"]),
+  /** A network namespace of our own (root, or unprivileged user namespaces): `unshare -n` and `ip`. */
+  netns: runs("unshare", ["-n", "ip", "link", "set", "lo", "up"]),
 };
+
+/**
+ * Runs a command in a network namespace of its own with loopback up and a multicast route on it: multicast and
+ * every port stay inside (no other test shares them), nothing leaves the machine. Needs `have.netns`.
+ */
+export function inNetns(cmd: string, args: string[], port = 0): Proc {
+  const quoted = [cmd, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  return spawn("unshare", [
+    "-n",
+    "sh",
+    "-c",
+    `ip link set lo up && ip route add 224.0.0.0/4 dev lo && exec ${quoted}`,
+  ], port);
+}
 
 /** `ignore` for a Deno.test that needs these peers: skip locally, never in CI. */
 export function needs(...names: (keyof typeof have)[]): boolean {

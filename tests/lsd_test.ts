@@ -7,6 +7,7 @@ import { createTorrent } from "../src/create.ts";
 import { formatLsdAnnounce, LSD_GROUP, parseLsdAnnounce } from "../src/lsd.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
 import { Session } from "../src/session/session.ts";
+import { inNetns, needs, type PeerLogLine } from "./_lab.ts";
 import { makeTorrent, sameFiles, within } from "./_swarm.ts";
 
 // Multicast kept on 127.0.0.1, on a port of its own: outside the system's ephemeral range (no port-0 bind ever
@@ -116,4 +117,43 @@ Deno.test("a private torrent (BEP 27) is never announced by LSD, even with lsd o
     sock.close();
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "LSD with libtorrent, both ways, in a network namespace: each finds the other by its announce",
+  ignore: needs("libtorrent", "netns"),
+  async fn() {
+    const root = await Deno.makeTempDir({ prefix: "seedbed-lsd-lt-" });
+    try {
+      const files = [{ path: "a.bin", length: 300_000 }, { path: "b.bin", length: 5000 }];
+      const { bytes } = await makeTorrent(join(root, "seed"), "t", files, { pieceLength: 16384 });
+      await Deno.writeFile(join(root, "t.torrent"), bytes);
+      await using child = inNetns(Deno.execPath(), [
+        "run",
+        "-A",
+        new URL("./_lsd_child.ts", import.meta.url).pathname,
+        root,
+        join(root, "t.torrent"),
+      ]);
+      const code = await within(180_000, "the LSD exchanges", child.exited);
+      assert.equal(code, 0, child.stderr());
+      const seen = JSON.parse((await child.match(/^\{/, 1000)).input) as {
+        ltSawUs?: PeerLogLine;
+        sources: string[];
+        weCompleted: boolean;
+      };
+      // libtorrent, told of no peer, connected to our seed and learnt its address from LSD
+      assert.ok(seen.ltSawUs, "libtorrent never connected to the Seedbed seed");
+      assert.ok(seen.ltSawUs.source.includes("lsd"), JSON.stringify(seen.ltSawUs));
+      assert.equal(seen.ltSawUs.incoming, false);
+      assert.ok(await sameFiles(join(root, "seed", "t"), join(root, "lt", "t"), files));
+      // we dialled the libtorrent seed we heard of by LSD, and completed from it
+      assert.ok(seen.sources.includes("lsd"), JSON.stringify(seen.sources));
+      assert.ok(seen.weCompleted);
+      assert.ok(await sameFiles(join(root, "seed", "t"), join(root, "sb", "t"), files));
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
 });

@@ -98,7 +98,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "libtorrent given only a magnet link fetches the metadata from a Seedbed seed (BEP 9) and downloads",
+  name:
+    "libtorrent given only a magnet link fetches the metadata from a Seedbed seed (BEP 9) and downloads",
   ignore: needs("libtorrent"),
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "seedbed-magnet-to-lt-" });

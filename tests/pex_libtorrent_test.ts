@@ -60,7 +60,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "PEX to libtorrent: two libtorrent peers told only about us learn each other from our ut_pex and connect",
+  name:
+    "PEX to libtorrent: two libtorrent peers told only about us learn each other from our ut_pex and connect",
   ignore: needs("libtorrent"),
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "seedbed-pex-to-lt-" });
@@ -103,7 +104,10 @@ Deno.test({
       // and they were never told about each other any other way
       const all = [...await readPeerLog(logs[0]), ...await readPeerLog(logs[1])];
       const between = all.filter((l) => l.port === a.port || l.port === b.port);
-      assert.ok(between.every((l) => l.incoming || l.source.includes("pex")), JSON.stringify(between));
+      assert.ok(
+        between.every((l) => l.incoming || l.source.includes("pex")),
+        JSON.stringify(between),
+      );
     } finally {
       for (const p of procs) await p.stop();
       await Deno.remove(root, { recursive: true });
