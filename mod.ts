@@ -41,7 +41,13 @@ export {
   makePeerId,
   VERSION,
 } from "./src/client.ts";
-export type { PeerInfo, PeerSource, TorrentEvents, TorrentState } from "./src/swarm/types.ts";
+export type {
+  PeerInfo,
+  PeerSource,
+  TorrentEvents,
+  TorrentState,
+  TorrentTrace,
+} from "./src/swarm/types.ts";
 export {
   addPieceLayer,
   type Metainfo,

@@ -18,7 +18,13 @@ import { type Metainfo, parseMetainfo } from "../metainfo.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
 import { fetchMetadata } from "../swarm/metadata_fetcher.ts";
 import { Torrent } from "../swarm/torrent.ts";
-import type { PeerInfo, TorrentEvents, TorrentOptions, TorrentState } from "../swarm/types.ts";
+import type {
+  PeerInfo,
+  TorrentEvents,
+  TorrentOptions,
+  TorrentState,
+  TorrentTrace,
+} from "../swarm/types.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
 import { type RateGate, TokenBucket } from "../transport/bandwidth.ts";
@@ -86,6 +92,11 @@ export interface TorrentAddOptions {
   onHashPass?: (index: number) => void;
   /** Called with the piece index whenever a piece fails its hash check. */
   onHashFail?: (index: number) => void;
+  /**
+   * Called with each protocol decision of the engine as it is made: blocks requested and received, endgame
+   * cancels, chokes and unchokes (optimistic or not). For tests and diagnostics; it runs per block.
+   */
+  trace?: (event: TorrentTrace) => void;
 }
 
 /** A file of the torrent, as the seed's `files()` lists it; `priority` is settable. */
@@ -260,6 +271,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
       ...(o.trackers === false ? { trackers: false } : {}),
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
+      ...(o.trace ? { trace: o.trace } : {}),
       dhtPort: () => meta.private ? 0 : this.#dhtPort,
       onDhtNode: (host, port) => void this.#host.dht().then((d) => d?.ping(host, port)),
     });

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { PeerEntry } from "./types.ts";
+import type { PeerEntry, TorrentTrace } from "./types.ts";
 
 /** What the choker needs to know about a peer. */
 export interface ChokerPeer {
@@ -133,12 +133,14 @@ export class Choker {
  * @param peers Its ready connections.
  * @param seeding We have every piece (rank by our upload rate).
  * @param now The current time (ms).
+ * @param trace Receives each choke and unchoke (`TorrentOptions.trace`).
  */
 export function rechoke(
   choker: Choker,
   peers: readonly PeerEntry[],
   seeding: boolean,
   now: number,
+  trace?: (event: TorrentTrace) => void,
 ): void {
   const unchoke = choker.round(
     peers.map((e) => ({
@@ -153,7 +155,14 @@ export function rechoke(
     now,
   );
   for (const e of peers) {
-    if (unchoke.has(e.id)) e.conn.unchoke();
-    else if (!e.conn.amChoking) e.conn.choke();
+    if (unchoke.has(e.id)) {
+      if (e.conn.amChoking) {
+        trace?.({ type: "unchoke", peer: e.key, optimistic: e.id === choker.optimistic });
+      }
+      e.conn.unchoke();
+    } else if (!e.conn.amChoking) {
+      e.conn.choke();
+      trace?.({ type: "choke", peer: e.key });
+    }
   }
 }

@@ -8,7 +8,7 @@
 
 import type { PartialPiece, PiecePicker } from "./piece_picker.ts";
 import { BLOCK_SIZE } from "./requests.ts";
-import type { PeerEntry } from "./types.ts";
+import type { PeerEntry, TorrentTrace } from "./types.ts";
 
 /** A peer that sent nothing for this long while we had requests out is snubbed: its requests go elsewhere. */
 const SNUB_MS = 60_000;
@@ -31,6 +31,8 @@ export interface DownloadsOptions {
   onPiece: (piece: PartialPiece) => void;
   /** Payload bytes arrived. */
   onBytes: (n: number) => void;
+  /** Receives requests, blocks and cancels as they happen (`TorrentOptions.trace`). */
+  trace?: (event: TorrentTrace) => void;
 }
 
 /** Our requests to the peers of one torrent. */
@@ -94,6 +96,7 @@ export class Downloads {
     e.lastBlockAt = this.#opts.now();
     e.snubbed = false;
     this.#opts.onBytes(data.length);
+    this.#opts.trace?.({ type: "block", peer: e.key, index, begin });
     const result = this.#picker.receive(index, begin, data, e.id);
     // endgame: the same block may be in flight from other peers: cancel those requests
     if (
@@ -103,6 +106,7 @@ export class Downloads {
       for (const other of this.#opts.peers()) {
         if (other !== e && other.conn.hasRequested(index, begin)) {
           other.conn.cancel(index, begin, data.length);
+          this.#opts.trace?.({ type: "cancel", peer: other.key, index, begin });
         }
       }
     }
@@ -132,8 +136,10 @@ export class Downloads {
       peer.requests,
       peer.peerChoking ? peer.allowedFast : undefined,
     );
+    const trace = this.#opts.trace;
     for (const b of blocks) {
       if (!peer.request(b.index, b.begin, b.length)) this.#picker.unpick(b.index, b.begin);
+      else trace?.({ type: "request", peer: e.key, index: b.index, begin: b.begin });
     }
     if (blocks.length === 0 && peer.outstanding === 0) this.updateInterest(e);
   }

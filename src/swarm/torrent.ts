@@ -169,6 +169,7 @@ export class Torrent implements AsyncDisposable {
       peers: () => this.#peers.entries.values(),
       onPiece: (piece) => this.#writer.add(piece),
       onBytes: (n) => this.#downloaded += n,
+      ...(options.trace ? { trace: options.trace } : {}),
     });
     this.#announcer = new Announcer({
       announceList: options.trackers === false ? [] : meta.announceList,
@@ -521,7 +522,10 @@ export class Torrent implements AsyncDisposable {
     onReject: (peer, index) => this.#with(peer, (e) => this.#downloads.rejected(e, index)),
     onInterested: (peer) => {
       if (this.#state !== "active" || !peer.amChoking) return;
-      if (this.#choker.hasFreeSlot(this.#unchokedCount())) peer.unchoke();
+      if (!this.#choker.hasFreeSlot(this.#unchokedCount())) return;
+      peer.unchoke();
+      const e = this.#peers.entries.get(peer);
+      if (e) this.#opts.trace?.({ type: "unchoke", peer: e.key, optimistic: false });
     },
     onExtended: (peer, id, payload) => {
       if (id === UT_METADATA_ID) serveMetadata(peer, payload, this.meta.info);
@@ -702,7 +706,7 @@ export class Torrent implements AsyncDisposable {
       this.#downloads.fill(e);
     }
     if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) {
-      rechoke(this.#choker, [...this.#peers.ready()], this.seed, now);
+      rechoke(this.#choker, [...this.#peers.ready()], this.seed, now, this.#opts.trace);
     }
     // PEX: a first message soon after connecting, then one a minute
     if (!this.meta.private) this.#pex.send([...this.#peers.ready()], this.#ticks % PEX_TICKS !== 0);

@@ -44,6 +44,18 @@ export interface TorrentEvents {
   error: { error: Error };
 }
 
+/**
+ * One protocol decision of the engine, as it happens (see {@linkcode TorrentOptions.trace}): a block requested
+ * from a peer, a block received, an endgame duplicate cancelled, a peer unchoked (`optimistic` when it got the
+ * optimistic slot) or choked. `peer` is the connection's address (`host:port`, `[v6]:port`).
+ */
+export type TorrentTrace =
+  | { type: "request"; peer: string; index: number; begin: number }
+  | { type: "block"; peer: string; index: number; begin: number }
+  | { type: "cancel"; peer: string; index: number; begin: number }
+  | { type: "unchoke"; peer: string; optimistic: boolean }
+  | { type: "choke"; peer: string };
+
 /** Receives engine events. */
 export type TorrentEmit = <K extends keyof TorrentEvents>(
   type: K,
@@ -185,6 +197,11 @@ export interface TorrentOptions {
   rate?: RateGate;
   /** Room for one more connection in a budget shared with other torrents (a session's); false defers a dial. */
   admit?: () => boolean;
+  /**
+   * Called with every protocol decision as it is made (requests, blocks, endgame cancels, chokes and unchokes):
+   * for tests and diagnostics that watch the engine work in a real swarm. Keep it cheap: it runs per block.
+   */
+  trace?: (event: TorrentTrace) => void;
   /** Opens an outgoing connection to a peer. @default {connectTcp} */
   connect?: (host: string, port: number, options: { timeoutMs: number }) => Promise<PeerStream>;
 }
