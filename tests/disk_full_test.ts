@@ -49,13 +49,22 @@ Deno.test({
         host: "127.0.0.1",
         resumeFile: false,
       });
+      // failed retries to write what the disk refused, counted as they happen
+      let retries = 0;
+      const retried = new EventTarget();
       const leecher = new Client({
         metainfo: meta,
         basedir: mnt,
         host: "127.0.0.1",
         resumeFile: false,
         diskRetryMs: 300,
+        tickMs: 200,
         peers: [{ host: "127.0.0.1", port: seeder.port }],
+        trace: (e) => {
+          if (e.type !== "diskretry") return;
+          retries++;
+          retried.dispatchEvent(new CustomEvent("retry", { detail: retries }));
+        },
       });
       try {
         const error = nextEvent<{ error: Error }>(leecher, "error");
@@ -84,7 +93,13 @@ Deno.test({
             `piece ${i} is marked had but is not on disk`,
           );
         }
-        // still paused a few retries later: the disk is still full
+        // still paused three failed retries later: the disk is still full
+        const from = retries;
+        await within(
+          10_000,
+          "three more write retries",
+          nextEvent<number>(retried, "retry", (n) => n >= from + 3),
+        );
         assert.equal(leecher.state, "paused");
         // free space: grow the filesystem; the download resumes by itself and completes
         const resumed = nextEvent<{ state: string }>(leecher, "state", (d) => d.state === "active");

@@ -25,6 +25,8 @@ type Lie = "wrong-bytes" | "other-size" | "huge-size";
 function liar(infoHash: Uint8Array, realSize: number, lie: Lie) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const stats = { connections: 0, closedByClient: 0, piecesServed: 0 };
+  const handshaken = Promise.withResolvers<void>();
+  const dropped = Promise.withResolvers<void>();
   const size = lie === "other-size" ? realSize + 777 : lie === "huge-size" ? 1 << 30 : realSize;
   const conns = new Set<Deno.Conn>();
   const serve = async (conn: Deno.Conn) => {
@@ -56,6 +58,7 @@ function liar(infoHash: Uint8Array, realSize: number, lie: Lie) {
       await conn.write(
         encodeExtended(0, encodeExtensionHandshake({ m: { ut_metadata: 3 }, metadata_size: size })),
       );
+      handshaken.resolve();
       for (let i = 0; i < 10_000; i++) {
         await readAtLeast(4);
         const len = new DataView(buf.buffer).getUint32(0);
@@ -85,6 +88,7 @@ function liar(infoHash: Uint8Array, realSize: number, lie: Lie) {
       }
     } catch {
       stats.closedByClient++;
+      dropped.resolve();
     } finally {
       conns.delete(conn);
       try {
@@ -99,6 +103,10 @@ function liar(infoHash: Uint8Array, realSize: number, lie: Lie) {
   return {
     port: (listener.addr as Deno.NetAddr).port,
     stats,
+    /** Resolves once a client got the liar's extension handshake (with its metadata size). */
+    handshaken: handshaken.promise,
+    /** Resolves once a client closed a connection to the liar. */
+    dropped: dropped.promise,
     async close() {
       listener.close();
       for (const c of conns) {
@@ -108,6 +116,47 @@ function liar(infoHash: Uint8Array, realSize: number, lie: Lie) {
       }
       await accepting;
       await Promise.all(running);
+    },
+  };
+}
+
+/**
+ * A door in front of a peer: connections are accepted at once but reach the peer (127.0.0.1:`port`) only once
+ * `open()` is called. The honest seeder sits behind one, so that the liar is always judged first.
+ */
+function gate(port: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const opened = Promise.withResolvers<void>();
+  const conns = new Set<Deno.Conn>();
+  const pipes: Promise<void>[] = [];
+  const relay = async (down: Deno.Conn) => {
+    await opened.promise;
+    const up = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.add(up);
+    await Promise.all([
+      down.readable.pipeTo(up.writable).catch(() => {}),
+      up.readable.pipeTo(down.writable).catch(() => {}),
+    ]);
+  };
+  const accepting = (async () => {
+    for await (const down of listener) {
+      conns.add(down);
+      pipes.push(relay(down).catch(() => {}));
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    open: () => opened.resolve(),
+    async close() {
+      listener.close();
+      opened.resolve();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed by its pipe */ }
+      }
+      await accepting;
+      await Promise.all(pipes);
     },
   };
 }
@@ -126,24 +175,41 @@ for (const lie of ["wrong-bytes", "other-size", "huge-size"] as const) {
           host: "127.0.0.1",
           resumeFile: false,
         });
-        // the liar first, so it is dialled first and answers first
-        const magnet = formatMagnet({
-          infoHash: meta.infoHash,
-          peers: [{ host: "127.0.0.1", port: bad.port }, { host: "127.0.0.1", port: seeder.port }],
-        });
-        await using leecher = await Client.open({
-          magnet,
-          basedir: join(root, "leech"),
-          host: "127.0.0.1",
-          resumeFile: false,
-          metadataTimeoutMs: 30_000,
-        });
-        assert.equal(leecher.infohashHex, meta.infoHashHex);
-        await within(30_000, "the download", leecher.done);
-        assert.ok(await sameFiles(join(root, "seed", "m"), join(root, "leech", "m"), FILES));
-        assert.ok(bad.stats.connections >= 1, "the liar was never dialled");
-        if (lie === "huge-size") {
-          assert.equal(bad.stats.piecesServed, 0, "asked a peer announcing 1 GiB");
+        // the honest seeder is reachable only once the liar was judged: dropped after serving its bad metadata,
+        // or (announcing 1 GiB) merely heard
+        const door = gate(seeder.port);
+        try {
+          const judged = lie === "huge-size" ? bad.handshaken : bad.dropped;
+          judged.then(door.open, () => {});
+          const magnet = formatMagnet({
+            infoHash: meta.infoHash,
+            peers: [{ host: "127.0.0.1", port: door.port }, { host: "127.0.0.1", port: bad.port }],
+          });
+          await using leecher = await Client.open({
+            magnet,
+            basedir: join(root, "leech"),
+            host: "127.0.0.1",
+            resumeFile: false,
+            metadataTimeoutMs: 30_000,
+          });
+          assert.equal(leecher.infohashHex, meta.infoHashHex);
+          await within(30_000, "the download", leecher.done);
+          assert.ok(await sameFiles(join(root, "seed", "m"), join(root, "leech", "m"), FILES));
+          const size = lie === "other-size" ? meta.info.length + 777 : meta.info.length;
+          if (lie === "huge-size") {
+            // never asked for anything: the metadata came from the honest peer
+            assert.equal(bad.stats.piecesServed, 0, "asked a peer announcing 1 GiB");
+          } else {
+            // the liar was asked for its whole (bad) metadata, which was checked, refused, and the liar dropped
+            const pieces = Math.ceil(size / 16384);
+            assert.ok(
+              bad.stats.piecesServed >= pieces,
+              `the liar served ${bad.stats.piecesServed} of ${pieces} pieces`,
+            );
+            assert.ok(bad.stats.closedByClient >= 1);
+          }
+        } finally {
+          await door.close();
         }
       } finally {
         await bad.close();

@@ -93,8 +93,8 @@ export interface TorrentAddOptions {
   /** Called with the piece index whenever a piece fails its hash check. */
   onHashFail?: (index: number) => void;
   /**
-   * Called with each protocol decision of the engine as it is made: blocks requested and received, endgame
-   * cancels, chokes and unchokes (optimistic or not). For tests and diagnostics; it runs per block.
+   * Called with each decision of the engine as it is made: blocks requested and received, endgame cancels,
+   * chokes and unchokes (optimistic or not), failed write retries. For tests and diagnostics; it runs per block.
    */
   trace?: (event: TorrentTrace) => void;
 }

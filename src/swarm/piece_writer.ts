@@ -27,6 +27,8 @@ export interface PieceWriterOptions {
   onDiskError(error: Error): void;
   /** Every piece the disk refused is written now. */
   onDiskRecovered(): void;
+  /** An attempt to write the refused pieces again failed (the error was reported once already). */
+  onRetryFailed?(): void;
   /** Milliseconds between attempts to write refused pieces. @default {5000} */
   retryMs?: number;
   /** Writes in flight at once. @default {4} */
@@ -157,6 +159,7 @@ export class PieceWriter {
             continue;
           }
           this.#nextRetry = now + (this.#opts.retryMs ?? 5000);
+          this.#opts.onRetryFailed?.();
           return; // still failing: said once already
         }
         if (this.#unwritten[0] !== piece) return; // abandoned meanwhile

@@ -623,6 +623,7 @@ export class Torrent implements AsyncDisposable {
         );
         this.#emit("error", { error: this.#error });
       },
+      onRetryFailed: () => this.#opts.trace?.({ type: "diskretry", pending: this.#writer.pending }),
       onDiskRecovered: () => {
         if (this.#diskPaused && this.#state === "paused") this.start(); // clears #diskPaused
       },

@@ -45,16 +45,18 @@ export interface TorrentEvents {
 }
 
 /**
- * One protocol decision of the engine, as it happens (see {@linkcode TorrentOptions.trace}): a block requested
- * from a peer, a block received, an endgame duplicate cancelled, a peer unchoked (`optimistic` when it got the
- * optimistic slot) or choked. `peer` is the connection's address (`host:port`, `[v6]:port`).
+ * One decision of the engine, as it happens (see {@linkcode TorrentOptions.trace}): a block requested from a
+ * peer, a block received, an endgame duplicate cancelled, a peer unchoked (`optimistic` when it got the
+ * optimistic slot) or choked; an attempt to write pieces the disk refused that failed again (`pending`: pieces
+ * waiting). `peer` is the connection's address (`host:port`, `[v6]:port`).
  */
 export type TorrentTrace =
   | { type: "request"; peer: string; index: number; begin: number }
   | { type: "block"; peer: string; index: number; begin: number }
   | { type: "cancel"; peer: string; index: number; begin: number }
   | { type: "unchoke"; peer: string; optimistic: boolean }
-  | { type: "choke"; peer: string };
+  | { type: "choke"; peer: string }
+  | { type: "diskretry"; pending: number };
 
 /** Receives engine events. */
 export type TorrentEmit = <K extends keyof TorrentEvents>(
@@ -198,7 +200,8 @@ export interface TorrentOptions {
   /** Room for one more connection in a budget shared with other torrents (a session's); false defers a dial. */
   admit?: () => boolean;
   /**
-   * Called with every protocol decision as it is made (requests, blocks, endgame cancels, chokes and unchokes):
+   * Called with every decision as it is made (requests, blocks, endgame cancels, chokes and unchokes, failed
+   * write retries):
    * for tests and diagnostics that watch the engine work in a real swarm. Keep it cheap: it runs per block.
    */
   trace?: (event: TorrentTrace) => void;
