@@ -575,3 +575,31 @@ Deno.test("isInside() accepts the directory and what is below it, nothing else",
   assert.equal(isInside("/d", "/"), false);
   assert.equal(isInside("/d/e", "/d"), false);
 });
+
+Deno.test("a single-file torrent with an empty name is refused (its name is the file's); an unknown meta version is reported first", async () => {
+  const empty = await parseMetainfo(
+    await Deno.readFile(join(fixtures, "bad/empty_name_single_file.torrent")),
+  ).catch((e) => e);
+  assert.ok(empty instanceof MetainfoError);
+  assert.equal(empty.field, "info.name");
+  assert.match(
+    empty.message,
+    /info\.name: is empty: a single-file torrent's name is its file name/,
+  );
+  const both = await parseMetainfo(
+    await Deno.readFile(join(fixtures, "bad/empty_name_unknown_meta_version.torrent")),
+  ).catch((e) => e);
+  assert.ok(both instanceof MetainfoError);
+  assert.equal(both.field, "info.meta version");
+  assert.match(both.message, /version 3 is not supported/);
+  // a multi-file torrent with an empty name still gets a folder (as libtorrent: "_")
+  const multi = await parseMetainfo(encode({
+    info: {
+      name: "",
+      "piece length": 16384,
+      pieces: new Uint8Array(20),
+      files: [{ length: 5, path: ["a"] }],
+    },
+  }));
+  assert.deepEqual(multi.files[0].path, ["_", "a"]);
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { latin1 } from "../src/_bytes.ts";
+import { concat, latin1 } from "../src/_bytes.ts";
 import { encode } from "../src/bencode.ts";
 import { encodeCompactPeers, parseCompactPeers } from "../src/tracker/compact.ts";
 import {
@@ -127,6 +127,25 @@ Deno.test("announce() clamps intervals and reports warnings", async () => {
   assert.equal(r.warning, "be nice");
   await using t2 = scripted(() => body({ interval: 10 ** 12, peers: new Uint8Array() }));
   assert.equal((await announce(t2.url, req())).interval, 7200);
+});
+
+Deno.test("bytes after a complete dictionary are ignored (as libtorrent does); a cut dictionary is not", async () => {
+  const dict = encode({ interval: 900, peers: new Uint8Array([10, 0, 0, 1, 0x1a, 0xe1]) });
+  for (const tail of ["\n", "\r\n", "<html><body>tracker footer</body></html>", "d2:xxi1ee"]) {
+    await using t = scripted(() =>
+      new Response(concat([dict, new TextEncoder().encode(tail)]) as Uint8Array<ArrayBuffer>)
+    );
+    const r = await announce(t.url, req());
+    assert.equal(r.interval, 900, JSON.stringify(tail));
+    assert.deepEqual(r.peers, [{ host: "10.0.0.1", port: 6881 }]);
+  }
+  await using cut = scripted(() => new Response(dict.subarray(0, dict.length - 1)));
+  await assert.rejects(announce(cut.url, req()), /not valid bencode/);
+  // still bounded: a body over the cap is refused before it is decoded, tail or not
+  await using big = scripted(() =>
+    new Response(concat([dict, new Uint8Array(3 * 1024 * 1024)]) as Uint8Array<ArrayBuffer>)
+  );
+  await assert.rejects(announce(big.url, req()), /larger than/);
 });
 
 Deno.test("every bad tracker answer is a TrackerError", async () => {

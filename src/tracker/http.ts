@@ -6,7 +6,7 @@
  */
 
 import { fromUtf8, toHex } from "../_bytes.ts";
-import { type BencodeDict, type BencodeValue, decode } from "../bencode.ts";
+import { type BencodeDict, type BencodeValue, decodePrefix } from "../bencode.ts";
 import { parseCompactPeers, type PeerAddress } from "./compact.ts";
 
 /** A tracker failed: unreachable, bad response, or a `failure reason`. */
@@ -295,13 +295,23 @@ async function fetchBencode(
 }
 
 /**
- * Decodes a tracker response body into its dictionary, within the tracker limits.
+ * Decodes a tracker response body into its dictionary, within the tracker limits. Bytes after a complete
+ * dictionary (a trailing newline, an HTML footer some trackers append) are ignored, as libtorrent does.
+ *
+ * @example A response with a newline after the dictionary
+ * ```ts
+ * import { decodeTrackerBody } from "./http.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dict = decodeTrackerBody("http://t/announce", new TextEncoder().encode("d8:intervali900ee\n"));
+ * assert.equal(dict["interval"], 900);
+ * ```
  *
  * @param url The tracker (for error messages).
  * @param body The (decompressed) body.
  * @param max Largest body accepted.
  * @returns The dictionary.
- * @throws {TrackerError} When the body is not a bencoded dictionary.
+ * @throws {TrackerError} When the body does not start with a complete bencoded dictionary.
  */
 export function decodeTrackerBody(
   url: string,
@@ -310,7 +320,7 @@ export function decodeTrackerBody(
 ): BencodeDict {
   let value: BencodeValue;
   try {
-    value = decode(body, { maxDepth: 16, maxTokens: 100_000, maxLength: max });
+    value = decodePrefix(body, { maxDepth: 16, maxTokens: 100_000, maxLength: max }).value;
   } catch (err) {
     throw new TrackerError(url, `response is not valid bencode: ${(err as Error).message}`, {
       cause: err,
