@@ -355,7 +355,10 @@ export async function parseMetainfo(
     } else {
       const length = integer(info["length"], "info.length");
       if (rawName === "") {
-        throw new MetainfoError("info.name", "is empty: a single-file torrent's name is its file name");
+        throw new MetainfoError(
+          "info.name",
+          "is empty: a single-file torrent's name is its file name",
+        );
       }
       list.push({ raw: [rawName], length, offset: 0, padding: false, field: "info" });
       files.push({

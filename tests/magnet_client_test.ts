@@ -7,6 +7,8 @@ import { needs, startLibtorrent } from "./_lab.ts";
 import { makeTorrent, sameFiles, within } from "./_swarm.ts";
 
 // the info dictionary of this torrent is larger than one 16 KiB metadata piece (many files)
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
 const FILES = Array.from(
   { length: 400 },
   (_, i) => ({ path: `dir${i % 7}/file-${i}.bin`, length: 1000 + i }),
@@ -128,4 +130,120 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
     }
   },
+});
+
+Deno.test("a magnet link's file selection (BEP 53 so=) is the initial selection; explicit priorities win", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-magnet-so-" });
+  try {
+    // piece-aligned files: each file's pieces are its own
+    const files = [
+      { path: "a.bin", length: 4 * 16384 },
+      { path: "b.bin", length: 3 * 16384 },
+      { path: "c.bin", length: 5 * 16384 },
+    ];
+    const { meta } = await makeTorrent(join(root, "seed"), "sel", files, { pieceLength: 16384 });
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "seed"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const peers = [{ host: "127.0.0.1", port: seeder.port }];
+    const magnet = formatMagnet({ infoHash: meta.infoHash, peers, selectOnly: [1] });
+    assert.match(magnet, /so=1/);
+    {
+      await using leecher = await Client.open({
+        magnet,
+        basedir: join(root, "so"),
+        host: "127.0.0.1",
+        resumeFile: false,
+      });
+      await within(30_000, "the selected file", leecher.done);
+      assert.deepEqual(leecher.files.map((f) => f.priority), [0, 1, 0]);
+      assert.deepEqual(
+        await Deno.readFile(join(root, "so", "sel", "b.bin")),
+        await Deno.readFile(join(root, "seed", "sel", "b.bin")),
+      );
+      assert.equal(leecher.downloaded, files[1].length, "only the selected file was downloaded");
+      for (const other of ["a.bin", "c.bin"]) {
+        assert.equal(
+          await Deno.stat(join(root, "so", "sel", other)).catch(() => undefined),
+          undefined,
+        );
+      }
+    }
+    {
+      // explicit priorities: everything, whatever the link says
+      await using leecher = await Client.open({
+        magnet,
+        basedir: join(root, "all"),
+        host: "127.0.0.1",
+        resumeFile: false,
+        priorities: [1, 1, 1],
+      });
+      await within(30_000, "every file", leecher.done);
+      assert.ok(await sameFiles(join(root, "seed", "sel"), join(root, "all", "sel"), files));
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("CLI: -s overrides a magnet link's so= selection", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-magnet-so-cli-" });
+  try {
+    const files = [
+      { path: "a.bin", length: 2 * 16384 },
+      { path: "b.bin", length: 2 * 16384 },
+    ];
+    const { meta } = await makeTorrent(join(root, "seed"), "sel", files, { pieceLength: 16384 });
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "seed"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    // the link selects a.bin (index 0); -s 2 asks for b.bin alone
+    const magnet = formatMagnet({
+      infoHash: meta.infoHash,
+      peers: [{ host: "127.0.0.1", port: seeder.port }],
+      selectOnly: [0],
+    });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        magnet,
+        "-o",
+        join(root, "leech"),
+        "--no-dht",
+        "-p",
+        "0",
+        "-q",
+        "-s",
+        "2",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    // bounded: a selection that leaves nothing wanted must not hang the test
+    const output = child.output();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), 60_000));
+    const first = await Promise.race([output, timedOut]);
+    clearTimeout(timer);
+    if (first === "timeout") child.kill("SIGKILL");
+    const out = await output;
+    assert.notEqual(first, "timeout", "the CLI did not finish within 60 s");
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(
+      await Deno.readFile(join(root, "leech", "sel", "b.bin")),
+      await Deno.readFile(join(root, "seed", "sel", "b.bin")),
+    );
+    await assert.rejects(Deno.stat(join(root, "leech", "sel", "a.bin")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

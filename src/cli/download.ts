@@ -321,7 +321,8 @@ export async function runDownload(
       }
       const wanted = selectionFor(meta);
       if (wanted) {
-        for (let i = 0; i < wanted.length; i++) if (wanted[i] === 0) await client.setPriority(i, 0);
+        // -s decides alone, over the link's own selection (so=) as well
+        for (let i = 0; i < wanted.length; i++) await client.setPriority(i, wanted[i]);
         await client.start();
       }
     } else if (values["save-torrent"]) {

@@ -61,7 +61,10 @@ export interface TorrentAddOptions {
    * @default {"started"}
    */
   state?: InitialState;
-  /** Per-file priorities (default 1 each; 0 = do not download). */
+  /**
+   * Per-file priorities (default 1 each; 0 = do not download). Without them, a magnet link's file selection
+   * (BEP 53 `so=`) decides: 1 for the files it names, 0 for the others.
+   */
   priorities?: number[];
   /** Peers to dial at start. */
   peers?: { host: string; port: number }[];
@@ -247,6 +250,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     }
     const meta = this.#meta!;
     const o = this.#opts;
+    const priorities = o.priorities ?? (link ? selectOnly(link, meta) : undefined);
     // without a state directory resume data lives beside the data, as it always did
     const legacy = join(this.#basedir, `.${meta.name}.seedbed-resume`);
     const resumeFile = o.resumeFile === false
@@ -264,7 +268,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
       now: this.#host.now,
       rate: this.#host.gate(this.#down, this.#up),
       admit: () => this.#host.admit(),
-      ...(o.priorities ? { priorities: o.priorities } : {}),
+      ...(priorities ? { priorities } : {}),
       ...(o.pieceCache ? { pieceCache: o.pieceCache } : {}),
       ...(resumeFile ? { resumePath: resumeFile } : {}),
       ...(resumeFile && resumeFile !== legacy ? { legacyResumePath: legacy } : {}),
@@ -727,6 +731,18 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * A magnet link's file selection (BEP 53 `so`) as priorities: 1 for the files it names, 0 for the others;
+ * undefined when it names none of the torrent's files (everything is downloaded).
+ */
+function selectOnly(link: MagnetLink, meta: Metainfo): number[] | undefined {
+  const chosen = new Set(
+    link.selectOnly?.filter((i) => i < meta.files.length && !meta.files[i].padding),
+  );
+  if (chosen.size === 0) return undefined;
+  return meta.files.map((_, i) => chosen.has(i) ? 1 : 0);
 }
 
 // Typed event listeners, in the style of oak's Application.

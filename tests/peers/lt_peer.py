@@ -7,7 +7,8 @@ Listens on 127.0.0.1:PORT with DHT, local discovery, UPnP/NAT-PMP and uTP off
 and several connections per IP allowed (every test peer is 127.0.0.1). PORT 0
 lets the system choose: the port bound is printed first, as "port N". A seed
 checks DIR first. Prints "ready" on stdout once seeding / once the torrent is
-added (leech), "connected" once it has a first peer, "done" once a leech has every piece, then keeps running until
+added (leech), "connected" once it has a first peer, "done" once a leech has every piece (and its writes have
+reached the files: a test may compare them at once), then keeps running until
 SIGTERM/SIGINT or stdin closes. Dials the HOST:PORT peers given.
 
 A leech may be given a magnet link instead of a .torrent file: the metadata is then fetched from the peers
@@ -55,7 +56,8 @@ def main() -> int:
         "allow_multiple_connections_per_ip": True,
         "min_reconnect_time": 1,
         "stop_tracker_timeout": 1,
-        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
+        | lt.alert.category_t.stats_notification,
     })
     if os.environ.get("LT_SETTINGS"):
         extra = json.loads(os.environ["LT_SETTINGS"])
@@ -90,6 +92,7 @@ def main() -> int:
         handle.force_recheck()
     announced_ready = False
     announced_done = False
+    flushing = False
     announced_connected = False
     announced_metadata = False
     dialed = False
@@ -99,6 +102,14 @@ def main() -> int:
         for alert in ses.pop_alerts():
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 print("error", alert.message(), file=sys.stderr, flush=True)
+            if flushing and isinstance(alert, lt.session_stats_alert):
+                # a piece counts as had once hashed, which may be before its blocks are written: done once no
+                # write is pending any more (every piece is in the files)
+                v = alert.values
+                if v.get("disk.queued_write_bytes", 0) == 0 and v.get("disk.num_write_jobs", 0) == 0:
+                    print("done", flush=True)
+                    announced_done = True
+                    flushing = False
         st = handle.status()
         if peerlog and time.monotonic() - last_peerlog >= 0.25:
             last_peerlog = time.monotonic()
@@ -134,8 +145,8 @@ def main() -> int:
             print("connected", flush=True)
             announced_connected = True
         if role == "leech" and complete and not announced_done:
-            print("done", flush=True)
-            announced_done = True
+            ses.post_session_stats()
+            flushing = True
         r, _, _ = select.select([sys.stdin], [], [], 0)
         if r and not sys.stdin.read(1):
             break
