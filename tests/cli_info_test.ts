@@ -4,6 +4,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "../src/cli/main.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
+import { announce } from "../src/tracker/http.ts";
+import { openUdpSocket } from "../src/udp.ts";
+import { needs, startOpentracker } from "./_lab.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 const DATA = join(FIXTURES, "real/data");
@@ -339,4 +342,120 @@ Deno.test("info of btmh magnet links: the v2 hash, and the v1 hash only when the
   );
   assert.match(hybrid.stdout, new RegExp(`^Info hash:\\s+${"cd".repeat(20)}$`, "m"));
   assert.match(hybrid.stdout, new RegExp(`^Info hash v2:\\s+${v2}$`, "m"));
+});
+
+/** A TCP listener that counts connections and never answers, and a UDP socket that never answers. */
+async function silentTrackers() {
+  const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const udp = await openUdpSocket({ host: "127.0.0.1" });
+  let datagrams = 0;
+  udp.onMessage(() => datagrams++);
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of tcp) conns.push(c);
+  })().catch(() => {});
+  return {
+    http: `http://127.0.0.1:${tcp.addr.port}/announce`,
+    udp: `udp://127.0.0.1:${udp.port}/announce`,
+    connections: () => conns.length,
+    datagrams: () => datagrams,
+    async close(): Promise<void> {
+      tcp.close();
+      udp.close();
+      for (const c of conns) c.close();
+      await accepting;
+    },
+  };
+}
+
+Deno.test("info stays offline; info --scrape asks every tracker, bounded by --timeout", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "seedbed-info-scrape-" });
+  const silent = await silentTrackers();
+  try {
+    await Deno.writeTextFile(join(dir, "x.bin"), "x".repeat(40_000));
+    const torrent = join(dir, "x.torrent");
+    const made = await cli(
+      "create",
+      join(dir, "x.bin"),
+      "-o",
+      torrent,
+      "--announce",
+      silent.http,
+      "--announce",
+      silent.udp,
+    );
+    assert.equal(made.code, 0, made.stderr);
+    // without --scrape nothing goes over the network
+    const offline = await cli("info", torrent);
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.doesNotMatch(offline.stdout, /Scrape/);
+    assert.equal(silent.connections(), 0);
+    // with it, each silent tracker is given up on after the timeout, with a line saying so
+    const started = performance.now();
+    const r = await cli("info", torrent, "--scrape", "--timeout", "1");
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(performance.now() - started < 10_000, "the timeout bounds the wait");
+    assert.match(r.stdout, /^Scrape \(1 s timeout\):$/m);
+    assert.match(r.stdout, new RegExp(`^  ${silent.http}: no answer within 1 s$`, "m"));
+    assert.match(r.stdout, new RegExp(`^  ${silent.udp}: no answer within 1 s$`, "m"));
+    assert.equal(silent.connections(), 1);
+    assert.ok(silent.datagrams() >= 1, "the UDP tracker was asked");
+    const bad = await cli("info", torrent, "--timeout", "1");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^seedbed: --timeout goes with --scrape/);
+  } finally {
+    await silent.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "info --scrape shows opentracker's counts over HTTP (BEP 48) and UDP (BEP 15)",
+  ignore: needs("opentracker"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "seedbed-info-scrape-ot-" });
+    try {
+      await Deno.writeTextFile(join(dir, "x.bin"), "y".repeat(40_000));
+      const probe = join(dir, "probe.torrent");
+      assert.equal((await cli("create", join(dir, "x.bin"), "-o", probe)).code, 0);
+      const ih = (await parseMetainfo(await Deno.readFile(probe))).infoHash;
+      await using tracker = await startOpentracker([ih]);
+      const torrent = join(dir, "x.torrent");
+      const made = await cli(
+        "create",
+        join(dir, "x.bin"),
+        "-o",
+        torrent,
+        "--announce",
+        tracker.url,
+        "--announce",
+        tracker.udpUrl,
+      );
+      assert.equal(made.code, 0, made.stderr);
+      // one seed and one leecher in the swarm
+      const req = { infoHash: ih, uploaded: 0, downloaded: 0, event: "started" as const };
+      await announce(tracker.url, {
+        ...req,
+        peerId: new Uint8Array(20).fill(1),
+        port: 7001,
+        left: 0,
+      });
+      await announce(tracker.url, {
+        ...req,
+        peerId: new Uint8Array(20).fill(2),
+        port: 7002,
+        left: 10,
+      });
+      const r = await cli("info", torrent, "--scrape");
+      assert.equal(r.code, 0, r.stderr);
+      for (const url of [tracker.url, tracker.udpUrl]) {
+        assert.match(
+          r.stdout,
+          new RegExp(`^  ${url}: 1 seed, 1 leecher, \\d+ completed downloads?$`, "m"),
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -5,10 +5,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { bytesEqual } from "../_bytes.ts";
+import { bytesEqual, toHex } from "../_bytes.ts";
 import { printable } from "../_paths.ts";
 import { parseMagnet } from "../magnet.ts";
 import { parseMetainfo } from "../metainfo.ts";
+import { scrape, type ScrapeEntry, TrackerError } from "../tracker/http.ts";
+import { scrapeUdp } from "../tracker/udp.ts";
 import { EXIT, UsageError } from "./download.ts";
 import { formatBytes } from "./progress.ts";
 
@@ -20,10 +22,19 @@ export interface InfoIO {
   stderr(text: string): void;
 }
 
-const HELP = `Usage: seedbed info <file.torrent|magnet-link>
+const HELP = `Usage: seedbed info <file.torrent|magnet-link> [--scrape [--timeout SECONDS]]
 
 Prints the name, the format (v1, v2 or hybrid), the info hashes (v1: 40 hex digits, v2: 64), size, piece
-length and count, files (padding files are not listed), trackers and web seeds.`;
+length and count, files (padding files are not listed), trackers and web seeds. Nothing goes over the
+network unless --scrape is given.
+
+Options:
+      --scrape           also ask each tracker (HTTP, BEP 48; UDP, BEP 15) how many seeds, leechers and
+                         completed downloads the torrent has
+      --timeout SECONDS  how long to wait for the trackers' answers (default: 10)`;
+
+/** How long `info --scrape` waits for the trackers by default (s). */
+const SCRAPE_TIMEOUT_S = 10;
 
 /**
  * The name of a torrent's format for people.
@@ -47,7 +58,11 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     args,
     strict: true,
     allowPositionals: true,
-    options: { help: { type: "boolean", short: "h" } },
+    options: {
+      help: { type: "boolean", short: "h" },
+      scrape: { type: "boolean" },
+      timeout: { type: "string" },
+    },
   });
   if (values.help) {
     io.stdout(HELP + "\n");
@@ -55,6 +70,13 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
   }
   if (positionals.length !== 1) {
     throw new UsageError("info needs exactly one torrent file or magnet link");
+  }
+  const timeout = values.timeout === undefined ? SCRAPE_TIMEOUT_S : Number(values.timeout);
+  if (!(timeout > 0 && timeout <= 600)) {
+    throw new UsageError(`--timeout: "${values.timeout}" is not a number of seconds (up to 600)`);
+  }
+  if (values.timeout !== undefined && !values.scrape) {
+    throw new UsageError("--timeout goes with --scrape");
   }
   const source = positionals[0];
   const lines: string[] = [];
@@ -72,6 +94,7 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     }
     for (const w of m.webSeeds) lines.push(`Web seed:     ${printable(w)}`);
     if (m.selectOnly) lines.push(`Select:       ${m.selectOnly.join(",")}`);
+    if (values.scrape) lines.push(...await scrapeLines(m.trackers, m.infoHash, timeout));
     io.stdout(lines.join("\n") + "\n");
     return EXIT.ok;
   }
@@ -123,9 +146,64 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
       }`,
     );
   }
+  if (values.scrape) {
+    lines.push(...await scrapeLines(meta.announceList.flat(), meta.infoHash, timeout));
+  }
   io.stdout(lines.join("\n") + "\n");
   for (const w of meta.warnings) io.stderr(`warning: ${printable(w)}\n`);
   return EXIT.ok;
+}
+
+/**
+ * Asks every tracker (at once, each bounded by the timeout) for the torrent's counts; one line per tracker, in
+ * the torrent's order: the counts, or why there are none.
+ */
+async function scrapeLines(
+  trackers: string[],
+  infoHash: Uint8Array,
+  timeoutS: number,
+): Promise<string[]> {
+  const urls = [...new Set(trackers)];
+  if (urls.length === 0) return ["Scrape:       no trackers to ask"];
+  const ms = timeoutS * 1000;
+  const answers = await Promise.all(urls.map(async (url) => {
+    try {
+      const counts = /^udp:/i.test(url)
+        ? await scrapeUdp(url, [infoHash], {
+          retryBaseMs: Math.min(2000, ms / 4),
+          retries: 8,
+          signal: AbortSignal.timeout(ms),
+        })
+        : await scrape(url, [infoHash], { timeoutMs: ms });
+      const e = counts.get(toHex(infoHash));
+      return e ? countsText(e) : "the tracker does not know this torrent";
+    } catch (err) {
+      return whyNot(err, timeoutS);
+    }
+  }));
+  return [
+    `Scrape (${timeoutS} s timeout):`,
+    ...urls.map((url, i) => `  ${printable(url)}: ${answers[i]}`),
+  ];
+}
+
+function countsText(e: ScrapeEntry): string {
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  return `${n(e.complete, "seed")}, ${n(e.incomplete, "leecher")}, ${
+    n(e.downloaded, "completed download")
+  }`;
+}
+
+function whyNot(err: unknown, timeoutS: number): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (
+    /abort|timed? ?out|no answer/i.test(message) &&
+    !(err instanceof TrackerError && err.failureReason)
+  ) {
+    return `no answer within ${timeoutS} s`;
+  }
+  // the tracker's own words, without the "Tracker URL:" prefix the line already shows
+  return printable(message.replace(/^Tracker \S+: /, ""));
 }
 
 function shownLink(path: string[]): string {
