@@ -14,7 +14,7 @@
  * @module
  */
 
-import { fromUtf8Strict, sha1, sha256, toHex } from "./_bytes.ts";
+import { fromUtf8Strict, latin1, sha1, sha256, toHex } from "./_bytes.ts";
 import { verifyPieceLayer } from "./storage/merkle.ts";
 import {
   attributes,
@@ -124,6 +124,11 @@ export interface Metainfo {
   urlList: string[];
   /** HTTP seeds (BEP 17 `httpseeds`), any scheme, in torrent order. */
   httpSeeds: string[];
+  /**
+   * DHT nodes the torrent names (BEP 5 `nodes`, for trackerless torrents): a way into the DHT without any other
+   * bootstrap node. At most 50; malformed entries are skipped.
+   */
+  nodes: { host: string; port: number }[];
   /** BEP 27 private flag: peers only from the torrent's trackers. */
   private: boolean;
   /** The comment, control characters neutralised. */
@@ -459,6 +464,7 @@ export async function parseMetainfo(
   if (announceList.length === 0 && announce) announceList = [[announce]];
   const urlList = urls(top["url-list"]);
   const httpSeeds = urls(top["httpseeds"]);
+  const nodes = dhtNodes(top["nodes"]);
   const date = top["creation date"];
   const creationDate = typeof date === "number" && date > 0 && date < 253402300800
     ? new Date(date * 1000)
@@ -486,12 +492,33 @@ export async function parseMetainfo(
     announceList,
     urlList,
     httpSeeds,
+    nodes,
     private: info["private"] === 1,
     comment: comment === undefined ? undefined : printable(comment),
     createdBy: createdBy === undefined ? undefined : printable(createdBy),
     creationDate,
     warnings,
   };
+}
+
+/** BEP 5 `nodes`: `[["host", port], …]`; host names and IP addresses, bounded, bad entries skipped. */
+function dhtNodes(value: BencodeValue | undefined): { host: string; port: number }[] {
+  if (!Array.isArray(value)) return [];
+  const out: { host: string; port: number }[] = [];
+  const seen = new Set<string>();
+  for (const entry of value.slice(0, 200)) {
+    if (!Array.isArray(entry) || entry.length < 2) continue;
+    const [h, port] = entry;
+    if (!(h instanceof Uint8Array) || typeof port !== "number" || !(port > 0 && port < 65536)) {
+      continue;
+    }
+    const host = latin1(h);
+    if (!/^[0-9A-Za-z.:\-]{1,253}$/.test(host) || seen.has(`${host}|${port}`)) continue;
+    seen.add(`${host}|${port}`);
+    out.push({ host, port });
+    if (out.length >= 50) break;
+  }
+  return out;
 }
 
 function powerOfTwo(n: number): boolean {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { toHex } from "../src/_bytes.ts";
+import { decode, encode } from "../src/bencode.ts";
 import { Client } from "../src/client.ts";
 import { createTorrent } from "../src/create.ts";
 import { Dht } from "../src/dht/dht.ts";
@@ -45,6 +46,59 @@ Deno.test("a magnet link with only an info hash finds its peer through the DHT a
     assert.ok(await sameFiles(join(root, "seed", "t"), join(root, "leech", "t"), FILES));
     // the router stores both peers: the seeder, and the leecher that announced too
     assert.ok(router.stats().storedPeers >= 1);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a trackerless torrent's own DHT nodes (BEP 5 nodes) let a client with no bootstrap node find its peer", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-dht-nodes-" });
+  await using router = await Dht.open({ host: "127.0.0.1", bootstrap: [], queryTimeoutMs: 500 });
+  try {
+    const { meta, bytes } = await makeTorrent(join(root, "seed"), "t", FILES, {
+      pieceLength: 16384,
+    });
+    assert.deepEqual(meta.nodes, []);
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "seed"),
+      host: "127.0.0.1",
+      resumeFile: false,
+      dht: { bootstrap: [`127.0.0.1:${router.port}`], queryTimeoutMs: 500 },
+    });
+    await within(
+      20_000,
+      "the seeder's announce to the router",
+      (async () => {
+        // the router's store has no event: polled, bounded by within()
+        while (router.stats().storedPeers === 0) await new Promise((r) => setTimeout(r, 50));
+      })(),
+    );
+    // the same torrent naming the router as its DHT node (a top-level key: the info hash is unchanged)
+    const top = decode(bytes) as Record<string, unknown>;
+    const withNodes = encode({ ...top, nodes: [["127.0.0.1", router.port], ["bad", 0]] } as never);
+    const parsed = await parseMetainfo(withNodes);
+    assert.deepEqual(parsed.nodes, [{ host: "127.0.0.1", port: router.port }]);
+    assert.equal(parsed.infoHashHex, meta.infoHashHex);
+    // a leecher whose DHT node knows nobody: no bootstrap, no trackers, no peers
+    await using leecher = await Client.open({
+      torrent: withNodes,
+      basedir: join(root, "leech"),
+      host: "127.0.0.1",
+      resumeFile: false,
+      dht: { bootstrap: [], queryTimeoutMs: 500 },
+    });
+    await within(
+      30_000,
+      "the download from the peer found through the torrent's node",
+      leecher.done,
+    );
+    assert.ok(await sameFiles(join(root, "seed", "t"), join(root, "leech", "t"), FILES));
+    assert.ok(
+      leecher.dht?.table.get("127.0.0.1", router.port),
+      "the torrent's node joined the table",
+    );
+    assert.ok(seeder.uploaded >= meta.length);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -585,10 +585,27 @@ export class Session extends EventTarget implements AsyncDisposable {
   #loaded(t: SessionTorrent): Promise<void> {
     this.#dirty.add(t);
     if (t.metainfo.private) this.#dhtDue.delete(t); // BEP 27 (a magnet link can turn out private)
+    else if (this.#opts.dht && t.metainfo.nodes.length > 0) void this.#joinThrough(t);
     return this.#requeue().then(() => {
       this.#lsdChanged();
       this.#runDhtLookups(this.#now());
     });
+  }
+
+  /**
+   * A torrent names DHT nodes (BEP 5 `nodes`, trackerless torrents): they are pinged, joining our node's table
+   * when they answer, and the torrent is looked up again at once through them.
+   */
+  async #joinThrough(t: SessionTorrent): Promise<void> {
+    const dht = await this.#openDht().catch(() => undefined);
+    if (!dht) return;
+    const answered = await Promise.all(
+      t.metainfo.nodes.slice(0, 20).map((n) => dht.ping(n.host, n.port).catch(() => false)),
+    );
+    const due = this.#dhtDue.get(t);
+    if (!answered.includes(true) || !due || this.#closed) return;
+    if (due.at !== Number.POSITIVE_INFINITY) due.at = 0; // not while a lookup runs: it asks them already
+    this.#runDhtLookups(this.#now());
   }
 
   #admit(): boolean {
