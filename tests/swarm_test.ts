@@ -54,9 +54,10 @@ Deno.test({
       // the seed starts paused: nobody gets a byte until everyone is connected and has told what it has
       const seedTrace: TorrentTrace[] = [];
       // how many peers the seed unchokes at most, counted once each choking round is through
-      let seedRef: Client | undefined, most = 0;
+      const box: { seed?: Client } = {};
+      let most = 0;
       const countUnchoked = () => {
-        const n = seedRef?.peers.filter((p) => !p.amChoking).length ?? 0;
+        const n = box.seed?.peers.filter((p) => !p.amChoking).length ?? 0;
         most = Math.max(most, n);
       };
       const seed = await Client.open({
@@ -73,7 +74,7 @@ Deno.test({
           queueMicrotask(countUnchoked);
         },
       });
-      seedRef = seed;
+      box.seed = seed;
       clients.push(seed);
       const seedAddr = `127.0.0.1:${seed.port}`;
       // the seed's connections as the leechers know them: dialled at its port, or incoming from it (it may dial
