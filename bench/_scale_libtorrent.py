@@ -20,7 +20,7 @@ for name in sorted(os.listdir(tdir)):
     atp.ti = lt.torrent_info(os.path.join(tdir, name))
     atp.save_path = ddir
     atp.flags |= lt.torrent_flags.seed_mode
-    atp.flags &= ~lt.torrent_flags.auto_managed
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     handles.append(ses.add_torrent(atp))
 while True:
     if all(h.status().is_seeding for h in handles):

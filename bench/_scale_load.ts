@@ -15,7 +15,7 @@ for await (const e of Deno.readDir(dir)) {
     metas.push(await parseMetainfo(await Deno.readFile(join(dir, e.name))));
   }
 }
-let ready = 0;
+let ready = 0, reported = 0;
 const peers: PeerConnection[] = [];
 const timers: ReturnType<typeof setInterval>[] = [];
 for (let i = 0; i < count; i++) {
@@ -45,6 +45,9 @@ for (let i = 0; i < count; i++) {
       timers.push(setInterval(ask, 1000));
     },
     onBlock: () => {},
+    onClose: (_p, reason) => {
+      if (!reported++) console.error(`first close: ${reason}`);
+    },
   });
   peers.push(peer);
   void peer.start();

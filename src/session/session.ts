@@ -207,7 +207,6 @@ export class Session extends EventTarget implements AsyncDisposable {
   #dhtRunning = 0;
   #lsd: LocalDiscovery | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #lastTick = 0;
   #lastStats = 0;
   #closed = false;
   #nextId = 1;
@@ -764,12 +763,10 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   #tick(): void {
     const now = this.#now();
-    const seconds = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
-    this.#lastTick = now;
     let stopped = false;
     for (const t of this.#order) {
       try {
-        if (t.tick(now, seconds)) {
+        if (t.tick(now)) {
           stopped = true;
           this.#dirty.add(t);
         }

@@ -266,6 +266,12 @@ export class Torrent implements AsyncDisposable {
     return this.#peers.info();
   }
 
+  /** Nothing going on: no connection, nothing to dial, nothing being verified or written. */
+  get idle(): boolean {
+    return this.#peers.size === 0 && this.#peers.connecting === 0 && this.#peers.candidates === 0 &&
+      this.#writer.pending === 0;
+  }
+
   /** Live connections (handshaking or ready). */
   get peerCount(): number {
     return this.#peers.size;
