@@ -6,9 +6,8 @@
  */
 
 import { dirname, join } from "node:path";
-import { parseArgs } from "node:util";
 import { DEFAULT_BOOTSTRAP, Dht, type DhtState, parseHostPort } from "../dht/dht.ts";
-import { EXIT, UsageError } from "./_common.ts";
+import { EXIT, parseFlags, UsageError } from "./_common.ts";
 
 /** What a download's DHT flags asked for. */
 export interface DhtFlags {
@@ -157,19 +156,14 @@ export interface DhtIO {
  * @returns 130 once interrupted (as seeding), 0 for --help.
  */
 export async function runDht(args: string[], io: DhtIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      port: { type: "string", short: "p" },
-      host: { type: "string" },
-      "dht-bootstrap": { type: "string", multiple: true },
-      state: { type: "string" },
-      "read-only": { type: "boolean" },
-      quiet: { type: "boolean", short: "q" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseFlags(args, {
+    port: { type: "string", short: "p" },
+    host: { type: "string" },
+    "dht-bootstrap": { type: "string", multiple: true },
+    state: { type: "string" },
+    "read-only": { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     io.stderr(DHT_HELP + "\n");
