@@ -26,6 +26,7 @@ import { Dht, type DhtOptions } from "../dht/dht.ts";
 import { LocalDiscovery } from "../lsd.ts";
 import { makePeerId } from "../peer_id.ts";
 import type { TorrentOptions } from "../swarm/types.ts";
+import { CacheBudget } from "../storage/piece_cache.ts";
 import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
 import { type TcpStream, tcpStream } from "../transport/tcp.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
@@ -198,7 +199,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** Info hashes in routing order, the same objects each time (MSE caches req2 by object). */
   #hashes: Uint8Array[] = [];
   readonly #order: SessionTorrent[] = [];
-  readonly #bandwidth = new Bandwidth();
+  readonly #bandwidth = { down: new Bandwidth(), up: new Bandwidth() };
   readonly #down = new TokenBucket(0);
   readonly #up = new TokenBucket(0);
   readonly #limits: Required<SessionLimits>;
@@ -298,13 +299,25 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#listening.resolve();
     this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
     if (this.#store && this.#opts.restore !== false) {
-      for (const r of await this.#store.loadTorrents()) {
-        await this.#restore(r).catch((err) =>
-          this.#dispatch("error", {
-            error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
-          })
-        );
-      }
+      // in queue order, a few at a time (each reads its metadata and resume data)
+      const records = await this.#store.loadTorrents();
+      let next = 0;
+      await Promise.all(Array.from({ length: Math.min(16, records.length) }, async () => {
+        while (next < records.length) {
+          const r = records[next++];
+          await this.#restore(r).catch((err) =>
+            this.#dispatch("error", {
+              error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
+            })
+          );
+        }
+      }));
+      // restored a few at a time: back in their saved queue order
+      const place = new Map(records.map((r, i) => [r.infoHash, i]));
+      this.#order.sort((a, b) =>
+        (place.get(a.infohashHex) ?? Infinity) - (place.get(b.infohashHex) ?? Infinity)
+      );
+      this.#hashes = this.#order.map((t) => t.infohash);
     }
   }
 
@@ -346,8 +359,8 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#adopted(torrent);
   }
 
-  /** Waits until a new torrent is registered (or failed to be), then saves it. */
-  async #adopted(torrent: SessionTorrent): Promise<void> {
+  /** Waits until a new torrent is registered (or failed to be), then saves it (a restored one is saved already). */
+  async #adopted(torrent: SessionTorrent, restored = false): Promise<void> {
     const registered = Promise.withResolvers<void>();
     const onAdopt = () => registered.resolve();
     torrent.addEventListener("adopted", onAdopt, { once: true });
@@ -357,8 +370,10 @@ export class Session extends EventTarget implements AsyncDisposable {
     } finally {
       torrent.removeEventListener("adopted", onAdopt);
     }
-    await this.#save(torrent);
-    await this.#store?.saveSession(this.#nextId, this.#limits);
+    if (!restored) {
+      await this.#save(torrent);
+      await this.#store?.saveSession(this.#nextId, this.#limits);
+    }
     this.#dispatch("added", { torrent });
   }
 
@@ -380,7 +395,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     torrent.id = r.id;
     torrent.restore(r);
     torrent.ready.catch((err) => this.#dispatch("error", { torrent, error: asError(err) }));
-    await this.#adopted(torrent);
+    await this.#adopted(torrent, true);
   }
 
   /**
@@ -500,7 +515,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (t.run === "running" && t.state !== "stopped") active++;
       const e = t.engine;
       if (!e) continue;
-      peers += e.peers().length;
+      peers += e.peerCount;
       down += e.downloadRate;
       up += e.uploadRate;
       downloaded += e.downloaded;
@@ -534,6 +549,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       now: this.#now,
       engine: {
         ...(o.engine ?? {}),
+        uploadCache: new CacheBudget(o.engine?.uploadMemory ?? 32 * 1024 * 1024),
         ...(o.tickMs ? { tickMs: o.tickMs } : {}),
         maxPeers: this.#limits.connectionsPerTorrent,
       },
@@ -839,7 +855,8 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (this.#torrents.get(t.infohashHex) === t) await this.#save(t).catch(() => {});
     }));
     await this.#store?.saveSession(this.#nextId, this.#limits).catch(() => {});
-    this.#bandwidth.close();
+    this.#bandwidth.down.close();
+    this.#bandwidth.up.close();
     const dht = this.#dht ?? await this.#dhtOpening?.catch(() => undefined);
     if (dht && this.#ownDht) {
       await this.#store?.saveDhtState(dht.state()).catch(() => {});
