@@ -209,6 +209,27 @@ export function cleanMessage(err: unknown): string {
 }
 
 /**
+ * The state directory by default: `$XDG_STATE_HOME/seedbed` (`~/.local/state/seedbed`), or
+ * `%LOCALAPPDATA%\seedbed` on Windows.
+ *
+ * @returns The path, or undefined when no home directory is known (or environment access is not allowed).
+ */
+export function defaultStateDir(): string | undefined {
+  try {
+    if (Deno.build.os === "windows") {
+      const base = Deno.env.get("LOCALAPPDATA");
+      return base ? join(base, "seedbed") : undefined;
+    }
+    const xdg = Deno.env.get("XDG_STATE_HOME");
+    if (xdg) return join(xdg, "seedbed");
+    const home = Deno.env.get("HOME");
+    return home ? join(home, ".local", "state", "seedbed") : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Makes sure a folder can be downloaded into: it is created when missing, and a file is created and removed in
  * it. Fails with one line naming the folder and the reason: it is a file, a file is in the way of a parent, it
  * is on a read-only file system, permission is denied.

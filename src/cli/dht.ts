@@ -7,7 +7,7 @@
 
 import { dirname, join } from "node:path";
 import { DEFAULT_BOOTSTRAP, Dht, type DhtState, parseHostPort } from "../dht/dht.ts";
-import { EXIT, parseFlags, UsageError } from "./_common.ts";
+import { defaultStateDir, EXIT, parseFlags, UsageError } from "./_common.ts";
 
 /** What a download's DHT flags asked for. */
 export interface DhtFlags {
@@ -28,18 +28,8 @@ export interface DhtFlags {
  * @returns The path, or undefined when no home directory is known.
  */
 export function defaultDhtStatePath(): string | undefined {
-  try {
-    if (Deno.build.os === "windows") {
-      const base = Deno.env.get("LOCALAPPDATA");
-      return base ? join(base, "seedbed", "dht.json") : undefined;
-    }
-    const xdg = Deno.env.get("XDG_STATE_HOME");
-    const home = Deno.env.get("HOME");
-    if (xdg) return join(xdg, "seedbed", "dht.json");
-    return home ? join(home, ".local", "state", "seedbed", "dht.json") : undefined;
-  } catch {
-    return undefined; // no --allow-env: no saved state
-  }
+  const dir = defaultStateDir();
+  return dir ? join(dir, "dht.json") : undefined;
 }
 
 /**

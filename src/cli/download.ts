@@ -787,7 +787,9 @@ class DownloadRun {
   #interrupted(): number {
     this.#json("interrupted");
     const failed = this.#closeErrors.filter(({ error }) => errorCode(error) !== undefined);
-    if (failed.length === 0) {
+    if (!this.#jobs.some((j) => j.torrent?.engine)) {
+      this.#say("seedbed: interrupted"); // nothing was loaded yet (a magnet link's metadata, say): no resume data
+    } else if (failed.length === 0) {
       this.#say("seedbed: interrupted; resume data written, run the same command again to resume");
     } else {
       const reason = pauseReason(failed[0].error);

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { DEFAULT_BOOTSTRAP } from "../dht/dht.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
-import { parseFlags, UsageError } from "./_common.ts";
+import { defaultStateDir, parseFlags, UsageError } from "./_common.ts";
 import { checkBootstrap, DEFAULT_BOOTSTRAP_TEXT } from "./dht.ts";
 
 const HELP = `Usage: seedbed [download] <file.torrent|magnet-link>... [options]
@@ -194,27 +194,6 @@ export function parseDownloadArgs(mode: "download" | "seed", args: string[]): Do
     throw new UsageError("--save-torrent takes a single torrent or magnet link");
   }
   return settings;
-}
-
-/**
- * The state directory by default: `$XDG_STATE_HOME/seedbed` (`~/.local/state/seedbed`), or
- * `%LOCALAPPDATA%\seedbed` on Windows.
- *
- * @returns The path, or undefined when no home directory is known (or environment access is not allowed).
- */
-export function defaultStateDir(): string | undefined {
-  try {
-    if (Deno.build.os === "windows") {
-      const base = Deno.env.get("LOCALAPPDATA");
-      return base ? join(base, "seedbed") : undefined;
-    }
-    const xdg = Deno.env.get("XDG_STATE_HOME");
-    if (xdg) return join(xdg, "seedbed");
-    const home = Deno.env.get("HOME");
-    return home ? join(home, ".local", "state", "seedbed") : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -12,8 +12,15 @@ import { join } from "node:path";
 import type { Metainfo } from "../metainfo.ts";
 import { parseMetainfo } from "../metainfo.ts";
 import { Storage } from "../storage/storage.ts";
-import { EXIT, notATorrent, parseFlags, plural, readTorrentFile, UsageError } from "./_common.ts";
-import { defaultStateDir } from "./download_flags.ts";
+import {
+  defaultStateDir,
+  EXIT,
+  notATorrent,
+  parseFlags,
+  plural,
+  readTorrentFile,
+  UsageError,
+} from "./_common.ts";
 import { formatBytes } from "./progress.ts";
 
 /** Where verify writes. */
