@@ -87,8 +87,9 @@ Deno.test("info rejects every crafted bad torrent: exit 1, one line naming the f
     const line = oneLine(r.stderr);
     const bytes = await Deno.readFile(path);
     // bytes that do not even start as a bencoded dictionary are not a torrent at all
-    if (bytes.length === 0) assert.equal(line, `seedbed: ${path} is not a .torrent file (it is empty)`);
-    else if (bytes[0] !== 0x64) {
+    if (bytes.length === 0) {
+      assert.equal(line, `seedbed: ${path} is not a .torrent file (it is empty)`);
+    } else if (bytes[0] !== 0x64) {
       assert.equal(
         line,
         `seedbed: ${path} is not a .torrent file (it does not start with a bencoded dictionary)`,
