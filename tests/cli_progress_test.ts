@@ -380,3 +380,20 @@ Deno.test({
     }
   },
 });
+
+Deno.test("while seeding the line counts connected peers, not who unchokes us", () => {
+  const line = formatProgress({
+    have: 4096,
+    total: 4096,
+    down: 0,
+    up: 2048,
+    unchoked: 0,
+    peers: 3,
+    seeding: true,
+    uploaded: 8192,
+  });
+  assert.equal(
+    line,
+    "[100.0%] 4.00 KiB/4.00 KiB ↓ 0 B/s ↑ 2.00 KiB/s seeding, uploaded 8.00 KiB peers 3",
+  );
+});

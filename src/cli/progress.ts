@@ -133,7 +133,8 @@ function progressFields(s: ProgressSnapshot): Field[] {
     const eta = s.down > 0 ? (s.total - s.have) / s.down : Infinity;
     fields.push({ text: `ETA ${s.have >= s.total ? "0s" : formatDuration(eta)}` });
   }
-  fields.push({ text: `peers ${s.unchoked}/${s.peers}` });
+  // downloading: peers unchoking us / connected; seeding, who unchokes us does not matter
+  fields.push({ text: s.seeding ? `peers ${s.peers}` : `peers ${s.unchoked}/${s.peers}` });
   if (s.swarm) fields.push({ text: `seeders ${s.swarm.seeders} leechers ${s.swarm.leechers}` });
   return fields;
 }
