@@ -2,6 +2,7 @@
 // and resume data that was torn: each through the CLI as a subprocess.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { resumeFileFor } from "../src/cli/_common.ts";
 import { formatMagnet } from "../src/magnet.ts";
 import { Session } from "../src/session/session.ts";
 import { Client } from "../src/client.ts";
@@ -68,10 +69,16 @@ Deno.test("several torrents in one session: one --peer for all, every JSON event
     assert.match(r.stderr, /^Done: alpha, 609 KiB downloaded in \d+s \(.*\/s\)$/m);
     assert.match(r.stderr, /^Done: beta, 391 KiB downloaded in \d+s \(.*\/s\)$/m);
     assert.match(r.stderr, /\nDone: 2 torrents, 999 KiB downloaded in \d+s\n$/);
-    // resume data is kept in the state directory by info hash, nothing beside the data
+    // resume data is kept in the state directory by info hash and folder, nothing beside the data
     for (const m of [alpha, beta]) {
-      await Deno.stat(join(root, "state", "downloads", `${m.infoHashHex}.resume`));
+      const path = resumeFileFor(join(root, "state"), m.infoHashHex, leech);
+      assert.match(path, new RegExp(`/downloads/${m.infoHashHex}-[0-9a-f]{8}\\.resume$`));
+      await Deno.stat(path);
     }
+    assert.notEqual(
+      resumeFileFor(join(root, "state"), alpha.infoHashHex, leech),
+      resumeFileFor(join(root, "state"), alpha.infoHashHex, join(root, "elsewhere")),
+    );
     for await (const e of Deno.readDir(leech)) assert.doesNotMatch(e.name, /seedbed-resume/);
   } finally {
     await Deno.remove(root, { recursive: true });
@@ -263,7 +270,7 @@ Deno.test("torn resume data (a cut snapshot, a journal ending mid-record) is che
     ];
     assert.equal((await cli(args)).code, 0);
     await Deno.remove(join(leech, "alpha", "two.bin"));
-    const resume = join(state, "downloads", `${alpha.infoHashHex}.resume`);
+    const resume = resumeFileFor(state, alpha.infoHashHex, leech);
     const snapshot = await Deno.readFile(resume);
     await Deno.writeFile(resume, snapshot.subarray(0, snapshot.length >> 1));
     await Deno.writeFile(

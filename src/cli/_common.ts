@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 
 /** Exit codes, as documented in README. */
@@ -227,6 +227,23 @@ export function defaultStateDir(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Where the command line keeps a torrent's resume data: `<state>/downloads/<info hash>-<folder>.resume`, keyed by
+ * the info hash (two torrents of the same name never share it) and by the download folder (a run in another
+ * folder never trusts pieces journalled for this one).
+ *
+ * @param stateDir The state directory.
+ * @param infoHashHex The torrent's info hash, hex.
+ * @param dir The download folder.
+ * @returns The path.
+ */
+export function resumeFileFor(stateDir: string, infoHashHex: string, dir: string): string {
+  // FNV-1a of the absolute folder, 32 bits
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(resolve(dir))) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return join(stateDir, "downloads", `${infoHashHex}-${h.toString(16).padStart(8, "0")}.resume`);
 }
 
 /**

@@ -3,9 +3,10 @@
  * {@linkcode Session} (one port, one DHT node, limits over all of them), with a progress display, signals and
  * exit codes. Exit 0 once every torrent completed, 1 when one failed (naming it), 130 on Ctrl-C.
  *
- * Resume data of each torrent is kept in the state directory by info hash (`<state>/downloads/<hash>.resume`),
- * so two torrents of the same name never share it; an older `<dir>/.<name>.seedbed-resume` is read once and
- * replaced. The session itself keeps no list of torrents: that is the daemon's job.
+ * Resume data of each torrent is kept in the state directory by info hash and download folder
+ * (`<state>/downloads/<hash>-<folder>.resume`), so two torrents of the same name never share it and a run in
+ * another folder never trusts it; an older `<dir>/.<name>.seedbed-resume` is read once and replaced. The session
+ * itself keeps no list of torrents: that is the daemon's job.
  *
  * @module
  */
@@ -26,6 +27,7 @@ import {
   notATorrent,
   plural,
   readTorrentFile,
+  resumeFileFor,
   UsageError,
 } from "./_common.ts";
 import { saveDhtState, startDownloadDht } from "./dht.ts";
@@ -287,7 +289,8 @@ class DownloadRun {
   #dht: Dht | undefined;
   #closing = false;
   readonly #closeErrors: { job: Job; error: Error }[] = [];
-  #resumeDir: string | undefined;
+  /** The state directory, when resume data can be kept there. */
+  #stateDir: string | undefined;
   #lastJson = 0;
 
   constructor(mode: "download" | "seed", s: DownloadSettings, jobs: Job[], io: DownloadIO) {
@@ -303,7 +306,7 @@ class DownloadRun {
     const interrupted = this.#io.interrupted.then(() => "interrupted" as const);
     let timer: ReturnType<typeof setInterval> | undefined;
     try {
-      this.#resumeDir = await this.#prepareStateDir();
+      this.#stateDir = await this.#prepareStateDir();
       // one DHT node for the process; private torrents (BEP 27) never use it
       const needDht = !s.noDht && !this.#jobs.every((j) => j.meta?.private);
       if (needDht) {
@@ -349,7 +352,7 @@ class DownloadRun {
     }
   }
 
-  /** The state directory's folder for resume data, if it can be written (else resume data stays beside the data). */
+  /** The state directory, if its folder for resume data can be written (else resume data stays beside the data). */
   async #prepareStateDir(): Promise<string | undefined> {
     const state = this.#s.stateDir;
     if (!state) return undefined;
@@ -359,7 +362,7 @@ class DownloadRun {
       const probe = join(dir, `.probe-${crypto.randomUUID().slice(0, 8)}`);
       await Deno.writeFile(probe, new Uint8Array(0));
       await Deno.remove(probe);
-      return dir;
+      return state;
     } catch (err) {
       if (err instanceof Deno.errors.NotCapable) throw err;
       this.#say(
@@ -418,7 +421,7 @@ class DownloadRun {
       ...(job.magnet && (s.select !== undefined || s.list) ? { state: "paused" as const } : {}),
       ...(s.noTrackers ? { trackers: false } : {}),
       ...(s.metadataTimeoutMs ? { metadataTimeoutMs: s.metadataTimeoutMs } : {}),
-      ...(this.#resumeDir ? { resumeFile: join(this.#resumeDir, `${job.hex}.resume`) } : {}),
+      ...(this.#stateDir ? { resumeFile: resumeFileFor(this.#stateDir, job.hex, s.dir) } : {}),
     };
     if (job.magnet) {
       const from = [

@@ -42,8 +42,9 @@ Options:
       --dht-port PORT    UDP port of the DHT node (default: the same number as --port)
       --dht-bootstrap H:P join the DHT through this node (repeatable; default: the public routers,
                          ${DEFAULT_BOOTSTRAP_TEXT})
-      --state DIR        where resume data (DIR/downloads/<info hash>.resume) and the DHT routing
-                         table (DIR/dht.json) are kept between runs (default: ~/.local/state/seedbed)
+      --state DIR        where resume data (DIR/downloads/, by info hash and folder) and the DHT
+                         routing table (DIR/dht.json) are kept between runs (default:
+                         ~/.local/state/seedbed)
       --dht-state FILE   keep the DHT routing table in FILE instead (default: DIR/dht.json of --state)
       --no-trackers      do not announce to the torrent's trackers
       --keep-seeding     keep seeding after the download completes (until Ctrl-C)

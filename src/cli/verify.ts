@@ -19,6 +19,7 @@ import {
   parseFlags,
   plural,
   readTorrentFile,
+  resumeFileFor,
   UsageError,
 } from "./_common.ts";
 import { formatBytes } from "./progress.ts";
@@ -156,7 +157,7 @@ async function partFileIndex(
   const candidates = [
     ...(state
       ? [
-        join(state, "downloads", `${meta.infoHashHex}.resume`),
+        resumeFileFor(state, meta.infoHashHex, dir),
         join(state, "resume", `${meta.infoHashHex}.resume`),
       ]
       : []),
