@@ -166,6 +166,8 @@ Deno.test("a port held by another program: a download listens on a free one and 
       "-p",
       String(port),
       "--no-dht",
+      "--state",
+      join(root, "state"),
     ]);
     assert.equal(seed.code, 1);
     assert.equal(

@@ -183,6 +183,8 @@ Deno.test("a folder that cannot be written exits 1 at once, naming the path and 
         "-p",
         "0",
         "--no-dht",
+        "--state",
+        join(dir, "state"),
       ]);
       assert.equal(seed.code, 1);
       assert.equal(
