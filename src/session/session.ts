@@ -108,6 +108,12 @@ export interface SessionOptions {
   limits?: SessionLimits;
   /** Protocol encryption for incoming connections. @default {"prefer"} */
   encryption?: EncryptionPolicy;
+  /**
+   * After an encryption handshake, RC4-encrypt the whole connection (offer no plaintext payload), as
+   * `rc4Only` of `acceptConnection` / `initiateConnection`.
+   * @default {false}
+   */
+  rc4Only?: boolean;
   /** Restore the torrents saved in `stateDir`. @default {true} */
   restore?: boolean;
   /** Milliseconds per tick (rates, choking every 10 ticks, reconnects, stop rules, saving state). @default {1000} */
@@ -692,6 +698,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     acceptConnection(stream, this.#hashes, {
       timeoutMs: HANDSHAKE_MS,
       ...(this.#opts.encryption ? { policy: this.#opts.encryption } : {}),
+      ...(this.#opts.rc4Only ? { rc4Only: true } : {}),
     }).then(
       ({ stream: plain, infoHash }) => {
         const t = infoHash ? this.#torrents.get(toHex(infoHash)) : undefined;
