@@ -25,7 +25,6 @@ import { toHex } from "../_bytes.ts";
 import { Dht, type DhtOptions } from "../dht/dht.ts";
 import { LocalDiscovery } from "../lsd.ts";
 import { makePeerId } from "../peer_id.ts";
-import type { TorrentOptions } from "../swarm/types.ts";
 import { CacheBudget } from "../storage/piece_cache.ts";
 import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
 import { type TcpStream, tcpStream } from "../transport/tcp.ts";
@@ -72,6 +71,34 @@ export interface SessionLimits {
   ratioLimit?: number;
   /** Stop seeding a torrent after this many seconds of seeding (0 = never). @default {0} */
   seedTimeLimit?: number;
+}
+
+/** Engine settings every torrent of a session uses. */
+export interface EngineSettings {
+  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
+  queueDepth?: number;
+  /**
+   * Bytes of memory for pieces being downloaded, per torrent: those in progress and those waiting for their hash
+   * check and write (at least 4 pieces). When the disk falls behind, the network slows to its pace.
+   * @default {8388608}
+   */
+  pieceMemory?: number;
+  /** Bytes of whole pieces kept in memory to serve uploads, shared by every torrent. @default {33554432} */
+  uploadMemory?: number;
+  /** Preallocate files on first write instead of creating sparse files. @default {false} */
+  preallocate?: boolean;
+  /** Hash downloaded pieces on a worker thread instead of the event loop's. @default {false} */
+  hashWorker?: boolean;
+  /**
+   * When a verified piece cannot be written (a full disk, a read-only directory), the torrent pauses, keeps the
+   * piece in memory and retries the write this often (ms); once it lands the download resumes by itself.
+   * @default {5000}
+   */
+  diskRetryMs?: number;
+  /** Milliseconds to connect to a peer. @default {5000} */
+  connectTimeoutMs?: number;
+  /** Most outgoing connection attempts at once per torrent. @default {8} */
+  maxConnecting?: number;
 }
 
 /** Options for {@linkcode Session}. */
@@ -121,19 +148,7 @@ export interface SessionOptions {
   /** Milliseconds between `stats` events. @default {1000} */
   statsIntervalMs?: number;
   /** Engine settings for every torrent (pipeline depth, piece memory, upload memory, …). */
-  engine?: Partial<
-    Pick<
-      TorrentOptions,
-      | "queueDepth"
-      | "pieceMemory"
-      | "uploadMemory"
-      | "preallocate"
-      | "hashWorker"
-      | "diskRetryMs"
-      | "connectTimeoutMs"
-      | "maxConnecting"
-    >
-  >;
+  engine?: EngineSettings;
   /** The clock (ms). @default {Date.now} */
   now?: () => number;
 }
