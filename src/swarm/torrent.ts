@@ -725,6 +725,7 @@ export class Torrent implements AsyncDisposable {
         this.#downloads.fill(e);
       }
       const ready = [...this.#peers.ready()];
+      this.#picker.extentAffinity = ready.every((e) => e.conn.bitfield.full);
       if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) {
         rechoke(this.#choker, ready, this.seed, now);
       }
