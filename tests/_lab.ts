@@ -61,6 +61,21 @@ export function needs(...names: (keyof typeof have)[]): boolean {
   return true;
 }
 
+/**
+ * A TCP port that was free a moment ago (released before returning).
+ *
+ * @deprecated Racy: another process can take the port before the program told to use it binds it (and a TCP port
+ * says nothing about UDP). Bind port 0 and read the port back (the program prints it, or {@linkcode boundPorts});
+ * for programs that cannot, {@linkcode withFreshPorts} with {@linkcode waitBound}. Kept only until the last
+ * caller on another branch moves over.
+ */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 /** A running process with line-wise stdout. */
 export interface Proc extends AsyncDisposable {
   port: number;

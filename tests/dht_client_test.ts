@@ -184,7 +184,9 @@ Deno.test("a private torrent (BEP 27) never touches the DHT, even when the clien
 Deno.test("CLI: `dht -p PORT` as the only bootstrap, a seeder announcing through it, a magnet leecher completes", async () => {
   const root = await Deno.makeTempDir({ prefix: "seedbed-dht-cli-" });
   const run = (args: string[]) =>
-    spawn(Deno.execPath(), ["run", "-A", MAIN, ...args], 0, { env: { NO_COLOR: "1" } });
+    spawn(Deno.execPath(), ["run", "-A", MAIN, ...args], 0, {
+      env: { NO_COLOR: "1", XDG_STATE_HOME: join(root, "state") },
+    });
   // port 0: the node binds a port the system chooses and prints it
   const node = run(["dht", "-p", "0", "--host", "127.0.0.1", "-q"]);
   let seeder: ReturnType<typeof run> | undefined;

@@ -4,14 +4,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { bytesEqual, toHex } from "../_bytes.ts";
 import { printable } from "../_paths.ts";
 import { parseMagnet } from "../magnet.ts";
 import { parseMetainfo } from "../metainfo.ts";
 import { scrape, type ScrapeEntry, TrackerError } from "../tracker/http.ts";
 import { scrapeUdp } from "../tracker/udp.ts";
-import { EXIT, UsageError } from "./download.ts";
+import { EXIT, notATorrent, parseFlags, readTorrentFile, UsageError } from "./_common.ts";
 import { formatBytes } from "./progress.ts";
 
 /** Where info writes. */
@@ -54,15 +53,10 @@ export function versionName(version: 1 | 2 | "hybrid"): string {
  * @returns The exit status.
  */
 export async function runInfo(args: string[], io: InfoIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      help: { type: "boolean", short: "h" },
-      scrape: { type: "boolean" },
-      timeout: { type: "string" },
-    },
+  const { values, positionals } = parseFlags(args, {
+    help: { type: "boolean", short: "h" },
+    scrape: { type: "boolean" },
+    timeout: { type: "string" },
   });
   if (values.help) {
     io.stdout(HELP + "\n");
@@ -81,7 +75,14 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
   const source = positionals[0];
   const lines: string[] = [];
   if (/^magnet:/i.test(source)) {
-    const m = parseMagnet(source);
+    let m;
+    try {
+      m = parseMagnet(source);
+    } catch (err) {
+      throw new UsageError(
+        `invalid magnet link: ${(err as Error).message.replace(/^Invalid magnet link: /, "")}`,
+      );
+    }
     lines.push(`Name:         ${m.name === undefined ? "(not given)" : printable(m.name)}`);
     if (!m.infoHashV2 || !bytesEqual(m.infoHash, m.infoHashV2.subarray(0, 20))) {
       lines.push(`Info hash:    ${m.infoHashHex}`);
@@ -98,16 +99,9 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     io.stdout(lines.join("\n") + "\n");
     return EXIT.ok;
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(source);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new Error(`cannot read ${source}: no such file`);
-    if (err instanceof Deno.errors.NotCapable) throw err; // reported with the flag to add
-    throw new Error(`cannot read ${source}: ${(err as Error).message}`);
-  }
+  const bytes = await readTorrentFile(source);
   const meta = await parseMetainfo(bytes).catch((err) => {
-    throw new Error(`cannot read ${source}: ${(err as Error).message}`);
+    throw notATorrent(source, bytes, err);
   });
   // padding files (BEP 47, and the gaps of v2) are never shown: the size is what the files hold
   const files = meta.files.map((f, i) => ({ f, i })).filter(({ f }) => !f.padding);

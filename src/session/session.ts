@@ -25,7 +25,7 @@ import { toHex } from "../_bytes.ts";
 import { Dht, type DhtOptions } from "../dht/dht.ts";
 import { LocalDiscovery } from "../lsd.ts";
 import { makePeerId } from "../peer_id.ts";
-import type { TorrentOptions } from "../swarm/types.ts";
+import { CacheBudget } from "../storage/piece_cache.ts";
 import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
 import { type TcpStream, tcpStream } from "../transport/tcp.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
@@ -73,6 +73,34 @@ export interface SessionLimits {
   seedTimeLimit?: number;
 }
 
+/** Engine settings every torrent of a session uses. */
+export interface EngineSettings {
+  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
+  queueDepth?: number;
+  /**
+   * Bytes of memory for pieces being downloaded, per torrent: those in progress and those waiting for their hash
+   * check and write (at least 4 pieces). When the disk falls behind, the network slows to its pace.
+   * @default {8388608}
+   */
+  pieceMemory?: number;
+  /** Bytes of whole pieces kept in memory to serve uploads, shared by every torrent. @default {33554432} */
+  uploadMemory?: number;
+  /** Preallocate files on first write instead of creating sparse files. @default {false} */
+  preallocate?: boolean;
+  /** Hash downloaded pieces on a worker thread instead of the event loop's. @default {false} */
+  hashWorker?: boolean;
+  /**
+   * When a verified piece cannot be written (a full disk, a read-only directory), the torrent pauses, keeps the
+   * piece in memory and retries the write this often (ms); once it lands the download resumes by itself.
+   * @default {5000}
+   */
+  diskRetryMs?: number;
+  /** Milliseconds to connect to a peer. @default {5000} */
+  connectTimeoutMs?: number;
+  /** Most outgoing connection attempts at once per torrent. @default {8} */
+  maxConnecting?: number;
+}
+
 /** Options for {@linkcode Session}. */
 export interface SessionOptions {
   /** Port to listen on for every torrent; 0 lets the system choose. @default {0} */
@@ -107,6 +135,12 @@ export interface SessionOptions {
   limits?: SessionLimits;
   /** Protocol encryption for incoming connections. @default {"prefer"} */
   encryption?: EncryptionPolicy;
+  /**
+   * After an encryption handshake, RC4-encrypt the whole connection (offer no plaintext payload), as
+   * `rc4Only` of `acceptConnection` / `initiateConnection`.
+   * @default {false}
+   */
+  rc4Only?: boolean;
   /** Restore the torrents saved in `stateDir`. @default {true} */
   restore?: boolean;
   /** Milliseconds per tick (rates, choking every 10 ticks, reconnects, stop rules, saving state). @default {1000} */
@@ -114,19 +148,7 @@ export interface SessionOptions {
   /** Milliseconds between `stats` events. @default {1000} */
   statsIntervalMs?: number;
   /** Engine settings for every torrent (pipeline depth, piece memory, upload memory, …). */
-  engine?: Partial<
-    Pick<
-      TorrentOptions,
-      | "queueDepth"
-      | "pieceMemory"
-      | "uploadMemory"
-      | "preallocate"
-      | "hashWorker"
-      | "diskRetryMs"
-      | "connectTimeoutMs"
-      | "maxConnecting"
-    >
-  >;
+  engine?: EngineSettings;
   /** The clock (ms). @default {Date.now} */
   now?: () => number;
 }
@@ -192,7 +214,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** Info hashes in routing order, the same objects each time (MSE caches req2 by object). */
   #hashes: Uint8Array[] = [];
   readonly #order: SessionTorrent[] = [];
-  readonly #bandwidth = new Bandwidth();
+  readonly #bandwidth = { down: new Bandwidth(), up: new Bandwidth() };
   readonly #down = new TokenBucket(0);
   readonly #up = new TokenBucket(0);
   readonly #limits: Required<SessionLimits>;
@@ -206,7 +228,6 @@ export class Session extends EventTarget implements AsyncDisposable {
   #dhtRunning = 0;
   #lsd: LocalDiscovery | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #lastTick = 0;
   #lastStats = 0;
   #closed = false;
   #nextId = 1;
@@ -292,13 +313,25 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#listening.resolve();
     this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
     if (this.#store && this.#opts.restore !== false) {
-      for (const r of await this.#store.loadTorrents()) {
-        await this.#restore(r).catch((err) =>
-          this.#dispatch("error", {
-            error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
-          })
-        );
-      }
+      // in queue order, a few at a time (each reads its metadata and resume data)
+      const records = await this.#store.loadTorrents();
+      let next = 0;
+      await Promise.all(Array.from({ length: Math.min(16, records.length) }, async () => {
+        while (next < records.length) {
+          const r = records[next++];
+          await this.#restore(r).catch((err) =>
+            this.#dispatch("error", {
+              error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
+            })
+          );
+        }
+      }));
+      // restored a few at a time: back in their saved queue order
+      const place = new Map(records.map((r, i) => [r.infoHash, i]));
+      this.#order.sort((a, b) =>
+        (place.get(a.infohashHex) ?? Infinity) - (place.get(b.infohashHex) ?? Infinity)
+      );
+      this.#hashes = this.#order.map((t) => t.infohash);
     }
   }
 
@@ -340,8 +373,8 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#adopted(torrent);
   }
 
-  /** Waits until a new torrent is registered (or failed to be), then saves it. */
-  async #adopted(torrent: SessionTorrent): Promise<void> {
+  /** Waits until a new torrent is registered (or failed to be), then saves it (a restored one is saved already). */
+  async #adopted(torrent: SessionTorrent, restored = false): Promise<void> {
     const registered = Promise.withResolvers<void>();
     const onAdopt = () => registered.resolve();
     torrent.addEventListener("adopted", onAdopt, { once: true });
@@ -351,8 +384,10 @@ export class Session extends EventTarget implements AsyncDisposable {
     } finally {
       torrent.removeEventListener("adopted", onAdopt);
     }
-    await this.#save(torrent);
-    await this.#store?.saveSession(this.#nextId, this.#limits);
+    if (!restored) {
+      await this.#save(torrent);
+      await this.#store?.saveSession(this.#nextId, this.#limits);
+    }
     this.#dispatch("added", { torrent });
   }
 
@@ -374,7 +409,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     torrent.id = r.id;
     torrent.restore(r);
     torrent.ready.catch((err) => this.#dispatch("error", { torrent, error: asError(err) }));
-    await this.#adopted(torrent);
+    await this.#adopted(torrent, true);
   }
 
   /**
@@ -494,7 +529,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (t.run === "running" && t.state !== "stopped") active++;
       const e = t.engine;
       if (!e) continue;
-      peers += e.peers().length;
+      peers += e.peerCount;
       down += e.downloadRate;
       up += e.uploadRate;
       downloaded += e.downloaded;
@@ -528,6 +563,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       now: this.#now,
       engine: {
         ...(o.engine ?? {}),
+        uploadCache: new CacheBudget(o.engine?.uploadMemory ?? 32 * 1024 * 1024),
         ...(o.tickMs ? { tickMs: o.tickMs } : {}),
         maxPeers: this.#limits.connectionsPerTorrent,
       },
@@ -694,6 +730,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     acceptConnection(stream, this.#hashes, {
       timeoutMs: HANDSHAKE_MS,
       ...(this.#opts.encryption ? { policy: this.#opts.encryption } : {}),
+      ...(this.#opts.rc4Only ? { rc4Only: true } : {}),
     }).then(
       ({ stream: plain, infoHash }) => {
         const t = infoHash ? this.#torrents.get(toHex(infoHash)) : undefined;
@@ -765,12 +802,10 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   #tick(): void {
     const now = this.#now();
-    const seconds = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
-    this.#lastTick = now;
     let stopped = false;
     for (const t of this.#order) {
       try {
-        if (t.tick(now, seconds)) {
+        if (t.tick(now)) {
           stopped = true;
           this.#dirty.add(t);
         }
@@ -849,7 +884,8 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (this.#torrents.get(t.infohashHex) === t) await this.#save(t).catch(() => {});
     }));
     await this.#store?.saveSession(this.#nextId, this.#limits).catch(() => {});
-    this.#bandwidth.close();
+    this.#bandwidth.down.close();
+    this.#bandwidth.up.close();
     const dht = this.#dht ?? await this.#dhtOpening?.catch(() => undefined);
     if (dht && this.#ownDht) {
       await this.#store?.saveDhtState(dht.state()).catch(() => {});

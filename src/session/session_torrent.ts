@@ -148,6 +148,9 @@ export interface TorrentHost {
   changed(torrent: SessionTorrent): Promise<void>;
 }
 
+/** How often a torrent with nothing going on is ticked (ms). */
+const IDLE_TICK_MS = 5000;
+
 /** How the torrent's engine is driven, decided by the session. */
 export type RunState = "running" | "queued" | "off";
 
@@ -176,6 +179,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   /** Totals over the torrent's life (restored from state), and seconds spent seeding. */
   #base = { uploaded: 0, downloaded: 0, seedingSeconds: 0 };
   #finished = false;
+  #lastTick = 0;
   #addedAt = Date.now();
   #doneAt = 0;
   #error: string | undefined;
@@ -444,12 +448,18 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    * @internal The session's tick: the engine's tick, seeding time and the stop rules.
    *
    * @param now The current time (ms).
-   * @param seconds Time since the last tick.
    * @returns True when a seeding limit was just reached (the torrent stops).
    */
-  tick(now: number, seconds: number): boolean {
+  tick(now: number): boolean {
     const t = this.#torrent;
-    if (!t || this.#run !== "running") return false;
+    if (!t || this.#run !== "running") {
+      this.#lastTick = 0;
+      return false;
+    }
+    // a torrent with nothing going on (no peers, nothing to dial, nothing being written) ticks every 5 s
+    if (t.idle && this.#lastTick > 0 && now - this.#lastTick < IDLE_TICK_MS) return false;
+    const seconds = this.#lastTick > 0 ? Math.max(0, (now - this.#lastTick) / 1000) : 0;
+    this.#lastTick = now;
     t.tick(now);
     if (!t.complete || t.state !== "active") return false;
     this.#base.seedingSeconds += seconds;
@@ -699,6 +709,11 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   /** True while a hash check is running. */
   get checking(): boolean {
     return this.#torrent?.checking ?? false;
+  }
+
+  /** Pieces hashed when the torrent was loaded (0 when resume data vouched for everything). */
+  get checkedAtLoad(): number {
+    return this.#torrent?.checkedAtLoad ?? 0;
   }
 
   /**

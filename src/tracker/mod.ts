@@ -41,3 +41,5 @@ export {
   type PeerAddress,
 } from "./compact.ts";
 export { TrackerServer, type TrackerServerOptions } from "./server.ts";
+export type { BencodeDict, BencodeValue } from "../bencode.ts";
+export type { Datagram, UdpSocket } from "../udp.ts";
