@@ -732,7 +732,7 @@ export class Torrent implements AsyncDisposable {
       const ready = [...this.#peers.ready()];
       this.#picker.extentAffinity = ready.every((e) => e.conn.bitfield.full);
       if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) {
-        rechoke(this.#choker, ready, this.seed, now);
+        rechoke(this.#choker, ready, this.seed, now, this.#opts.trace);
       }
       // PEX: a first message soon after connecting, then one a minute
       if (!this.meta.private) this.#pex.send(ready, this.#ticks % PEX_TICKS !== 0);
