@@ -29,8 +29,10 @@ Deno.test("after kill -9 at any moment, resume data never claims a piece that is
       layoutPath,
       JSON.stringify({ files, pieceLength, length: offset, pieces: pieces.toBase64(), seed }),
     );
-    // kill the writer at three different moments
-    for (const afterSaves of [1, 4, 9]) {
+    // kill the writer at three moments of its one pass over the 17 pieces: each time while it writes a piece
+    // whose write is followed by a resume save (it gets no further than we allow: it cannot finish first)
+    assert.equal(count, 17);
+    for (const rounds of [3, 9, 15]) {
       await Deno.remove(join(dir, "c"), { recursive: true }).catch(() => {});
       await Deno.remove(resumePath).catch(() => {});
       const child = new Deno.Command(Deno.execPath(), {
@@ -42,33 +44,42 @@ Deno.test("after kill -9 at any moment, resume data never claims a piece that is
           layoutPath,
           resumePath,
         ],
+        stdin: "piped",
         stdout: "piped",
         stderr: "null",
       }).spawn();
-      let saves = 0;
-      const reader = child.stdout.getReader();
-      const decoder = new TextDecoder();
+      const go = child.stdin.getWriter();
+      const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      // every piece but the last allowed one written (and saved where due)
+      await go.write(new Uint8Array(rounds - 1));
+      let out = "";
       await within(
         30_000,
-        `${afterSaves} resume saves`,
+        `${rounds - 1} pieces written`,
         (async () => {
-          while (saves < afterSaves) {
-            const { value, done } = await reader.read();
-            if (done) throw new Error("child exited early");
-            saves += (decoder.decode(value).match(/saved/g) ?? []).length;
+          while (!out.includes(`done ${rounds - 2}\n`)) {
+            const { value, done } = await lines.read();
+            if (done) throw new Error(`the child exited early: ${out}`);
+            out += value;
           }
         })(),
       );
+      // the last one, and the kill at once: it lands while that piece is written or saved
+      await go.write(new Uint8Array(1));
       child.kill("SIGKILL");
-      await reader.cancel();
       const status = await child.status;
+      await lines.cancel();
+      await go.close().catch(() => {});
       assert.equal(status.signal, "SIGKILL");
+      assert.ok(!out.includes("finished"));
       await using storage = new Storage({
         dir,
         layout: { files, pieceLength, length: offset, pieces },
         resumePath,
       });
       const resume = await storage.loadResume();
+      // killed during the first save: none yet, or the complete one; later: always one, readable (atomic rename)
+      if (rounds === 3 && !resume) continue;
       assert.ok(resume, "resume data exists and is readable (atomic rename)");
       for (const i of resume.have) {
         const bytes = await storage.readPiece(i);
@@ -77,7 +88,11 @@ Deno.test("after kill -9 at any moment, resume data never claims a piece that is
           `piece ${i} claimed but not on disk`,
         );
       }
-      assert.ok(resume.have.count + resume.recheck.length > 0);
+      // what the last completed save claimed is still claimed (the interrupted save replaced nothing half-way)
+      assert.ok(
+        resume.have.count + resume.recheck.length >= rounds - 3,
+        `${resume.have.count} + ${resume.recheck.length} claimed after ${rounds - 1} pieces`,
+      );
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
