@@ -341,9 +341,10 @@ Deno.test("renaming 100 000 duplicates and shortening a 20 MB name stay linear",
   }));
   assert.equal(new TextEncoder().encode(long.name).length, 255);
   assert.ok(long.name.endsWith(".iso"), "the extension is kept");
-  // quadratic work would take minutes; linear takes well under a second on any machine
+  // quadratic work would take many minutes (5e9 lookups for the duplicates; the name, forever); linear takes about
+  // 2 s here and up to 17 s on two cores shared with two more test suites: a minute is a bound, not a race
   const ms = performance.now() - started;
-  assert.ok(ms < 15_000, `took ${ms} ms`);
+  assert.ok(ms < 60_000, `took ${ms} ms`);
 });
 
 Deno.test("name.utf-8 and path.utf-8 win when valid UTF-8; other names decode leniently", async () => {

@@ -219,6 +219,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly #up = new TokenBucket(0);
   readonly #limits: Required<SessionLimits>;
   readonly #store: SessionStore | undefined;
+  readonly #writes = new Set<Promise<void>>();
   #listener: Deno.Listener | undefined;
   #acceptLoop: Promise<void> | undefined;
   #dht: Dht | undefined;
@@ -511,9 +512,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     Object.assign(this.#limits, definedOnly(limits));
     this.#applyRates();
     this.#requeue();
-    void this.#store?.saveSession(this.#nextId, this.#limits).catch((err) =>
-      this.#dispatch("error", { error: asError(err) })
-    );
+    if (this.#store) {
+      this.#writing(this.#store.saveSession(this.#nextId, this.#limits)).catch((err) =>
+        this.#dispatch("error", { error: asError(err) })
+      );
+    }
   }
 
   #applyRates(): void {
@@ -855,7 +858,15 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   async #save(t: SessionTorrent): Promise<void> {
     if (!this.#store) return;
-    await this.#store.saveTorrent(t, this.#order.indexOf(t));
+    await this.#writing(this.#store.saveTorrent(t, this.#order.indexOf(t)));
+  }
+
+  /** A write to the state directory that nobody awaits: `close()` waits for it (no file left open behind). */
+  #writing(write: Promise<void>): Promise<void> {
+    this.#writes.add(write);
+    const done = () => void this.#writes.delete(write);
+    write.then(done, done);
+    return write;
   }
 
   #dispatch<K extends keyof SessionEventMap>(
@@ -878,6 +889,8 @@ export class Session extends EventTarget implements AsyncDisposable {
     } catch { /* already closed */ }
     await this.#acceptLoop;
     this.#lsd?.stop();
+    // writes started by the tick or setLimits finish before the last ones
+    await Promise.allSettled([...this.#writes]);
     const torrents = [...this.#order];
     await Promise.all(torrents.map(async (t) => {
       await t.close();
