@@ -143,6 +143,51 @@ Deno.test("pieceFailed() makes every block of the piece wanted again", () => {
   assert.equal(take(picker, a, 1).length, 1);
 });
 
+Deno.test("a piece that failed with blocks from two peers comes next from one peer alone (smart ban needs a clean copy)", () => {
+  const { picker } = make(2, 4 * BLOCK_SIZE);
+  const a = full(2);
+  const liar = picker.requests.forPeer(), honest = picker.requests.forPeer();
+  // two blocks each: the piece mixes both peers
+  const l = take(picker, a, 2, liar), h = take(picker, a, 2, honest);
+  const mixed = l[0].index, other = 1 - mixed;
+  assert.deepEqual([...l, ...h].map((b) => b.index), [mixed, mixed, mixed, mixed]);
+  let failed;
+  for (
+    const [b, id, peer] of [
+      ...l.map((b) => [b, 1, liar] as const),
+      ...h.map((b) => [b, 2, honest] as const),
+    ]
+  ) {
+    peer.delete(picker.requests.key(b.index, b.begin));
+    failed = picker.receive(b.index, b.begin, new Uint8Array(BLOCK_SIZE), id) ?? failed;
+  }
+  assert.equal(failed?.senders.size, 2);
+  picker.pieceFailed(failed!);
+  // the retry: the first peer to ask gets the piece again (two blocks, its pipeline's worth); the other peer gets
+  // none of it while the first still fetches it, only the other piece
+  picker.addAvailability(a); // the mixed piece, now started, is preferred over a new one anyway
+  const again = take(picker, a, 2, honest);
+  assert.deepEqual(again.map((b) => b.index), [mixed, mixed]);
+  assert.ok(take(picker, a, 4, liar).every((b) => b.index === other));
+  assert.deepEqual(take(picker, a, 2, honest).map((b) => b.index), [mixed, mixed]);
+  // once the first peer has nothing of it in flight (choked, closed), another may take the piece over
+  const { picker: p2 } = make(1, 2 * BLOCK_SIZE);
+  const one = full(1);
+  const x = p2.requests.forPeer(), y = p2.requests.forPeer();
+  const xs = take(p2, one, 1, x), ys = take(p2, one, 1, y);
+  let both;
+  for (const [b, id, peer] of [[xs[0], 1, x], [ys[0], 2, y]] as const) {
+    peer.delete(p2.requests.key(b.index, b.begin));
+    both = p2.receive(b.index, b.begin, new Uint8Array(BLOCK_SIZE), id) ?? both;
+  }
+  p2.pieceFailed(both!);
+  const owned = take(p2, one, 1, x);
+  assert.equal(owned.length, 1);
+  assert.equal(take(p2, one, 1, y).length, 0, "the owner still fetches it");
+  x.delete(p2.requests.key(owned[0].index, owned[0].begin)); // x was choked: its request withdrawn
+  assert.equal(take(p2, one, 2, y).length, 2, "taken over");
+});
+
 Deno.test("pick() honours an allowed set (choked peer's allowed-fast pieces)", () => {
   const { picker } = make(8);
   const a = full(8);

@@ -169,3 +169,27 @@ Deno.test({
     assert.equal([...counts.values()][0].complete, 1);
   },
 });
+
+Deno.test("an announce aborted while its packet is still being sent rejects once, never unhandled", async () => {
+  clearUdpConnections();
+  const sent = Promise.withResolvers<void>();
+  const sending = Promise.withResolvers<void>();
+  // a socket whose send takes as long as the test wants
+  const socket: UdpSocket = {
+    port: 1,
+    send: () => (sending.resolve(), sent.promise),
+    onMessage: () => () => {},
+    close: () => {},
+  };
+  const abort = new AbortController();
+  const result = announceUdp("udp://127.0.0.1:9/announce", req, {
+    socket,
+    signal: abort.signal,
+    retryBaseMs: 10_000,
+  }).then(() => "answered", (e: Error) => e.message);
+  await sending.promise;
+  abort.abort(); // the reply can no longer come: rejected before anything awaits it
+  await new Promise((r) => setTimeout(r, 0)); // a turn of the event loop: an unhandled rejection would show now
+  sent.resolve();
+  assert.match(await result, /abort/i);
+});

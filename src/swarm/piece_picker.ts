@@ -113,6 +113,12 @@ export class PiecePicker {
    */
   readonly #reserved = new Set<number>();
   readonly #endgameDuplicates: number;
+  /**
+   * Pieces that failed their hash check with blocks from several peers: the next copy comes from one peer alone
+   * (its request view, once one started it), so that it passes or names its one sender. Without this a liar
+   * whose blocks land in every piece keeps every piece failing and is never found (smart ban needs a good copy).
+   */
+  readonly #alone = new Map<number, { has(key: number): boolean } | undefined>();
   readonly #maxInMemory: number;
   readonly #random: () => number;
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
@@ -299,7 +305,7 @@ export class PiecePicker {
     const partials = this.#sortedPartials();
     for (const p of partials) {
       if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
-      if (p.free > 0) this.#takeFree(p, out, max);
+      if (p.free > 0 && this.#mayTake(p, peerRequests)) this.#takeFree(p, out, max);
       if (out.length >= max) return out;
     }
     // 2. new pieces: highest priority, rarest, random tie-break
@@ -307,6 +313,7 @@ export class PiecePicker {
       const index = this.#chooseNewPiece(peerHas, allowed);
       if (index < 0) break;
       const p = this.#startPiece(index);
+      if (this.#alone.has(index)) this.#alone.set(index, peerRequests);
       this.#takeFree(p, out, max);
     }
     if (out.length >= max) return out;
@@ -314,6 +321,7 @@ export class PiecePicker {
     if (this.inEndgame) {
       for (const p of partials) {
         if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
+        if (!this.#mayTake(p, peerRequests)) continue;
         const blocks = p.state.length;
         const first = p.index * this.requests.blocksPerPiece;
         for (let b = 0; b < blocks && out.length < max; b++) {
@@ -500,12 +508,34 @@ export class PiecePicker {
   /** The piece passed its hash check and is being written; its buffer may go back to the pool afterwards. */
   pieceVerified(piece: PartialPiece): void {
     this.#pending.delete(piece.index);
+    this.#alone.delete(piece.index);
   }
 
-  /** The piece failed its hash check: every block is wanted again. */
+  /**
+   * The piece failed its hash check: every block is wanted again. When several peers sent it, the next copy
+   * comes from a single peer.
+   */
   pieceFailed(piece: PartialPiece): void {
     this.#pending.delete(piece.index);
+    if (piece.senders.size > 1) this.#alone.set(piece.index, undefined);
+    else this.#alone.delete(piece.index);
     this.release(piece.buffer);
+  }
+
+  /**
+   * Whether a peer may be given blocks of a piece in progress: yes, unless the piece is one to fetch from a single
+   * peer and another peer is still fetching it (one that stopped, by choking or closing, hands it over).
+   */
+  #mayTake(p: PartialPiece, peerRequests: { has(key: number): boolean }): boolean {
+    if (!this.#alone.has(p.index)) return true;
+    const owner = this.#alone.get(p.index);
+    if (owner === peerRequests) return true;
+    if (owner) {
+      const first = p.index * this.requests.blocksPerPiece;
+      for (let b = 0; b < p.state.length; b++) if (owner.has(first + b)) return false;
+    }
+    this.#alone.set(p.index, peerRequests);
+    return true;
   }
 
   /** Gives a piece buffer back for reuse once nothing reads it any more. */

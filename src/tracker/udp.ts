@@ -62,6 +62,8 @@ async function transact(
   const base = options.retryBaseMs ?? 15_000;
   const retries = options.retries ?? 3;
   const reply = Promise.withResolvers<Uint8Array>();
+  // an abort may come while the packet is being sent, before anything awaits the reply: never unhandled
+  reply.promise.catch(() => {});
   const unsubscribe = socket.onMessage((d) => {
     if (d.data.length < 8) return;
     const view = new DataView(d.data.buffer, d.data.byteOffset, d.data.byteLength);
