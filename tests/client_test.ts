@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Bitfield } from "../src/bitfield.ts";
+import { encode } from "../src/bencode.ts";
 import { Client } from "../src/client.ts";
 import type { Metainfo } from "../src/metainfo.ts";
 import { PeerConnection } from "../src/peer.ts";
@@ -566,5 +567,37 @@ Deno.test("tight memory: a seeder recycling a 2-piece upload cache serves three 
     }
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("close() while a stop is still under way waits for it (regression: a seeding limit's stop outlived close)", async () => {
+  // a tracker that answers at once, except the `stopped` announce, which takes a second
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    if (new URL(req.url).searchParams.get("event") === "stopped") {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    return new Response(encode({ interval: 1800, peers: new Uint8Array(0) }));
+  });
+  const { root, seedDir, meta, cleanup } = await setup(FILES, [[
+    `http://127.0.0.1:${server.addr.port}/announce`,
+  ]]);
+  try {
+    const seeder = new Client({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: join(root, "seed.resume"),
+    });
+    const announced = nextEvent<{ type: string }>(seeder, "tracker", (d) => d.type === "announce");
+    await seeder.ready;
+    await within(10_000, "the started announce", announced);
+    let stopped = false;
+    // what a seeding limit does from the tick, awaited by nobody: it waits for the `stopped` announce
+    void seeder.engine!.stop().then(() => stopped = true);
+    await seeder.close();
+    assert.ok(stopped, "close() returned before the stop it met had finished");
+  } finally {
+    await server.shutdown();
+    await cleanup();
   }
 });

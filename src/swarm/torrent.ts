@@ -370,7 +370,16 @@ export class Torrent implements AsyncDisposable {
 
   /** Announces `stopped`, closes every connection and file, writes resume data. */
   async stop(): Promise<void> {
+    // a second call while the first is still closing things (a seeding limit, then close()) waits for it
+    if (this.#stopping) return await this.#stopping;
     if (this.#state === "stopped") return;
+    this.#stopping = this.#stop().finally(() => this.#stopping = undefined);
+    await this.#stopping;
+  }
+
+  #stopping: Promise<void> | undefined;
+
+  async #stop(): Promise<void> {
     this.#setState("stopped");
     this.#peers.enabled = false;
     // pieces the disk refused are dropped (they are downloaded again after a restart)

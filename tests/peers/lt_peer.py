@@ -88,8 +88,8 @@ def main() -> int:
     handle = ses.add_torrent(atp)
     if os.environ.get("LT_UPLOAD_LIMIT"):
         handle.set_upload_limit(int(os.environ["LT_UPLOAD_LIMIT"]))
-    if role == "seed":
-        handle.force_recheck()
+    # a seed's files are checked by libtorrent itself (no resume data is given): a force_recheck() on top could
+    # start a second check after "ready" was printed, refusing the connections a test then makes
     announced_ready = False
     announced_done = False
     flushing = False
