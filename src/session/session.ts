@@ -194,7 +194,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** Info hashes in routing order, the same objects each time (MSE caches req2 by object). */
   #hashes: Uint8Array[] = [];
   readonly #order: SessionTorrent[] = [];
-  readonly #bandwidth = new Bandwidth();
+  readonly #bandwidth = { down: new Bandwidth(), up: new Bandwidth() };
   readonly #down = new TokenBucket(0);
   readonly #up = new TokenBucket(0);
   readonly #limits: Required<SessionLimits>;
@@ -911,7 +911,8 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (this.#torrents.get(t.infohashHex) === t) await this.#save(t).catch(() => {});
     }));
     await this.#store?.saveSession(this.#nextId, this.#limits).catch(() => {});
-    this.#bandwidth.close();
+    this.#bandwidth.down.close();
+    this.#bandwidth.up.close();
     const dht = this.#dht ?? await this.#dhtOpening?.catch(() => undefined);
     if (dht && this.#ownDht) {
       await this.#store?.saveDhtState(dht.state()).catch(() => {});

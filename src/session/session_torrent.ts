@@ -734,6 +734,11 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     return this.#torrent?.checking ?? false;
   }
 
+  /** Pieces hashed when the torrent was loaded (0 when resume data vouched for everything). */
+  get checkedAtLoad(): number {
+    return this.#torrent?.checkedAtLoad ?? 0;
+  }
+
   /**
    * Dials a peer directly (tracker-less use); retried with backoff until it answers.
    *

@@ -599,9 +599,9 @@ export class Storage implements AsyncDisposable {
     await this.#resume?.save(have, { clean: options.clean ?? true });
   }
 
-  /** Records in resume data's journal that a piece is on disk (its write completed). */
-  journalPiece(index: number): void {
-    this.#resume?.journal(index);
+  /** Records in resume data's journal that a piece is on disk (its write completed); resolves once recorded. */
+  journalPiece(index: number): Promise<void> {
+    return this.#resume?.journal(index) ?? Promise.resolve();
   }
 
   /**

@@ -232,6 +232,11 @@ export class Torrent implements AsyncDisposable {
     return this.#data.checking;
   }
 
+  /** Pieces hashed when the torrent was opened (0 when resume data vouched for everything). */
+  get checkedAtLoad(): number {
+    return this.#data.checkedAtLoad;
+  }
+
   /** Packed bitfield of wanted pieces we do not have (the seed's `wanted()`). */
   wantedBits(): Uint8Array {
     const bits = new Bitfield(this.meta.pieceCount);
@@ -634,7 +639,11 @@ export class Torrent implements AsyncDisposable {
 
   #written(piece: PartialPiece): void {
     this.#error = undefined;
-    this.#data.written(piece.index);
+    // had once the journal says so: a crash after this point never downloads or checks the piece again
+    this.#data.written(piece.index).then(() => this.#had(piece));
+  }
+
+  #had(piece: PartialPiece): void {
     this.#picker.pieceVerified(piece);
     this.#picker.release(piece.buffer);
     if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
