@@ -267,7 +267,7 @@ export async function runDaemon(args: string[], io: DaemonIO): Promise<number> {
   if (values.watch !== undefined) {
     const dir = resolve(values.watch);
     watch = new WatchDir(dir, {
-      add: async (bytes, name) => {
+      add: async (bytes) => {
         const meta = await parseMetainfo(bytes);
         try {
           const t = await session.add(bytes, {
@@ -275,12 +275,13 @@ export async function runDaemon(args: string[], io: DaemonIO): Promise<number> {
             state: settings.startAddedTorrents ? "started" : "stopped",
             priorities: meta.files.map(() => 2),
           });
-          log(`watch folder: took ${name} as #${t.id}`);
+          return `as #${t.id}`;
         } catch (err) {
           if (!(err instanceof DuplicateTorrentError)) throw err;
-          log(`watch folder: ${name} is already #${err.existing.id}`);
+          return `already there as #${err.existing.id}`;
         }
       },
+      onTaken: (name, what) => log(`watch folder: took ${name} ${what}`),
       onError: (name, err) => log(`watch folder: cannot add ${name}: ${oneLine(err)}`),
     });
     await watch.start();

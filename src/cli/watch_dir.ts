@@ -11,8 +11,13 @@ import { join } from "node:path";
 
 /** Options for {@linkcode WatchDir}. */
 export interface WatchDirOptions {
-  /** Adds a torrent from the file's bytes; a rejection is reported with `onError` (a duplicate should resolve). */
-  add: (bytes: Uint8Array, name: string) => Promise<void>;
+  /**
+   * Adds a torrent from the file's bytes and resolves with what became of it (a duplicate should resolve too); a
+   * rejection is reported with `onError`.
+   */
+  add: (bytes: Uint8Array, name: string) => Promise<string>;
+  /** A file was taken (and renamed `*.added`), with what `add` said. */
+  onTaken: (name: string, what: string) => void;
   /** A file could not be added. */
   onError: (name: string, error: Error) => void;
   /** Milliseconds between looks at the folder besides the system's reports. @default {5000} */
@@ -96,9 +101,10 @@ export class WatchDir implements AsyncDisposable {
       if (this.#failed.get(path) === stamp) continue; // reported; waits for a change
       try {
         if (st.size > MAX_BYTES) throw new Error(`${st.size} bytes is too big for a torrent file`);
-        await this.#o.add(await Deno.readFile(path), e.name);
+        const what = await this.#o.add(await Deno.readFile(path), e.name);
         await Deno.rename(path, path + ".added");
         this.#failed.delete(path);
+        this.#o.onTaken(e.name, what);
       } catch (err) {
         // a file being written may not parse yet: tried again at the next look, reported only once it has
         // not changed for a while

@@ -26,6 +26,8 @@ export interface TrackerActivity {
   lastAnnouncePeerCount: number;
   /** The last answer was a warning. */
   warning: boolean;
+  /** The tracker refused the announce with a `failure reason` (not merely unreachable). */
+  refused: boolean;
 }
 
 /** What is kept per torrent. */
@@ -127,13 +129,17 @@ export class ActivityLog implements Disposable {
       const d = e.detail;
       const ok = d.type === "announce";
       const prev = rec.trackers.get(d.url);
+      // "Tracker <url>: failure reason: <the tracker's words>", or why it could not be asked
+      const message = (d.message ?? d.type).replace(/^Tracker \S+: /, "");
+      const reason = /^failure reason: (.*)$/s.exec(message)?.[1];
       rec.trackers.set(d.url, {
         lastAnnounceTime: this.#seconds(),
         lastAnnounceSucceeded: ok ||
           (d.type === "warning" && (prev?.lastAnnounceSucceeded ?? false)),
-        lastAnnounceResult: ok ? "Success" : d.message ?? d.type,
+        lastAnnounceResult: ok ? "Success" : reason ?? message,
         lastAnnouncePeerCount: ok ? d.peers ?? 0 : prev?.lastAnnouncePeerCount ?? 0,
         warning: d.type === "warning",
+        refused: d.type === "error" && reason !== undefined,
       });
       touch();
     });

@@ -364,7 +364,8 @@ function torrentError(v: TorrentView, ctx: FieldContext): { code: number; text: 
   for (const { url } of trackerList(v)) {
     const a = trackers.get(url);
     if (!a) continue;
-    if (!a.lastAnnounceSucceeded) return { code: 2, text: a.lastAnnounceResult };
+    // only a tracker's refusal is an error, as in Transmission (one that cannot be reached is retried)
+    if (a.refused) return { code: 2, text: a.lastAnnounceResult };
     if (a.warning) warning ??= a.lastAnnounceResult;
   }
   return warning ? { code: 1, text: warning } : { code: 0, text: "" };
