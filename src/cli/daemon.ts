@@ -130,7 +130,8 @@ export async function runDaemon(args: string[], io: DaemonIO): Promise<number> {
 
   const stateDir = resolve(values.state ?? defaultStateDir());
   await Deno.mkdir(stateDir, { recursive: true });
-  const settings = await loadSettings(stateDir) ?? defaultSettings(Deno.cwd());
+  const saved = await loadSettings(stateDir);
+  const settings = saved ?? defaultSettings(Deno.cwd());
   if (values.dir !== undefined) settings.downloadDir = resolve(values.dir);
   if (values.port !== undefined) settings.peerPort = portNumber(values.port, "--port");
   if (values.dht || values["no-dht"]) settings.dht = values.dht === true;
@@ -192,6 +193,10 @@ export async function runDaemon(args: string[], io: DaemonIO): Promise<number> {
   };
 
   let session = await open(settings);
+  if (!saved && session.limits.altDownload === 0 && session.limits.altUpload === 0) {
+    // a new daemon starts with Transmission's alternative limits rather than none
+    session.setLimits({ altDownload: 50_000, altUpload: 50_000 });
+  }
   const stop = Promise.withResolvers<string>();
   let restarting: Promise<void> = Promise.resolve();
   const rpc = new TransmissionRpc(session, {

@@ -23,6 +23,7 @@ export const PAGE_CSS: string = String.raw`
   }
 }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 html, body { margin: 0; }
 body {
   font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif;
@@ -154,6 +155,8 @@ dialog fieldset { border: 1px solid var(--line); border-radius: 10px; padding: 8
 dialog legend { color: var(--muted); padding: 0 4px; }
 .field { display: grid; gap: 5px; }
 .field > span { color: var(--muted); font-size: 13px; }
+.field input[type="file"] { font-size: 13px; }
+.field input[type="file"]::file-selector-button { font: inherit; border: 1px solid var(--line); background: var(--bg); color: var(--text); border-radius: 8px; padding: 6px 12px; margin-right: 10px; cursor: pointer; }
 .field input[type="text"] { padding: 7px 10px; border: 1px solid var(--line); border-radius: 8px; background: var(--bg); width: 100%; }
 .limit { display: flex; justify-content: space-between; align-items: center; gap: 12px; }
 .limit input[type="number"] { width: 110px; padding: 5px 8px; border: 1px solid var(--line); border-radius: 8px; background: var(--bg); text-align: right; }
@@ -161,7 +164,6 @@ dialog legend { color: var(--muted); padding: 0 4px; }
 .buttons { display: flex; justify-content: flex-end; gap: 8px; margin-top: 4px; }
 
 .drop { position: fixed; inset: 0; background: color-mix(in srgb, var(--accent) 18%, transparent); border: 3px dashed var(--accent); z-index: 20; display: grid; place-items: center; font-size: 22px; font-weight: 600; pointer-events: none; }
-.drop[hidden] { display: none; }
 .toast { position: fixed; left: 50%; bottom: 22px; transform: translateX(-50%); background: var(--text); color: var(--bg); padding: 9px 16px; border-radius: 10px; box-shadow: var(--shadow); opacity: 0; transition: opacity .2s; pointer-events: none; max-width: 90vw; }
 .toast.show { opacity: 1; }
 .toast.bad { background: var(--error); color: #fff; }

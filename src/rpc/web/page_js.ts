@@ -71,6 +71,11 @@ export const PAGE_JS: string = String.raw`"use strict";
     while (n >= 1000 && i < UNITS.length - 1) { n /= 1000; i++; }
     return (i === 0 ? String(n) : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)) + " " + UNITS[i];
   }
+  function mem(n) {
+    var units = ["B", "KiB", "MiB", "GiB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (Math.round(n * 10) / 10) + " " + units[i];
+  }
   function speed(n) { return n >= 1 ? size(n) + "/s" : "–"; }
   function duration(s) {
     if (s < 0) return "–";
@@ -459,7 +464,7 @@ export const PAGE_JS: string = String.raw`"use strict";
       fact(dl, "Uploaded", size(t.uploadedEver) + " (ratio " + ratio(t.uploadRatio) + ")");
       if (t.corruptEver > 0) fact(dl, "Failed hash checks", size(t.corruptEver));
       fact(dl, "Location", t.downloadDir);
-      fact(dl, "Size", size(t.totalSize) + (t.pieceCount ? " in " + t.pieceCount + " pieces of " + size(t.pieceSize) : ""));
+      fact(dl, "Size", size(t.totalSize) + (t.pieceCount ? " in " + t.pieceCount + " pieces of " + mem(t.pieceSize) : ""));
       fact(dl, "Info hash", t.hashString);
       fact(dl, "Added", date(t.addedDate));
       if (t.doneDate > 0) fact(dl, "Completed", date(t.doneDate));
