@@ -93,11 +93,11 @@ export async function launchChromium(profileDir: string): Promise<Browser> {
     }
   };
   const closed = new Promise<void>((resolve) => ws.onclose = () => resolve());
-  // deno-lint-ignore no-explicit-any
   const raw = (
     method: string,
     params: Record<string, unknown> = {},
     sessionId?: string,
+    // deno-lint-ignore no-explicit-any
   ): Promise<any> =>
     new Promise((resolve, reject) => {
       const id = nextId++;

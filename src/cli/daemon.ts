@@ -176,7 +176,8 @@ export async function runDaemon(args: string[], io: DaemonIO): Promise<number> {
       ...(peerBind ? { host: peerBind } : {}),
       basedir: s.downloadDir,
       stateDir,
-      dht: s.dht,
+      // the DHT's UDP port is the peer port, as Transmission has it (one port to forward)
+      dht: s.dht ? (s.peerPort > 0 ? { port: s.peerPort } : true) : false,
       lsd: s.lsd,
       encryption: ENCRYPTION[s.encryption],
     });
