@@ -246,3 +246,39 @@ Deno.test("a .torrent put in the watch folder is added and renamed *.added", asy
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("session-set of the encryption restarts the session with the torrents; session-close stops the daemon", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-daemon-restart-" });
+  try {
+    const { bytes } = await makeTorrent(join(root, "dl"), "pack", FILES, {
+      pieceLength: 32 * 1024,
+    });
+    const d = await startDaemon(daemonArgs(join(root, "dl"), join(root, "state")));
+    try {
+      await d.rpc("torrent-add", { metainfo: bytes.toBase64() });
+      await d.rpc("torrent-add", { metainfo: bytes.toBase64() }); // a duplicate: still one torrent
+      await d.rpc("torrent-stop", { ids: [1] });
+      const r = await d.rpc("session-set", { encryption: "required" });
+      assert.equal(r.result, "success");
+      assert.match(
+        d.log(),
+        /restarting the session for its new settings \(encryption preferred → required\)/,
+      );
+      const s = (await d.rpc("session-get", { fields: ["encryption", "peer-port"] })).arguments;
+      assert.equal(s.encryption, "required");
+      assert.ok(s["peer-port"] > 0);
+      const t = (await d.rpc("torrent-get", { fields: ["id", "status"] })).arguments.torrents;
+      assert.deepEqual(t, [{ id: 1, status: 0 }], "the torrent came back, still stopped");
+      // saved for the next start
+      const saved = JSON.parse(await Deno.readTextFile(join(root, "state", "daemon.json")));
+      assert.equal(saved.encryption, "required");
+      assert.equal((await d.rpc("session-close")).result, "success");
+      assert.equal((await d.status).code, 0);
+      assert.match(d.log(), /stopping \(asked to stop over the RPC\)/);
+    } finally {
+      await d.kill();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

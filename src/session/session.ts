@@ -426,6 +426,15 @@ export class Session extends EventTarget implements AsyncDisposable {
       throw new Error("This torrent is not in the session");
     }
     await torrent.ready;
+    for (const p of to.paths ?? []) {
+      // each component a plain name: nothing may be moved out of the download directory
+      if (!Array.isArray(p) || p.length === 0 || !p.every(plainName)) {
+        throw new TypeError(`Not a path inside the torrent: ${JSON.stringify(p)}`);
+      }
+    }
+    if (to.paths && to.paths.length !== torrent.metainfo.files.length) {
+      throw new TypeError(`${torrent.metainfo.files.length} file paths expected`);
+    }
     const position = this.#order.indexOf(torrent);
     const meta = torrent.metainfo;
     const from = { basedir: torrent.basedir, paths: meta.files.map((f) => f.path) };
@@ -1034,6 +1043,11 @@ async function moveTorrentFiles(
   for (const d of [...dirs].sort((x, y) => y.length - x.length)) {
     await Deno.remove(d).catch(() => {});
   }
+}
+
+function plainName(name: unknown): boolean {
+  return typeof name === "string" && name !== "" && name !== "." && name !== ".." &&
+    !/[\/\\\0]/.test(name);
 }
 
 async function moveFile(from: string, to: string): Promise<void> {
