@@ -79,14 +79,23 @@ Deno.test({
 
       // its per-row pause button stops the torrent; the resume button starts it again
       await browser.click("li.torrent .torrent_pause");
-      await until("the torrent stopped", 10_000, async () => (await status(1)) === 0);
+      await until("the torrent stopped", 20_000, async () => (await status(1)) === 0);
       await browser.waitFor(
         `document.querySelector("li.torrent .torrent_peer_details").textContent.includes("Paused")`,
         10_000,
         "Transmission's list to say Paused",
       );
       await browser.click("li.torrent .torrent_resume");
-      await until("the torrent started", 10_000, async () => (await status(1)) === 6);
+      try {
+        await until("the torrent started", 20_000, async () => (await status(1)) === 6);
+      } catch (err) {
+        // what each side saw, for a failure on a busy machine
+        const ui = await browser.eval(`document.querySelector("li.torrent").outerHTML`);
+        const rpc = await d.rpc("torrent-get", { ids: [1], fields: ["status", "errorString"] });
+        throw new Error(
+          `${err}\nUI: ${ui}\nRPC: ${JSON.stringify(rpc)}\nconsole: ${browser.console}\n${d.log()}`,
+        );
+      }
 
       // its "Open Torrent" dialog uploads a .torrent file
       await browser.click("#toolbar-open");
@@ -208,6 +217,12 @@ Deno.test({
         "the peer",
       );
       assert.match(client, /libtorrent|Deluge|unknown/i);
+      // every control has a name a screen reader can say
+      const unnamed = await browser.eval(`[...document.querySelectorAll("button, input, select")]
+        .filter((e) => e.offsetParent !== null || e.closest("dialog"))
+        .filter((e) => !(e.getAttribute("aria-label") || e.textContent.trim() || e.labels?.length))
+        .map((e) => e.outerHTML)`);
+      assert.deepEqual(unnamed, [], "controls without a name");
       await browser.click("#tab-overview");
       await screenshot(await browser.screenshot(), "seedbed-page-details.png");
       await browser.click("#close-details");

@@ -577,3 +577,35 @@ Deno.test("RPC: queued torrents are 'download wait'; a magnet link and a URL are
   });
   assert.equal(dup.result, "success");
 });
+
+Deno.test("RPC: torrent-verify checks a stopped torrent's data and finds a damaged piece", async () => {
+  await using s = await setup();
+  const t = await addSeed(s);
+  await s.call("torrent-stop", { ids: [t.id] });
+  // one byte of the first file changed on disk
+  const path = join(s.root, "dl", "pack", "a.bin");
+  const f = await Deno.open(path, { write: true, read: true });
+  const b = new Uint8Array(1);
+  await f.read(b);
+  await f.seek(0, Deno.SeekMode.Start);
+  await f.write(new Uint8Array([b[0] ^ 0xff]));
+  f.close();
+  const checked = new Promise<number>((resolve) => {
+    let n = 0, failed = -1;
+    const done = () => ++n === s.meta.pieceCount && resolve(failed);
+    t.addEventListener("hashpass", done);
+    t.addEventListener("hashfail", (e) => {
+      failed = e.detail.index;
+      done();
+    });
+  });
+  assert.equal((await s.call("torrent-verify", { ids: [s.meta.infoHashHex] })).result, "success");
+  assert.equal(await within(20_000, "the check", checked), 0, "piece 0 failed");
+  const got = (await s.call("torrent-get", {
+    ids: [t.id],
+    fields: ["status", "percentDone", "leftUntilDone"],
+  }))
+    .arguments.torrents[0];
+  assert.equal(got.status, 0, "still stopped");
+  assert.equal(got.leftUntilDone, 16 * 1024, "one piece to download again");
+});

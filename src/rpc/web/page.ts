@@ -145,21 +145,21 @@ const PAGE_HTML = `<!doctype html>
     <h2 id="settings-title">Speed limits</h2>
     <fieldset><legend>Normal</legend>
       <div class="limit"><label class="check"><input type="checkbox" id="limit-down-on"> Download limit</label>
-        <label><input type="number" id="limit-down" min="1" step="1" inputmode="numeric"> <span>kB/s</span></label></div>
+        <label><input type="number" id="limit-down" aria-label="Download limit, kB/s" min="1" step="1" inputmode="numeric"> <span>kB/s</span></label></div>
       <div class="limit"><label class="check"><input type="checkbox" id="limit-up-on"> Upload limit</label>
-        <label><input type="number" id="limit-up" min="1" step="1" inputmode="numeric"> <span>kB/s</span></label></div>
+        <label><input type="number" id="limit-up" aria-label="Upload limit, kB/s" min="1" step="1" inputmode="numeric"> <span>kB/s</span></label></div>
     </fieldset>
     <fieldset><legend>Alternative (the switch at the top)</legend>
-      <div class="limit"><label for="alt-down">Download</label>
-        <label><input type="number" id="alt-down" min="0" step="1" inputmode="numeric"> <span>kB/s</span></label></div>
-      <div class="limit"><label for="alt-up">Upload</label>
-        <label><input type="number" id="alt-up" min="0" step="1" inputmode="numeric"> <span>kB/s</span></label></div>
+      <div class="limit"><span>Download</span>
+        <label><input type="number" id="alt-down" aria-label="Alternative download limit, kB/s" min="0" step="1" inputmode="numeric"> <span>kB/s</span></label></div>
+      <div class="limit"><span>Upload</span>
+        <label><input type="number" id="alt-up" aria-label="Alternative upload limit, kB/s" min="0" step="1" inputmode="numeric"> <span>kB/s</span></label></div>
     </fieldset>
     <fieldset><legend>Queue and seeding</legend>
       <div class="limit"><label for="queue-size">Downloads at once</label>
         <input type="number" id="queue-size" min="1" step="1" inputmode="numeric"></div>
       <div class="limit"><label class="check"><input type="checkbox" id="ratio-on"> Stop seeding at ratio</label>
-        <input type="number" id="ratio" min="0.1" step="0.1" inputmode="decimal"></div>
+        <input type="number" id="ratio" aria-label="Seeding ratio to stop at" min="0.1" step="0.1" inputmode="decimal"></div>
     </fieldset>
     <label class="field"><span>Default download folder</span>
       <input type="text" id="download-dir" autocomplete="off" spellcheck="false"></label>

@@ -88,7 +88,7 @@ table.torrents { width: 100%; border-collapse: collapse; }
 .torrents tbody tr { transition: background .1s; }
 .torrents tbody tr:hover { background: color-mix(in srgb, var(--accent-soft) 45%, transparent); }
 .torrents tbody tr.selected { background: var(--accent-soft); }
-.num { text-align: right; white-space: nowrap; }
+.num, .torrents th.num, .mini th.num { text-align: right; white-space: nowrap; }
 .col-name { width: 40%; }
 .col-progress { width: 22%; min-width: 160px; }
 .col-actions { width: 1%; }
