@@ -609,3 +609,96 @@ Deno.test("RPC: torrent-verify checks a stopped torrent's data and finds a damag
   assert.equal(got.status, 0, "still stopped");
   assert.equal(got.leftUntilDone, 16 * 1024, "one piece to download again");
 });
+
+Deno.test("RPC: trackerStats and reannounce; a tracker's refusal is the torrent's error, an unreachable one is not", async () => {
+  const announces: URL[] = [];
+  const wait: (() => void)[] = [];
+  await using tracker = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (req) => {
+      const url = new URL(req.url);
+      announces.push(url);
+      for (const w of wait.splice(0)) w();
+      const body = url.pathname === "/refuse"
+        ? "d14:failure reason11:not welcomee"
+        : "d8:intervali1800e5:peers0:e";
+      return new Response(body);
+    },
+  );
+  const nextAnnounce = () => new Promise<void>((resolve) => wait.push(resolve));
+  await using s = await setup();
+  const base = `http://127.0.0.1:${tracker.addr.port}`;
+  const ok = await makeTorrent(join(s.root, "dl"), "ok", [{ path: "o.bin", length: 20_000 }], {
+    pieceLength: 16 * 1024,
+    announce: [[`${base}/announce`]],
+  });
+  const first = nextAnnounce();
+  const id = (await s.call("torrent-add", { metainfo: ok.bytes.toBase64() })).arguments[
+    "torrent-added"
+  ].id;
+  await within(10_000, "the first announce", first);
+  const stats = async (which: number) =>
+    (await s.call("torrent-get", {
+      ids: [which],
+      fields: ["trackerStats", "error", "errorString"],
+    }))
+      .arguments.torrents[0];
+  let got = await stats(id);
+  for (let i = 0; i < 100 && !got.trackerStats[0].hasAnnounced; i++) {
+    await new Promise((r) => setTimeout(r, 20)); // the answer is recorded just after the request
+    got = await stats(id);
+  }
+  assert.equal(got.trackerStats[0].announce, `${base}/announce`);
+  assert.equal(
+    got.trackerStats[0].lastAnnounceSucceeded,
+    true,
+    got.trackerStats[0].lastAnnounceResult,
+  );
+  assert.equal(got.trackerStats[0].lastAnnounceResult, "Success");
+  assert.equal(got.trackerStats[0].scrape, `${base}/scrape`);
+  assert.equal(got.trackerStats[0].announceState, 1, "waiting for the next announce");
+  assert.ok(got.trackerStats[0].nextAnnounceTime >= got.trackerStats[0].lastAnnounceTime + 30);
+  assert.equal(got.error, 0);
+  const again = nextAnnounce();
+  assert.equal((await s.call("torrent-reannounce", { ids: [id] })).result, "success");
+  await within(10_000, "the announce asked for", again);
+  assert.ok(announces.length >= 2);
+  // a tracker that refuses: error 2 with its words
+  const refused = await makeTorrent(join(s.root, "dl"), "no", [{ path: "n.bin", length: 20_000 }], {
+    pieceLength: 16 * 1024,
+    announce: [[`${base}/refuse`]],
+  });
+  const refusal = nextAnnounce();
+  const id2 = (await s.call("torrent-add", { metainfo: refused.bytes.toBase64() })).arguments[
+    "torrent-added"
+  ].id;
+  await within(10_000, "the refused announce", refusal);
+  let bad = await stats(id2);
+  for (let i = 0; i < 100 && bad.error === 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    bad = await stats(id2);
+  }
+  assert.equal(bad.error, 2);
+  assert.equal(bad.errorString, "not welcome");
+  // one that cannot be reached: retried, not an error (as Transmission)
+  const port = (() => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const p = l.addr.port;
+    l.close();
+    return p;
+  })();
+  const gone = await makeTorrent(join(s.root, "dl"), "gone", [{ path: "g.bin", length: 20_000 }], {
+    pieceLength: 16 * 1024,
+    announce: [[`http://127.0.0.1:${port}/announce`]],
+  });
+  const id3 = (await s.call("torrent-add", { metainfo: gone.bytes.toBase64() })).arguments[
+    "torrent-added"
+  ].id;
+  let unreachable = await stats(id3);
+  for (let i = 0; i < 250 && !unreachable.trackerStats[0].hasAnnounced; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    unreachable = await stats(id3);
+  }
+  assert.equal(unreachable.trackerStats[0].lastAnnounceSucceeded, false);
+  assert.equal(unreachable.error, 0);
+});

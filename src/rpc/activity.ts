@@ -1,7 +1,7 @@
 /**
  * What Transmission's clients ask about torrents that the engine does not keep: when a torrent last moved data,
- * when it was started, how long it has been downloading, how many bytes failed their hash check, what each tracker
- * last answered and when, and which torrents changed or were removed lately (`recently-active`). Learnt from the
+ * when it was started, how long it has been downloading, how many bytes failed their hash check, and which
+ * torrents changed or were removed lately (`recently-active`). Learnt from the
  * session's and the torrents' events and from the session's once-a-second `stats`; kept in memory (a restart
  * starts these counts again, except what the session itself saves).
  *
@@ -13,22 +13,6 @@ import type { SessionTorrent } from "../session/session_torrent.ts";
 
 /** How long a torrent counts as recently active after it changed, and a removal is reported (seconds). */
 export const RECENT_SECONDS = 60;
-
-/** One tracker's last answer. */
-export interface TrackerActivity {
-  /** When the last announce ended (s since the epoch; 0 = never). */
-  lastAnnounceTime: number;
-  /** Whether it succeeded. */
-  lastAnnounceSucceeded: boolean;
-  /** "Success", the tracker's failure reason or warning, or why it could not be reached. */
-  lastAnnounceResult: string;
-  /** Peers the last successful announce returned. */
-  lastAnnouncePeerCount: number;
-  /** The last answer was a warning. */
-  warning: boolean;
-  /** The tracker refused the announce with a `failure reason` (not merely unreachable). */
-  refused: boolean;
-}
 
 /** What is kept per torrent. */
 export interface TorrentActivity {
@@ -42,8 +26,6 @@ export interface TorrentActivity {
   corruptEver: number;
   /** Last change of anything shown (s): for `recently-active`. */
   changed: number;
-  /** Trackers by announce URL. */
-  trackers: Map<string, TrackerActivity>;
 }
 
 /** Follows a session's torrents; see the module documentation. */
@@ -109,7 +91,6 @@ export class ActivityLog implements Disposable {
       secondsDownloading: 0,
       corruptEver: 0,
       changed: now,
-      trackers: new Map(),
     };
     this.#byTorrent.set(t, a);
     const rec = a;
@@ -125,24 +106,7 @@ export class ActivityLog implements Disposable {
       rec.corruptEver += t.hasMetadata ? t.pieceLength : 0;
       touch();
     });
-    t.addEventListener("tracker", (e) => {
-      const d = e.detail;
-      const ok = d.type === "announce";
-      const prev = rec.trackers.get(d.url);
-      // "Tracker <url>: failure reason: <the tracker's words>", or why it could not be asked
-      const message = (d.message ?? d.type).replace(/^Tracker \S+: /, "");
-      const reason = /^failure reason: (.*)$/s.exec(message)?.[1];
-      rec.trackers.set(d.url, {
-        lastAnnounceTime: this.#seconds(),
-        lastAnnounceSucceeded: ok ||
-          (d.type === "warning" && (prev?.lastAnnounceSucceeded ?? false)),
-        lastAnnounceResult: ok ? "Success" : reason ?? message,
-        lastAnnouncePeerCount: ok ? d.peers ?? 0 : prev?.lastAnnouncePeerCount ?? 0,
-        warning: d.type === "warning",
-        refused: d.type === "error" && reason !== undefined,
-      });
-      touch();
-    });
+    t.addEventListener("tracker", touch);
     return a;
   }
 

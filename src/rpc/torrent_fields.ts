@@ -11,7 +11,7 @@
  * - File priorities: the engine's priority 0 is "not wanted", 1 low, 2 normal, 3 and more high (a torrent added
  *   through the RPC gets 2 for every wanted file).
  * - `desiredAvailable` counts what connected seeds can give (the engine keeps no per-peer piece map here).
- * - Trackers report their last announce; there is no scrape and no announce schedule (`announceState` 0).
+ * - Trackers report their last announce and the next one; there is no scrape.
  *
  * @module
  */
@@ -188,8 +188,8 @@ const FIELDS: Record<string, Field> = {
       : c.speedLimits(v.t).down,
   download_limited: (v) => v.t.limits.download > 0,
   edit_date: () => 0,
-  error: (v, c) => torrentError(v, c).code,
-  error_string: (v, c) => torrentError(v, c).text,
+  error: (v) => torrentError(v).code,
+  error_string: (v) => torrentError(v).text,
   eta: (v) => eta(v),
   eta_idle: () => -1,
   file_count: (v) => meta(v)?.files.length ?? 0,
@@ -317,7 +317,7 @@ const FIELDS: Record<string, Field> = {
       tier,
     })),
   tracker_list: (v) => (meta(v)?.announceList ?? []).map((tier) => tier.join("\n")).join("\n\n"),
-  tracker_stats: (v, c) => trackerStats(v, c),
+  tracker_stats: (v) => trackerStats(v),
   uploaded_ever: (v) => v.t.totals.uploaded,
   upload_limit: (v, c) =>
     v.t.limits.upload > 0
@@ -356,17 +356,16 @@ function eta(v: TorrentView): number {
 }
 
 /** Transmission's `error` (0 none, 1 tracker warning, 2 tracker error, 3 local error) and its text. */
-function torrentError(v: TorrentView, ctx: FieldContext): { code: number; text: string } {
+function torrentError(v: TorrentView): { code: number; text: string } {
   const local = v.t.errorText;
   if (local) return { code: 3, text: local };
   let warning: string | undefined;
-  const trackers = ctx.activity.of(v.t).trackers;
-  for (const { url } of trackerList(v)) {
-    const a = trackers.get(url);
-    if (!a) continue;
-    // only a tracker's refusal is an error, as in Transmission (one that cannot be reached is retried)
-    if (a.refused) return { code: 2, text: a.lastAnnounceResult };
-    if (a.warning) warning ??= a.lastAnnounceResult;
+  for (const tier of v.t.engine ? v.t.trackers : []) {
+    for (const a of tier.announces ?? []) {
+      // only a tracker's refusal is an error, as in Transmission (one that cannot be reached is retried)
+      if (a.failureReason !== undefined) return { code: 2, text: a.failureReason };
+      if (a.ok && a.message) warning ??= a.message;
+    }
   }
   return warning ? { code: 1, text: warning } : { code: 0, text: "" };
 }
@@ -439,34 +438,36 @@ function trackerList(v: TorrentView): { url: string; tier: number; id: number; b
   return out;
 }
 
-function trackerStats(v: TorrentView, ctx: FieldContext): Record<string, unknown>[] {
-  const activity = ctx.activity.of(v.t).trackers;
+function trackerStats(v: TorrentView): Record<string, unknown>[] {
   const tiers = v.t.engine ? v.t.trackers : [];
   return trackerList(v).map(({ url, tier, id, backup }) => {
-    const a = activity.get(url);
-    const counts = a?.lastAnnounceSucceeded ? tiers[tier] : undefined;
+    const view = tiers[tier];
+    const a = view?.announces?.find((r) => r.url === url);
+    const counts = a?.ok ? view : undefined;
+    const next = !backup && view?.nextAnnounce ? Math.floor(view.nextAnnounce / 1000) : 0;
     return {
       announce: url,
-      announceState: 0,
+      // 1 = waiting for the next announce, 0 = none scheduled (stopped)
+      announceState: next > 0 ? 1 : 0,
       downloadCount: -1,
       hasAnnounced: a !== undefined,
       hasScraped: false,
       host: trackerHost(url),
       id,
       isBackup: backup,
-      lastAnnouncePeerCount: a?.lastAnnouncePeerCount ?? 0,
-      lastAnnounceResult: a?.lastAnnounceResult ?? "",
+      lastAnnouncePeerCount: a?.ok ? a.peers : 0,
+      lastAnnounceResult: !a ? "" : a.ok ? "Success" : a.failureReason ?? trackerMessage(a.message),
       lastAnnounceStartTime: 0,
-      lastAnnounceSucceeded: a?.lastAnnounceSucceeded ?? false,
-      lastAnnounceTime: a?.lastAnnounceTime ?? 0,
-      lastAnnounceTimedOut: false,
+      lastAnnounceSucceeded: a?.ok ?? false,
+      lastAnnounceTime: a ? Math.floor(a.at / 1000) : 0,
+      lastAnnounceTimedOut: a !== undefined && !a.ok && /timed? ?out|abort/i.test(a.message ?? ""),
       lastScrapeResult: "",
       lastScrapeStartTime: 0,
       lastScrapeSucceeded: false,
       lastScrapeTime: 0,
       lastScrapeTimedOut: false,
       leecherCount: counts ? counts.incomplete : -1,
-      nextAnnounceTime: 0,
+      nextAnnounceTime: next,
       nextScrapeTime: 0,
       scrape: scrapeUrl(url),
       scrapeState: 0,
@@ -475,6 +476,11 @@ function trackerStats(v: TorrentView, ctx: FieldContext): Record<string, unknown
       tier,
     };
   });
+}
+
+/** A tracker error without the "Tracker <url>: " the engine puts before it. */
+function trackerMessage(message: string | undefined): string {
+  return (message ?? "Could not connect to tracker").replace(/^Tracker \S+: /, "");
 }
 
 /** BEP 48's scrape URL: `…/announce…` → `…/scrape…`; empty when the tracker has none. */
