@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { needs, startLibtorrent, startOpentracker } from "./_lab.ts";
+import { runCli } from "../src/cli/main.ts";
 import { createTorrent } from "../src/create.ts";
 import { makeTorrent, sameFiles } from "./_swarm.ts";
 import { startDaemon, startTransmissionDaemon, transmissionRemote, until } from "./_daemon.ts";
@@ -280,5 +281,36 @@ Deno.test("session-set of the encryption restarts the session with the torrents;
     }
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("seedbed daemon: --help, and wrong command lines are usage errors (exit 2)", async () => {
+  const run = async (...args: string[]) => {
+    let out = "", err = "";
+    const code = await runCli(["daemon", ...args], {
+      stdout: (t) => void (out += t),
+      stderr: (t) => void (err += t),
+      isTerminal: false,
+      interrupted: new Promise(() => {}),
+    });
+    return { code, out, err };
+  };
+  const help = await run("--help");
+  assert.equal(help.code, 0);
+  assert.match(help.out, /--rpc-port PORT/);
+  assert.match(help.out, /X-Transmission-Session-Id/);
+  for (
+    const [args, message] of [
+      [["--rpc-user", "me"], /--rpc-user and --rpc-password go together/],
+      [["--rpc-port", "99999"], /--rpc-port: "99999" is not a port number/],
+      [["--encryption", "maybe"], /--encryption/],
+      [["--dht", "--no-dht"], /--dht and --no-dht/],
+      [["stray"], /unexpected argument "stray"/],
+      [["--bogus"], /bogus/],
+    ] as const
+  ) {
+    const r = await run(...args);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.err, message);
   }
 });
