@@ -181,15 +181,17 @@ export async function launchChromium(profileDir: string): Promise<Browser> {
         return { x: r.x + r.width / 2, y: r.y + r.height / 2 };
       })()`);
       if (!box) throw new Error(`nothing matches ${selector}`);
-      for (const type of ["mouseMoved", "mousePressed", "mouseReleased"]) {
-        await send("Input.dispatchMouseEvent", {
+      const mouse = (type: string) =>
+        send("Input.dispatchMouseEvent", {
           type,
           x: box.x,
           y: box.y,
           button: "left",
           clickCount: type === "mouseMoved" ? 0 : 1,
         });
-      }
+      await mouse("mouseMoved");
+      // press and release sent together, as a quick click (a page that redraws in between would lose it)
+      await Promise.all([mouse("mousePressed"), mouse("mouseReleased")]);
     },
     async type(text) {
       await send("Input.insertText", { text });

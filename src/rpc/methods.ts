@@ -94,7 +94,9 @@ const METHODS: Record<string, Method> = {
       c.session.setQueuePosition(t, 0);
       return t.start();
     }),
-  torrent_stop: (c, a) => action(c, a, (t) => t.stop()),
+  // answered as soon as the torrent is marked stopped (it shows as stopped at once), not once its engine has
+  // closed its connections and files, as Transmission answers
+  torrent_stop: (c, a) => action(c, a, (t) => t.stop(), 0),
   torrent_verify: (c, a) =>
     action(c, a, (t) => {
       // a full check can take long: answered at once, reported when it fails
@@ -522,11 +524,12 @@ async function action(
   c: MethodContext,
   a: Record<string, unknown>,
   fn: (t: SessionTorrent) => Promise<void>,
+  waitMs = SETTLE_MS,
 ): Promise<Record<string, unknown>> {
   const { torrents } = resolveIds(c, a.ids);
   await Promise.all(torrents.map((t) => {
     c.activity.touch(t);
-    return settle(fn(t).catch((err) => c.onError(t, err)));
+    return settle(fn(t).catch((err) => c.onError(t, err)), waitMs);
   }));
   return {};
 }
@@ -713,7 +716,7 @@ function message(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split("\n")[0];
 }
 
-/** Waits for `p` at most `ms` (it goes on in the background). */
+/** Waits for `p` at most `ms` (it goes on in the background); with 0, only for what is already settled. */
 async function settle(p: Promise<unknown>, ms = SETTLE_MS): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
