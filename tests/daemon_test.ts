@@ -26,7 +26,7 @@ function daemonArgs(dir: string, state: string, ...more: string[]): string[] {
 
 Deno.test({
   name:
-    "transmission-remote -a, -l, -i, -S, -s, --remove-and-delete print the same against Seedbed as against Transmission",
+    "transmission-remote -a, -l, -i, -if, -ip, -v, -S, -s, --remove-and-delete print the same against Seedbed as against Transmission",
   ignore: needs("transmission"),
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "seedbed-daemon-tr-" });
@@ -83,6 +83,14 @@ Deno.test({
         });
         await run("-l");
         await run("-t", "1", "-i");
+        await run("-t", "1", "-if");
+        await run("-t", "1", "-ip");
+        await run("-t", "1", "-v");
+        await until(`${d.name} to verify`, 30_000, async () => {
+          const t = await status(d);
+          return t.status === 6 && t.percentDone === 1;
+        });
+        await run("-l");
         await run("-t", "1", "-S");
         await until(`${d.name} to stop`, 10_000, async () => (await status(d)).status === 0);
         await run("-l");
@@ -145,7 +153,7 @@ async function trackedTorrent(
 Deno.test({
   name:
     "SIGKILL mid-download: the restarted daemon has every torrent back as it was and completes byte-exact",
-  ignore: needs("libtorrent", "opentracker"),
+  ignore: needs("libtorrent", "opentracker", "transmission"),
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "seedbed-daemon-kill-" });
     try {
@@ -206,6 +214,18 @@ Deno.test({
         (after[0].percentDone as number) >= doneAtKill - 0.05,
         `${after[0].percentDone} kept of ${doneAtKill}`,
       );
+      // transmission-remote sees the tracker's answer and the libtorrent peer it downloads from
+      await until("a peer sending", 30_000, async () => {
+        const [t] = (await again.rpc("torrent-get", { ids: [1], fields: ["peersSendingToUs"] }))
+          .arguments.torrents;
+        return t.peersSendingToUs > 0;
+      });
+      const peers = await transmissionRemote(`127.0.0.1:${again.rpcPort}`, ["-t", "1", "-ip"]);
+      assert.match(peers.out, /^127\.0\.0\.1\s+D\S*\s+100\.0\s+\d+\.\d\s+\d+\.\d\s+\S/m, peers.out);
+      const trackers = await transmissionRemote(`127.0.0.1:${again.rpcPort}`, ["-t", "1", "-it"]);
+      assert.match(trackers.out, /Tracker 0: http:\/\/127\.0\.0\.1:\d+/);
+      assert.match(trackers.out, /Got a list of [1-9]\d* peers .* ago/);
+      assert.match(trackers.out, /Asking for more peers in /);
       await until("the download to complete", 90_000, async () => {
         const [t] = await get(again);
         return t.percentDone === 1 && t.status === 6;

@@ -148,11 +148,6 @@ const METHODS: Record<string, Method> = {
   },
 };
 
-/** Every method's name as Transmission 4.0 spells it. */
-export const METHOD_NAMES: readonly string[] = Object.keys(METHODS).map((m) =>
-  m.replace(/_/g, "-")
-);
-
 // ------------------------------------------------------------------ torrent ids
 
 const HASH = /^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;
@@ -388,7 +383,6 @@ function fieldContext(c: MethodContext): FieldContext {
     jsonrpc: c.jsonrpc,
     stateDir: c.stateDir,
     speedLimits: (t) => c.speedLimits.get(t) ?? { down: 100, up: 100 },
-    now: Date.now(),
   };
 }
 

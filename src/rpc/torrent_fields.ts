@@ -49,8 +49,6 @@ export interface FieldContext {
   stateDir: string | undefined;
   /** Per-torrent speed limits shown while not limited, kB/s. */
   speedLimits(t: SessionTorrent): { down: number; up: number };
-  /** The clock (ms). */
-  now: number;
 }
 
 /**
@@ -124,6 +122,7 @@ export class TorrentView {
     return f ? f(this, this.#ctx) : undefined;
   }
 
+  /** The connected peers (read once per request). */
   get peers(): PeerInfo[] {
     return this.#peers ??= this.t.peers;
   }
@@ -146,10 +145,12 @@ export class TorrentView {
     return bytes;
   }
 
+  /** Bytes of the wanted files. */
   get sizeWhenDone(): number {
     return this.t.hasMetadata ? this.t.progress.total : 0;
   }
 
+  /** Wanted bytes not verified yet. */
   get leftUntilDone(): number {
     if (!this.t.hasMetadata) return 0;
     const p = this.t.progress;
