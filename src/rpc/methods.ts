@@ -120,7 +120,10 @@ const METHODS: Record<string, Method> = {
     if (fields !== undefined && !(Array.isArray(fields) && fields.every(isString))) {
       throw new RpcError("fields must be a list of names");
     }
-    return Promise.resolve(sessionGet(c, fields as string[] | undefined));
+    const got = sessionGet(c, fields as string[] | undefined);
+    // Transmission 4.1 renamed "tolerated" to "allowed"
+    if (c.jsonrpc && got.encryption === "tolerated") got.encryption = "allowed";
+    return Promise.resolve(got);
   },
   session_set: async (c, a) => {
     if (await sessionSet(c, a)) c.saved?.();
