@@ -26,6 +26,7 @@ import { Dht, type DhtOptions } from "../dht/dht.ts";
 import { LocalDiscovery } from "../lsd.ts";
 import { makePeerId } from "../peer_id.ts";
 import type { TorrentOptions } from "../swarm/types.ts";
+import { CacheBudget } from "../storage/piece_cache.ts";
 import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
 import { type TcpStream, tcpStream } from "../transport/tcp.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
@@ -109,6 +110,12 @@ export interface SessionOptions {
   limits?: SessionLimits;
   /** Protocol encryption for incoming connections. @default {"prefer"} */
   encryption?: EncryptionPolicy;
+  /**
+   * After an encryption handshake, RC4-encrypt the whole connection (offer no plaintext payload), as
+   * `rc4Only` of `acceptConnection` / `initiateConnection`.
+   * @default {false}
+   */
+  rc4Only?: boolean;
   /** Restore the torrents saved in `stateDir`. @default {true} */
   restore?: boolean;
   /** Milliseconds per tick (rates, choking every 10 ticks, reconnects, stop rules, saving state). @default {1000} */
@@ -208,7 +215,6 @@ export class Session extends EventTarget implements AsyncDisposable {
   #dhtRunning = 0;
   #lsd: LocalDiscovery | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #lastTick = 0;
   #lastStats = 0;
   #closed = false;
   #nextId = 1;
@@ -295,13 +301,25 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#listening.resolve();
     this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
     if (this.#store && this.#opts.restore !== false) {
-      for (const r of await this.#store.loadTorrents()) {
-        await this.#restore(r).catch((err) =>
-          this.#dispatch("error", {
-            error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
-          })
-        );
-      }
+      // in queue order, a few at a time (each reads its metadata and resume data)
+      const records = await this.#store.loadTorrents();
+      let next = 0;
+      await Promise.all(Array.from({ length: Math.min(16, records.length) }, async () => {
+        while (next < records.length) {
+          const r = records[next++];
+          await this.#restore(r).catch((err) =>
+            this.#dispatch("error", {
+              error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
+            })
+          );
+        }
+      }));
+      // restored a few at a time: back in their saved queue order
+      const place = new Map(records.map((r, i) => [r.infoHash, i]));
+      this.#order.sort((a, b) =>
+        (place.get(a.infohashHex) ?? Infinity) - (place.get(b.infohashHex) ?? Infinity)
+      );
+      this.#hashes = this.#order.map((t) => t.infohash);
     }
   }
 
@@ -343,8 +361,14 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#adopted(torrent);
   }
 
-  /** Waits until a new torrent is registered (or failed to be), then saves it. */
-  async #adopted(torrent: SessionTorrent, announce = true): Promise<void> {
+  /**
+   * Waits until a new torrent is registered (or failed to be), then saves it (a restored one is saved already) and
+   * announces it (a relocated one is not new).
+   */
+  async #adopted(
+    torrent: SessionTorrent,
+    options: { restored?: boolean; quiet?: boolean } = {},
+  ): Promise<void> {
     const registered = Promise.withResolvers<void>();
     const onAdopt = () => registered.resolve();
     torrent.addEventListener("adopted", onAdopt, { once: true });
@@ -354,9 +378,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     } finally {
       torrent.removeEventListener("adopted", onAdopt);
     }
-    await this.#save(torrent);
-    await this.#store?.saveSession(this.#nextId, this.#limits);
-    if (announce) this.#dispatch("added", { torrent });
+    if (!options.restored) {
+      await this.#save(torrent);
+      await this.#store?.saveSession(this.#nextId, this.#limits);
+    }
+    if (!options.quiet) this.#dispatch("added", { torrent });
   }
 
   async #restore(r: TorrentRecord): Promise<void> {
@@ -379,7 +405,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     torrent.id = r.id;
     torrent.restore(r);
     torrent.ready.catch((err) => this.#dispatch("error", { torrent, error: asError(err) }));
-    await this.#adopted(torrent);
+    await this.#adopted(torrent, { restored: true });
   }
 
   /**
@@ -466,7 +492,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       t.id = torrent.id;
       t.restore(saved);
       t.ready.catch((err) => this.#dispatch("error", { torrent: t, error: asError(err) }));
-      await this.#adopted(t, false);
+      await this.#adopted(t, { quiet: true });
       this.setQueuePosition(t, position);
       return t;
     };
@@ -581,7 +607,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (t.run === "running" && t.state !== "stopped") active++;
       const e = t.engine;
       if (!e) continue;
-      peers += e.peers().length;
+      peers += e.peerCount;
       down += e.downloadRate;
       up += e.uploadRate;
       downloaded += e.downloaded;
@@ -615,6 +641,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       now: this.#now,
       engine: {
         ...(o.engine ?? {}),
+        uploadCache: new CacheBudget(o.engine?.uploadMemory ?? 32 * 1024 * 1024),
         ...(o.tickMs ? { tickMs: o.tickMs } : {}),
         maxPeers: this.#limits.connectionsPerTorrent,
       },
@@ -765,6 +792,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     acceptConnection(stream, this.#hashes, {
       timeoutMs: HANDSHAKE_MS,
       ...(this.#opts.encryption ? { policy: this.#opts.encryption } : {}),
+      ...(this.#opts.rc4Only ? { rc4Only: true } : {}),
     }).then(
       ({ stream: plain, infoHash }) => {
         const t = infoHash ? this.#torrents.get(toHex(infoHash)) : undefined;
@@ -836,12 +864,10 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   #tick(): void {
     const now = this.#now();
-    const seconds = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
-    this.#lastTick = now;
     let stopped = false;
     for (const t of this.#order) {
       try {
-        if (t.tick(now, seconds)) {
+        if (t.tick(now)) {
           stopped = true;
           this.#dirty.add(t);
         }

@@ -142,6 +142,9 @@ export interface TorrentHost {
   changed(torrent: SessionTorrent): Promise<void>;
 }
 
+/** How often a torrent with nothing going on is ticked (ms). */
+const IDLE_TICK_MS = 5000;
+
 /** How the torrent's engine is driven, decided by the session. */
 export type RunState = "running" | "queued" | "off";
 
@@ -172,6 +175,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   #finished = false;
   /** Uploaded bytes at the last tick and seconds since they last grew (the idle seeding limit). */
   #idle = { uploaded: -1, seconds: 0 };
+  #lastTick = 0;
   #addedAt = Date.now();
   #doneAt = 0;
   #error: string | undefined;
@@ -470,12 +474,18 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    * @internal The session's tick: the engine's tick, seeding time and the stop rules.
    *
    * @param now The current time (ms).
-   * @param seconds Time since the last tick.
    * @returns True when a seeding limit was just reached (the torrent stops).
    */
-  tick(now: number, seconds: number): boolean {
+  tick(now: number): boolean {
     const t = this.#torrent;
-    if (!t || this.#run !== "running") return false;
+    if (!t || this.#run !== "running") {
+      this.#lastTick = 0;
+      return false;
+    }
+    // a torrent with nothing going on (no peers, nothing to dial, nothing being written) ticks every 5 s
+    if (t.idle && this.#lastTick > 0 && now - this.#lastTick < IDLE_TICK_MS) return false;
+    const seconds = this.#lastTick > 0 ? Math.max(0, (now - this.#lastTick) / 1000) : 0;
+    this.#lastTick = now;
     t.tick(now);
     if (!t.complete || t.state !== "active") return false;
     this.#base.seedingSeconds += seconds;

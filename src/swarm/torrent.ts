@@ -22,6 +22,7 @@ import { Bitfield } from "../bitfield.ts";
 import type { Metainfo } from "../metainfo.ts";
 import { PeerConnection, type PeerHandler } from "../peer.ts";
 import { PieceVerifier } from "../storage/hasher.ts";
+import { CacheBudget } from "../storage/piece_cache.ts";
 import type { PieceCacheIndex, StorageError } from "../storage/storage.ts";
 import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
@@ -146,7 +147,8 @@ export class Torrent implements AsyncDisposable {
     this.#uploads = new Uploads({
       pieceLength: meta.pieceLength,
       pieceSize: (i) => this.#picker.pieceSize(i),
-      memory: options.uploadMemory ?? UPLOAD_MEMORY,
+      budget: options.uploadCache ??
+        new CacheBudget(Math.max(2 * meta.pieceLength, options.uploadMemory ?? UPLOAD_MEMORY)),
       read: (index, into) =>
         this.#data.storage?.readPiece(index, into) ?? Promise.resolve(undefined),
       canServe: (index) => this.#state === "active" && this.have.has(index),
@@ -267,6 +269,17 @@ export class Torrent implements AsyncDisposable {
   /** Connected peers. */
   peers(): PeerInfo[] {
     return this.#peers.info();
+  }
+
+  /** Nothing going on: no connection, nothing to dial, nothing being verified or written. */
+  get idle(): boolean {
+    return this.#peers.size === 0 && this.#peers.connecting === 0 && this.#peers.candidates === 0 &&
+      this.#writer.pending === 0;
+  }
+
+  /** Live connections (handshaking or ready). */
+  get peerCount(): number {
+    return this.#peers.size;
   }
 
   /** Live connections (handshaking or ready) plus attempts in progress. */
@@ -710,26 +723,25 @@ export class Torrent implements AsyncDisposable {
     this.#ticks++;
     const secs = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
     this.#lastTick = now;
-    this.#peers.tick(now, secs);
-    for (const e of this.#peers.entries.values()) {
-      this.#downloads.checkSnub(e, now);
-      this.#downloads.fill(e);
+    if (this.#peers.size > 0) {
+      this.#peers.tick(now, secs);
+      for (const e of this.#peers.entries.values()) {
+        this.#downloads.checkSnub(e, now);
+        this.#downloads.fill(e);
+      }
+      const ready = [...this.#peers.ready()];
+      if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) {
+        rechoke(this.#choker, ready, this.seed, now);
+      }
+      // PEX: a first message soon after connecting, then one a minute
+      if (!this.meta.private) this.#pex.send(ready, this.#ticks % PEX_TICKS !== 0);
+      if (this.#ticks % 5 === 0) { for (const e of ready) this.#downloads.updateInterest(e); }
     }
-    if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) {
-      rechoke(this.#choker, [...this.#peers.ready()], this.seed, now);
-    }
-    // PEX: a first message soon after connecting, then one a minute
-    if (!this.meta.private) this.#pex.send([...this.#peers.ready()], this.#ticks % PEX_TICKS !== 0);
-    if (this.#ticks % 5 === 0) {
-      for (const e of this.#peers.entries.values()) this.#downloads.updateInterest(e);
-    }
-    this.#peers.connectMore();
+    if (this.#peers.candidates > 0) this.#peers.connectMore();
     this.#writer.tick(now);
-    this.#announcer.tick(
-      now,
-      this.#state === "active" && !this.complete && this.#peers.size === 0 &&
-        this.#peers.connecting === 0,
-    );
+    const starving = this.#peers.size === 0 && this.#peers.connecting === 0 &&
+      this.#state === "active" && !this.complete;
+    this.#announcer.tick(now, starving);
     this.#data.saveIfDue(now)?.catch((err) => this.#emit("error", { error: asError(err) }));
   }
 }
