@@ -17,7 +17,7 @@ import { defaultSettings, type RpcSettings } from "../rpc/session_fields.ts";
 import { torrentName } from "../rpc/torrent_fields.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import { VERSION } from "../version.ts";
-import { EXIT, UsageError } from "./_common.ts";
+import { defaultStateDir, EXIT, UsageError } from "./_common.ts";
 import { WatchDir } from "./watch_dir.ts";
 
 /** Where the daemon writes; tests capture it. */
@@ -64,13 +64,11 @@ machine without a password, it says so at start.`;
 /** The settings file in the state directory. */
 const SETTINGS_FILE = "daemon.json";
 
-/** The daemon's default state directory. */
-export function defaultStateDir(): string {
-  const xdg = Deno.env.get("XDG_STATE_HOME");
-  if (xdg) return join(xdg, "seedbed", "daemon");
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
-  if (!home) throw new UsageError("no home directory: give --state DIR");
-  return join(home, ".local", "state", "seedbed", "daemon");
+/** The daemon's default state directory: `daemon/` in the command line's state directory. */
+export function defaultDaemonStateDir(): string {
+  const base = defaultStateDir();
+  if (!base) throw new UsageError("no home directory: give --state DIR");
+  return join(base, "daemon");
 }
 
 /**
@@ -128,7 +126,7 @@ export async function runDaemon(args: string[], io: DaemonIO): Promise<number> {
   if (values.dht && values["no-dht"]) throw new UsageError("--dht and --no-dht together");
   if (values.lsd && values["no-lsd"]) throw new UsageError("--lsd and --no-lsd together");
 
-  const stateDir = resolve(values.state ?? defaultStateDir());
+  const stateDir = resolve(values.state ?? defaultDaemonStateDir());
   await Deno.mkdir(stateDir, { recursive: true });
   const saved = await loadSettings(stateDir);
   const settings = saved ?? defaultSettings(Deno.cwd());
