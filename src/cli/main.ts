@@ -6,6 +6,7 @@
 
 import { VERSION } from "../version.ts";
 import { runCreate } from "./create.ts";
+import { runDaemon } from "./daemon.ts";
 import { runDemo } from "./demo.ts";
 import { cleanMessage, EXIT, parseErrorMessage, UsageError } from "./_common.ts";
 import { downloadHelp, runDownload } from "./download.ts";
@@ -23,6 +24,7 @@ Usage:
   seedbed create <path> -o out.torrent        make a torrent from a file or directory
   seedbed verify <file.torrent> -o DIR        hash-check the data under DIR and report
   seedbed dht -p PORT                         run a standalone DHT node (a bootstrap node) until Ctrl-C
+  seedbed daemon [--dir DIR] [--state DIR]    run torrents as a service: Transmission's RPC and a web page
   seedbed demo                                a whole swarm on this machine, offline
 
 Run "seedbed <command> --help" for a command's options.
@@ -113,6 +115,8 @@ async function dispatch(args: string[], io: CliIO): Promise<number> {
       return await runDemo(rest, io);
     case "dht":
       return await runDht(rest, io);
+    case "daemon":
+      return await runDaemon(rest, io);
     case "seed":
       return await runDownload("seed", rest, io);
     case "download":

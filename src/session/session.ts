@@ -71,6 +71,8 @@ export interface SessionLimits {
   ratioLimit?: number;
   /** Stop seeding a torrent after this many seconds of seeding (0 = never). @default {0} */
   seedTimeLimit?: number;
+  /** Stop seeding a torrent after this many seconds without uploading (0 = never). @default {0} */
+  idleSeedingLimit?: number;
 }
 
 /** Engine settings every torrent of a session uses. */
@@ -260,6 +262,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       activeSeeds: 0,
       ratioLimit: 0,
       seedTimeLimit: 0,
+      idleSeedingLimit: 0,
     };
     this.#store = options.stateDir ? new SessionStore(resolve(options.stateDir)) : undefined;
     this.#host = this.#makeHost();
@@ -373,8 +376,14 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#adopted(torrent);
   }
 
-  /** Waits until a new torrent is registered (or failed to be), then saves it (a restored one is saved already). */
-  async #adopted(torrent: SessionTorrent, restored = false): Promise<void> {
+  /**
+   * Waits until a new torrent is registered (or failed to be), then saves it (a restored one is saved already) and
+   * announces it (a relocated one is not new).
+   */
+  async #adopted(
+    torrent: SessionTorrent,
+    options: { restored?: boolean; quiet?: boolean } = {},
+  ): Promise<void> {
     const registered = Promise.withResolvers<void>();
     const onAdopt = () => registered.resolve();
     torrent.addEventListener("adopted", onAdopt, { once: true });
@@ -384,11 +393,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     } finally {
       torrent.removeEventListener("adopted", onAdopt);
     }
-    if (!restored) {
+    if (!options.restored) {
       await this.#save(torrent);
       await this.#store?.saveSession(this.#nextId, this.#limits);
     }
-    this.#dispatch("added", { torrent });
+    if (!options.quiet) this.#dispatch("added", { torrent });
   }
 
   async #restore(r: TorrentRecord): Promise<void> {
@@ -404,12 +413,14 @@ export class Session extends EventTarget implements AsyncDisposable {
       ...(r.uploadLimit ? { uploadLimit: r.uploadLimit } : {}),
       ...(r.ratioLimit !== undefined ? { ratioLimit: r.ratioLimit } : {}),
       ...(r.seedTimeLimit !== undefined ? { seedTimeLimit: r.seedTimeLimit } : {}),
+      ...(r.idleSeedingLimit !== undefined ? { idleSeedingLimit: r.idleSeedingLimit } : {}),
+      ...(r.paths ? { paths: r.paths } : {}),
       ...(r.trackers === false ? { trackers: false } : {}),
     });
     torrent.id = r.id;
     torrent.restore(r);
     torrent.ready.catch((err) => this.#dispatch("error", { torrent, error: asError(err) }));
-    await this.#adopted(torrent, true);
+    await this.#adopted(torrent, { restored: true });
   }
 
   /**
@@ -432,6 +443,83 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#dispatch("removed", { torrent, infoHash: torrent.infohashHex });
     this.#requeue();
     return true;
+  }
+
+  /**
+   * Moves a torrent's files to another download directory and/or to other paths inside it (renamed files), or
+   * points the torrent at data already there. The torrent is stopped (announcing `stopped`), its files moved
+   * (renamed, or copied and deleted across file systems) when `move` is set, and it is loaded again with the same
+   * id, place in the queue, state, priorities, limits and totals; its resume data stays valid for files that were
+   * renamed, and anything else found at the new place is verified before it counts.
+   *
+   * @param torrent The torrent (its metadata known).
+   * @param to The new download directory, the new file paths (see `TorrentAddOptions.paths`), and whether to move
+   *   the data there.
+   * @returns The torrent as loaded again (a new object with the same id).
+   * @throws {Error} When a file cannot be moved: the files moved so far are moved back and the torrent is loaded
+   *   again where it was.
+   */
+  async relocate(
+    torrent: SessionTorrent,
+    to: { basedir?: string; paths?: string[][]; move?: boolean },
+  ): Promise<SessionTorrent> {
+    if (this.#torrents.get(torrent.infohashHex) !== torrent) {
+      throw new Error("This torrent is not in the session");
+    }
+    await torrent.ready;
+    for (const p of to.paths ?? []) {
+      // each component a plain name: nothing may be moved out of the download directory
+      if (!Array.isArray(p) || p.length === 0 || !p.every(plainName)) {
+        throw new TypeError(`Not a path inside the torrent: ${JSON.stringify(p)}`);
+      }
+    }
+    if (to.paths && to.paths.length !== torrent.metainfo.files.length) {
+      throw new TypeError(`${torrent.metainfo.files.length} file paths expected`);
+    }
+    const position = this.#order.indexOf(torrent);
+    const meta = torrent.metainfo;
+    const from = { basedir: torrent.basedir, paths: meta.files.map((f) => f.path) };
+    const target = { basedir: resolve(to.basedir ?? from.basedir), paths: to.paths ?? from.paths };
+    const { peers: _peers, pieceCache: _cache, ...kept } = torrent.options;
+    const base: TorrentAddOptions = {
+      ...kept,
+      state: torrent.finished ? "stopped" : torrent.desired,
+      priorities: [...(torrent.engine?.priorities ?? [])],
+      downloadLimit: torrent.limits.download,
+      uploadLimit: torrent.limits.upload,
+    };
+    const saved = {
+      ...torrent.totals,
+      added: torrent.dates.added,
+      done: torrent.dates.done,
+      finished: torrent.finished,
+    };
+    const bytes = torrent.torrentFile;
+    this.#forget(torrent);
+    await torrent.close();
+    const load = async (place: { basedir: string; paths: string[][] }) => {
+      const { paths: _paths, ...rest } = base;
+      const t = new SessionTorrent(this.#host, { torrent: bytes }, {
+        ...rest,
+        basedir: place.basedir,
+        ...(to.paths || torrent.options.paths ? { paths: place.paths } : {}),
+      });
+      t.id = torrent.id;
+      t.restore(saved);
+      t.ready.catch((err) => this.#dispatch("error", { torrent: t, error: asError(err) }));
+      await this.#adopted(t, { quiet: true });
+      this.setQueuePosition(t, position);
+      return t;
+    };
+    if (to.move) {
+      try {
+        await moveTorrentFiles(meta, from, target);
+      } catch (err) {
+        await load(from);
+        throw err;
+      }
+    }
+    return await load(target);
   }
 
   #forget(torrent: SessionTorrent): void {
@@ -484,6 +572,11 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** The port every torrent listens on (0 until the session listens). */
   get port(): number {
     return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? 0;
+  }
+
+  /** The default download directory of added torrents. */
+  get basedir(): string {
+    return this.#basedir;
   }
 
   /** Our peer id. */
@@ -573,6 +666,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         return {
           ratioLimit: session.#limits.ratioLimit,
           seedTimeLimit: session.#limits.seedTimeLimit,
+          idleSeedingLimit: session.#limits.idleSeedingLimit,
         };
       },
       adopt: (t) => this.#adopt(t),
@@ -941,6 +1035,71 @@ async function deleteTorrentFiles(t: SessionTorrent): Promise<void> {
   }
   const name = t.metainfo.name;
   await Deno.remove(join(t.basedir, `.${name}.parts`)).catch(() => {});
+}
+
+/**
+ * Moves a torrent's files (and its part file) from one place to another: renamed, or copied and deleted where a
+ * rename cannot cross file systems; folders left empty are removed. On failure the files moved so far go back.
+ */
+async function moveTorrentFiles(
+  meta: { files: { path: string[]; padding: boolean }[] },
+  from: { basedir: string; paths: string[][] },
+  to: { basedir: string; paths: string[][] },
+): Promise<void> {
+  const moves: [string, string][] = [];
+  meta.files.forEach((f, i) => {
+    if (!f.padding) {
+      moves.push([join(from.basedir, ...from.paths[i]), join(to.basedir, ...to.paths[i])]);
+    }
+  });
+  const fromTop = from.paths[0]?.[0], toTop = to.paths[0]?.[0];
+  if (fromTop && toTop) {
+    moves.push([join(from.basedir, `.${fromTop}.parts`), join(to.basedir, `.${toTop}.parts`)]);
+  }
+  const done: [string, string][] = [];
+  try {
+    for (const [a, b] of moves) {
+      if (a === b || !(await Deno.lstat(a).then(() => true, () => false))) continue;
+      if (await Deno.lstat(b).then(() => true, () => false)) {
+        throw new Error(`Cannot move ${a}: ${b} already exists`);
+      }
+      await moveFile(a, b);
+      done.push([a, b]);
+    }
+  } catch (err) {
+    for (const [a, b] of done.reverse()) await moveFile(b, a).catch(() => {});
+    throw err;
+  }
+  // folders the torrent's files leave empty, deepest first (never the download directory itself)
+  const dirs = new Set<string>();
+  for (const [a] of done) {
+    for (
+      let d = join(a, "..");
+      d.startsWith(from.basedir + "/") && d !== from.basedir;
+      d = join(d, "..")
+    ) {
+      dirs.add(d);
+    }
+  }
+  for (const d of [...dirs].sort((x, y) => y.length - x.length)) {
+    await Deno.remove(d).catch(() => {});
+  }
+}
+
+function plainName(name: unknown): boolean {
+  return typeof name === "string" && name !== "" && name !== "." && name !== ".." &&
+    !/[\/\\\0]/.test(name);
+}
+
+async function moveFile(from: string, to: string): Promise<void> {
+  await Deno.mkdir(join(to, ".."), { recursive: true });
+  try {
+    await Deno.rename(from, to);
+  } catch (err) {
+    if (!(err instanceof Error && /cross-device|EXDEV/i.test(err.message))) throw err;
+    await Deno.copyFile(from, to);
+    await Deno.remove(from);
+  }
 }
 
 export type { InitialState };

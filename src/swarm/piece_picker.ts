@@ -607,7 +607,8 @@ export class PiecePicker {
     // the seed and have nothing to trade (libtorrent keeps it off by default for that reason)
     const next = this.#lastStarted + 1;
     if (
-      this.extentAffinity && best >= 0 && next !== best && next < this.#pieceCount && (!allowed || allowed.has(next)) &&
+      this.extentAffinity && best >= 0 && next !== best && next < this.#pieceCount &&
+      (!allowed || allowed.has(next)) &&
       peerHas.has(next) && !this.#have.has(next) && !this.#partial.has(next) &&
       !this.#pending.has(next) && !this.#reserved.has(next) &&
       this.#priority[next] === bestPriority &&

@@ -261,6 +261,11 @@ export class Torrent implements AsyncDisposable {
     return this.#announcer.trackers();
   }
 
+  /** Asks the trackers for peers now (as soon as their minimum interval allows). */
+  reannounce(): void {
+    this.#announcer.announceNow();
+  }
+
   /** Connected peers. */
   peers(): PeerInfo[] {
     return this.#peers.info();
