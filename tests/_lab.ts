@@ -153,17 +153,20 @@ export function spawn(
 
 const LT_PEER = new URL("./peers/lt_peer.py", import.meta.url).pathname;
 
-/** Starts a libtorrent peer; resolves once it printed "ready" (seeding, or torrent added). */
+/**
+ * Starts a libtorrent peer; resolves once it printed "ready" (seeding, or torrent added). `env` passes the
+ * driver's knobs (LT_SETTINGS, LT_PEERLOG, LT_UPLOAD_LIMIT, see tests/peers/lt_peer.py).
+ */
 export async function startLibtorrent(
   role: "seed" | "leech",
   torrent: string,
   dir: string,
   peers: string[] = [],
-  options: { profile?: "default" | "hps"; port?: number } = {},
+  options: { profile?: "default" | "hps"; port?: number; env?: Record<string, string> } = {},
 ): Promise<Proc> {
   const port = options.port ?? freePort();
   const p = spawn("/usr/bin/python3", [LT_PEER, role, torrent, dir, String(port), ...peers], port, {
-    env: { LT_PROFILE: options.profile ?? "default" },
+    env: { LT_PROFILE: options.profile ?? "default", ...options.env },
   });
   try {
     await p.line("ready", 60_000);

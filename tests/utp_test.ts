@@ -85,8 +85,6 @@ Deno.test("malformed uTP headers are rejected with UtpPacketError", () => {
     ["type 5", Uint8Array.from(ok, (b, i) => (i === 0 ? 0x51 : b))],
     ["extension past the end", Uint8Array.from(ok, (b, i) => (i === 1 ? 1 : b))],
     ["extension length past the end", new Uint8Array([0x21, 2, ...ok.subarray(2, 20), 0, 8, 1, 2])],
-    ["sack of 3 bytes", new Uint8Array([0x21, 1, ...ok.subarray(2, 20), 0, 3, 1, 2, 3])],
-    ["sack of 0 bytes", new Uint8Array([0x21, 1, ...ok.subarray(2, 20), 0, 0])],
     ["data without payload", encodeUtpPacket({ type: PacketType.data })],
     [
       "nine extensions",
@@ -97,6 +95,10 @@ Deno.test("malformed uTP headers are rejected with UtpPacketError", () => {
     assert.throws(() => decodeUtpPacket(b), UtpPacketError, what);
   }
   assert.throws(() => encodeUtpPacket({ type: 2, sack: new Uint8Array(3) }), RangeError);
+  // libtorrent sends selective acks of whole bytes, even one (BEP 29 asks for multiples of 4): accepted
+  const one = decodeUtpPacket(new Uint8Array([0x21, 1, ...ok.subarray(2, 20), 0, 1, 0x05]));
+  assert.deepEqual(one.sack, new Uint8Array([5]));
+  assert.equal(decodeUtpPacket(new Uint8Array([0x21, 1, ...ok.subarray(2, 20), 0, 0])).sack, undefined);
 });
 
 Deno.test("sequence numbers compare across the 16-bit wrap", () => {

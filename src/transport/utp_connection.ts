@@ -468,6 +468,7 @@ export class UtpSocket implements UtpConnection {
     }
     this.#lastReceived = now;
     if (h.timestamp !== 0) this.#replyMicro = (micros(now) - h.timestamp) >>> 0;
+    const peerWndBefore = this.#peerWnd;
     this.#peerWnd = h.wndSize;
     const tsd = h.timestampDiff;
     if (tsd !== 0 && tsd !== 0x7fffffff) this.#cc.addDelaySample(tsd, now);
@@ -491,10 +492,10 @@ export class UtpSocket implements UtpConnection {
       this.#numTimeouts = 0;
       progress = true;
     } else if (
-      h.ack === this.#ackedSeq && type === PacketType.state &&
+      h.ack === this.#ackedSeq && type === PacketType.state && h.wndSize === peerWndBefore &&
       this.#ackedSeq !== ((this.#seqNr - 1) & M)
     ) {
-      this.#dupAcks++;
+      this.#dupAcks++; // (an ack that only moves the window is a window update, not a duplicate)
     }
     if (h.sackLength > 0) {
       const r = this.#onSack(h.ack, data, h.sackOffset, h.sackLength, now);

@@ -49,7 +49,7 @@ export interface UtpHeader {
   ack: number;
   /** Offset of the selective ack bitmask in the datagram; 0 when there is none. */
   sackOffset: number;
-  /** Bytes of the selective ack bitmask (a multiple of 4); 0 when there is none. */
+  /** Bytes of the selective ack bitmask; 0 when there is none. */
   sackLength: number;
   /** Offset of the payload in the datagram (the payload runs to its end). */
   payloadOffset: number;
@@ -99,8 +99,8 @@ export function isUtpShaped(data: Uint8Array): boolean {
 
 /**
  * Parses a datagram into `out` without allocating. Checks the version, the type, every extension header's
- * length against the datagram, the selective ack's length (at least 4, a multiple of 4), the number of
- * extensions, and that a data packet carries a payload.
+ * length against the datagram, the number of extensions, and that a data packet carries a payload. A selective
+ * ack of any length is accepted: BEP 29 asks for multiples of 4 bytes, but libtorrent sends whole bytes.
  *
  * @param data The datagram.
  * @param out The header object to fill (its fields are undefined when the result is not `undefined`).
@@ -132,8 +132,8 @@ export function parseUtpPacket(data: Uint8Array, out: UtpHeader): string | undef
     pos += 2;
     if (pos + len > n) return `extension ${ext} of ${len} bytes runs past the end`;
     if (ext === EXTENSION_SACK) {
-      if (len < 4 || len % 4 !== 0) return `selective ack of ${len} bytes`;
-      if (out.sackLength === 0) {
+      // BEP 29 says a multiple of 4 bytes, but libtorrent sends whole bytes (even 1): any length is read
+      if (out.sackLength === 0 && len > 0) {
         out.sackOffset = pos;
         out.sackLength = len;
       }
