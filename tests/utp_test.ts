@@ -98,7 +98,10 @@ Deno.test("malformed uTP headers are rejected with UtpPacketError", () => {
   // libtorrent sends selective acks of whole bytes, even one (BEP 29 asks for multiples of 4): accepted
   const one = decodeUtpPacket(new Uint8Array([0x21, 1, ...ok.subarray(2, 20), 0, 1, 0x05]));
   assert.deepEqual(one.sack, new Uint8Array([5]));
-  assert.equal(decodeUtpPacket(new Uint8Array([0x21, 1, ...ok.subarray(2, 20), 0, 0])).sack, undefined);
+  assert.equal(
+    decodeUtpPacket(new Uint8Array([0x21, 1, ...ok.subarray(2, 20), 0, 0])).sack,
+    undefined,
+  );
 });
 
 Deno.test("sequence numbers compare across the 16-bit wrap", () => {

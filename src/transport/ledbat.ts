@@ -199,7 +199,8 @@ export class Ledbat {
 
   /**
    * Adjusts the window for bytes the peer acknowledged (BEP 29: `max_window += gain * off_target / target *
-   * acked / in_flight`, with slow start until the delay reaches the target or the window its threshold).
+   * acked / in_flight`, with slow start until the delay reaches the target — the window then halves — or the
+   * window its threshold).
    *
    * @param ackedBytes Payload bytes newly acknowledged by this ack.
    * @param inFlightBefore Bytes that were in flight before the ack.
@@ -213,7 +214,11 @@ export class Ledbat {
     if (rttUs !== undefined && delay > rttUs) delay = rttUs;
     const target = this.#target;
     if (delay >= target && this.#slowStart) {
+      // slow start overshot: the window doubled during the round trip it took the delay to show. Back to
+      // half, where the queue was still short of the target, instead of shrinking by one gain per round trip
+      // from twice too high (which takes minutes behind a deep modem buffer).
       this.#ssthresh = this.#cwnd / 2;
+      this.#set(this.#ssthresh);
       this.#slowStart = false;
     }
     const windowFactor = ackedBytes / Math.max(inFlightBefore, ackedBytes);
