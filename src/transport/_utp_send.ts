@@ -35,7 +35,7 @@ export class OutPacket {
   /** The datagram: header and payload. */
   buf: Uint8Array;
   /** Bytes of `buf` in use. */
-  len = UTP_HEADER_SIZE;
+  len: number = UTP_HEADER_SIZE;
   /** Payload bytes. */
   payload = 0;
   /** When it was last sent, ms. */
