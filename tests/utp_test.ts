@@ -282,6 +282,16 @@ Deno.test("the sender never overruns the receiver's window: writes stall until t
   assert.ok(sameBytes(got, x));
 });
 
+Deno.test("a reader that lags makes the unread bytes grow past the first 64 KiB without reordering them", async () => {
+  await using p = await pair({ seed: 4, loss: 0.02, delayMs: 1, jitterMs: 3 });
+  const x = payload(900_000, 11);
+  const sent = send(p.a, x, 50_000);
+  // nobody reads: up to the 1 MiB window arrives and waits (the ring doubles 64 KiB → 1 MiB)
+  await until(() => p.b.stats().bytesReceived === x.length, "everything to arrive unread", 30_000);
+  const [got] = await within(30_000, "the reads", Promise.all([receive(p.b), sent]));
+  assert.ok(sameBytes(got, x));
+});
+
 Deno.test("close() finishes gracefully: queued bytes and the FIN still go out", async () => {
   await using p = await pair({ seed: 9, loss: 0.05, delayMs: 1 });
   const x = payload(50_000, 7);

@@ -3,7 +3,8 @@
  * of the stream at the peer's FIN, and the readable byte stream the application reads.
  *
  * Packets in order are copied straight into the reader's buffer when a read is waiting (one copy, datagram to
- * reader), else into a ring buffer the size of the advertised window. Packets ahead of a hole wait in a reorder
+ * reader), else into a ring buffer (64 KiB, growing up to the window while the reader lags, let go once it has
+ * caught up, so an idle connection holds no buffer). Packets ahead of a hole wait in a reorder
  * ring of {@linkcode REORDER_SLOTS} slots; the bytes held in both count against the advertised window, so a peer
  * that honours the window can never make us hold more than `capacity` bytes.
  *
@@ -15,6 +16,10 @@ import { seqBefore } from "./utp_packet.ts";
 const M = 0xffff;
 /** Packets ahead of the next expected one that are kept for reordering. */
 export const REORDER_SLOTS = 1024;
+/** The ring of unread bytes starts this small and grows (up to the window) only while the reader lags. */
+const RING_START = 64 * 1024;
+/** A ring larger than this is let go once the reader has caught up. */
+const RING_KEEP = 256 * 1024;
 
 /** What {@linkcode UtpReceiver.data} and {@linkcode UtpReceiver.fin} did with a packet. */
 export const Rx = {
@@ -246,13 +251,30 @@ export class UtpReceiver {
         if (n === 0) return;
       }
     }
-    const ring = this.#ring ??= new Uint8Array(this.#capacity);
+    let ring = this.#ring;
+    if (!ring || this.#rlen + n > ring.length) ring = this.#grow(this.#rlen + n);
     const cap = ring.length;
     const tail = (this.#rhead + this.#rlen) % cap;
     const first = Math.min(n, cap - tail);
     ring.set(data.subarray(off, off + first), tail);
     if (first < n) ring.set(data.subarray(off + first, off + n), 0);
     this.#rlen += n;
+  }
+
+  /** A ring with room for `need` bytes: starts at 64 KiB and doubles up to the capacity, bytes kept in order. */
+  #grow(need: number): Uint8Array {
+    let size = this.#ring ? this.#ring.length : RING_START;
+    while (size < need) size *= 2;
+    const ring = new Uint8Array(Math.min(this.#capacity, size));
+    const old = this.#ring;
+    if (old && this.#rlen > 0) {
+      const first = Math.min(this.#rlen, old.length - this.#rhead);
+      ring.set(old.subarray(this.#rhead, this.#rhead + first));
+      if (first < this.#rlen) ring.set(old.subarray(0, this.#rlen - first), first);
+    }
+    this.#rhead = 0;
+    this.#ring = ring;
+    return ring;
   }
 
   #pull(c: ReadableByteStreamController): void {
@@ -273,7 +295,10 @@ export class UtpReceiver {
     this.#rhead = (this.#rhead + k) % cap;
     this.#rlen -= k;
     req.respond(k);
-    if (this.#rlen === 0 && this.#eof) this.#end();
+    if (this.#rlen === 0) {
+      if (this.#eof) this.#end();
+      if (cap > RING_KEEP) this.#ring = undefined; // a burst is over: do not keep its memory
+    }
     this.#onRead();
   }
 
