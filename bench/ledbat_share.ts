@@ -1,16 +1,17 @@
-// LEDBAT in practice: a uTP transfer and a TCP transfer sharing one bottleneck. The bottleneck is a relay process
-// on loopback that models an uplink: one FIFO queue (default room for 400 ms) drained by a token bucket (default
-// 20 Mbit/s), shared by the uTP datagrams and the TCP bytes going up; what comes back (acks) passes at once. TCP
-// is always backlogged, so it keeps the queue full, as it does a modem's; uTP should see the delay and yield.
+// LEDBAT in practice: a uTP transfer and a TCP transfer sharing one bottleneck. The script re-runs itself in a
+// fresh network namespace (`unshare -n`, needs root) where the packets going *to the two receivers* are
+// redirected at loopback ingress to an ifb device whose token bucket (`tc tbf`, default 20 Mbit/s, room for
+// 400 ms of queue, MTU 1500) is the bottleneck: an uplink with a deep modem buffer. Acks come back unshaped. The
+// kernel's own TCP fills that buffer as it does a modem's; uTP should see the delay and yield.
 // Phases: 1. uTP alone, 2. TCP alone, 3. both (uTP first), 4. the same uTP connection once TCP stopped,
-// 5. uTP alone with 1% of datagrams dropped each way.
+// 5. uTP alone through a relay dropping 1% of datagrams each way (this kernel has no netem).
 // Prints a markdown table: throughput, uTP's share, its queuing delay estimate and congestion window.
 //
 //   deno run -A bench/ledbat_share.ts [--rate 20] [--queue-ms 400] [--seconds 10]
 //
-// (A `tc tbf` bottleneck on loopback in a network namespace is not used: Linux's TCP Small Queues throttles a
-// TCP socket whose packets wait in a local qdisc, so TCP starves there against anything, which real uplinks
-// do not do.)
+// (The queue is at ingress on purpose: a tbf on loopback's egress holds packets before loopback releases them
+// from their socket, and Linux's TCP Small Queues then throttles TCP to a few packets in that queue — TCP
+// starved against anything there, which real uplinks do not do.)
 import { parseArgs } from "node:util";
 import { type UtpConnection, UtpEndpoint } from "../src/transport/utp.ts";
 import { openUdpSocket } from "../src/udp.ts";
@@ -21,121 +22,55 @@ const { values } = parseArgs({
     rate: { type: "string", default: "20" },
     "queue-ms": { type: "string", default: "400" },
     seconds: { type: "string", default: "10" },
-    relay: { type: "string" }, // internal: run as the relay, "udpTarget,tcpTarget,loss"
   },
 });
-const RATE = Number(values.rate) * 1e6 / 8; // bytes per second
-const QUEUE = RATE * Number(values["queue-ms"]) / 1000; // bytes
 const SECONDS = Number(values.seconds);
 
-if (values.relay) await relay(values.relay);
-
-/** The bottleneck: prints "udpPort tcpPort" and relays until stdin closes. */
-async function relay(spec: string): Promise<never> {
-  const [udpTarget, tcpTarget, lossText] = spec.split(",");
-  const loss = Number(lossText);
-  let x = 0x2545f491;
-  const drop = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32 < loss;
-  };
-  // the FIFO: uTP datagrams and TCP segments (≤ 1448 bytes) in arrival order
-  const queue: { data: Uint8Array; tcp?: WritableStreamDefaultWriter<Uint8Array> }[] = [];
-  let head = 0, queued = 0;
-  let room = Promise.withResolvers<void>();
-  const up = await openUdpSocket({ host: "127.0.0.1" });
-  const down = await openUdpSocket({ host: "127.0.0.1" });
-  let client: { host: string; port: number } | undefined;
-  up.onMessage((d) => {
-    client = { host: d.host, port: d.port };
-    if (drop() || queued + d.data.length > QUEUE) return; // lost, or the queue is full (drop-tail)
-    queue.push({ data: d.data });
-    queued += d.data.length;
-  });
-  down.onMessage((d) => {
-    if (client && !drop()) void up.send(d.data, client.host, client.port).catch(() => {});
-  });
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  (async () => {
-    for await (const c of listener) {
-      const s = await Deno.connect({ hostname: "127.0.0.1", port: Number(tcpTarget) });
-      void s.readable.pipeTo(c.writable).catch(() => {}); // down: at once
-      const w = s.writable.getWriter();
-      void (async () => {
-        const r = c.readable.getReader({ mode: "byob" });
-        let buf = new ArrayBuffer(1448);
-        for (;;) {
-          while (queued + 1448 > QUEUE) await room.promise; // TCP waits for room: it keeps the queue full
-          const { done, value } = await r.read(new Uint8Array(buf));
-          if (done || !value) break;
-          queue.push({ data: value.slice(), tcp: w });
-          queued += value.length;
-          buf = value.buffer as ArrayBuffer;
-        }
-      })().catch(() => {});
-    }
-  })().catch(() => {});
-  // the token bucket, refilled every millisecond, at most 16 kB of burst
-  let tokens = 0, last = performance.now();
-  setInterval(() => {
-    const now = performance.now();
-    tokens = Math.min(16_000, tokens + (now - last) / 1000 * RATE);
-    last = now;
-    while (head < queue.length && queue[head].data.length <= tokens) {
-      const item = queue[head++];
-      tokens -= item.data.length;
-      queued -= item.data.length;
-      if (item.tcp) void item.tcp.write(item.data).catch(() => {});
-      else void down.send(item.data, "127.0.0.1", Number(udpTarget)).catch(() => {});
-    }
-    if (head > 4096) {
-      queue.splice(0, head);
-      head = 0;
-    }
-    const r = room;
-    room = Promise.withResolvers<void>();
-    r.resolve();
-  }, 1);
-  console.log(`${up.port} ${(listener.addr as Deno.NetAddr).port}`);
-  for await (const _ of Deno.stdin.readable) { /* until the parent closes stdin */ }
-  Deno.exit(0);
+if (!Deno.env.get("SEEDBED_IN_NETNS")) {
+  const out = await new Deno.Command("unshare", {
+    args: ["-n", Deno.execPath(), "run", "-A", import.meta.filename!, ...Deno.args],
+    env: { SEEDBED_IN_NETNS: "1" },
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  Deno.exit(out.code);
 }
 
 const log = (m: string) => console.error(`[ledbat-share] ${m}`);
-const CHUNK = new Uint8Array(64 * 1024).fill(0x5a);
 
-/** Starts a relay for these targets; resolves with its ports and a stop function. */
-async function startRelay(udpTarget: number, tcpTarget: number, loss = 0) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      import.meta.filename!,
-      `--rate=${values.rate}`,
-      `--queue-ms=${values["queue-ms"]}`,
-      `--relay=${udpTarget},${tcpTarget},${loss}`,
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const { value } = await reader.read();
-  const [udp, tcp] = value!.trim().split(" ").map(Number);
-  return {
-    udp,
-    tcp,
-    stop: async () => {
-      await child.stdin.close();
-      await reader.cancel();
-      await child.status;
-    },
-  };
+async function sh(...args: string[]): Promise<void> {
+  const out = await new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
+  if (!out.success) throw new Error(`${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
 }
+
+// the namespace: loopback with Ethernet-sized packets, and an ifb device holding the bottleneck queue
+await sh("ip", "link", "set", "lo", "mtu", "1500", "up");
+await sh("ip", "link", "add", "ifb0", "type", "ifb");
+await sh("ip", "link", "set", "ifb0", "up");
+await sh(
+  ..."tc qdisc add dev ifb0 root tbf rate".split(" "),
+  `${values.rate}mbit`,
+  "burst",
+  "16kb",
+  "latency",
+  `${values["queue-ms"]}ms`,
+);
+await sh(..."tc qdisc add dev lo ingress".split(" "));
+
+/** Sends every packet to `port` (UDP or TCP) through the bottleneck. */
+async function shape(port: number, proto: "udp" | "tcp"): Promise<void> {
+  await sh(
+    ..."tc filter add dev lo parent ffff: protocol ip prio 1 u32 match ip protocol".split(" "),
+    proto === "udp" ? "17" : "6",
+    "0xff",
+    ..."match ip dport".split(" "),
+    String(port),
+    "0xffff",
+    ..."action mirred egress redirect dev ifb0".split(" "),
+  );
+}
+
+const CHUNK = new Uint8Array(64 * 1024).fill(0x5a);
 
 interface Flow {
   received: number;
@@ -163,14 +98,13 @@ async function drain(readable: ReadableStream<Uint8Array>, flow: Flow): Promise<
   } catch { /* reset */ }
 }
 
-/** A TCP receiver; the flow starts when `connect(port)` is called with the relay's port. */
 function tcpServer() {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   return {
     port: (listener.addr as Deno.NetAddr).port,
-    async flow(viaPort: number): Promise<Flow> {
+    async flow(): Promise<Flow> {
       const accepting = listener.accept();
-      const a = await Deno.connect({ hostname: "127.0.0.1", port: viaPort });
+      const a = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
       const b = await accepting;
       const stopped = { v: false };
       const flow: Flow = {
@@ -202,7 +136,7 @@ async function utpServer() {
   const client = await UtpEndpoint.open({ host: "127.0.0.1" });
   return {
     port: server.port,
-    async flow(viaPort: number): Promise<Flow> {
+    async flow(viaPort = server.port): Promise<Flow> {
       accepted = Promise.withResolvers<UtpConnection>();
       const a = await client.connect("127.0.0.1", viaPort);
       const b = await accepted.promise;
@@ -223,6 +157,36 @@ async function utpServer() {
     close: async () => {
       await client.close();
       await server.close();
+    },
+  };
+}
+
+/** A UDP relay between one client and `serverPort` that drops `loss` of the datagrams each way. */
+async function lossyRelay(serverPort: number, loss: number) {
+  const sock = await openUdpSocket({ host: "127.0.0.1" });
+  const toServer = await openUdpSocket({ host: "127.0.0.1" });
+  let client: { host: string; port: number } | undefined;
+  let x = 0x2545f491;
+  const drop = () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32 < loss;
+  };
+  sock.onMessage((d) => {
+    client = { host: d.host, port: d.port };
+    if (!drop()) void toServer.send(d.data, "127.0.0.1", serverPort).catch(() => {});
+  });
+  toServer.onMessage((d) => {
+    if (client && !drop()) void sock.send(d.data, client.host, client.port).catch(() => {});
+  });
+  return {
+    port: sock.port,
+    close: () => {
+      sock.close();
+      toServer.close();
     },
   };
 }
@@ -273,44 +237,41 @@ async function measure(seconds: number, utp?: Flow, tcp?: Flow): Promise<Sample>
 
 const utp = await utpServer();
 const tcp = tcpServer();
+await shape(utp.port, "udp");
+await shape(tcp.port, "tcp");
+log(`namespace up: data to ${utp.port}/udp and ${tcp.port}/tcp through tbf ${values.rate} Mbit/s`);
 const rows: [string, Sample][] = [];
 try {
   {
     log("uTP alone");
-    const r = await startRelay(utp.port, tcp.port);
-    const u = await utp.flow(r.udp);
+    const u = await utp.flow();
     rows.push(["uTP alone", await measure(SECONDS, u)]);
     await u.stop();
-    await r.stop();
   }
   {
     log("TCP alone");
-    const r = await startRelay(utp.port, tcp.port);
-    const t = await tcp.flow(r.tcp);
+    const t = await tcp.flow();
     rows.push(["TCP alone", await measure(SECONDS, undefined, t)]);
     await t.stop();
-    await r.stop();
   }
   {
     log("uTP and TCP together (uTP started 3 s earlier)");
-    const r = await startRelay(utp.port, tcp.port);
-    const u = await utp.flow(r.udp);
+    const u = await utp.flow();
     await new Promise((res) => setTimeout(res, 3000)); // uTP has the link to itself first
-    const t = await tcp.flow(r.tcp);
+    const t = await tcp.flow();
     rows.push(["uTP + TCP", await measure(2 * SECONDS, u, t)]);
     await t.stop();
     log("TCP stopped: uTP takes the link back");
     rows.push(["uTP, after TCP stopped", await measure(SECONDS, u)]);
     await u.stop();
-    await r.stop();
   }
   {
     log("uTP alone, 1% of datagrams dropped each way");
-    const r = await startRelay(utp.port, tcp.port, 0.01);
-    const u = await utp.flow(r.udp);
+    const relay = await lossyRelay(utp.port, 0.01);
+    const u = await utp.flow(relay.port);
     rows.push(["uTP alone, 1% loss", await measure(SECONDS, u)]);
     await u.stop();
-    await r.stop();
+    relay.close();
   }
 } finally {
   await utp.close();
@@ -318,10 +279,10 @@ try {
 }
 
 console.log(
-  `\nrelay: ${values.rate} Mbit/s token bucket, FIFO of ${
+  `\nbottleneck: tbf ${values.rate} Mbit/s with room for ${
     values["queue-ms"]
-  } ms, shared by both flows` +
-    `; averages after a 2 s warm-up\n`,
+  } ms, on the way to the ` +
+    `receivers; averages after a 2 s warm-up\n`,
 );
 console.log(
   "| phase | uTP Mbit/s | TCP Mbit/s | uTP share | uTP queuing delay ms | uTP window KiB |",
