@@ -7,7 +7,9 @@
 // 5. uTP alone through a relay dropping 1% of datagrams each way (this kernel has no netem).
 // Prints a markdown table: throughput, uTP's share, its queuing delay estimate and congestion window.
 //
-//   deno run -A bench/ledbat_share.ts [--rate 20] [--queue-ms 400] [--seconds 10]
+//   deno run -A bench/ledbat_share.ts [--rate 20] [--queue-ms 400] [--seconds 10] [--libtorrent]
+//
+// --libtorrent adds the same phases with libtorrent's uTP (python3-libtorrent, seed → leech) for comparison.
 //
 // (The queue is at ingress on purpose: a tbf on loopback's egress holds packets before loopback releases them
 // from their socket, and Linux's TCP Small Queues then throttles TCP to a few packets in that queue — TCP
@@ -15,6 +17,9 @@
 import { parseArgs } from "node:util";
 import { type UtpConnection, UtpEndpoint } from "../src/transport/utp.ts";
 import { openUdpSocket } from "../src/udp.ts";
+import { createTorrent } from "../src/create.ts";
+import { freePort, startLibtorrent } from "../tests/_lab.ts";
+import { join } from "node:path";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -22,6 +27,7 @@ const { values } = parseArgs({
     rate: { type: "string", default: "20" },
     "queue-ms": { type: "string", default: "400" },
     seconds: { type: "string", default: "10" },
+    libtorrent: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -199,8 +205,9 @@ interface Sample {
 }
 
 /** Runs for `seconds`, sampling once a second; the first 2 s are a warm-up and not counted. */
-async function measure(seconds: number, utp?: Flow, tcp?: Flow): Promise<Sample> {
+async function measure(seconds: number, utp?: Flow, tcp?: Flow, other?: Flow): Promise<Sample> {
   const samples: Sample[] = [];
+  utp ??= other;
   let lastU = utp?.received ?? 0, lastT = tcp?.received ?? 0;
   for (let s = 0; s < seconds; s++) {
     await new Promise((r) => setTimeout(r, 1000)); // a one-second sampling interval, not an event
@@ -272,6 +279,66 @@ try {
     rows.push(["uTP alone, 1% loss", await measure(SECONDS, u)]);
     await u.stop();
     relay.close();
+  }
+  if (values.libtorrent) {
+    // the same two phases with libtorrent's uTP (seed → leech, TCP off) instead of ours
+    const dir = await Deno.makeTempDir({ prefix: "seedbed-ledbat-" });
+    try {
+      const src = join(dir, "src");
+      await Deno.mkdir(src);
+      const file = join(src, "payload.bin");
+      {
+        using f = await Deno.open(file, { write: true, create: true });
+        const chunk = new Uint8Array(1 << 20);
+        for (let i = 0; i < 384; i++) {
+          for (let o = 0; o < chunk.length; o += 65536) {
+            crypto.getRandomValues(chunk.subarray(o, o + 65536));
+          }
+          await f.write(chunk);
+        }
+      }
+      const torrent = join(dir, "p.torrent");
+      await Deno.writeFile(torrent, await createTorrent(file, { pieceLength: 1 << 20 }));
+      const env = (log: string) => ({
+        LT_SETTINGS: JSON.stringify({
+          enable_outgoing_tcp: false,
+          enable_incoming_tcp: false,
+          enable_outgoing_utp: true,
+          enable_incoming_utp: true,
+        }),
+        LT_PEERLOG: log,
+      });
+      const leechLog = join(dir, "leech.jsonl");
+      const leechPort = freePort();
+      await shape(leechPort, "udp"); // the seed's data goes to the leech's port
+      await using seed = await startLibtorrent("seed", torrent, src, [], {
+        env: env(join(dir, "s.jsonl")),
+      });
+      await using _leech = await startLibtorrent("leech", torrent, join(dir, "leech"), [
+        `127.0.0.1:${seed.port}`,
+      ], { port: leechPort, env: env(leechLog) });
+      const flow: Flow = { received: 0, stop: () => Promise.resolve() };
+      const poll = setInterval(() => {
+        // the driver appends a line per peer every 0.25 s: the last complete one
+        try {
+          const lines = Deno.readTextFileSync(leechLog).split("\n").slice(0, -1);
+          const last = lines.length ? JSON.parse(lines.at(-1)!) : undefined;
+          if (last?.down) flow.received = last.down;
+        } catch { /* not written yet */ }
+      }, 250);
+      try {
+        log("libtorrent uTP alone");
+        rows.push(["libtorrent uTP alone", await measure(SECONDS, undefined, undefined, flow)]);
+        log("libtorrent uTP and TCP together");
+        const t = await tcp.flow();
+        rows.push(["libtorrent uTP + TCP", await measure(2 * SECONDS, undefined, t, flow)]);
+        await t.stop();
+      } finally {
+        clearInterval(poll);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   }
 } finally {
   await utp.close();

@@ -523,6 +523,32 @@ Deno.test("a raw PeerConnection runs over UtpConnection (BYOB reads) and fetches
   }
 });
 
+Deno.test("uTP over IPv6 loopback: real sockets, 1212-byte payloads (1280-byte IPv6 packets)", async () => {
+  const accepted = Promise.withResolvers<UtpConnection>();
+  await using server = await UtpEndpoint.open({
+    family: 6,
+    host: "::1",
+    onConnection: (c) => accepted.resolve(c),
+  });
+  // the client's socket, seen through a tap that records the size of every datagram it sends
+  const sizes: number[] = [];
+  const raw = await openUdpSocket({ family: 6, host: "::1" });
+  await using client = new UtpEndpoint({
+    socket: {
+      ...raw,
+      port: raw.port,
+      send: (d, h, p) => (sizes.push(d.length), raw.send(d, h, p)),
+    },
+  });
+  const conn = await client.connect("[0:0::1]", server.port);
+  assert.deepEqual(conn.remoteAddress, { host: "::1", port: server.port });
+  const b = await accepted.promise;
+  const x = payload(300_000, 12);
+  const [got] = await within(20_000, "the transfer", Promise.all([receive(b), send(conn, x)]));
+  assert.ok(sameBytes(got, x));
+  assert.equal(Math.max(...sizes), 1232, "UDP payload of a full packet: 1280 - 40 - 8");
+});
+
 // ------------------------------------------------------------------ one socket for uTP, DHT and trackers
 
 Deno.test("uTP, a DHT node and a UDP tracker client share one real UDP socket", async () => {
