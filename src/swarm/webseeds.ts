@@ -64,6 +64,8 @@ export class WebSeeds implements AsyncDisposable {
   readonly #counted = new Set<WebSeed>();
   readonly #all: Bitfield;
   #running = false;
+  /** Settles once the runs stopped by the last pause have ended. */
+  #stopping: Promise<void> = Promise.resolve();
   #closed = false;
 
   /**
@@ -138,13 +140,14 @@ export class WebSeeds implements AsyncDisposable {
    * @returns Resolves once the runs in flight have ended (when turned off).
    */
   run(on: boolean): Promise<void> {
-    if (this.#closed || this.#ids.size === 0 || on === this.#running) return Promise.resolve();
+    if (this.#closed || this.#ids.size === 0) return Promise.resolve();
+    if (on === this.#running) return on ? Promise.resolve() : this.#stopping;
     this.#running = on;
     if (on) {
       this.#scheduler.resume();
       return Promise.resolve();
     }
-    return this.#scheduler.pause();
+    return this.#stopping = this.#scheduler.pause();
   }
 
   /** Time-driven work, and after a piece was written (memory is free for a new run): restarts idle seeds. */
