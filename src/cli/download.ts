@@ -420,6 +420,8 @@ class DownloadRun {
       // a magnet link waits (paused) until its files can be listed or selected
       ...(job.magnet && (s.select !== undefined || s.list) ? { state: "paused" as const } : {}),
       ...(s.noTrackers ? { trackers: false } : {}),
+      ...(s.noWebSeeds ? { webSeeds: false } : {}),
+      ...(s.webSeeds.length > 0 ? { extraWebSeeds: s.webSeeds } : {}),
       ...(s.metadataTimeoutMs ? { metadataTimeoutMs: s.metadataTimeoutMs } : {}),
       ...(this.#stateDir ? { resumeFile: resumeFileFor(this.#stateDir, job.hex, s.dir) } : {}),
     };
@@ -719,10 +721,15 @@ class DownloadRun {
     const dht = !!this.#dht && !priv;
     const lsd = s.lsd && !priv;
     if (trackers + peers > 0 || dht || lsd) return "waiting for peers";
+    const listed = (meta?.urlList.length ?? 0) + (meta?.httpSeeds.length ?? 0) +
+      (job.magnet?.webSeeds.length ?? 0);
+    const webSeeds = s.webSeeds.length + (s.noWebSeeds ? 0 : listed);
     const why = [
       s.noTrackers ? "trackers off" : "no trackers",
       priv && !s.noDht ? "no DHT (private torrent)" : "DHT off",
       "no --peer given",
+      // web seeds show as peers: none shown means none was given, or every one was dropped
+      ...(webSeeds > 0 ? ["web seeds dropped"] : listed > 0 ? ["web seeds off"] : []),
     ];
     return `waiting for peers — ${why.join(", ")}`;
   }

@@ -26,6 +26,10 @@ Options:
                          torrents, the same numbers in each)
   -l, --list             list the torrent's files with their numbers and exit
       --peer HOST:PORT   connect to this peer, for every torrent given (repeatable; IPv6 as [::1]:6881)
+  -w, --web-seed URL     also download from this web server (BEP 19): a URL of the file, or of a folder
+                         ending in / that holds the torrent's files (repeatable; for every torrent given)
+      --no-web-seeds     do not use the web seeds the torrent lists (url-list, httpseeds); --web-seed
+                         ones are still used
       --limit-down RATE  download at most RATE bytes/s over all torrents: 500K, 2M (MiB/s), 1G; 0 = none
       --limit-up RATE    upload at most RATE bytes/s over all torrents (same units)
       --max-peers N      most connected peers over all torrents (default: 50 a torrent, 500 in all)
@@ -69,6 +73,8 @@ const OPTIONS = {
   select: { type: "string", short: "s" },
   list: { type: "boolean", short: "l" },
   peer: { type: "string", multiple: true },
+  "web-seed": { type: "string", short: "w", multiple: true },
+  "no-web-seeds": { type: "boolean" },
   "limit-down": { type: "string" },
   "limit-up": { type: "string" },
   "max-peers": { type: "string" },
@@ -106,6 +112,10 @@ export interface DownloadSettings {
   list: boolean;
   /** `--peer`, for every torrent. */
   peers: { host: string; port: number }[];
+  /** `--web-seed`, for every torrent. */
+  webSeeds: string[];
+  /** `--no-web-seeds`. */
+  noWebSeeds: boolean;
   /** Bytes/s over all torrents; 0 = none. */
   limitDown: number;
   /** Bytes/s over all torrents; 0 = none. */
@@ -164,6 +174,8 @@ export function parseDownloadArgs(mode: "download" | "seed", args: string[]): Do
     select: v.select,
     list: v.list ?? false,
     peers: (v.peer ?? []).map(parsePeerAddress),
+    webSeeds: (v["web-seed"] ?? []).map(parseWebSeed),
+    noWebSeeds: v["no-web-seeds"] ?? false,
     limitDown: v["limit-down"] === undefined ? 0 : parseRate(v["limit-down"], "--limit-down"),
     limitUp: v["limit-up"] === undefined ? 0 : parseRate(v["limit-up"], "--limit-up"),
     maxPeers: parseCount(v["max-peers"], "--max-peers"),
@@ -295,6 +307,28 @@ function parseRanges(spec: string): [number, number, string][] {
     if (b < a) throw new UsageError(`--select: ${part.trim()} runs backwards; write ${b}-${a}`);
     return [a, b, part.trim()];
   });
+}
+
+/**
+ * Checks a `--web-seed` URL: http: or https:.
+ *
+ * @param text The URL.
+ * @returns The URL as given.
+ * @throws {UsageError} When it is not an http(s) URL.
+ */
+export function parseWebSeed(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new UsageError(
+      `--web-seed: "${text}" is not an http:// or https:// URL (of the file, or of a folder ending in /)`,
+    );
+  }
+  return text;
 }
 
 /**

@@ -416,6 +416,8 @@ export class Session extends EventTarget implements AsyncDisposable {
       ...(r.idleSeedingLimit !== undefined ? { idleSeedingLimit: r.idleSeedingLimit } : {}),
       ...(r.paths ? { paths: r.paths } : {}),
       ...(r.trackers === false ? { trackers: false } : {}),
+      ...(r.webSeeds === false ? { webSeeds: false } : {}),
+      ...(r.extraWebSeeds?.length ? { extraWebSeeds: r.extraWebSeeds } : {}),
     });
     torrent.id = r.id;
     torrent.restore(r);

@@ -61,6 +61,14 @@ export interface TorrentAddOptions {
   peers?: { host: string; port: number }[];
   /** Announce to the torrent's trackers. @default {true} */
   trackers?: boolean;
+  /**
+   * Download from the torrent's web seeds (BEP 19 `url-list`, BEP 17 `httpseeds`; a magnet link's `ws=`);
+   * `extraWebSeeds` are used either way.
+   * @default {true}
+   */
+  webSeeds?: boolean;
+  /** More web seeds: BEP 19 URLs (a file, or a folder ending in `/` holding the torrent's files). */
+  extraWebSeeds?: string[];
   /** Most connected peers for this torrent. @default {50} */
   maxPeers?: number;
   /** This torrent's download limit, bytes/s (0 = none; the session's limit applies too). @default {0} */
@@ -274,6 +282,8 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
       ...(resumeFile ? { resumePath: resumeFile } : {}),
       ...(resumeFile && resumeFile !== legacy ? { legacyResumePath: legacy } : {}),
       ...(o.trackers === false ? { trackers: false } : {}),
+      ...(o.webSeeds === false ? { webSeeds: false } : {}),
+      ...webSeedsOption(o.extraWebSeeds, o.webSeeds === false ? [] : link?.webSeeds),
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
       dhtPort: () => meta.private ? 0 : this.#dhtPort,
@@ -779,6 +789,15 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The user's web seeds and a magnet link's (`ws=`), as the engine's option. */
+function webSeedsOption(
+  user: readonly string[] | undefined,
+  magnet: readonly string[] | undefined,
+): { extraWebSeeds?: string[] } {
+  const all = [...(user ?? []), ...(magnet ?? [])];
+  return all.length > 0 ? { extraWebSeeds: all } : {};
 }
 
 // Typed event listeners, in the style of oak's Application.

@@ -57,6 +57,10 @@ export interface TorrentRecord {
   maxPeers?: number;
   /** Announce to trackers. */
   trackers?: boolean;
+  /** Use the torrent's web seeds. */
+  webSeeds?: boolean;
+  /** Web seeds added by the user. */
+  extraWebSeeds?: string[];
   /** Payload bytes uploaded over its life. */
   uploaded: number;
   /** Payload bytes downloaded over its life. */
@@ -184,6 +188,8 @@ export class SessionStore {
       ...(o.paths ? { paths: o.paths } : {}),
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.trackers === false ? { trackers: false } : {}),
+      ...(o.webSeeds === false ? { webSeeds: false } : {}),
+      ...(o.extraWebSeeds?.length ? { extraWebSeeds: o.extraWebSeeds } : {}),
       uploaded: totals.uploaded,
       downloaded: totals.downloaded,
       seedingSeconds: Math.round(totals.seedingSeconds),

@@ -9,6 +9,7 @@
  * - `piece_writer.ts`: verify → write → retry when the disk refuses; `smart_ban.ts`: who sent bad data
  * - `uploads.ts` + `storage/piece_cache.ts`: serving requests; `superseed.ts`: upload each piece once
  * - `choker.ts`: tit-for-tat with an optimistic slot; `pex.ts`: peer exchange; `metadata_server.ts`: BEP 9
+ * - `webseeds.ts`: web seeds (BEP 19 / 17), whole pieces over HTTP into the same verify → write path
  *
  * Data path of a download: peer (validated block) → picker (copied into its piece buffer) → writer (SHA-1, one
  * piece after another; then the writer thread) → `have` broadcast. Uploads: request → piece cache → send buffer.
@@ -50,6 +51,7 @@ import type {
   TorrentState,
 } from "./types.ts";
 import { Uploads } from "./uploads.ts";
+import { WebSeeds } from "./webseeds.ts";
 
 export type { PeerInfo, PeerSource, TorrentEmit, TorrentEvents, TorrentOptions, TorrentState };
 
@@ -87,6 +89,7 @@ export class Torrent implements AsyncDisposable {
   readonly #uploads: Uploads;
   readonly #writer: PieceWriter;
   readonly #downloads: Downloads;
+  readonly #webSeeds: WebSeeds;
   readonly #data: TorrentData;
   #priorities: number[];
   readonly #announcer: Announcer;
@@ -171,6 +174,15 @@ export class Torrent implements AsyncDisposable {
       peers: () => this.#peers.entries.values(),
       onPiece: (piece) => this.#writer.add(piece),
       onBytes: (n) => this.#downloaded += n,
+    });
+    this.#webSeeds = new WebSeeds({
+      meta,
+      picker: this.#picker,
+      ...(options.webSeeds === false ? { enabled: false } : {}),
+      ...(options.extraWebSeeds ? { extra: options.extraWebSeeds } : {}),
+      onPiece: (piece) => this.#writer.add(piece),
+      onBytes: (n) => this.#downloaded += n,
+      emit: this.#emit,
     });
     this.#announcer = new Announcer({
       announceList: options.trackers === false ? [] : meta.announceList,
@@ -266,15 +278,17 @@ export class Torrent implements AsyncDisposable {
     this.#announcer.announceNow();
   }
 
-  /** Connected peers. */
+  /** Connected peers, and the web seeds that are not dropped (`source: "webseed"`). */
   peers(): PeerInfo[] {
-    return this.#peers.info();
+    const peers = this.#peers.info();
+    if (this.#webSeeds.size > 0) peers.push(...this.#webSeeds.peers());
+    return peers;
   }
 
-  /** Nothing going on: no connection, nothing to dial, nothing being verified or written. */
+  /** Nothing going on: no connection, nothing to dial, nothing being verified or written, no web seed at work. */
   get idle(): boolean {
     return this.#peers.size === 0 && this.#peers.connecting === 0 && this.#peers.candidates === 0 &&
-      this.#writer.pending === 0;
+      this.#writer.pending === 0 && !this.#webSeeds.busy;
   }
 
   /** Live connections (handshaking or ready). */
@@ -301,9 +315,9 @@ export class Torrent implements AsyncDisposable {
     this.#peers.maxPeers = n;
   }
 
-  /** Sum of the peers' download rates, bytes/s. */
+  /** Sum of the peers' and web seeds' download rates, bytes/s. */
   get downloadRate(): number {
-    return this.#peers.rates().down;
+    return this.#peers.rates().down + this.#webSeeds.downloadRate;
   }
 
   /** Sum of the peers' upload rates, bytes/s. */
@@ -357,6 +371,7 @@ export class Torrent implements AsyncDisposable {
       this.#downloads.fill(e);
     }
     this.#peers.connectMore();
+    queueMicrotask(() => this.#runWebSeeds()); // not when start() is the first step of pause()
   }
 
   /** Keeps connections but makes and fills no requests. */
@@ -370,6 +385,7 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "stopped") this.start();
     this.#setState("paused");
     for (const e of this.#peers.entries.values()) this.#downloads.cancelAll(e);
+    this.#runWebSeeds();
   }
 
   /** Announces `stopped`, closes every connection and file, writes resume data. */
@@ -383,7 +399,7 @@ export class Torrent implements AsyncDisposable {
     this.#picker.trimPool();
     const peers = [...this.#peers.entries.values()];
     for (const e of peers) e.conn.close("stopped");
-    await Promise.all(peers.map((e) => e.conn.done));
+    await Promise.all([...peers.map((e) => e.conn.done), this.#webSeeds.run(false)]);
     await Promise.all([this.#announcer.stop(), this.#writer.drain()]);
     this.#verifier.close();
     await this.#closeStorage();
@@ -392,6 +408,7 @@ export class Torrent implements AsyncDisposable {
   /** Stops and releases everything. */
   async close(): Promise<void> {
     await this.stop();
+    await this.#webSeeds.close();
     await this.#closeStorage(); // also when never started (e.g. only hash-checked)
     this.#abort.abort();
   }
@@ -423,6 +440,7 @@ export class Torrent implements AsyncDisposable {
       this.#downloads.updateInterest(e);
       this.#downloads.fill(e);
     }
+    this.#runWebSeeds();
   }
 
   #applyPriorities(): void {
@@ -620,8 +638,12 @@ export class Torrent implements AsyncDisposable {
       onPassed: (piece) => this.#smartBan.passed(piece),
       onFailed: (piece) => {
         this.#emit("hashfail", { index: piece.index });
-        this.#smartBan.failed(piece, picker.pieceSize(piece.index));
+        // a web seed's piece names that seed (dropped); a peer's goes to the smart ban
+        if (!this.#webSeeds.failed(piece)) {
+          this.#smartBan.failed(piece, picker.pieceSize(piece.index));
+        }
         picker.pieceFailed(piece);
+        this.#webSeeds.tick(); // the piece may be fetched again
       },
       onWritten: (piece) => this.#written(piece),
       onLost: (piece, error) => {
@@ -664,12 +686,14 @@ export class Torrent implements AsyncDisposable {
     this.#emit("piece", { index: piece.index });
     // requests may have paused while verification and writes were behind
     if (this.#state === "active") { for (const e of this.#peers.ready()) this.#downloads.fill(e); }
+    this.#webSeeds.tick(); // memory is free for a new run
   }
 
   #afterNewPiece(index: number): void {
     this.#data.changed();
     for (const e of this.#peers.ready()) if (!e.conn.closed) e.conn.have(index);
     if (!this.complete) return;
+    this.#runWebSeeds(); // nothing more to fetch
     this.#picker.trimPool(); // the spare download buffers are not needed any more
     for (const e of this.#peers.entries.values()) this.#downloads.updateInterest(e);
     if (!this.#completeSent && this.#state !== "stopped" && !this.#data.checking) {
@@ -706,6 +730,11 @@ export class Torrent implements AsyncDisposable {
 
   // ---------------------------------------------------------------- tick
 
+  /** Web seeds fetch while the torrent is active and wants pieces. */
+  #runWebSeeds(): void {
+    void this.#webSeeds.run(this.#state === "active" && !this.complete);
+  }
+
   #setState(state: TorrentState): void {
     this.#state = state;
     this.#emit("state", { state });
@@ -739,6 +768,10 @@ export class Torrent implements AsyncDisposable {
       if (this.#ticks % 5 === 0) { for (const e of ready) this.#downloads.updateInterest(e); }
     }
     if (this.#peers.candidates > 0) this.#peers.connectMore();
+    if (this.#webSeeds.size > 0) {
+      this.#runWebSeeds();
+      this.#webSeeds.tick(); // seeds whose wait is over
+    }
     this.#writer.tick(now);
     const starving = this.#peers.size === 0 && this.#peers.connecting === 0 &&
       this.#state === "active" && !this.complete;

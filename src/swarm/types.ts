@@ -15,8 +15,11 @@ import type { PeerStream } from "../wire/stream.ts";
 /** The three states of the seed's API. */
 export type TorrentState = "active" | "paused" | "stopped";
 
-/** Where a peer's address came from ("incoming" when it connected to us). */
-export type PeerSource = "user" | "tracker" | "dht" | "pex" | "lsd" | "incoming";
+/**
+ * Where a peer's address came from ("incoming" when it connected to us; "webseed" for a web seed, BEP 19 / 17,
+ * whose address is its URL).
+ */
+export type PeerSource = "user" | "tracker" | "dht" | "pex" | "lsd" | "incoming" | "webseed";
 
 /** Events the engine reports to its owner (Client and Session turn them into DOM events). */
 export interface TorrentEvents {
@@ -139,6 +142,14 @@ export interface TorrentOptions {
   legacyResumePath?: string;
   /** Announce to the torrent's trackers. @default {true} */
   trackers?: boolean;
+  /**
+   * Download from the torrent's web seeds (BEP 19 `url-list`, BEP 17 `httpseeds`); `extraWebSeeds` are used
+   * either way.
+   * @default {true}
+   */
+  webSeeds?: boolean;
+  /** More web seeds (BEP 19 URLs: a file, or a folder ending in `/` holding the torrent's files). */
+  extraWebSeeds?: string[];
   /** Most connected peers. @default {50} */
   maxPeers?: number;
   /** Most outgoing connection attempts at once. @default {8} */

@@ -246,7 +246,7 @@ export class WebSeedScheduler implements AsyncDisposable {
         kind: seed.kind,
         state,
         reason: state === "waiting" ? seed.reason : undefined,
-        have: seed.torrent.pieces.length / 20,
+        have: Math.ceil(seed.torrent.length / seed.torrent.pieceLength),
         downloadRate: seed.rate,
         uploadRate: 0,
         downloaded: seed.downloaded,
@@ -272,9 +272,11 @@ export class WebSeedScheduler implements AsyncDisposable {
    */
   async pause(): Promise<void> {
     this.#paused = true;
-    this.#stop.abort();
-    await Promise.all([...this.#active].map((r) => r.done));
+    // a fresh signal at once: a resume() before the stopped runs have ended starts runs that are not stopped
+    const stop = this.#stop;
     this.#stop = new AbortController();
+    stop.abort();
+    await Promise.all([...this.#active].map((r) => r.done));
   }
 
   /** Starts runs again after {@linkcode WebSeedScheduler.pause}. */
