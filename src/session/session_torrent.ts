@@ -22,6 +22,7 @@ import type { PeerInfo, TorrentEvents, TorrentOptions, TorrentState } from "../s
 import type { PeerAddress } from "../tracker/compact.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
 import { type RateGate, TokenBucket } from "../transport/bandwidth.ts";
+import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
 
 /** Initial state, as in the seed: started (default), paused or stopped. */
@@ -473,7 +474,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs: number },
+    options: { host: string; port: number; handshakeTimeoutMs: number; encryption?: Encryption },
   ): boolean {
     if (!this.#torrent || this.#run !== "running") {
       stream.close?.();

@@ -25,13 +25,16 @@ import { PieceVerifier } from "../storage/hasher.ts";
 import type { PieceCacheIndex, StorageError } from "../storage/storage.ts";
 import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
-import { connectTcp } from "../transport/tcp.ts";
 import { CLIENT_NAME } from "../version.ts";
+import { DEFAULT_ENCRYPTION_POLICY } from "../wire/encryption_policy.ts";
+import { encodeHandshake } from "../wire/handshake.ts";
+import type { Encryption } from "../wire/mse.ts";
 import { UT_METADATA_ID } from "../wire/metadata.ts";
 import { UT_PEX_ID } from "../wire/pex.ts";
 import type { PeerStream } from "../wire/stream.ts";
 import { Announcer } from "./announcer.ts";
 import { Choker, rechoke } from "./choker.ts";
+import { describeDialFailure, dialPeer } from "./dialer.ts";
 import { Downloads } from "./downloads.ts";
 import { serveMetadata } from "./metadata_server.ts";
 import { type Candidate, PeerSet } from "./peer_set.ts";
@@ -99,6 +102,10 @@ export class Torrent implements AsyncDisposable {
   /** We paused because of the disk (not the user): resume once everything is written. */
   #diskPaused = false;
   readonly #abort = new AbortController();
+  /** Aborts the dials in progress when the torrent stops (a new one for each start). */
+  #dialAbort = new AbortController();
+  /** Dials in progress, awaited by stop(). */
+  readonly #dials = new Set<Promise<boolean>>();
   readonly #verifier: PieceVerifier;
 
   /**
@@ -140,7 +147,7 @@ export class Torrent implements AsyncDisposable {
       maxPeers: options.maxPeers ?? 50,
       maxConnecting: options.maxConnecting ?? 8,
       now: this.#now,
-      dial: (c) => this.#dial(c),
+      dial: (c) => this.#tracked(this.#dial(c)),
       ...(options.admit ? { admit: options.admit } : {}),
     });
     this.#uploads = new Uploads({
@@ -181,6 +188,7 @@ export class Torrent implements AsyncDisposable {
       },
       onEvent: (e) => this.#emit("tracker", e),
       now: this.#now,
+      ...(options.dualStack ? { dualStack: options.dualStack } : {}),
     });
     this.#applyPriorities();
   }
@@ -324,6 +332,7 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "active") return;
     const wasStopped = this.#state === "stopped";
     this.#setState("active");
+    if (this.#dialAbort.signal.aborted) this.#dialAbort = new AbortController();
     this.#data.open();
     this.#peers.enabled = true;
     if (wasStopped && this.#announcer.start() && this.complete && this.have.count > 0) {
@@ -354,6 +363,7 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "stopped") return;
     this.#setState("stopped");
     this.#peers.enabled = false;
+    this.#dialAbort.abort();
     // pieces the disk refused are dropped (they are downloaded again after a restart)
     this.#diskPaused = false;
     this.#writer.abandon();
@@ -361,6 +371,7 @@ export class Torrent implements AsyncDisposable {
     const peers = [...this.#peers.entries.values()];
     for (const e of peers) e.conn.close("stopped");
     await Promise.all(peers.map((e) => e.conn.done));
+    await Promise.all([...this.#dials]);
     await Promise.all([this.#announcer.stop(), this.#writer.drain()]);
     this.#verifier.close();
     await this.#closeStorage();
@@ -425,12 +436,13 @@ export class Torrent implements AsyncDisposable {
    * Takes an incoming connection whose encryption handshake, if any, is done.
    *
    * @param stream The connection (plain BitTorrent bytes from here on).
-   * @param options The peer's address and how much of the handshake deadline is left.
+   * @param options The peer's address, how much of the handshake deadline is left, and what the encryption
+   *   handshake negotiated (shown in {@linkcode PeerInfo.encrypted}).
    * @returns False when it was refused (stopped, full, or a banned address); the stream is then closed.
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs?: number },
+    options: { host: string; port: number; handshakeTimeoutMs?: number; encryption?: Encryption },
   ): boolean {
     if (
       this.#state === "stopped" || !this.#peers.hasRoom() || this.#peers.isBanned(options.host)
@@ -444,32 +456,82 @@ export class Torrent implements AsyncDisposable {
       key: addressKey(options.host, options.port),
       incoming: true,
       source: "incoming",
+      encryption: options.encryption ?? false,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_MS,
     });
     return true;
   }
 
+  /** Dials a candidate under the encryption policy (`dialer.ts`), with the policy's one fallback. */
   async #dial(c: Candidate): Promise<boolean> {
-    const connect = this.#opts.connect ?? connectTcp;
-    let stream: PeerStream;
-    try {
-      stream = await connect(c.host, c.port, { timeoutMs: this.#opts.connectTimeoutMs ?? 5000 });
-    } catch {
-      return false;
+    const policy = this.#opts.encryption ?? DEFAULT_ENCRYPTION_POLICY;
+    const dialing = this.#dialAbort;
+    const result = await dialPeer(c.host, c.port, {
+      infoHash: this.meta.infoHash,
+      handshake: encodeHandshake({
+        infoHash: this.meta.infoHash,
+        peerId: this.peerId,
+        fast: true,
+        extended: true,
+        dht: this.#dhtPort() > 0,
+      }),
+      policy,
+      ...(this.#opts.rc4Only ? { rc4Only: true } : {}),
+      ...(c.worked ? { worked: c.worked } : {}),
+      ...(this.#opts.connect ? { connect: this.#opts.connect } : {}),
+      connectTimeoutMs: this.#opts.connectTimeoutMs ?? 5000,
+      handshakeTimeoutMs: HANDSHAKE_MS,
+      signal: dialing.signal,
+      now: this.#now,
+      start: async (a) => {
+        if (this.#state === "stopped" || dialing.signal.aborted) {
+          a.stream.close?.();
+          return { ok: false, reason: "stopped" };
+        }
+        const { entry, started } = this.#attach(a.stream, {
+          key: c.key,
+          incoming: false,
+          source: c.source,
+          encryption: a.encryption,
+          handshakeSent: a.handshakeSent,
+          handshakeTimeoutMs: a.handshakeTimeoutMs,
+        });
+        await started;
+        this.#peers.settle(entry);
+        return entry.conn.remoteHandshake
+          ? { ok: true }
+          : { ok: false, reason: entry.conn.closeReason ?? "closed" };
+      },
+    });
+    if (result.ok) c.worked = result.mode;
+    else {
+      c.worked = undefined; // what worked before did not: every mode again next time
+      if (!result.unreachable && !dialing.signal.aborted && this.#state !== "stopped") {
+        this.#emit("peerfail", {
+          address: c.key,
+          incoming: false,
+          reason: describeDialFailure(result.failures, policy),
+        });
+      }
     }
-    if (this.#state === "stopped") {
-      stream.close?.();
+    if (this.#state === "stopped" && !result.ok) {
       c.connected = false;
-      return true;
+      return true; // not the address's fault
     }
-    this.#attach(stream, { key: c.key, incoming: false, source: c.source });
-    return true;
+    return result.ok;
   }
 
   #attach(
     stream: PeerStream,
-    o: { key: string; incoming: boolean; source: PeerSource; handshakeTimeoutMs?: number },
-  ): void {
+    o: {
+      key: string;
+      incoming: boolean;
+      source: PeerSource;
+      encryption: Encryption;
+      handshakeSent?: boolean;
+      handshakeTimeoutMs?: number;
+    },
+  ): { entry: PeerEntry; started: Promise<boolean> } {
     const meta = this.meta;
     const requests = this.#picker.requests.forPeer();
     const conn = new PeerConnection(stream, {
@@ -491,6 +553,7 @@ export class Torrent implements AsyncDisposable {
       },
       remoteAddress: splitAddressKey(o.key),
       handshakeTimeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_MS,
+      handshakeSent: o.handshakeSent ?? false,
       dht: this.#dhtPort() > 0,
       signal: this.#abort.signal,
       now: this.#now,
@@ -498,8 +561,15 @@ export class Torrent implements AsyncDisposable {
       requests,
       ...(this.#opts.rate ? { rate: this.#opts.rate } : {}),
     }, this.#handler);
-    this.#peers.register(conn, o);
-    void conn.start();
+    const entry = this.#peers.register(conn, o);
+    return { entry, started: conn.start() };
+  }
+
+  #tracked(dial: Promise<boolean>): Promise<boolean> {
+    this.#dials.add(dial);
+    const untrack = () => this.#dials.delete(dial);
+    dial.then(untrack, untrack);
+    return dial;
   }
 
   /** Our DHT port, 0 when there is no DHT for this torrent (none, or a private torrent). */
