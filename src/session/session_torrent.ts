@@ -229,6 +229,8 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
         trackers: link.trackers.map((t) => [t]),
         signal: this.#abort.signal,
         discover: (add) => this.#setDhtSink(add),
+        ...(this.#host.engine.encryption ? { encryption: this.#host.engine.encryption } : {}),
+        ...(this.#host.engine.rc4Only ? { rc4Only: true } : {}),
         ...(this.#opts.metadataTimeoutMs ? { timeoutMs: this.#opts.metadataTimeoutMs } : {}),
       });
       this.#torrentBytes = torrentFromMetadata(info, link.trackers);
