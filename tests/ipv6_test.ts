@@ -146,7 +146,12 @@ Deno.test("a magnet link's x.pe=[::1]:port: metadata and data over IPv6", async 
       peers: [{ host: "::1", port: seeder.port }],
     });
     assert.match(magnet, /x\.pe=%5B%3A%3A1%5D%3A\d+/);
-    await using leecher = await Client.open({ ...v6, magnet, basedir: join(root, "l") });
+    await using leecher = await Client.open({
+      ...v6,
+      magnet,
+      basedir: join(root, "l"),
+      metadataTimeoutMs: 15_000,
+    });
     await within(20_000, "the download", leecher.done);
     assert.ok(await sameFiles(join(seedDir, "t"), join(root, "l", "t"), FILES));
   } finally {

@@ -2,11 +2,14 @@
 // announce per family when we listen on both and the tracker's host has both. The tracker is our TrackerServer
 // on the dual-stack "::" (it sees each announcer's source address), or an injected announce function.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { announce, type AnnounceRequest, type AnnounceResponse } from "../src/tracker/http.ts";
 import { hostFamilies } from "../src/tracker/families.ts";
 import { TrackerServer } from "../src/tracker/server.ts";
 import { TrackerManager } from "../src/tracker/tiers.ts";
 import { announceUdp } from "../src/tracker/udp.ts";
+import { REQUIRE_PEERS } from "./_lab.ts";
+import { within } from "./_swarm.ts";
 
 const IH = new Uint8Array(20).fill(9);
 
@@ -84,9 +87,14 @@ function dualManager(
       });
     },
   });
-  const waitCalls = async (n: number) => {
-    while (calls.length < n) await new Promise<void>((r) => wake = r);
-  };
+  const waitCalls = (n: number) =>
+    within(
+      5000,
+      `${n} announces`,
+      (async () => {
+        while (calls.length < n) await new Promise<void>((r) => wake = r);
+      })(),
+    );
   // the round's outcome lands after the announces resolve: one more turn of the event loop
   const settled = () => new Promise((r) => setTimeout(r, 0));
   return { m, calls, peers, events, waitCalls, settled };
@@ -166,4 +174,52 @@ Deno.test("UDP announce over a family: a host without an address in it is refuse
     announceUdp("udp://127.0.0.1:1/announce", req(7010, { family: 6 })),
     /has no IPv6 address/,
   );
+});
+
+/** A private mount namespace can be made here (root, util-linux `unshare`): /etc/hosts can be replaced in it. */
+function canUnshare(): boolean {
+  try {
+    return new Deno.Command("unshare", { args: ["-m", "true"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "a Client listening dual-stack announces once over each family to a tracker whose name has both (end to end)",
+  // CI (root) runs it; elsewhere it needs root for the private /etc/hosts
+  ignore: !canUnshare() && !REQUIRE_PEERS,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "seedbed-hosts-" });
+    try {
+      const hosts = join(dir, "hosts");
+      await Deno.writeTextFile(hosts, "127.0.0.1 localhost dual.test\n::1 localhost dual.test\n");
+      const child = new URL("./_bep7_child.ts", import.meta.url).pathname;
+      const out = await new Deno.Command("unshare", {
+        args: [
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          `mount --bind "$1" /etc/hosts && exec "$2" run -A "$3"`,
+          "sh",
+          hosts,
+          Deno.execPath(),
+          child,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(JSON.parse(text.trim().split("\n").at(-1)!), {
+        announcers: ["127.0.0.1 our port", "::1 our port"],
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
