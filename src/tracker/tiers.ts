@@ -86,7 +86,7 @@ export interface TrackerManagerOptions {
    */
   dualStack?: () => boolean;
   /** The address families of a tracker's host. @default {hostFamilies (the system's resolver)} */
-  families?: (host: string) => Promise<Family[]>;
+  families?: (host: string) => Promise<(4 | 6)[]>;
 }
 
 interface Tier {
