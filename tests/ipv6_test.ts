@@ -1,9 +1,10 @@
 // IPv6 peers end to end through the real Client: the dual-stack listener takes IPv4 and IPv6 connections (IPv4
 // shown as IPv4), and IPv6 addresses from every source are dialled — the user's, a tracker's peers6 (BEP 7), PEX
-// added6 (BEP 11) and a magnet link's x.pe. Everything on ::1 and 127.0.0.1.
+// added6 (BEP 11), a magnet link's x.pe and the DHT (BEP 32). Everything on ::1 and 127.0.0.1.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Client } from "../src/client.ts";
+import { Dht } from "../src/dht/dht.ts";
 import { formatMagnet } from "../src/magnet.ts";
 import { TrackerServer } from "../src/tracker/server.ts";
 import { makeTorrent, nextEvent, sameFiles, type SpecFile, within } from "./_swarm.ts";
@@ -152,6 +153,44 @@ Deno.test("a magnet link's x.pe=[::1]:port: metadata and data over IPv6", async 
       basedir: join(root, "l"),
       metadataTimeoutMs: 15_000,
     });
+    await within(20_000, "the download", leecher.done);
+    assert.ok(await sameFiles(join(seedDir, "t"), join(root, "l", "t"), FILES));
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("the DHT on ::1 (BEP 32): a magnet link with only an info hash finds an IPv6 seeder and downloads", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  await using router = await Dht.open({
+    host: "::1",
+    family: 6,
+    bootstrap: [],
+    queryTimeoutMs: 500,
+  });
+  const dht = { bootstrap: [`[::1]:${router.port}`], queryTimeoutMs: 500 };
+  try {
+    await using seeder = await Client.open({ ...v6, metainfo: meta, basedir: seedDir, dht });
+    await using leecher = await Client.open({
+      ...v6,
+      magnet: formatMagnet({ infoHash: meta.infoHash }), // no x.pe, no tracker
+      basedir: join(root, "l"),
+      metadataTimeoutMs: 30_000,
+      state: "paused",
+      dht,
+    });
+    const toSeeder = () =>
+      leecher.peers.find((x) => x.peerId && x.address === `[::1]:${seeder.port}`);
+    if (!toSeeder()) {
+      await within(
+        10_000,
+        "the connection to the seeder",
+        nextEvent(leecher, "peer", () => toSeeder() !== undefined),
+      );
+    }
+    const p = toSeeder();
+    assert.equal(p?.source, "dht");
+    await leecher.start();
     await within(20_000, "the download", leecher.done);
     assert.ok(await sameFiles(join(seedDir, "t"), join(root, "l", "t"), FILES));
   } finally {
