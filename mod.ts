@@ -41,7 +41,42 @@ export {
   makePeerId,
   VERSION,
 } from "./src/client.ts";
-export type { PeerInfo, PeerSource, TorrentEvents, TorrentState } from "./src/swarm/types.ts";
+export {
+  DuplicateTorrentError,
+  type EngineSettings,
+  Session,
+  type SessionEventMap,
+  type SessionLimits,
+  type SessionOptions,
+  type SessionStats,
+} from "./src/session/session.ts";
+export {
+  type RunState,
+  SessionTorrent,
+  type TorrentAddOptions,
+  type TorrentHost,
+  type TorrentSource,
+} from "./src/session/session_torrent.ts";
+export type {
+  PeerInfo,
+  PeerSource,
+  TorrentEvents,
+  TorrentOptions,
+  TorrentState,
+} from "./src/swarm/types.ts";
+export type { LookupOptions } from "./src/dht/dht.ts";
+export type { NodeContact } from "./src/dht/krpc.ts";
+export type { RoutingTable } from "./src/dht/routing_table.ts";
+export type { UdpSocket } from "./src/udp.ts";
+export type { PeerAddress } from "./src/tracker/compact.ts";
+export type { HostCheckOptions } from "./src/http/host_check.ts";
+export type { RateGate, TokenBucket } from "./src/transport/bandwidth.ts";
+export type { Torrent } from "./src/swarm/torrent.ts";
+export type { TorrentEmit } from "./src/swarm/types.ts";
+export type { CacheBudget } from "./src/storage/piece_cache.ts";
+export type { PeerStream } from "./src/wire/stream.ts";
+export type { AddResult, NodeStatus, RoutingNode } from "./src/dht/routing_table.ts";
+export type { Datagram } from "./src/udp.ts";
 export {
   addPieceLayer,
   type Metainfo,

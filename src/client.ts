@@ -6,7 +6,7 @@
  */
 
 import type { Dht, DhtOptions } from "./dht/dht.ts";
-import { Session } from "./session/session.ts";
+import { type EngineSettings, Session } from "./session/session.ts";
 import {
   type ClientEventMap,
   type ClientFile,
@@ -15,7 +15,6 @@ import {
   type TorrentAddOptions,
   type TorrentSource,
 } from "./session/session_torrent.ts";
-import type { TorrentOptions } from "./swarm/types.ts";
 import type { EncryptionPolicy } from "./wire/encryption_policy.ts";
 
 export { CLIENT_CODE, VERSION } from "./version.ts";
@@ -23,21 +22,7 @@ export { makePeerId } from "./peer_id.ts";
 export type { ClientEventMap, ClientFile, InitialState };
 
 /** Options for {@linkcode Client}; exactly one of `path`, `torrent`, `metainfo` or `magnet` is required. */
-export interface ClientOptions extends
-  TorrentSource,
-  TorrentAddOptions,
-  Partial<
-    Pick<
-      TorrentOptions,
-      | "queueDepth"
-      | "pieceMemory"
-      | "uploadMemory"
-      | "preallocate"
-      | "hashWorker"
-      | "diskRetryMs"
-      | "tickMs"
-    >
-  > {
+export interface ClientOptions extends TorrentSource, TorrentAddOptions, EngineSettings {
   /**
    * A session to join: the torrent shares its port, DHT node and limits (closing the client removes the torrent
    * from it). Without one the client runs a session of its own with the options below.
@@ -52,6 +37,8 @@ export interface ClientOptions extends
   host?: string;
   /** Our 20-byte peer id; a fresh `-SE0010-…` id by default. */
   peerId?: Uint8Array;
+  /** Milliseconds per engine tick (rates, choking rounds every 10 ticks, reconnects). @default {1000} */
+  tickMs?: number;
   /**
    * Local Service Discovery (BEP 14): find peers on the local network by multicast. Off by default, since it
    * sends to the whole network; never used for private torrents. The announces go out on `host` when it is a

@@ -159,7 +159,10 @@ export function spawn(
 
 const LT_PEER = new URL("./peers/lt_peer.py", import.meta.url).pathname;
 
-/** Starts a libtorrent peer; resolves once it printed "ready" (seeding, or torrent added). */
+/**
+ * Starts a libtorrent peer; resolves once it printed "ready" (seeding, or torrent added). `env` passes the
+ * driver's knobs (LT_SETTINGS, LT_PEERLOG, LT_UPLOAD_LIMIT, see tests/peers/lt_peer.py).
+ */
 export async function startLibtorrent(
   role: "seed" | "leech",
   torrent: string,

@@ -122,7 +122,9 @@ Deno.test("CLI: `dht -p PORT` as the only bootstrap, a seeder announcing through
   const root = await Deno.makeTempDir({ prefix: "seedbed-dht-cli-" });
   const dhtPort = await freeUdpPort();
   const run = (args: string[]) =>
-    spawn(Deno.execPath(), ["run", "-A", MAIN, ...args], 0, { env: { NO_COLOR: "1" } });
+    spawn(Deno.execPath(), ["run", "-A", MAIN, ...args], 0, {
+      env: { NO_COLOR: "1", XDG_STATE_HOME: join(root, "state") },
+    });
   const node = run(["dht", "-p", String(dhtPort), "--host", "127.0.0.1", "-q"]);
   let seeder: ReturnType<typeof run> | undefined;
   let leecher: ReturnType<typeof run> | undefined;

@@ -4,11 +4,10 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { createTorrent } from "../create.ts";
 import { parseMetainfo } from "../metainfo.ts";
 import { versionName } from "./info.ts";
-import { EXIT, UsageError } from "./download.ts";
+import { EXIT, fsReason, parseFlags, plural, UsageError } from "./_common.ts";
 import { formatBytes } from "./progress.ts";
 
 /** Where create writes. */
@@ -43,22 +42,17 @@ v2 and hybrid torrents need a power-of-two piece length.`;
  * @returns The exit status.
  */
 export async function runCreate(args: string[], io: CreateIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      output: { type: "string", short: "o" },
-      announce: { type: "string", short: "a", multiple: true },
-      "piece-length": { type: "string" },
-      private: { type: "boolean" },
-      comment: { type: "string", short: "c" },
-      name: { type: "string", short: "n" },
-      "web-seed": { type: "string", short: "w", multiple: true },
-      v2: { type: "boolean" },
-      hybrid: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseFlags(args, {
+    output: { type: "string", short: "o" },
+    announce: { type: "string", short: "a", multiple: true },
+    "piece-length": { type: "string" },
+    private: { type: "boolean" },
+    comment: { type: "string", short: "c" },
+    name: { type: "string", short: "n" },
+    "web-seed": { type: "string", short: "w", multiple: true },
+    v2: { type: "boolean" },
+    hybrid: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     io.stdout(HELP + "\n");
@@ -112,7 +106,7 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
     await Deno.writeFile(values.output, bytes);
   } catch (err) {
     if (err instanceof Deno.errors.NotCapable) throw err; // reported with the flag to add
-    throw new Error(`cannot write ${values.output}: ${(err as Error).message}`);
+    throw new Error(`cannot write ${values.output}: ${fsReason(err)}`);
   }
   const meta = await parseMetainfo(bytes);
   const files = meta.files.filter((f) => !f.padding);
@@ -120,7 +114,9 @@ export async function runCreate(args: string[], io: CreateIO): Promise<number> {
   io.stderr(
     `Created ${values.output} (${versionName(meta.version)}): ${meta.displayName}, ${
       formatBytes(size)
-    } in ${files.length} file(s), ${meta.pieceCount} pieces of ${formatBytes(meta.pieceLength)}\n`,
+    } in ${plural(files.length, "file")}, ${meta.pieceCount} pieces of ${
+      formatBytes(meta.pieceLength)
+    }\n`,
   );
   if (meta.version !== 2) io.stdout(`${meta.infoHashHex}\n`);
   if (meta.infoHashV2Hex) io.stdout(`${meta.infoHashV2Hex}\n`);

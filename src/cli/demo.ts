@@ -7,12 +7,11 @@
  */
 
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { Client } from "../client.ts";
 import { createTorrent } from "../create.ts";
 import { parseMetainfo } from "../metainfo.ts";
 import { TrackerServer } from "../tracker/server.ts";
-import { EXIT, UsageError } from "./download.ts";
+import { EXIT, parseFlags, UsageError } from "./_common.ts";
 import { formatBytes, formatDuration, ProgressLine } from "./progress.ts";
 
 /** Where the demo writes. */
@@ -39,15 +38,10 @@ downloads with another, verifies every byte, and removes everything (unless --ke
  * @returns The exit status.
  */
 export async function runDemo(args: string[], io: DemoIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      size: { type: "string" },
-      keep: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseFlags(args, {
+    size: { type: "string" },
+    keep: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     io.stderr(HELP + "\n");

@@ -6,9 +6,8 @@
  */
 
 import { dirname, join } from "node:path";
-import { parseArgs } from "node:util";
 import { DEFAULT_BOOTSTRAP, Dht, type DhtState, parseHostPort } from "../dht/dht.ts";
-import { EXIT, UsageError } from "./_common.ts";
+import { defaultStateDir, EXIT, parseFlags, UsageError } from "./_common.ts";
 
 /** What a download's DHT flags asked for. */
 export interface DhtFlags {
@@ -29,18 +28,8 @@ export interface DhtFlags {
  * @returns The path, or undefined when no home directory is known.
  */
 export function defaultDhtStatePath(): string | undefined {
-  try {
-    if (Deno.build.os === "windows") {
-      const base = Deno.env.get("LOCALAPPDATA");
-      return base ? join(base, "seedbed", "dht.json") : undefined;
-    }
-    const xdg = Deno.env.get("XDG_STATE_HOME");
-    const home = Deno.env.get("HOME");
-    if (xdg) return join(xdg, "seedbed", "dht.json");
-    return home ? join(home, ".local", "state", "seedbed", "dht.json") : undefined;
-  } catch {
-    return undefined; // no --allow-env: no saved state
-  }
+  const dir = defaultStateDir();
+  return dir ? join(dir, "dht.json") : undefined;
 }
 
 /**
@@ -157,19 +146,14 @@ export interface DhtIO {
  * @returns 130 once interrupted (as seeding), 0 for --help.
  */
 export async function runDht(args: string[], io: DhtIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      port: { type: "string", short: "p" },
-      host: { type: "string" },
-      "dht-bootstrap": { type: "string", multiple: true },
-      state: { type: "string" },
-      "read-only": { type: "boolean" },
-      quiet: { type: "boolean", short: "q" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseFlags(args, {
+    port: { type: "string", short: "p" },
+    host: { type: "string" },
+    "dht-bootstrap": { type: "string", multiple: true },
+    state: { type: "string" },
+    "read-only": { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     io.stderr(DHT_HELP + "\n");

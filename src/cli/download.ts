@@ -1,23 +1,55 @@
 /**
- * `seedbed <torrent>` (download) and `seedbed seed <torrent>`: a Client with a progress line, signals and exit codes.
+ * `seedbed <torrent|magnet>...` (download) and `seedbed seed <torrent>...`: every torrent given runs in one
+ * {@linkcode Session} (one port, one DHT node, limits over all of them), with a progress display, signals and
+ * exit codes. Exit 0 once every torrent completed, 1 when one failed (naming it), 130 on Ctrl-C.
+ *
+ * Resume data of each torrent is kept in the state directory by info hash and download folder
+ * (`<state>/downloads/<hash>-<folder>.resume`), so two torrents of the same name never share it and a run in
+ * another folder never trusts it; an older `<dir>/.<name>.seedbed-resume` is read once and replaced. The session
+ * itself keeps no list of torrents: that is the daemon's job.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { Client } from "../client.ts";
-import type { Metainfo } from "../metainfo.ts";
-import { parseMetainfo } from "../metainfo.ts";
-import { parseMagnet } from "../magnet.ts";
-import { formatBytes, formatDuration, ProgressLine } from "./progress.ts";
-import { DEFAULT_BOOTSTRAP, type Dht } from "../dht/dht.ts";
+import { join } from "node:path";
+import { printable } from "../_paths.ts";
+import type { Dht } from "../dht/dht.ts";
+import { type MagnetLink, parseMagnet } from "../magnet.ts";
+import { type Metainfo, parseMetainfo } from "../metainfo.ts";
+import { Session, type SessionOptions } from "../session/session.ts";
+import type { SessionTorrent, TorrentAddOptions } from "../session/session_torrent.ts";
 import {
-  checkBootstrap,
-  DEFAULT_BOOTSTRAP_TEXT,
-  defaultDhtStatePath,
-  saveDhtState,
-  startDownloadDht,
-} from "./dht.ts";
+  cleanMessage,
+  ensureWritableDir,
+  errorCode,
+  EXIT,
+  fsReason,
+  notATorrent,
+  plural,
+  readTorrentFile,
+  resumeFileFor,
+  UsageError,
+} from "./_common.ts";
+import { saveDhtState, startDownloadDht } from "./dht.ts";
+import {
+  downloadHelp,
+  type DownloadSettings,
+  parseDownloadArgs,
+  parseSelection,
+} from "./download_flags.ts";
+import {
+  formatBoard,
+  formatBytes,
+  formatDuration,
+  formatProgress,
+  type ProgressSnapshot,
+  StatusDisplay,
+  type TorrentRow,
+  truncate,
+} from "./progress.ts";
+
+export { EXIT, UsageError } from "./_common.ts";
+export { downloadHelp, parsePeerAddress, parseRate, parseSelection } from "./download_flags.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface DownloadIO {
@@ -29,102 +61,43 @@ export interface DownloadIO {
   isTerminal: boolean;
   /** Resolves when the user asks to stop (SIGINT / SIGTERM). */
   interrupted: Promise<void>;
+  /** The terminal's width in columns, when known. @default {Deno.consoleSize} */
+  columns?: () => number | undefined;
 }
 
-export { EXIT, UsageError } from "./_common.ts";
-import { EXIT, UsageError } from "./_common.ts";
+/** Milliseconds between resume-data retries of a paused torrent (the engine's default). */
+const DISK_RETRY_S = 5;
 
-const DOWNLOAD_HELP = `Usage: seedbed [download] <file.torrent|magnet-link> [options]
-       seedbed seed <file.torrent> [options]
-
-Download (or seed) a torrent. Downloading exits 0 once every selected piece is verified on disk
-(unless --keep-seeding); seeding verifies the data under --dir and serves it until Ctrl-C.
-
-Options:
-  -o, --dir DIR          download directory (default: current directory)
-  -p, --port PORT        TCP port to listen on (default: 6881; 0 = any free port)
-  -s, --select LIST      download only these files, e.g. 1-3,7 (numbers from --list)
-  -l, --list             list the torrent's files with their numbers and exit
-      --peer HOST:PORT   connect to this peer (repeatable; IPv6 as [::1]:6881)
-      --save-torrent F   write the .torrent (for a magnet link: the fetched metadata) to F
-      --lsd              find peers on the local network by multicast (BEP 14; off by default)
-      --no-dht           do not use the DHT (BEP 5; never used for private torrents)
-      --dht-port PORT    UDP port of the DHT node (default: the same number as --port)
-      --dht-bootstrap H:P join the DHT through this node (repeatable; default: the public routers,
-                         ${DEFAULT_BOOTSTRAP_TEXT})
-      --dht-state FILE   keep the DHT routing table in FILE (default: ~/.local/state/seedbed/dht.json)
-      --no-trackers      do not announce to the torrent's trackers
-      --keep-seeding     keep seeding after the download completes (until Ctrl-C)
-      --max-peers N      most connected peers (default: 50)
-      --piece-memory MIB memory for pieces being downloaded, in MiB (default: 8); more helps fast
-                         links with long round trips (it needs about speed x round-trip time)
-  -q, --quiet            no progress line, only errors and the final summary
-      --json             newline-delimited JSON events on stdout (human output stays on stderr)
-  -h, --help             show this help
-
-Ctrl-C stops cleanly (announces "stopped", writes resume data) and exits 130; run the same command again
-to resume.`;
-
-/** The usage text of the download and seed subcommands. */
-export function downloadHelp(): string {
-  return DOWNLOAD_HELP;
-}
-
-/**
- * Parses "1-3,7" into zero-based file indexes, checking them against the file count.
- *
- * @param spec The list, 1-based, with ranges.
- * @param count Number of files in the torrent.
- * @returns Zero-based indexes.
- * @throws {UsageError} When the list is malformed or names a file that does not exist.
- */
-export function parseSelection(spec: string, count: number): Set<number> {
-  const out = new Set<number>();
-  for (const part of spec.split(",")) {
-    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
-    if (!m) throw new UsageError(`--select: "${part}" is not a number or range like 1-3`);
-    const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
-    if (a < 1 || b < a || b > count) {
-      throw new UsageError(
-        `--select: ${part} is outside 1-${count} (the torrent has ${count} files)`,
-      );
-    }
-    for (let i = a; i <= b; i++) out.add(i - 1);
-  }
-  return out;
-}
-
-/**
- * Parses "host:port" or "[v6]:port".
- *
- * @param text The address.
- * @returns Host and port.
- * @throws {UsageError} When it is not an address with a port.
- */
-export function parsePeerAddress(text: string): { host: string; port: number } {
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text) ?? /^([^:\s]+):(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port > 0 && port < 65536)) {
-    throw new UsageError(`--peer: "${text}" is not HOST:PORT (IPv6 as [::1]:6881)`);
-  }
-  return { host: m[1], port };
-}
-
-function listFiles(
-  meta: Metainfo,
-  io: { stdout(t: string): void; stderr(t: string): void },
-): number {
-  io.stderr(`${meta.displayName} (${formatBytes(meta.length)}, ${meta.files.length} files)\n`);
-  io.stdout(formatFileList(meta) + "\n");
-  return EXIT.ok;
-}
-
-/** Lists the files of a torrent, numbered from 1, for `--list`. */
-export function formatFileList(meta: Metainfo): string {
-  const width = String(meta.files.length).length;
-  return meta.files.map((f, i) =>
-    `${String(i + 1).padStart(width)}  ${formatBytes(f.length).padStart(10)}  ${f.displayPath}`
-  ).join("\n");
+/** One torrent given on the command line. */
+interface Job {
+  /** As given. */
+  source: string;
+  /** How messages name it until its name is known. */
+  label: string;
+  /** The .torrent file's bytes and what they hold. */
+  bytes?: Uint8Array;
+  meta?: Metainfo;
+  /** The magnet link it is. */
+  magnet?: MagnetLink;
+  /** Info hash, hex. */
+  hex: string;
+  torrent?: SessionTorrent;
+  phase: "starting" | "running" | "done" | "failed" | "listed";
+  failure?: string;
+  /** A tracker answered: its seeder and leecher counts mean something. */
+  announced: boolean;
+  /** Paused by the disk, and said so. */
+  diskPaused: boolean;
+  /** Messages already printed. */
+  said: Set<string>;
+  /** Seconds from the start to completion. */
+  doneSecs?: number;
+  /** Bytes downloaded when it completed. */
+  doneBytes?: number;
+  /** Its "Done" line waits for the final progress line. */
+  doneLine?: string;
+  /** Settles once it completed, failed or was listed. */
+  settled?: Promise<void>;
 }
 
 /**
@@ -134,270 +107,746 @@ export function formatFileList(meta: Metainfo): string {
  * @param args Arguments after the subcommand.
  * @param io Output and the interrupt signal.
  * @returns The exit status.
+ * @throws {UsageError} For a wrong command line.
  */
 export async function runDownload(
   mode: "download" | "seed",
   args: string[],
   io: DownloadIO,
 ): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      dir: { type: "string", short: "o" },
-      port: { type: "string", short: "p" },
-      select: { type: "string", short: "s" },
-      list: { type: "boolean", short: "l" },
-      peer: { type: "string", multiple: true },
-      "save-torrent": { type: "string" },
-      lsd: { type: "boolean" },
-      "no-dht": { type: "boolean" },
-      "dht-port": { type: "string" },
-      "dht-bootstrap": { type: "string", multiple: true },
-      "dht-state": { type: "string" },
-      "no-trackers": { type: "boolean" },
-      "keep-seeding": { type: "boolean" },
-      "max-peers": { type: "string" },
-      "piece-memory": { type: "string" },
-      quiet: { type: "boolean", short: "q" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    io.stderr(DOWNLOAD_HELP + "\n");
+  const s = parseDownloadArgs(mode, args);
+  if (s.help) {
+    io.stderr(downloadHelp() + "\n");
     return EXIT.ok;
   }
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0
-        ? "missing the torrent file"
-        : `unexpected argument "${positionals[1]}"`,
-    );
+  const jobs: Job[] = [];
+  for (const source of s.sources) jobs.push(await loadJob(source, mode));
+  checkDistinct(jobs, s.dir);
+  // -s is checked against every torrent whose files are known now (a magnet link's once its metadata is)
+  for (const j of jobs) if (j.meta) prioritiesFor(j, s, jobs.length);
+  if (s.list && jobs.every((j) => j.meta)) {
+    for (const j of jobs) listFiles(j.meta!, io);
+    return EXIT.ok;
   }
-  const source = positionals[0];
-  // a magnet link is checked now (a clear error, exit 1) and its metadata fetched once the client runs
-  const magnet = /^magnet:/i.test(source) ? (parseMagnet(source), source) : undefined;
-  if (magnet && mode === "seed") {
-    throw new UsageError("seed needs a .torrent file, not a magnet link");
-  }
-  const port = values.port === undefined ? 6881 : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`--port: "${values.port}" is not a port number (0-65535)`);
-  }
-  const maxPeers = values["max-peers"] === undefined ? 50 : Number(values["max-peers"]);
-  if (!Number.isInteger(maxPeers) || maxPeers < 1) {
-    throw new UsageError(`--max-peers: "${values["max-peers"]}" is not a positive integer`);
-  }
-  const pieceMemory = values["piece-memory"] === undefined
-    ? undefined
-    : Number(values["piece-memory"]);
-  if (pieceMemory !== undefined && !(pieceMemory > 0 && pieceMemory <= 4096)) {
-    throw new UsageError(
-      `--piece-memory: "${
-        values["piece-memory"]
-      }" is not a size in MiB (more than 0, at most 4096)`,
-    );
-  }
-  const peers = (values.peer ?? []).map(parsePeerAddress);
-  const dhtPort = values["dht-port"] === undefined ? port : Number(values["dht-port"]);
-  if (!Number.isInteger(dhtPort) || dhtPort < 0 || dhtPort > 65535) {
-    throw new UsageError(`--dht-port: "${values["dht-port"]}" is not a port number (0-65535)`);
-  }
-  const dhtBootstrap = values["dht-bootstrap"]
-    ? checkBootstrap(values["dht-bootstrap"])
-    : [...DEFAULT_BOOTSTRAP];
+  if (mode === "download") {
+    await ensureWritableDir(s.dir);
+    for (const j of jobs) if (j.meta) await checkTarget(j.meta, s.dir);
+  } else await checkSeedDir(s.dir);
+  return await new DownloadRun(mode, s, jobs, io).run();
+}
 
-  let meta: Metainfo | undefined;
-  if (!magnet) {
-    let bytes: Uint8Array;
+/** Reads a .torrent file or parses a magnet link given on the command line. */
+async function loadJob(source: string, mode: "download" | "seed"): Promise<Job> {
+  const base = { source, phase: "starting" as const, announced: false, diskPaused: false };
+  if (/^magnet:/i.test(source)) {
+    if (mode === "seed") throw new UsageError("seed needs a .torrent file, not a magnet link");
+    let magnet: MagnetLink;
     try {
-      bytes = await Deno.readFile(source);
+      magnet = parseMagnet(source);
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) {
-        throw new Error(`cannot read ${source}: no such file`);
-      }
-      throw err;
+      throw new UsageError(
+        `invalid magnet link: ${(err as Error).message.replace(/^Invalid magnet link: /, "")}`,
+      );
     }
-    try {
-      meta = await parseMetainfo(bytes);
-    } catch (err) {
-      throw new Error(`cannot read ${source}: ${(err as Error).message}`);
-    }
-    if (values.list) return listFiles(meta, io);
+    const label = magnet.name !== undefined
+      ? `${printable(magnet.name)} (magnet link)`
+      : `magnet link ${magnet.infoHashHex}`;
+    return { ...base, label, magnet, hex: magnet.infoHashHex, said: new Set() };
   }
-  const selectionFor = (m: Metainfo) => {
-    if (values.select === undefined) return undefined;
-    const selected = parseSelection(values.select, m.files.length);
-    return m.files.map((_, i) => selected.has(i) ? 1 : 0);
-  };
-  const priorities = meta ? selectionFor(meta) : undefined;
-  const json = values.json ?? false;
-  const quiet = values.quiet ?? false;
-  const keepSeeding = mode === "seed" || (values["keep-seeding"] ?? false);
-  const dir = values.dir ?? ".";
-  await Deno.mkdir(dir, { recursive: true });
-
-  const emit = (event: string, data: Record<string, unknown> = {}) => {
-    if (json) io.stdout(JSON.stringify({ event, time: new Date().toISOString(), ...data }) + "\n");
-  };
-  if (magnet && !values.quiet) {
-    io.stderr(
-      "Fetching the torrent's metadata from the magnet link's peers, trackers and the DHT\n",
-    );
-  }
-  const statePath = values["dht-state"] ?? defaultDhtStatePath();
-  // one node for the process; private torrents (BEP 27) never use it
-  const dht: Dht | undefined = values["no-dht"] || meta?.private
-    ? undefined
-    : await startDownloadDht({
-      off: false,
-      port: dhtPort,
-      bootstrap: dhtBootstrap,
-      statePath,
-    });
-  const client = new Client({
-    ...(meta ? { metainfo: meta } : { magnet: magnet! }),
-    // a magnet download starts paused when files must be selected or listed first
-    ...(magnet && (values.select !== undefined || values.list) ? { state: "paused" as const } : {}),
-    basedir: dir,
-    port,
-    maxPeers,
-    peers,
-    ...(pieceMemory ? { pieceMemory: Math.round(pieceMemory * 1024 * 1024) } : {}),
-    ...(priorities ? { priorities } : {}),
-    ...(values["no-trackers"] ? { trackers: false } : {}),
-    ...(values.lsd ? { lsd: true } : {}),
-    ...(dht ? { dht } : {}),
-  });
-  let failure: Error | undefined;
-  client.addEventListener("peer", (e) => emit("peer", { address: e.detail.address }));
-  client.addEventListener("peerclose", (e) => emit("peerclose", e.detail));
-  client.addEventListener("piece", (e) => emit("piece", { index: e.detail.index }));
-  client.addEventListener("hashfail", (e) => emit("hashfail", { index: e.detail.index }));
-  client.addEventListener("tracker", (e) => emit("tracker", e.detail));
-  client.addEventListener("error", (e) => {
-    emit("error", { message: e.detail.error.message });
-    if (!quiet) io.stderr(`\nseedbed: ${e.detail.error.message}\n`);
-  });
-
-  const started = performance.now();
-  const progress = new ProgressLine(() => client, io.stderr, io.isTerminal);
-  const draw = (final = false) => {
-    if (!quiet) progress.draw(final);
-  };
-
-  const interval = setInterval(() => {
-    draw();
-    if (json) {
-      try {
-        emit("progress", {
-          downloaded: client.downloaded,
-          uploaded: client.uploaded,
-          left: client.left,
-          peers: client.peers.length,
-          downloadRate: Math.round(client.downloadRate),
-          uploadRate: Math.round(client.uploadRate),
-        });
-      } catch { /* not ready */ }
-    }
-  }, io.isTerminal ? 500 : 1000);
+  let bytes: Uint8Array;
   try {
-    const interrupted = io.interrupted.then(() => "interrupted" as const);
-    const ready = await Promise.race([client.ready.then(() => "ready" as const), interrupted]);
-    if (ready === "interrupted") {
-      await client.close();
-      io.stderr("\nseedbed: interrupted\n");
-      emit("interrupted");
-      return EXIT.interrupted;
+    bytes = await readTorrentFile(source);
+  } catch (err) {
+    // `seedbed stauts` reads as a file name: say it is no command either
+    if (/: no such file$/.test((err as Error).message) && !/[./\\]/.test(source)) {
+      throw new Error(`${(err as Error).message} (nor a command: see "seedbed --help")`);
     }
-    if (!meta) {
-      meta = client.metainfo;
-      if (values["save-torrent"]) await Deno.writeFile(values["save-torrent"], client.torrentFile);
-      if (values.list) {
-        await client.close();
-        return listFiles(meta, io);
-      }
-      const wanted = selectionFor(meta);
-      if (wanted) {
-        for (let i = 0; i < wanted.length; i++) if (wanted[i] === 0) await client.setPriority(i, 0);
-        await client.start();
-      }
-    } else if (values["save-torrent"]) {
-      await Deno.writeFile(values["save-torrent"], client.torrentFile);
-    }
-    emit("ready", {
-      name: meta.name,
-      infoHash: meta.infoHashHex,
-      size: meta.length,
-      port: client.port,
-      ...(dht && !meta.private ? { dhtPort: dht.port } : {}),
-      have: client.bitfield.reduce((n, b) => n + popcount(b), 0),
-      pieces: meta.pieceCount,
-    });
-    if (!quiet) {
-      io.stderr(
-        `${mode === "seed" ? "Seeding" : "Downloading"} ${meta.displayName} (${
-          formatBytes(meta.length)
-        }) into ${dir}, listening on port ${client.port}${
-          dht ? (meta.private ? "" : `, DHT on udp port ${dht.port}`) : ""
-        }\n`,
-      );
-    }
-    if (mode === "seed" && !client.seed) {
-      const missing = meta.pieceCount - client.bitfield.reduce((n, b) => n + popcount(b), 0);
-      io.stderr(
-        `seedbed: warning: ${missing} of ${meta.pieceCount} pieces are missing under ${dir}; seeding the rest and downloading the missing ones\n`,
-      );
-    }
-    const outcome = await Promise.race([
-      client.done.then(() => "done" as const),
-      interrupted,
-    ]);
-    if (outcome === "done") {
-      draw(true);
-      const secs = (performance.now() - started) / 1000;
-      emit("complete", { seconds: secs, downloaded: client.downloaded });
-      if (!quiet && mode === "download") {
-        io.stderr(
-          `Done: ${meta.displayName}, ${formatBytes(client.downloaded)} downloaded in ${
-            formatDuration(secs)
-          } (${formatBytes(client.downloaded / Math.max(secs, 0.001))}/s)\n`,
+    throw err;
+  }
+  let meta: Metainfo;
+  try {
+    meta = await parseMetainfo(bytes);
+  } catch (err) {
+    throw notATorrent(source, bytes, err);
+  }
+  return { ...base, label: source, bytes, meta, hex: meta.infoHashHex, said: new Set() };
+}
+
+/** The same torrent twice, or two torrents that would write the same path. */
+function checkDistinct(jobs: Job[], dir: string): void {
+  for (let i = 0; i < jobs.length; i++) {
+    for (let k = 0; k < i; k++) {
+      const a = jobs[k], b = jobs[i];
+      if (a.hex === b.hex) throw new UsageError(`${a.source} and ${b.source} are the same torrent`);
+      if (a.meta && b.meta && a.meta.name === b.meta.name) {
+        throw new UsageError(
+          `${a.source} and ${b.source} would both write "${a.meta.displayName}" into ${dir}; download them into different folders (-o)`,
         );
       }
-      if (keepSeeding) {
-        await interrupted;
-        await client.close();
-        emit("interrupted");
-        return EXIT.interrupted;
-      }
-      await client.close();
-      return EXIT.ok;
-    }
-    await client.close();
-    draw(true);
-    io.stderr("seedbed: interrupted; resume data written, run the same command again to resume\n");
-    emit("interrupted");
-    return EXIT.interrupted;
-  } catch (err) {
-    failure = err as Error;
-    await client.close().catch(() => {});
-    throw failure;
-  } finally {
-    clearInterval(interval);
-    if (dht) {
-      await saveDhtState(statePath, dht);
-      await dht.close();
     }
   }
 }
 
-function popcount(b: number): number {
-  let n = 0;
-  while (b) {
-    b &= b - 1;
-    n++;
+/** The file priorities `-s` asks for, or undefined without `-s`. */
+function prioritiesFor(job: Job, s: DownloadSettings, count: number): number[] | undefined {
+  const meta = job.meta ?? job.torrent?.metainfo;
+  if (s.select === undefined || !meta) return undefined;
+  let selected: Set<number>;
+  try {
+    selected = parseSelection(s.select, meta.files.length);
+  } catch (err) {
+    if (count > 1 && err instanceof UsageError) {
+      throw new UsageError(`${err.message}, in ${job.source}`);
+    }
+    throw err;
   }
+  return meta.files.map((_, i) => selected.has(i) ? 1 : 0);
+}
+
+/** The torrent's top-level file or folder under DIR must be of the right kind, if it exists. */
+async function checkTarget(meta: Metainfo, dir: string): Promise<void> {
+  const target = join(dir, meta.name);
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(target);
+  } catch {
+    return;
+  }
+  if (meta.multiFile && !st.isDirectory) {
+    throw new Error(`cannot download ${meta.displayName}: ${target} is a file, not a folder`);
+  }
+  if (!meta.multiFile && st.isDirectory) {
+    throw new Error(`cannot download ${meta.displayName}: ${target} is a folder, not a file`);
+  }
+}
+
+async function checkSeedDir(dir: string): Promise<void> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(dir);
+  } catch (err) {
+    throw new Error(
+      `cannot seed from ${dir}: ${errorCode(err) === "ENOENT" ? "no such folder" : fsReason(err)}`,
+    );
+  }
+  if (!st.isDirectory) throw new Error(`cannot seed from ${dir}: it is a file, not a folder`);
+}
+
+function listFiles(meta: Metainfo, io: { stdout(t: string): void; stderr(t: string): void }): void {
+  const files = meta.files.filter((f) => !f.padding);
+  io.stderr(
+    `${meta.displayName} (${formatBytes(dataSize(meta))}, ${plural(files.length, "file")})\n`,
+  );
+  io.stdout(formatFileList(meta) + "\n");
+}
+
+/** Lists the files of a torrent, numbered from 1, for `--list` (padding files are not listed). */
+export function formatFileList(meta: Metainfo): string {
+  const width = String(meta.files.length).length;
+  return meta.files.flatMap((f, i) =>
+    f.padding ? [] : [
+      `${String(i + 1).padStart(width)}  ${formatBytes(f.length).padStart(10)}  ${f.displayPath}`,
+    ]
+  ).join("\n");
+}
+
+/** Bytes the files hold (padding not counted). */
+function dataSize(meta: Metainfo, wanted?: readonly number[]): number {
+  let n = 0;
+  meta.files.forEach((f, i) => {
+    if (!f.padding && (!wanted || wanted[i] > 0)) n += f.length;
+  });
   return n;
+}
+
+/** The words for why a torrent is paused by its disk, short enough for the progress line. */
+function pauseReason(err: Error): string {
+  switch (errorCode(err)) {
+    case "ENOSPC":
+      return "disk full";
+    case "EROFS":
+      return "read-only file system";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "EDQUOT":
+      return "disk quota exceeded";
+    case "EIO":
+      return "disk input/output error";
+  }
+  return cleanMessage(err).replace(/; download paused.*$/, "");
+}
+
+/** One run of the command: the session, its torrents, the display, and the end. */
+class DownloadRun {
+  readonly #mode: "download" | "seed";
+  readonly #s: DownloadSettings;
+  readonly #jobs: Job[];
+  readonly #io: DownloadIO;
+  readonly #display: StatusDisplay;
+  readonly #started = performance.now();
+  #session: Session | undefined;
+  #dht: Dht | undefined;
+  #closing = false;
+  readonly #closeErrors: { job: Job; error: Error }[] = [];
+  /** The state directory, when resume data can be kept there. */
+  #stateDir: string | undefined;
+  #lastJson = 0;
+
+  constructor(mode: "download" | "seed", s: DownloadSettings, jobs: Job[], io: DownloadIO) {
+    this.#mode = mode;
+    this.#s = s;
+    this.#jobs = jobs;
+    this.#io = io;
+    this.#display = new StatusDisplay(io.stderr, io.isTerminal, io.columns);
+  }
+
+  async run(): Promise<number> {
+    const s = this.#s;
+    const interrupted = this.#io.interrupted.then(() => "interrupted" as const);
+    let timer: ReturnType<typeof setInterval> | undefined;
+    try {
+      this.#stateDir = await this.#prepareStateDir();
+      // one DHT node for the process; private torrents (BEP 27) never use it
+      const needDht = !s.noDht && !this.#jobs.every((j) => j.meta?.private);
+      if (needDht) {
+        this.#dht = await startDownloadDht({
+          off: false,
+          port: s.dhtPort,
+          bootstrap: s.dhtBootstrap,
+          statePath: s.dhtStatePath,
+        });
+      }
+      const session = this.#session = await this.#openSession();
+      this.#info(
+        `Listening on port ${session.port}${
+          this.#dht ? `, DHT on udp port ${this.#dht.port}` : ""
+        }`,
+      );
+      for (const job of this.#jobs) await this.#add(job);
+      timer = setInterval(() => this.#tick(), this.#io.isTerminal ? 500 : 1000);
+      const settled = Promise.all(this.#jobs.map((j) => j.settled)).then(() => "settled" as const);
+      let outcome = await Promise.race([settled, interrupted]);
+      const listed = this.#jobs.every((j) => j.phase === "listed");
+      if (
+        outcome === "settled" && !listed && this.#s.keepSeeding &&
+        this.#jobs.some((j) => j.phase === "done")
+      ) {
+        this.#flushDoneLines();
+        outcome = await interrupted;
+      }
+      clearInterval(timer);
+      timer = undefined;
+      if (listed) {
+        await this.#close();
+        return EXIT.ok;
+      }
+      this.#draw(true);
+      this.#flushDoneLines();
+      await this.#close();
+      if (outcome === "interrupted") return this.#interrupted();
+      return this.#summary();
+    } finally {
+      if (timer !== undefined) clearInterval(timer);
+      await this.#close();
+    }
+  }
+
+  /** The state directory, if its folder for resume data can be written (else resume data stays beside the data). */
+  async #prepareStateDir(): Promise<string | undefined> {
+    const state = this.#s.stateDir;
+    if (!state) return undefined;
+    const dir = join(state, "downloads");
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+      const probe = join(dir, `.probe-${crypto.randomUUID().slice(0, 8)}`);
+      await Deno.writeFile(probe, new Uint8Array(0));
+      await Deno.remove(probe);
+      return state;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotCapable) throw err;
+      this.#say(
+        `seedbed: warning: cannot keep resume data in ${state}: ${
+          fsReason(err)
+        }; keeping it beside the data instead`,
+      );
+      return undefined;
+    }
+  }
+
+  /** Opens the session; a download whose port is taken listens on a free one and says which. */
+  async #openSession(): Promise<Session> {
+    const s = this.#s;
+    const options: SessionOptions = {
+      port: s.port,
+      basedir: s.dir,
+      ...(this.#dht ? { dht: this.#dht } : {}),
+      ...(s.lsd ? { lsd: true } : {}),
+      encryption: s.encryption,
+      ...(s.rc4Only ? { rc4Only: true } : {}),
+      limits: {
+        download: s.limitDown,
+        upload: s.limitUp,
+        activeDownloads: 0,
+        activeSeeds: 0,
+        ...(s.maxPeers ? { connections: s.maxPeers, connectionsPerTorrent: s.maxPeers } : {}),
+      },
+      ...(s.pieceMemory ? { engine: { pieceMemory: s.pieceMemory } } : {}),
+      restore: false,
+    };
+    try {
+      return await Session.open(options);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse) || s.port === 0) throw err;
+      if (this.#mode === "seed") {
+        throw new Error(
+          `port ${s.port} is in use by another program; choose another with -p PORT, or -p 0 for any free port`,
+        );
+      }
+    }
+    const session = await Session.open({ ...options, port: 0 });
+    this.#say(`seedbed: port ${s.port} is in use; listening on port ${session.port} instead`);
+    return session;
+  }
+
+  /** Adds a torrent to the session and follows it to its end. */
+  async #add(job: Job): Promise<void> {
+    const s = this.#s;
+    const priorities = job.meta ? prioritiesFor(job, s, this.#jobs.length) : undefined;
+    const options: TorrentAddOptions = {
+      basedir: s.dir,
+      peers: s.peers,
+      ...(priorities ? { priorities } : {}),
+      // a magnet link waits (paused) until its files can be listed or selected
+      ...(job.magnet && (s.select !== undefined || s.list) ? { state: "paused" as const } : {}),
+      ...(s.noTrackers ? { trackers: false } : {}),
+      ...(s.metadataTimeoutMs ? { metadataTimeoutMs: s.metadataTimeoutMs } : {}),
+      ...(this.#stateDir ? { resumeFile: resumeFileFor(this.#stateDir, job.hex, s.dir) } : {}),
+    };
+    if (job.magnet) {
+      const from = [
+        job.magnet.peers.length + s.peers.length > 0 ? "its peers" : "",
+        job.magnet.trackers.length > 0 && !s.noTrackers ? "its trackers" : "",
+        this.#dht ? "the DHT" : "",
+      ].filter((x) => x);
+      this.#info(
+        `Fetching the torrent's metadata of ${job.label}${
+          from.length ? ` from ${from.join(", ").replace(/, ([^,]*)$/, " and $1")}` : ""
+        }`,
+      );
+    }
+    try {
+      job.torrent = await this.#session!.add(
+        job.meta ? { torrent: job.bytes! } : { magnet: job.source },
+        options,
+      );
+    } catch (err) {
+      this.#fail(job, err as Error);
+      job.settled = Promise.resolve();
+      return;
+    }
+    this.#listen(job, job.torrent);
+    job.settled = this.#follow(job, job.torrent);
+  }
+
+  #listen(job: Job, t: SessionTorrent): void {
+    const ih = { infoHash: job.hex };
+    t.addEventListener("peer", (e) => this.#json("peer", { ...ih, address: e.detail.address }));
+    t.addEventListener("peerclose", (e) => this.#json("peerclose", { ...ih, ...e.detail }));
+    t.addEventListener("piece", (e) => this.#json("piece", { ...ih, index: e.detail.index }));
+    t.addEventListener("hashfail", (e) => this.#json("hashfail", { ...ih, index: e.detail.index }));
+    t.addEventListener("tracker", (e) => {
+      if (e.detail.type === "announce") job.announced = true;
+      this.#json("tracker", { ...ih, ...e.detail });
+    });
+    t.addEventListener("state", (e) => {
+      if (e.detail.state === "active" && job.diskPaused) {
+        job.diskPaused = false;
+        this.#info(`${this.#name(job)}: the data can be written again; carrying on`);
+      }
+    });
+    t.addEventListener("error", (e) => this.#onError(job, t, e.detail.error));
+  }
+
+  async #follow(job: Job, t: SessionTorrent): Promise<void> {
+    try {
+      await t.ready;
+    } catch (err) {
+      if (!this.#closing) this.#fail(job, err as Error);
+      return;
+    }
+    try {
+      await this.#ready(job, t);
+    } catch (err) {
+      this.#fail(job, err as Error);
+      await this.#session?.remove(t).catch(() => {});
+      return;
+    }
+    if (job.phase === "listed") return;
+    try {
+      await t.done;
+    } catch {
+      return; // closed before it completed (Ctrl-C)
+    }
+    this.#done(job, t);
+  }
+
+  /** The torrent is loaded (a magnet link's metadata fetched): list, select, announce what it is. */
+  async #ready(job: Job, t: SessionTorrent): Promise<void> {
+    const s = this.#s;
+    const meta = t.metainfo;
+    const engine = t.engine!;
+    if (job.magnet) {
+      if (s.saveTorrent) await this.#saveTorrent(t.torrentFile);
+      if (s.list) {
+        job.phase = "listed";
+        this.#display.message("");
+        listFiles(meta, this.#io);
+        await this.#session!.remove(t);
+        return;
+      }
+      const wanted = prioritiesFor(job, s, this.#jobs.length);
+      if (wanted) {
+        for (let i = 0; i < wanted.length; i++) if (wanted[i] === 0) await t.setPriority(i, 0);
+        await t.start();
+      }
+    } else if (s.saveTorrent) await this.#saveTorrent(job.bytes!);
+    job.phase = "running";
+    this.#json("ready", {
+      infoHash: job.hex,
+      name: meta.name,
+      size: meta.length,
+      port: t.port,
+      ...(this.#dht && !meta.private ? { dhtPort: this.#dht.port } : {}),
+      have: engine.have.count,
+      pieces: meta.pieceCount,
+    });
+    const files = meta.files.filter((f) => !f.padding).length;
+    const priorities = engine.priorities;
+    const selected = priorities.filter((p, i) => p > 0 && !meta.files[i].padding).length;
+    // the selected part as the progress line counts it: whole pieces
+    const what = s.select !== undefined
+      ? `${selected} of ${plural(files, "file")} of ${meta.displayName} (${
+        formatBytes(engine.progress.total)
+      } of ${formatBytes(dataSize(meta))})`
+      : `${meta.displayName} (${formatBytes(dataSize(meta))}${
+        meta.multiFile ? `, ${plural(files, "file")}` : ""
+      })`;
+    this.#info(
+      this.#mode === "seed" ? `Seeding ${what} from ${s.dir}` : `Downloading ${what} into ${s.dir}`,
+    );
+    if (this.#mode === "seed" && !engine.seed) {
+      const missing = meta.pieceCount - engine.have.count;
+      this.#say(
+        `seedbed: warning: ${missing} of ${meta.pieceCount} pieces of ${meta.displayName} are missing under ${s.dir}; seeding the rest and downloading the missing ones`,
+      );
+    }
+  }
+
+  async #saveTorrent(bytes: Uint8Array): Promise<void> {
+    const path = this.#s.saveTorrent!;
+    try {
+      await Deno.writeFile(path, bytes);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotCapable) throw err;
+      this.#say(`seedbed: cannot write ${path}: ${fsReason(err)}`);
+    }
+  }
+
+  #done(job: Job, t: SessionTorrent): void {
+    const secs = (performance.now() - this.#started) / 1000;
+    job.phase = "done";
+    job.doneSecs = secs;
+    job.doneBytes = t.downloaded;
+    this.#json("complete", {
+      infoHash: job.hex,
+      name: t.metainfo.name,
+      seconds: Math.round(secs * 10) / 10,
+      downloaded: t.downloaded,
+    });
+    if (this.#mode === "seed") return;
+    job.doneLine = `Done: ${t.metainfo.displayName}, ${formatBytes(t.downloaded)} downloaded in ${
+      formatDuration(secs)
+    } (${formatBytes(t.downloaded / Math.max(secs, 0.001))}/s)`;
+    // the last one's line follows the final progress line
+    if (this.#jobs.some((j) => j.phase === "starting" || j.phase === "running")) {
+      this.#flushDoneLines();
+    }
+  }
+
+  #flushDoneLines(): void {
+    for (const j of this.#jobs) {
+      if (j.doneLine) this.#say(j.doneLine);
+      j.doneLine = undefined;
+    }
+  }
+
+  #fail(job: Job, err: Error): void {
+    if (job.phase === "failed") return;
+    job.phase = "failed";
+    job.failure = err instanceof Deno.errors.AddrInUse ? err.message : cleanMessage(err);
+    this.#json("failed", { infoHash: job.hex, message: job.failure });
+    if (this.#jobs.length > 1) this.#say(`seedbed: ${job.label}: ${job.failure}`);
+  }
+
+  /** An error of a running torrent: a disk that refuses pauses it (said once); others once each. */
+  #onError(job: Job, t: SessionTorrent, error: Error): void {
+    if (this.#closing) {
+      this.#closeErrors.push({ job, error });
+      return;
+    }
+    const code = errorCode(error);
+    this.#json("error", { infoHash: job.hex, message: error.message, ...(code ? { code } : {}) });
+    const disk = t.engine?.error === error;
+    if (disk || (job.diskPaused && code !== undefined)) {
+      if (job.diskPaused || t.state !== "paused") return;
+      job.diskPaused = true;
+      this.#say(
+        `seedbed: cannot write to ${join(this.#s.dir, t.metainfo.name)}: ${
+          fsReason(error.cause ?? error)
+        }; paused until it can (tried again every ${DISK_RETRY_S} s)`,
+      );
+      return;
+    }
+    const line = `seedbed: ${this.#name(job)}: ${cleanMessage(error)}`;
+    if (job.said.has(line)) return;
+    job.said.add(line);
+    this.#say(line);
+  }
+
+  #name(job: Job): string {
+    return job.torrent?.hasMetadata ? job.torrent.metainfo.displayName : job.label;
+  }
+
+  // ------------------------------------------------------------ the display
+
+  #tick(): void {
+    this.#draw(false);
+    const now = performance.now();
+    if (!this.#s.json || now - this.#lastJson < 950) return;
+    this.#lastJson = now;
+    for (const j of this.#jobs) {
+      const e = j.torrent?.engine;
+      if (!e || j.phase !== "running" && j.phase !== "done") continue;
+      const swarm = this.#swarm(j);
+      this.#json("progress", {
+        infoHash: j.hex,
+        downloaded: e.downloaded,
+        uploaded: e.uploaded,
+        left: e.left,
+        peers: e.peers().length,
+        downloadRate: Math.round(e.downloadRate),
+        uploadRate: Math.round(e.uploadRate),
+        ...(e.state === "paused" && e.error ? { paused: pauseReason(e.error) } : {}),
+        ...(swarm ? swarm : {}),
+      });
+    }
+  }
+
+  #draw(final: boolean): void {
+    if (this.#s.quiet) return;
+    const width = this.#display.width;
+    const jobs = this.#jobs.filter((j) => j.phase !== "listed");
+    if (jobs.length === 0) return;
+    if (jobs.length === 1) {
+      const snap = this.#snapshot(jobs[0], final);
+      if (!snap && final) return;
+      const line = snap
+        ? formatProgress(snap, width)
+        : truncate(this.#row(jobs[0], final).status ?? "", width);
+      this.#display.show([line], final);
+      return;
+    }
+    const rows = jobs.map((j) => this.#row(j, final));
+    const totals = this.#totals(jobs, final);
+    const lines = formatBoard(totals, rows, width);
+    // in a log, the line of totals alone
+    this.#display.show(this.#io.isTerminal ? lines : lines.slice(0, 1), final);
+  }
+
+  #row(job: Job, final: boolean): TorrentRow {
+    const name = this.#name(job);
+    if (job.phase === "failed") return { name, status: `failed: ${job.failure}` };
+    if (job.phase === "done" && !this.#s.keepSeeding) {
+      return {
+        name,
+        status: `done: ${formatBytes(job.doneBytes ?? 0)} in ${formatDuration(job.doneSecs ?? 0)}`,
+      };
+    }
+    const snap = this.#snapshot(job, final);
+    if (snap) return { name, snapshot: snap };
+    if (job.magnet && !job.torrent?.hasMetadata) {
+      return { name, status: "fetching the torrent's metadata" };
+    }
+    return { name, status: final ? "stopped" : "checking the data on disk" };
+  }
+
+  #snapshot(job: Job, final: boolean): ProgressSnapshot | undefined {
+    const t = job.torrent;
+    const e = t?.engine;
+    if (!t || !e || job.phase === "starting" || job.phase === "listed") return undefined;
+    const { have, total, checking } = e.progress;
+    const peers = e.peers();
+    const secs = (job.doneSecs ?? (performance.now() - this.#started) / 1000) || 0.001;
+    const seeding = e.complete && (this.#s.keepSeeding || !final && job.phase !== "done");
+    return {
+      have,
+      total,
+      down: final ? e.downloaded / secs : e.downloadRate,
+      up: e.uploadRate,
+      unchoked: peers.filter((p) => !p.peerChoking).length,
+      peers: peers.length,
+      verifying: final ? undefined : checking,
+      seeding,
+      uploaded: e.uploaded,
+      paused: e.state === "paused" && e.error ? pauseReason(e.error) : undefined,
+      waiting: this.#waiting(job),
+      swarm: this.#swarm(job),
+      selected: this.#s.select !== undefined,
+      final,
+    };
+  }
+
+  /** What the line says while no peer is connected: where peers could come from, or that nothing can find any. */
+  #waiting(job: Job): string {
+    const s = this.#s;
+    const meta = job.torrent?.hasMetadata ? job.torrent.metainfo : job.meta;
+    const priv = meta?.private ?? false;
+    const trackers = s.noTrackers
+      ? 0
+      : (meta?.announceList.flat().length ?? 0) + (job.magnet?.trackers.length ?? 0);
+    const peers = s.peers.length + (job.magnet?.peers.length ?? 0);
+    const dht = !!this.#dht && !priv;
+    const lsd = s.lsd && !priv;
+    if (trackers + peers > 0 || dht || lsd) return "waiting for peers";
+    const why = [
+      s.noTrackers ? "trackers off" : "no trackers",
+      priv && !s.noDht ? "no DHT (private torrent)" : "DHT off",
+      "no --peer given",
+    ];
+    return `waiting for peers — ${why.join(", ")}`;
+  }
+
+  /** Seeders and leechers, once a tracker told them. */
+  #swarm(job: Job): { seeders: number; leechers: number } | undefined {
+    if (!job.announced) return undefined;
+    try {
+      let seeders = 0, leechers = 0;
+      for (const tier of job.torrent!.trackers) {
+        seeders = Math.max(seeders, tier.complete);
+        leechers = Math.max(leechers, tier.incomplete);
+      }
+      return { seeders, leechers };
+    } catch {
+      return undefined;
+    }
+  }
+
+  #totals(jobs: Job[], final: boolean): ProgressSnapshot {
+    const t: ProgressSnapshot = { have: 0, total: 0, down: 0, up: 0, unchoked: 0, peers: 0 };
+    let paused: string | undefined, waiting = true, running = 0, downloaded = 0, uploaded = 0;
+    for (const j of jobs) {
+      const snap = this.#snapshot(j, false);
+      if (!snap) continue;
+      t.have += snap.have;
+      t.total += snap.total;
+      t.down += snap.down;
+      t.up += snap.up;
+      t.unchoked += snap.unchoked;
+      t.peers += snap.peers;
+      downloaded += j.torrent!.downloaded;
+      uploaded += j.torrent!.uploaded;
+      if (snap.have >= snap.total) continue;
+      running++;
+      if (snap.paused === undefined) paused = "";
+      else paused ??= snap.paused;
+      if (snap.peers > 0 || snap.verifying !== undefined) waiting = false;
+    }
+    const secs = (performance.now() - this.#started) / 1000;
+    if (final) t.down = downloaded / Math.max(secs, 0.001);
+    t.uploaded = uploaded;
+    t.final = final;
+    t.selected = this.#s.select !== undefined;
+    t.seeding = this.#s.keepSeeding && running === 0 && !final;
+    t.torrents = { done: jobs.filter((j) => j.phase === "done").length, count: jobs.length };
+    if (running > 0 && paused) t.paused = paused;
+    if (running > 0 && waiting) t.waiting = "waiting for peers";
+    return t;
+  }
+
+  // ------------------------------------------------------------ the end
+
+  async #close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    await this.#session?.close();
+    if (this.#dht) {
+      await saveDhtState(this.#s.dhtStatePath, this.#dht);
+      await this.#dht.close();
+    }
+  }
+
+  /** After Ctrl-C: says whether resume data was written (it may not have been: a full or read-only disk). */
+  #interrupted(): number {
+    this.#json("interrupted");
+    const failed = this.#closeErrors.filter(({ error }) => errorCode(error) !== undefined);
+    if (!this.#jobs.some((j) => j.torrent?.engine)) {
+      this.#say("seedbed: interrupted"); // nothing was loaded yet (a magnet link's metadata, say): no resume data
+    } else if (failed.length === 0) {
+      this.#say("seedbed: interrupted; resume data written, run the same command again to resume");
+    } else {
+      const reason = pauseReason(failed[0].error);
+      this.#say(
+        `seedbed: interrupted; resume data could not be written (${reason}): the next run checks the data on disk again`,
+      );
+    }
+    return EXIT.interrupted;
+  }
+
+  #summary(): number {
+    for (const { job, error } of this.#closeErrors) {
+      this.#say(`seedbed: ${this.#name(job)}: ${cleanMessage(error)}`);
+    }
+    const failed = this.#jobs.filter((j) => j.phase === "failed");
+    const done = this.#jobs.filter((j) => j.phase === "done");
+    if (failed.length === 0) {
+      if (done.length > 1 && this.#mode === "download") {
+        const bytes = done.reduce((n, j) => n + (j.doneBytes ?? 0), 0);
+        const secs = (performance.now() - this.#started) / 1000;
+        this.#say(
+          `Done: ${plural(done.length, "torrent")}, ${formatBytes(bytes)} downloaded in ${
+            formatDuration(secs)
+          }`,
+        );
+      }
+      return EXIT.ok;
+    }
+    if (this.#jobs.length === 1) {
+      this.#say(`seedbed: ${failed[0].label}: ${failed[0].failure}`);
+    } else {
+      this.#say(
+        `seedbed: ${failed.length} of ${plural(this.#jobs.length, "torrent")} failed: ${
+          failed.map((j) => j.label).join(", ")
+        }`,
+      );
+    }
+    return EXIT.failure;
+  }
+
+  // ------------------------------------------------------------ output
+
+  /** A line for a person (errors, warnings, the summary): printed even with -q. */
+  #say(text: string): void {
+    this.#display.message(text + "\n");
+  }
+
+  /** Information for a person (what is starting): not printed with -q. */
+  #info(text: string): void {
+    if (!this.#s.quiet) this.#say(text);
+  }
+
+  #json(event: string, data: Record<string, unknown> = {}): void {
+    if (!this.#s.json) return;
+    this.#io.stdout(JSON.stringify({ event, time: new Date().toISOString(), ...data }) + "\n");
+  }
 }

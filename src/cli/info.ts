@@ -4,12 +4,11 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { bytesEqual } from "../_bytes.ts";
 import { printable } from "../_paths.ts";
 import { parseMagnet } from "../magnet.ts";
 import { parseMetainfo } from "../metainfo.ts";
-import { EXIT, UsageError } from "./download.ts";
+import { EXIT, notATorrent, parseFlags, readTorrentFile, UsageError } from "./_common.ts";
 import { formatBytes } from "./progress.ts";
 
 /** Where info writes. */
@@ -43,12 +42,7 @@ export function versionName(version: 1 | 2 | "hybrid"): string {
  * @returns The exit status.
  */
 export async function runInfo(args: string[], io: InfoIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { help: { type: "boolean", short: "h" } },
-  });
+  const { values, positionals } = parseFlags(args, { help: { type: "boolean", short: "h" } });
   if (values.help) {
     io.stdout(HELP + "\n");
     return EXIT.ok;
@@ -59,7 +53,14 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
   const source = positionals[0];
   const lines: string[] = [];
   if (/^magnet:/i.test(source)) {
-    const m = parseMagnet(source);
+    let m;
+    try {
+      m = parseMagnet(source);
+    } catch (err) {
+      throw new UsageError(
+        `invalid magnet link: ${(err as Error).message.replace(/^Invalid magnet link: /, "")}`,
+      );
+    }
     lines.push(`Name:         ${m.name === undefined ? "(not given)" : printable(m.name)}`);
     if (!m.infoHashV2 || !bytesEqual(m.infoHash, m.infoHashV2.subarray(0, 20))) {
       lines.push(`Info hash:    ${m.infoHashHex}`);
@@ -75,16 +76,9 @@ export async function runInfo(args: string[], io: InfoIO): Promise<number> {
     io.stdout(lines.join("\n") + "\n");
     return EXIT.ok;
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(source);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new Error(`cannot read ${source}: no such file`);
-    if (err instanceof Deno.errors.NotCapable) throw err; // reported with the flag to add
-    throw new Error(`cannot read ${source}: ${(err as Error).message}`);
-  }
+  const bytes = await readTorrentFile(source);
   const meta = await parseMetainfo(bytes).catch((err) => {
-    throw new Error(`cannot read ${source}: ${(err as Error).message}`);
+    throw notATorrent(source, bytes, err);
   });
   // padding files (BEP 47, and the gaps of v2) are never shown: the size is what the files hold
   const files = meta.files.map((f, i) => ({ f, i })).filter(({ f }) => !f.padding);

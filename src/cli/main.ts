@@ -6,8 +6,10 @@
 
 import { VERSION } from "../version.ts";
 import { runCreate } from "./create.ts";
+import { runDaemon } from "./daemon.ts";
 import { runDemo } from "./demo.ts";
-import { downloadHelp, EXIT, runDownload, UsageError } from "./download.ts";
+import { cleanMessage, EXIT, parseErrorMessage, UsageError } from "./_common.ts";
+import { downloadHelp, runDownload } from "./download.ts";
 import { runInfo } from "./info.ts";
 import { runDht } from "./dht.ts";
 import { runVerify } from "./verify.ts";
@@ -15,14 +17,15 @@ import { runVerify } from "./verify.ts";
 const HELP = `seedbed ${VERSION}: a BitTorrent client for Deno
 
 Usage:
-  seedbed <file.torrent|magnet> [options]   download (the default command)
-  seedbed download <file.torrent|magnet>    the same
-  seedbed seed <file.torrent> -o DIR        verify the data under DIR and seed it until Ctrl-C
-  seedbed info <file.torrent|magnet>        show what a torrent or magnet link holds
-  seedbed create <path> -o out.torrent      make a torrent from a file or directory
-  seedbed verify <file.torrent> -o DIR      hash-check the data under DIR and report
-  seedbed dht -p PORT                       run a standalone DHT node (a bootstrap node) until Ctrl-C
-  seedbed demo                              a whole swarm on this machine, offline
+  seedbed <file.torrent|magnet>... [options]  download one or more torrents (the default command)
+  seedbed download <file.torrent|magnet>...   the same
+  seedbed seed <file.torrent>... -o DIR       verify the data under DIR and seed it until Ctrl-C
+  seedbed info <file.torrent|magnet>          show what a torrent or magnet link holds
+  seedbed create <path> -o out.torrent        make a torrent from a file or directory
+  seedbed verify <file.torrent> -o DIR        hash-check the data under DIR and report
+  seedbed dht -p PORT                         run a standalone DHT node (a bootstrap node) until Ctrl-C
+  seedbed daemon [--dir DIR] [--state DIR]    run torrents as a service: Transmission's RPC and a web page
+  seedbed demo                                a whole swarm on this machine, offline
 
 Run "seedbed <command> --help" for a command's options.
 
@@ -112,6 +115,8 @@ async function dispatch(args: string[], io: CliIO): Promise<number> {
       return await runDemo(rest, io);
     case "dht":
       return await runDht(rest, io);
+    case "daemon":
+      return await runDaemon(rest, io);
     case "seed":
       return await runDownload("seed", rest, io);
     case "download":
@@ -127,25 +132,23 @@ async function dispatch(args: string[], io: CliIO): Promise<number> {
 
 /** Prints one clear line for an error and chooses the exit status. */
 function report(err: unknown, io: CliIO): number {
-  if (err instanceof UsageError || isParseArgsError(err)) {
-    io.stderr(`seedbed: ${(err as Error).message}\nTry "seedbed --help".\n`);
+  const usage = err instanceof UsageError ? err.message : parseErrorMessage(err);
+  if (usage !== undefined) {
+    io.stderr(`seedbed: ${usage}\nTry "seedbed --help".\n`);
     return EXIT.usage;
   }
   if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
     const message = firstLine(err);
-    const hint = /--allow-\w+/.test(message)
-      ? "(or -A for everything)"
-      : `run with ${permissionFlag(message)} (or -A)`;
-    io.stderr(`seedbed: missing permission: ${message} ${hint}\n`);
-    return EXIT.failure;
+    if (/--allow-\w+|permission/i.test(message) && !/os error/.test(message)) {
+      const hint = /--allow-\w+/.test(message)
+        ? "(or -A for everything)"
+        : `run with ${permissionFlag(message)} (or -A)`;
+      io.stderr(`seedbed: missing permission: ${message} ${hint}\n`);
+      return EXIT.failure;
+    }
   }
-  io.stderr(`seedbed: ${firstLine(err)}\n`);
+  io.stderr(`seedbed: ${cleanMessage(err)}\n`);
   return EXIT.failure;
-}
-
-function isParseArgsError(err: unknown): boolean {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
 }
 
 function firstLine(err: unknown): string {

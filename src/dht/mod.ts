@@ -55,3 +55,5 @@ export {
   LSD_PORT,
   parseLsdAnnounce,
 } from "../lsd.ts";
+export type { PeerAddress } from "../tracker/compact.ts";
+export type { BencodeDict, BencodeValue } from "../bencode.ts";

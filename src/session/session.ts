@@ -26,7 +26,7 @@ import { toHex } from "../_bytes.ts";
 import { Dht, type DhtOptions } from "../dht/dht.ts";
 import { LocalDiscovery } from "../lsd.ts";
 import { makePeerId } from "../peer_id.ts";
-import type { TorrentOptions } from "../swarm/types.ts";
+import { CacheBudget } from "../storage/piece_cache.ts";
 import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
 import { type TcpStream, tcpStream } from "../transport/tcp.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
@@ -72,6 +72,36 @@ export interface SessionLimits {
   ratioLimit?: number;
   /** Stop seeding a torrent after this many seconds of seeding (0 = never). @default {0} */
   seedTimeLimit?: number;
+  /** Stop seeding a torrent after this many seconds without uploading (0 = never). @default {0} */
+  idleSeedingLimit?: number;
+}
+
+/** Engine settings every torrent of a session uses. */
+export interface EngineSettings {
+  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
+  queueDepth?: number;
+  /**
+   * Bytes of memory for pieces being downloaded, per torrent: those in progress and those waiting for their hash
+   * check and write (at least 4 pieces). When the disk falls behind, the network slows to its pace.
+   * @default {8388608}
+   */
+  pieceMemory?: number;
+  /** Bytes of whole pieces kept in memory to serve uploads, shared by every torrent. @default {33554432} */
+  uploadMemory?: number;
+  /** Preallocate files on first write instead of creating sparse files. @default {false} */
+  preallocate?: boolean;
+  /** Hash downloaded pieces on a worker thread instead of the event loop's. @default {false} */
+  hashWorker?: boolean;
+  /**
+   * When a verified piece cannot be written (a full disk, a read-only directory), the torrent pauses, keeps the
+   * piece in memory and retries the write this often (ms); once it lands the download resumes by itself.
+   * @default {5000}
+   */
+  diskRetryMs?: number;
+  /** Milliseconds to connect to a peer. @default {5000} */
+  connectTimeoutMs?: number;
+  /** Most outgoing connection attempts at once per torrent. @default {8} */
+  maxConnecting?: number;
 }
 
 /** Options for {@linkcode Session}. */
@@ -127,19 +157,7 @@ export interface SessionOptions {
   /** Milliseconds between `stats` events. @default {1000} */
   statsIntervalMs?: number;
   /** Engine settings for every torrent (pipeline depth, piece memory, upload memory, …). */
-  engine?: Partial<
-    Pick<
-      TorrentOptions,
-      | "queueDepth"
-      | "pieceMemory"
-      | "uploadMemory"
-      | "preallocate"
-      | "hashWorker"
-      | "diskRetryMs"
-      | "connectTimeoutMs"
-      | "maxConnecting"
-    >
-  >;
+  engine?: EngineSettings;
   /** The clock (ms). @default {Date.now} */
   now?: () => number;
 }
@@ -211,7 +229,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** Info hashes in routing order, the same objects each time (MSE caches req2 by object). */
   #hashes: Uint8Array[] = [];
   readonly #order: SessionTorrent[] = [];
-  readonly #bandwidth = new Bandwidth();
+  readonly #bandwidth = { down: new Bandwidth(), up: new Bandwidth() };
   readonly #down = new TokenBucket(0);
   readonly #up = new TokenBucket(0);
   readonly #limits: Required<SessionLimits>;
@@ -225,7 +243,6 @@ export class Session extends EventTarget implements AsyncDisposable {
   #dhtRunning = 0;
   #lsd: LocalDiscovery | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #lastTick = 0;
   #lastStats = 0;
   #closed = false;
   #nextId = 1;
@@ -258,6 +275,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       activeSeeds: 0,
       ratioLimit: 0,
       seedTimeLimit: 0,
+      idleSeedingLimit: 0,
     };
     this.#store = options.stateDir ? new SessionStore(resolve(options.stateDir)) : undefined;
     this.#host = this.#makeHost();
@@ -311,13 +329,25 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#listening.resolve();
     this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
     if (this.#store && this.#opts.restore !== false) {
-      for (const r of await this.#store.loadTorrents()) {
-        await this.#restore(r).catch((err) =>
-          this.#dispatch("error", {
-            error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
-          })
-        );
-      }
+      // in queue order, a few at a time (each reads its metadata and resume data)
+      const records = await this.#store.loadTorrents();
+      let next = 0;
+      await Promise.all(Array.from({ length: Math.min(16, records.length) }, async () => {
+        while (next < records.length) {
+          const r = records[next++];
+          await this.#restore(r).catch((err) =>
+            this.#dispatch("error", {
+              error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
+            })
+          );
+        }
+      }));
+      // restored a few at a time: back in their saved queue order
+      const place = new Map(records.map((r, i) => [r.infoHash, i]));
+      this.#order.sort((a, b) =>
+        (place.get(a.infohashHex) ?? Infinity) - (place.get(b.infohashHex) ?? Infinity)
+      );
+      this.#hashes = this.#order.map((t) => t.infohash);
     }
   }
 
@@ -359,8 +389,14 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#adopted(torrent);
   }
 
-  /** Waits until a new torrent is registered (or failed to be), then saves it. */
-  async #adopted(torrent: SessionTorrent): Promise<void> {
+  /**
+   * Waits until a new torrent is registered (or failed to be), then saves it (a restored one is saved already) and
+   * announces it (a relocated one is not new).
+   */
+  async #adopted(
+    torrent: SessionTorrent,
+    options: { restored?: boolean; quiet?: boolean } = {},
+  ): Promise<void> {
     const registered = Promise.withResolvers<void>();
     const onAdopt = () => registered.resolve();
     torrent.addEventListener("adopted", onAdopt, { once: true });
@@ -370,9 +406,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     } finally {
       torrent.removeEventListener("adopted", onAdopt);
     }
-    await this.#save(torrent);
-    await this.#store?.saveSession(this.#nextId, this.#limits);
-    this.#dispatch("added", { torrent });
+    if (!options.restored) {
+      await this.#save(torrent);
+      await this.#store?.saveSession(this.#nextId, this.#limits);
+    }
+    if (!options.quiet) this.#dispatch("added", { torrent });
   }
 
   async #restore(r: TorrentRecord): Promise<void> {
@@ -388,12 +426,14 @@ export class Session extends EventTarget implements AsyncDisposable {
       ...(r.uploadLimit ? { uploadLimit: r.uploadLimit } : {}),
       ...(r.ratioLimit !== undefined ? { ratioLimit: r.ratioLimit } : {}),
       ...(r.seedTimeLimit !== undefined ? { seedTimeLimit: r.seedTimeLimit } : {}),
+      ...(r.idleSeedingLimit !== undefined ? { idleSeedingLimit: r.idleSeedingLimit } : {}),
+      ...(r.paths ? { paths: r.paths } : {}),
       ...(r.trackers === false ? { trackers: false } : {}),
     });
     torrent.id = r.id;
     torrent.restore(r);
     torrent.ready.catch((err) => this.#dispatch("error", { torrent, error: asError(err) }));
-    await this.#adopted(torrent);
+    await this.#adopted(torrent, { restored: true });
   }
 
   /**
@@ -416,6 +456,83 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#dispatch("removed", { torrent, infoHash: torrent.infohashHex });
     this.#requeue();
     return true;
+  }
+
+  /**
+   * Moves a torrent's files to another download directory and/or to other paths inside it (renamed files), or
+   * points the torrent at data already there. The torrent is stopped (announcing `stopped`), its files moved
+   * (renamed, or copied and deleted across file systems) when `move` is set, and it is loaded again with the same
+   * id, place in the queue, state, priorities, limits and totals; its resume data stays valid for files that were
+   * renamed, and anything else found at the new place is verified before it counts.
+   *
+   * @param torrent The torrent (its metadata known).
+   * @param to The new download directory, the new file paths (see `TorrentAddOptions.paths`), and whether to move
+   *   the data there.
+   * @returns The torrent as loaded again (a new object with the same id).
+   * @throws {Error} When a file cannot be moved: the files moved so far are moved back and the torrent is loaded
+   *   again where it was.
+   */
+  async relocate(
+    torrent: SessionTorrent,
+    to: { basedir?: string; paths?: string[][]; move?: boolean },
+  ): Promise<SessionTorrent> {
+    if (this.#torrents.get(torrent.infohashHex) !== torrent) {
+      throw new Error("This torrent is not in the session");
+    }
+    await torrent.ready;
+    for (const p of to.paths ?? []) {
+      // each component a plain name: nothing may be moved out of the download directory
+      if (!Array.isArray(p) || p.length === 0 || !p.every(plainName)) {
+        throw new TypeError(`Not a path inside the torrent: ${JSON.stringify(p)}`);
+      }
+    }
+    if (to.paths && to.paths.length !== torrent.metainfo.files.length) {
+      throw new TypeError(`${torrent.metainfo.files.length} file paths expected`);
+    }
+    const position = this.#order.indexOf(torrent);
+    const meta = torrent.metainfo;
+    const from = { basedir: torrent.basedir, paths: meta.files.map((f) => f.path) };
+    const target = { basedir: resolve(to.basedir ?? from.basedir), paths: to.paths ?? from.paths };
+    const { peers: _peers, pieceCache: _cache, ...kept } = torrent.options;
+    const base: TorrentAddOptions = {
+      ...kept,
+      state: torrent.finished ? "stopped" : torrent.desired,
+      priorities: [...(torrent.engine?.priorities ?? [])],
+      downloadLimit: torrent.limits.download,
+      uploadLimit: torrent.limits.upload,
+    };
+    const saved = {
+      ...torrent.totals,
+      added: torrent.dates.added,
+      done: torrent.dates.done,
+      finished: torrent.finished,
+    };
+    const bytes = torrent.torrentFile;
+    this.#forget(torrent);
+    await torrent.close();
+    const load = async (place: { basedir: string; paths: string[][] }) => {
+      const { paths: _paths, ...rest } = base;
+      const t = new SessionTorrent(this.#host, { torrent: bytes }, {
+        ...rest,
+        basedir: place.basedir,
+        ...(to.paths || torrent.options.paths ? { paths: place.paths } : {}),
+      });
+      t.id = torrent.id;
+      t.restore(saved);
+      t.ready.catch((err) => this.#dispatch("error", { torrent: t, error: asError(err) }));
+      await this.#adopted(t, { quiet: true });
+      this.setQueuePosition(t, position);
+      return t;
+    };
+    if (to.move) {
+      try {
+        await moveTorrentFiles(meta, from, target);
+      } catch (err) {
+        await load(from);
+        throw err;
+      }
+    }
+    return await load(target);
   }
 
   #forget(torrent: SessionTorrent): void {
@@ -470,6 +587,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? 0;
   }
 
+  /** The default download directory of added torrents. */
+  get basedir(): string {
+    return this.#basedir;
+  }
+
   /** Our peer id. */
   get peerId(): Uint8Array {
     return this.#peerId;
@@ -513,7 +635,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (t.run === "running" && t.state !== "stopped") active++;
       const e = t.engine;
       if (!e) continue;
-      peers += e.peers().length;
+      peers += e.peerCount;
       down += e.downloadRate;
       up += e.uploadRate;
       downloaded += e.downloaded;
@@ -547,6 +669,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       now: this.#now,
       engine: {
         ...(o.engine ?? {}),
+        uploadCache: new CacheBudget(o.engine?.uploadMemory ?? 32 * 1024 * 1024),
         ...(o.tickMs ? { tickMs: o.tickMs } : {}),
         ...(o.encryption ? { encryption: o.encryption } : {}),
         ...(o.rc4Only ? { rc4Only: true } : {}),
@@ -560,6 +683,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         return {
           ratioLimit: session.#limits.ratioLimit,
           seedTimeLimit: session.#limits.seedTimeLimit,
+          idleSeedingLimit: session.#limits.idleSeedingLimit,
         };
       },
       adopt: (t) => this.#adopt(t),
@@ -780,12 +904,10 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   #tick(): void {
     const now = this.#now();
-    const seconds = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
-    this.#lastTick = now;
     let stopped = false;
     for (const t of this.#order) {
       try {
-        if (t.tick(now, seconds)) {
+        if (t.tick(now)) {
           stopped = true;
           this.#dirty.add(t);
         }
@@ -864,7 +986,8 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (this.#torrents.get(t.infohashHex) === t) await this.#save(t).catch(() => {});
     }));
     await this.#store?.saveSession(this.#nextId, this.#limits).catch(() => {});
-    this.#bandwidth.close();
+    this.#bandwidth.down.close();
+    this.#bandwidth.up.close();
     const dht = this.#dht ?? await this.#dhtOpening?.catch(() => undefined);
     if (dht && this.#ownDht) {
       await this.#store?.saveDhtState(dht.state()).catch(() => {});
@@ -937,6 +1060,71 @@ async function deleteTorrentFiles(t: SessionTorrent): Promise<void> {
   }
   const name = t.metainfo.name;
   await Deno.remove(join(t.basedir, `.${name}.parts`)).catch(() => {});
+}
+
+/**
+ * Moves a torrent's files (and its part file) from one place to another: renamed, or copied and deleted where a
+ * rename cannot cross file systems; folders left empty are removed. On failure the files moved so far go back.
+ */
+async function moveTorrentFiles(
+  meta: { files: { path: string[]; padding: boolean }[] },
+  from: { basedir: string; paths: string[][] },
+  to: { basedir: string; paths: string[][] },
+): Promise<void> {
+  const moves: [string, string][] = [];
+  meta.files.forEach((f, i) => {
+    if (!f.padding) {
+      moves.push([join(from.basedir, ...from.paths[i]), join(to.basedir, ...to.paths[i])]);
+    }
+  });
+  const fromTop = from.paths[0]?.[0], toTop = to.paths[0]?.[0];
+  if (fromTop && toTop) {
+    moves.push([join(from.basedir, `.${fromTop}.parts`), join(to.basedir, `.${toTop}.parts`)]);
+  }
+  const done: [string, string][] = [];
+  try {
+    for (const [a, b] of moves) {
+      if (a === b || !(await Deno.lstat(a).then(() => true, () => false))) continue;
+      if (await Deno.lstat(b).then(() => true, () => false)) {
+        throw new Error(`Cannot move ${a}: ${b} already exists`);
+      }
+      await moveFile(a, b);
+      done.push([a, b]);
+    }
+  } catch (err) {
+    for (const [a, b] of done.reverse()) await moveFile(b, a).catch(() => {});
+    throw err;
+  }
+  // folders the torrent's files leave empty, deepest first (never the download directory itself)
+  const dirs = new Set<string>();
+  for (const [a] of done) {
+    for (
+      let d = join(a, "..");
+      d.startsWith(from.basedir + "/") && d !== from.basedir;
+      d = join(d, "..")
+    ) {
+      dirs.add(d);
+    }
+  }
+  for (const d of [...dirs].sort((x, y) => y.length - x.length)) {
+    await Deno.remove(d).catch(() => {});
+  }
+}
+
+function plainName(name: unknown): boolean {
+  return typeof name === "string" && name !== "" && name !== "." && name !== ".." &&
+    !/[\/\\\0]/.test(name);
+}
+
+async function moveFile(from: string, to: string): Promise<void> {
+  await Deno.mkdir(join(to, ".."), { recursive: true });
+  try {
+    await Deno.rename(from, to);
+  } catch (err) {
+    if (!(err instanceof Error && /cross-device|EXDEV/i.test(err.message))) throw err;
+    await Deno.copyFile(from, to);
+    await Deno.remove(from);
+  }
 }
 
 export type { InitialState };

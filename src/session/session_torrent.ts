@@ -72,6 +72,14 @@ export interface TorrentAddOptions {
   ratioLimit?: number;
   /** Stop seeding after this many seconds of seeding (0 = never). @default {the session's} */
   seedTimeLimit?: number;
+  /** Stop seeding after this many seconds without uploading anything (0 = never). @default {the session's} */
+  idleSeedingLimit?: number;
+  /**
+   * Where each file lives, replacing the torrent's own paths (files the user renamed): one list of path
+   * components relative to `basedir` per file, in torrent order, each component a plain name (no separators,
+   * no `.` or `..`).
+   */
+  paths?: string[][];
   /** How long to look for the metadata of a magnet link (ms). @default {120000} */
   metadataTimeoutMs?: number;
   /** The value of `pieceCache` from a previous instance, to restore the part file's index. */
@@ -118,8 +126,8 @@ export interface TorrentHost {
   resumePath(infoHashHex: string): string | undefined;
   /** The DHT node, once open; undefined when the session runs none. */
   dht(): Promise<Dht | undefined>;
-  /** The session's ratio and seeding-time limits, for torrents without their own. */
-  readonly stopRules: { ratioLimit: number; seedTimeLimit: number };
+  /** The session's ratio, seeding-time and idle limits, for torrents without their own. */
+  readonly stopRules: { ratioLimit: number; seedTimeLimit: number; idleSeedingLimit?: number };
   /** The torrent's identity is known: it is registered (throws when the session already has it). */
   adopt(torrent: SessionTorrent): void;
   /** The torrent's metadata is known and its storage checked: it may run; resolves once the session decided. */
@@ -134,6 +142,9 @@ export interface TorrentHost {
    */
   changed(torrent: SessionTorrent): Promise<void>;
 }
+
+/** How often a torrent with nothing going on is ticked (ms). */
+const IDLE_TICK_MS = 5000;
 
 /** How the torrent's engine is driven, decided by the session. */
 export type RunState = "running" | "queued" | "off";
@@ -163,6 +174,9 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   /** Totals over the torrent's life (restored from state), and seconds spent seeding. */
   #base = { uploaded: 0, downloaded: 0, seedingSeconds: 0 };
   #finished = false;
+  /** Uploaded bytes at the last tick and seconds since they last grew (the idle seeding limit). */
+  #idle = { uploaded: -1, seconds: 0 };
+  #lastTick = 0;
   #addedAt = Date.now();
   #doneAt = 0;
   #error: string | undefined;
@@ -184,7 +198,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     }
     this.#host = host;
     this.#source = source;
-    this.#opts = options;
+    this.#opts = { ...options }; // configure() changes it
     this.#basedir = resolve(options.basedir ?? Deno.cwd());
     this.#wanted = options.state ?? "started";
     this.#down.rate = options.downloadLimit ?? 0;
@@ -218,6 +232,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
         this.#meta = await parseMetainfo(this.#torrentBytes);
       }
       this.#infoHash = this.#meta.infoHash;
+      if (this.#opts.paths) this.#meta = withPaths(this.#meta, this.#opts.paths);
     }
     this.#host.adopt(this);
     if (link) {
@@ -235,6 +250,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
       });
       this.#torrentBytes = torrentFromMetadata(info, link.trackers);
       this.#meta = await parseMetainfo(this.#torrentBytes);
+      if (this.#opts.paths) this.#meta = withPaths(this.#meta, this.#opts.paths);
       this.dispatchEvent(new CustomEvent("metadata"));
     }
     const meta = this.#meta!;
@@ -377,6 +393,36 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     void this.#host.changed(this);
   }
 
+  /**
+   * Changes this torrent's connection limit and its own stop rules from now on (saved with the session's
+   * state); `null` makes a rule the session's again.
+   *
+   * @param options What to change.
+   */
+  configure(options: {
+    maxPeers?: number;
+    ratioLimit?: number | null;
+    seedTimeLimit?: number | null;
+    idleSeedingLimit?: number | null;
+  }): void {
+    const o = this.#opts;
+    if (options.maxPeers !== undefined) {
+      o.maxPeers = options.maxPeers;
+      if (this.#torrent) this.#torrent.maxPeers = options.maxPeers;
+    }
+    for (const k of ["ratioLimit", "seedTimeLimit", "idleSeedingLimit"] as const) {
+      const v = options[k];
+      if (v === null) delete o[k];
+      else if (v !== undefined) o[k] = v;
+    }
+    void this.#host.changed(this);
+  }
+
+  /** Asks the trackers for peers now (as soon as their minimum interval allows). */
+  reannounce(): void {
+    this.#torrent?.reannounce();
+  }
+
   /** The options it was added with (for saving the session's state). */
   get options(): Readonly<TorrentAddOptions> {
     return this.#opts;
@@ -431,20 +477,32 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    * @internal The session's tick: the engine's tick, seeding time and the stop rules.
    *
    * @param now The current time (ms).
-   * @param seconds Time since the last tick.
    * @returns True when a seeding limit was just reached (the torrent stops).
    */
-  tick(now: number, seconds: number): boolean {
+  tick(now: number): boolean {
     const t = this.#torrent;
-    if (!t || this.#run !== "running") return false;
+    if (!t || this.#run !== "running") {
+      this.#lastTick = 0;
+      return false;
+    }
+    // a torrent with nothing going on (no peers, nothing to dial, nothing being written) ticks every 5 s
+    if (t.idle && this.#lastTick > 0 && now - this.#lastTick < IDLE_TICK_MS) return false;
+    const seconds = this.#lastTick > 0 ? Math.max(0, (now - this.#lastTick) / 1000) : 0;
+    this.#lastTick = now;
     t.tick(now);
     if (!t.complete || t.state !== "active") return false;
     this.#base.seedingSeconds += seconds;
-    const ratio = this.#opts.ratioLimit ?? this.#host.stopRules.ratioLimit;
-    const seedTime = this.#opts.seedTimeLimit ?? this.#host.stopRules.seedTimeLimit;
+    const uploaded = this.uploaded;
+    if (uploaded !== this.#idle.uploaded) this.#idle = { uploaded, seconds: 0 };
+    else this.#idle.seconds += seconds;
+    const rules = this.#host.stopRules;
+    const ratio = this.#opts.ratioLimit ?? rules.ratioLimit;
+    const seedTime = this.#opts.seedTimeLimit ?? rules.seedTimeLimit;
+    const idle = this.#opts.idleSeedingLimit ?? rules.idleSeedingLimit ?? 0;
     const size = this.#meta?.length ?? 0;
     const reached = (ratio > 0 && size > 0 && this.totals.uploaded / size >= ratio) ||
-      (seedTime > 0 && this.#base.seedingSeconds >= seedTime);
+      (seedTime > 0 && this.#base.seedingSeconds >= seedTime) ||
+      (idle > 0 && this.#idle.seconds >= idle);
     if (!reached) return false;
     this.#finished = true;
     this.#wanted = "stopped";
@@ -509,6 +567,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     await this.ready;
     this.#wanted = "started";
     this.#finished = false;
+    this.#idle = { uploaded: -1, seconds: 0 };
     await this.#host.changed(this);
   }
 
@@ -688,6 +747,11 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     return this.#torrent?.checking ?? false;
   }
 
+  /** Pieces hashed when the torrent was loaded (0 when resume data vouched for everything). */
+  get checkedAtLoad(): number {
+    return this.#torrent?.checkedAtLoad ?? 0;
+  }
+
   /**
    * Dials a peer directly (tracker-less use); retried with backoff until it answers.
    *
@@ -747,4 +811,30 @@ export interface SessionTorrent {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void;
+}
+
+/**
+ * The torrent with its files at other paths (files renamed by the user); the name follows a renamed single file
+ * or top folder.
+ *
+ * @throws {TypeError} When the list does not fit the torrent or a component is not a plain name.
+ */
+function withPaths(meta: Metainfo, paths: string[][]): Metainfo {
+  if (!Array.isArray(paths) || paths.length !== meta.files.length) {
+    throw new TypeError(`paths: ${meta.files.length} file paths expected`);
+  }
+  for (const p of paths) {
+    if (!Array.isArray(p) || p.length === 0 || !p.every(isPlainName)) {
+      throw new TypeError(`paths: ${JSON.stringify(p)} is not a relative path of plain names`);
+    }
+  }
+  const tops = new Set(paths.map((p) => p[0]));
+  const name = tops.size === 1 ? paths[0][0] : meta.name;
+  return { ...meta, name, files: meta.files.map((f, i) => ({ ...f, path: [...paths[i]] })) };
+}
+
+/** A path component that stays where it is put: no separator, NUL, `.` or `..`. */
+function isPlainName(name: string): boolean {
+  return typeof name === "string" && name !== "" && name !== "." && name !== ".." &&
+    !/[\/\\\0]/.test(name);
 }

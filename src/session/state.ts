@@ -49,6 +49,10 @@ export interface TorrentRecord {
   ratioLimit?: number;
   /** Own seeding-time limit, s. */
   seedTimeLimit?: number;
+  /** Own idle seeding limit, s. */
+  idleSeedingLimit?: number;
+  /** File paths the user renamed (one list of components per file). */
+  paths?: string[][];
   /** Own connection limit. */
   maxPeers?: number;
   /** Announce to trackers. */
@@ -176,6 +180,8 @@ export class SessionStore {
       ...(t.limits.upload ? { uploadLimit: t.limits.upload } : {}),
       ...(o.ratioLimit !== undefined ? { ratioLimit: o.ratioLimit } : {}),
       ...(o.seedTimeLimit !== undefined ? { seedTimeLimit: o.seedTimeLimit } : {}),
+      ...(o.idleSeedingLimit !== undefined ? { idleSeedingLimit: o.idleSeedingLimit } : {}),
+      ...(o.paths ? { paths: o.paths } : {}),
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.trackers === false ? { trackers: false } : {}),
       uploaded: totals.uploaded,

@@ -62,9 +62,11 @@ export {
   type V2Expectation,
 } from "./verify.ts";
 export {
+  CacheBudget,
   type CachedPiece,
   PieceCache,
   type PieceCacheOptions,
   type PieceReader,
 } from "./piece_cache.ts";
 export { type CheckCallbacks, TorrentData, type TorrentDataOptions } from "./torrent_data.ts";
+export { Bitfield } from "../bitfield.ts";

@@ -3,8 +3,63 @@
  * request for its blocks while it is cached. Evicted buffers are recycled for the next reads once no request still
  * copies from them (a reference count), so seeding allocates nothing per piece in steady state.
  *
+ * The memory is one budget for every torrent of a session ({@linkcode CacheBudget}): a thousand seeding torrents
+ * share it instead of each keeping pieces of its own.
+ *
  * @module
  */
+
+/** A byte budget shared by several caches: least recently used entries over all of them are evicted first. */
+export class CacheBudget {
+  readonly #bytes: number;
+  #used = 0;
+  readonly #lru = new Map<object, { bytes: number; evict: () => void }>();
+
+  /**
+   * Creates a {@linkcode CacheBudget}.
+   *
+   * @param bytes Most bytes cached over every cache sharing it.
+   */
+  constructor(bytes: number) {
+    this.#bytes = bytes;
+  }
+
+  /** Bytes cached now. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /**
+   * An entry takes `bytes`; older entries (of any cache) are evicted until the budget holds, keeping at least
+   * this one.
+   */
+  add(key: object, bytes: number, evict: () => void): void {
+    this.#lru.set(key, { bytes, evict });
+    this.#used += bytes;
+    for (const [k, e] of this.#lru) {
+      if (this.#used <= this.#bytes || k === key) break;
+      this.#lru.delete(k);
+      this.#used -= e.bytes;
+      e.evict();
+    }
+  }
+
+  /** An entry was used: it is evicted last. */
+  touch(key: object): void {
+    const e = this.#lru.get(key);
+    if (!e) return;
+    this.#lru.delete(key);
+    this.#lru.set(key, e);
+  }
+
+  /** An entry is gone (its cache dropped it). */
+  remove(key: object): void {
+    const e = this.#lru.get(key);
+    if (!e) return;
+    this.#lru.delete(key);
+    this.#used -= e.bytes;
+  }
+}
 
 /** Reads a piece into a buffer (or a fresh one); undefined when it cannot be read. */
 export type PieceReader = (
@@ -35,8 +90,8 @@ export interface PieceCacheOptions {
   pieceLength: number;
   /** Bytes in piece `index` (the last piece may be shorter). */
   pieceSize: (index: number) => number;
-  /** Most pieces cached (at least 2). */
-  capacity: number;
+  /** The memory budget, shared with other torrents' caches (a session's). */
+  budget: CacheBudget;
   /** Reads a piece from disk. */
   read: PieceReader;
 }
@@ -50,10 +105,10 @@ export class PieceCache {
   /**
    * Creates a {@linkcode PieceCache}.
    *
-   * @param options Piece size, capacity and the disk reader.
+   * @param options Piece size, the shared budget and the disk reader.
    */
   constructor(options: PieceCacheOptions) {
-    this.#opts = { ...options, capacity: Math.max(2, options.capacity) };
+    this.#opts = options;
   }
 
   /** Pieces cached. */
@@ -69,8 +124,7 @@ export class PieceCache {
   get(index: number): CachedPiece {
     const hit = this.#entries.get(index);
     if (hit) {
-      this.#entries.delete(index); // re-insert: most recently used last
-      this.#entries.set(index, hit);
+      this.#opts.budget.touch(hit);
       return hit;
     }
     const buffer = this.#opts.pieceSize(index) === this.#opts.pieceLength
@@ -84,16 +138,11 @@ export class PieceCache {
       evicted: false,
     };
     this.#entries.set(index, e);
-    if (this.#entries.size > this.#opts.capacity) {
-      const [oldest, old] = this.#entries.entries().next().value as [number, Entry];
-      this.#entries.delete(oldest);
-      old.evicted = true;
-      old.data = undefined;
-      this.#release(old);
-    }
+    this.#opts.budget.add(e, this.#opts.pieceSize(index), () => this.#evict(index, e));
     e.read.then((data) => {
       if (!data && this.#entries.get(index) === e) {
         this.#entries.delete(index);
+        this.#opts.budget.remove(e);
         e.evicted = true;
       }
       if (data && !e.buffer && data.length === this.#opts.pieceLength) {
@@ -119,14 +168,26 @@ export class PieceCache {
 
   /** Drops every cached piece and spare buffer. */
   clear(): void {
+    for (const e of this.#entries.values()) {
+      this.#opts.budget.remove(e);
+      e.evicted = true;
+      e.data = undefined;
+    }
     this.#entries.clear();
     this.#spare.length = 0;
   }
 
-  /** An evicted entry nobody uses gives its buffer back. */
+  #evict(index: number, e: Entry): void {
+    if (this.#entries.get(index) === e) this.#entries.delete(index);
+    e.evicted = true;
+    e.data = undefined;
+    this.#release(e);
+  }
+
+  /** An evicted entry nobody uses gives its buffer back (a couple are kept for the next reads). */
   #release(e: Entry): void {
     if (!e.evicted || e.users > 0 || !e.buffer) return;
-    if (this.#spare.length < this.#opts.capacity) this.#spare.push(e.buffer);
+    if (this.#spare.length < 2) this.#spare.push(e.buffer);
     e.buffer = undefined;
     e.data = undefined;
   }

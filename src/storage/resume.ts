@@ -122,12 +122,15 @@ export class ResumeData {
   }
 
   /**
-   * Records that a piece is on disk (call it once its write completed). Appends run one after another in the
-   * background; {@linkcode ResumeData.save} waits for them.
+   * Records that a piece is on disk (call it once its write completed). Appends run one after another;
+   * {@linkcode ResumeData.save} waits for them.
+   *
+   * @returns Resolves once the record is written (never rejects: a journal that cannot be written only means
+   *   more to check after a crash).
    */
-  journal(index: number): void {
+  journal(index: number): Promise<void> {
     const append = this.#o.backend.append;
-    if (!append) return;
+    if (!append) return Promise.resolve();
     const record = new Uint8Array(RECORD);
     const view = new DataView(record.buffer);
     view.setUint32(0, index);
@@ -138,7 +141,8 @@ export class ResumeData {
         await this.#o.backend.mkdir(dirname(this.#journal));
       }
       await append(this.#journal, record);
-    }).catch(() => {}); // a journal that cannot be written only means more to check after a crash
+    }).catch(() => {});
+    return this.#chain;
   }
 
   /**
@@ -149,6 +153,8 @@ export class ResumeData {
    */
   async save(have: Bitfield, options: { clean?: boolean } = {}): Promise<void> {
     const b = this.#o.backend;
+    // pieces being journalled are marked had once recorded: let that happen first
+    await this.#chain;
     const pieces = have.bytes.toBase64(); // captured now: pieces journalled from here on are in the new journal
     const rotated = `${this.#journal}.prev`;
     const rotate = this.#chain.then(async () => {

@@ -250,6 +250,8 @@ export class Storage implements AsyncDisposable {
   #resumeBegun = false;
   /** piece index → slot in the part file */
   readonly #parts = new Map<number, number>();
+  /** Part-file slots being written for pieces not yet in `#parts`. */
+  readonly #partSlotsTaken = new Set<number>();
   readonly #open = new Map<number, Promise<OpenFile>>();
   readonly #dirty = new Set<number>();
   #partFile: Promise<BackendFile> | undefined;
@@ -599,9 +601,9 @@ export class Storage implements AsyncDisposable {
     await this.#resume?.save(have, { clean: options.clean ?? true });
   }
 
-  /** Records in resume data's journal that a piece is on disk (its write completed). */
-  journalPiece(index: number): void {
-    this.#resume?.journal(index);
+  /** Records in resume data's journal that a piece is on disk (its write completed); resolves once recorded. */
+  journalPiece(index: number): Promise<void> {
+    return this.#resume?.journal(index) ?? Promise.resolve();
   }
 
   /**
@@ -801,14 +803,22 @@ export class Storage implements AsyncDisposable {
 
   async #writePart(index: number, data: Uint8Array): Promise<void> {
     let slot = this.#parts.get(index);
+    let reserved = false;
     if (slot === undefined) {
-      const used = new Set(this.#parts.values());
+      // pieces are written several at once: a slot is taken before the first await, so no two share it
+      const used = new Set([...this.#parts.values(), ...this.#partSlotsTaken]);
       slot = 0;
       while (used.has(slot)) slot++;
+      this.#partSlotsTaken.add(slot);
+      reserved = true;
     }
-    const part = await this.#part();
-    await part.write(data, slot * this.layout.pieceLength);
-    this.#parts.set(index, slot);
+    try {
+      const part = await this.#part();
+      await part.write(data, slot * this.layout.pieceLength);
+      this.#parts.set(index, slot);
+    } finally {
+      if (reserved) this.#partSlotsTaken.delete(slot);
+    }
     this.#partDirty = true;
   }
 

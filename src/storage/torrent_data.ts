@@ -55,6 +55,7 @@ export class TorrentData {
   #chain: Promise<void> = Promise.resolve();
   #dirty = false;
   #lastSave = 0;
+  #checkedAtLoad = 0;
 
   /**
    * Creates a {@linkcode TorrentData}; nothing is opened yet.
@@ -69,6 +70,11 @@ export class TorrentData {
   /** The open storage, if any. */
   get storage(): Storage | undefined {
     return this.#storage;
+  }
+
+  /** Pieces hashed when the torrent was loaded (0 when resume data vouched for everything). */
+  get checkedAtLoad(): number {
+    return this.#checkedAtLoad;
   }
 
   /** True while a hash check runs. */
@@ -111,9 +117,11 @@ export class TorrentData {
     const resume = this.#opts.resumePath ? await storage.loadResume() : undefined;
     if (resume) {
       for (const i of resume.have) this.#opts.have.set(i);
+      this.#checkedAtLoad = resume.recheck.length;
       if (resume.recheck.length > 0) await this.hashcheck(resume.recheck, callbacks);
     } else {
       const pieces = await this.#piecesOfExistingFiles();
+      this.#checkedAtLoad = pieces.length;
       if (pieces.length > 0) await this.hashcheck(pieces, callbacks);
     }
   }
@@ -165,10 +173,13 @@ export class TorrentData {
     this.#dirty = true;
   }
 
-  /** A downloaded piece is on disk: recorded in resume data's journal at once (a crash loses nothing written). */
-  written(index: number): void {
+  /**
+   * A downloaded piece is on disk: recorded in resume data's journal (a crash then loses nothing written);
+   * resolves once recorded.
+   */
+  written(index: number): Promise<void> {
     this.#dirty = true;
-    this.#storage?.journalPiece(index);
+    return this.#storage?.journalPiece(index) ?? Promise.resolve();
   }
 
   /**

@@ -86,6 +86,11 @@ export class Announcer {
     this.#trackers?.completed();
   }
 
+  /** Asks the trackers again now (as soon as their minimum interval allows): a user's "reannounce". */
+  announceNow(): void {
+    this.#trackers?.announceNow();
+  }
+
   /** The seed's `trackers()`: tiers with counts, failures and the peers each returned. */
   trackers(): TrackerTierView[] {
     if (this.#trackers) return this.#trackers.trackers();

@@ -119,6 +119,11 @@ export class PiecePicker {
   #lastStarted = -2;
   /** Our requests in flight, by peer and by block: the one place they are kept. */
   readonly requests: RequestStore;
+  /**
+   * Take equally rare pieces in order (sequential writes) rather than at random: set while every connected peer
+   * is a seed, when there is no one to trade with anyway.
+   */
+  extentAffinity = true;
 
   /**
    * Creates a {@linkcode PiecePicker}.
@@ -597,10 +602,13 @@ export class PiecePicker {
       for (let i = 0; i < this.#pieceCount; i++) consider(i);
     }
     // affinity (as libtorrent's piece extent affinity): the piece after the last one started, when it is as
-    // good as the best, so that equally rare pieces are fetched and written in order
+    // good as the best, so that equally rare pieces are fetched and written in order — only while every peer is a
+    // seed: among leechers that start together, picking in order would have them all fetch the same pieces from
+    // the seed and have nothing to trade (libtorrent keeps it off by default for that reason)
     const next = this.#lastStarted + 1;
     if (
-      best >= 0 && next !== best && next < this.#pieceCount && (!allowed || allowed.has(next)) &&
+      this.extentAffinity && best >= 0 && next !== best && next < this.#pieceCount &&
+      (!allowed || allowed.has(next)) &&
       peerHas.has(next) && !this.#have.has(next) && !this.#partial.has(next) &&
       !this.#pending.has(next) && !this.#reserved.has(next) &&
       this.#priority[next] === bestPriority &&

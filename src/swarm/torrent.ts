@@ -22,6 +22,7 @@ import { Bitfield } from "../bitfield.ts";
 import type { Metainfo } from "../metainfo.ts";
 import { PeerConnection, type PeerHandler } from "../peer.ts";
 import { PieceVerifier } from "../storage/hasher.ts";
+import { CacheBudget } from "../storage/piece_cache.ts";
 import type { PieceCacheIndex, StorageError } from "../storage/storage.ts";
 import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
@@ -153,7 +154,8 @@ export class Torrent implements AsyncDisposable {
     this.#uploads = new Uploads({
       pieceLength: meta.pieceLength,
       pieceSize: (i) => this.#picker.pieceSize(i),
-      memory: options.uploadMemory ?? UPLOAD_MEMORY,
+      budget: options.uploadCache ??
+        new CacheBudget(Math.max(2 * meta.pieceLength, options.uploadMemory ?? UPLOAD_MEMORY)),
       read: (index, into) =>
         this.#data.storage?.readPiece(index, into) ?? Promise.resolve(undefined),
       canServe: (index) => this.#state === "active" && this.have.has(index),
@@ -240,6 +242,11 @@ export class Torrent implements AsyncDisposable {
     return this.#data.checking;
   }
 
+  /** Pieces hashed when the torrent was opened (0 when resume data vouched for everything). */
+  get checkedAtLoad(): number {
+    return this.#data.checkedAtLoad;
+  }
+
   /** Packed bitfield of wanted pieces we do not have (the seed's `wanted()`). */
   wantedBits(): Uint8Array {
     const bits = new Bitfield(this.meta.pieceCount);
@@ -262,9 +269,25 @@ export class Torrent implements AsyncDisposable {
     return this.#announcer.trackers();
   }
 
+  /** Asks the trackers for peers now (as soon as their minimum interval allows). */
+  reannounce(): void {
+    this.#announcer.announceNow();
+  }
+
   /** Connected peers. */
   peers(): PeerInfo[] {
     return this.#peers.info();
+  }
+
+  /** Nothing going on: no connection, nothing to dial, nothing being verified or written. */
+  get idle(): boolean {
+    return this.#peers.size === 0 && this.#peers.connecting === 0 && this.#peers.candidates === 0 &&
+      this.#writer.pending === 0;
+  }
+
+  /** Live connections (handshaking or ready). */
+  get peerCount(): number {
+    return this.#peers.size;
   }
 
   /** Live connections (handshaking or ready) plus attempts in progress. */
@@ -699,7 +722,11 @@ export class Torrent implements AsyncDisposable {
 
   #written(piece: PartialPiece): void {
     this.#error = undefined;
-    this.#data.written(piece.index);
+    // had once the journal says so: a crash after this point never downloads or checks the piece again
+    this.#data.written(piece.index).then(() => this.#had(piece));
+  }
+
+  #had(piece: PartialPiece): void {
     this.#picker.pieceVerified(piece);
     this.#picker.release(piece.buffer);
     if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
@@ -766,26 +793,26 @@ export class Torrent implements AsyncDisposable {
     this.#ticks++;
     const secs = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
     this.#lastTick = now;
-    this.#peers.tick(now, secs);
-    for (const e of this.#peers.entries.values()) {
-      this.#downloads.checkSnub(e, now);
-      this.#downloads.fill(e);
+    if (this.#peers.size > 0) {
+      this.#peers.tick(now, secs);
+      for (const e of this.#peers.entries.values()) {
+        this.#downloads.checkSnub(e, now);
+        this.#downloads.fill(e);
+      }
+      const ready = [...this.#peers.ready()];
+      this.#picker.extentAffinity = ready.every((e) => e.conn.bitfield.full);
+      if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) {
+        rechoke(this.#choker, ready, this.seed, now);
+      }
+      // PEX: a first message soon after connecting, then one a minute
+      if (!this.meta.private) this.#pex.send(ready, this.#ticks % PEX_TICKS !== 0);
+      if (this.#ticks % 5 === 0) { for (const e of ready) this.#downloads.updateInterest(e); }
     }
-    if (this.#state === "active" && this.#ticks % RECHOKE_TICKS === 0) {
-      rechoke(this.#choker, [...this.#peers.ready()], this.seed, now);
-    }
-    // PEX: a first message soon after connecting, then one a minute
-    if (!this.meta.private) this.#pex.send([...this.#peers.ready()], this.#ticks % PEX_TICKS !== 0);
-    if (this.#ticks % 5 === 0) {
-      for (const e of this.#peers.entries.values()) this.#downloads.updateInterest(e);
-    }
-    this.#peers.connectMore();
+    if (this.#peers.candidates > 0) this.#peers.connectMore();
     this.#writer.tick(now);
-    this.#announcer.tick(
-      now,
-      this.#state === "active" && !this.complete && this.#peers.size === 0 &&
-        this.#peers.connecting === 0,
-    );
+    const starving = this.#peers.size === 0 && this.#peers.connecting === 0 &&
+      this.#state === "active" && !this.complete;
+    this.#announcer.tick(now, starving);
     this.#data.saveIfDue(now)?.catch((err) => this.#emit("error", { error: asError(err) }));
   }
 }

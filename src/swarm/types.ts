@@ -8,6 +8,7 @@
 import type { Metainfo } from "../metainfo.ts";
 import type { PeerConnection } from "../peer.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
+import type { CacheBudget } from "../storage/piece_cache.ts";
 import type { RateGate } from "../transport/bandwidth.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import type { Encryption } from "../wire/mse.ts";
@@ -177,6 +178,8 @@ export interface TorrentOptions {
   pieceMemory?: number;
   /** Bytes of whole pieces kept in memory to serve uploads (at least 2 pieces). @default {33554432} */
   uploadMemory?: number;
+  /** The upload cache's memory, shared with other torrents (a session's); `uploadMemory` is then not used. */
+  uploadCache?: CacheBudget;
   /** Milliseconds between calls of {@linkcode Torrent.tick} by the owner (choking every 10 ticks). @default {1000} */
   tickMs?: number;
   /** Milliseconds to connect to a peer. @default {5000} */

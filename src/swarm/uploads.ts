@@ -9,7 +9,7 @@
 
 import { asError } from "../_errors.ts";
 import type { PeerConnection } from "../peer.ts";
-import { PieceCache, type PieceReader } from "../storage/piece_cache.ts";
+import { type CacheBudget, PieceCache, type PieceReader } from "../storage/piece_cache.ts";
 import { BLOCK_SIZE } from "./requests.ts";
 import { ownerKey, UploadOnce } from "./superseed.ts";
 import type { PeerEntry } from "./types.ts";
@@ -23,8 +23,8 @@ export interface UploadsOptions {
   pieceLength: number;
   /** Bytes in piece `index`. */
   pieceSize: (index: number) => number;
-  /** Bytes of whole pieces kept in memory (at least 2 pieces). */
-  memory: number;
+  /** Memory for whole pieces, shared with the session's other torrents. */
+  budget: CacheBudget;
   /** Reads a piece from disk. */
   read: PieceReader;
   /** May this piece be sent now (the torrent is active and has it)? */
@@ -57,7 +57,7 @@ export class Uploads {
     this.#cache = new PieceCache({
       pieceLength: options.pieceLength,
       pieceSize: options.pieceSize,
-      capacity: Math.floor(options.memory / options.pieceLength),
+      budget: options.budget,
       read: options.read,
     });
     this.#once = options.eachPieceOnce

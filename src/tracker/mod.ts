@@ -29,6 +29,7 @@ export {
 export { announceUdp, scrapeUdp, type UdpTrackerOptions } from "./udp.ts";
 export {
   announceAny,
+  type TrackerAnnounceResult,
   type TrackerEvent,
   TrackerManager,
   type TrackerManagerOptions,
@@ -41,3 +42,5 @@ export {
   type PeerAddress,
 } from "./compact.ts";
 export { TrackerServer, type TrackerServerOptions } from "./server.ts";
+export type { BencodeDict, BencodeValue } from "../bencode.ts";
+export type { Datagram, UdpSocket } from "../udp.ts";

@@ -66,6 +66,14 @@ export class TrackerServer implements AsyncDisposable {
     return `http://${host}:${port}/announce`;
   }
 
+  /** The peers the tracker knows for an info hash (address and announced port). */
+  peers(infoHash: Uint8Array): { host: string; port: number }[] {
+    return [...(this.#swarms.get(toHex(infoHash))?.values() ?? [])].map((p) => ({
+      host: p.host,
+      port: p.port,
+    }));
+  }
+
   /** Number of peers the tracker knows for an info hash. */
   peerCount(infoHash: Uint8Array): number {
     return this.#swarms.get(toHex(infoHash))?.size ?? 0;

@@ -35,6 +35,26 @@ export interface TrackerTierView {
   peers: Uint8Array;
   /** Compact IPv6 peers (BEP 7) from the most recent announce. */
   peers6: Uint8Array;
+  /** The last answer of each of the tier's trackers that was asked, in the tier's order. */
+  announces?: TrackerAnnounceResult[];
+  /** When the next regular announce is due (ms since the epoch), while announcing. */
+  nextAnnounce?: number;
+}
+
+/** How one tracker answered its last announce. */
+export interface TrackerAnnounceResult {
+  /** The tracker. */
+  url: string;
+  /** When the answer came (or the attempt failed), ms since the epoch. */
+  at: number;
+  /** It answered with peers. */
+  ok: boolean;
+  /** Peers it returned (when `ok`). */
+  peers: number;
+  /** Why it failed, or its warning. */
+  message?: string;
+  /** The tracker's own `failure reason`, when it refused the announce. */
+  failureReason?: string;
 }
 
 /** What the manager reports. */
@@ -96,6 +116,7 @@ interface Tier {
   failures: number;
   peers: Uint8Array;
   peers6: Uint8Array;
+  results: Map<string, TrackerAnnounceResult>;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -115,6 +136,7 @@ export class TrackerManager implements AsyncDisposable {
   #completedSent = false;
   #roundFailures = 0;
   #lastAnnounce = 0;
+  #nextAt = 0;
   #minInterval = 0;
   #abort = new AbortController();
 
@@ -134,6 +156,7 @@ export class TrackerManager implements AsyncDisposable {
       failures: 0,
       peers: new Uint8Array(0),
       peers6: new Uint8Array(0),
+      results: new Map(),
     }));
     this.#key = Array.from(
       crypto.getRandomValues(new Uint8Array(4)),
@@ -144,7 +167,12 @@ export class TrackerManager implements AsyncDisposable {
 
   /** The seed's `trackers()` view, one entry per tier. */
   trackers(): TrackerTierView[] {
-    return this.#tiers.map((t) => ({ ...t, urls: [...t.urls] }));
+    return this.#tiers.map(({ results, ...t }) => ({
+      ...t,
+      urls: [...t.urls],
+      announces: t.urls.flatMap((u) => results.get(u) ?? []),
+      ...(this.#running && this.#nextAt ? { nextAnnounce: this.#nextAt } : {}),
+    }));
   }
 
   /** Starts announcing: `started` now, then regular announces. */
@@ -271,6 +299,14 @@ export class TrackerManager implements AsyncDisposable {
           const error = err instanceof TrackerError
             ? err
             : new TrackerError(url, String(err), { cause: err });
+          tier.results.set(url, {
+            url,
+            at: Date.now(),
+            ok: false,
+            peers: 0,
+            message: error.message,
+            ...(error.failureReason !== undefined ? { failureReason: error.failureReason } : {}),
+          });
           this.#o.onEvent?.({ type: "error", url, error });
           continue;
         }
@@ -298,6 +334,13 @@ export class TrackerManager implements AsyncDisposable {
           tier.urls.splice(i, 1);
           tier.urls.unshift(url);
         }
+        tier.results.set(url, {
+          url,
+          at: Date.now(),
+          ok: true,
+          peers: res.peers.length + res.peers6.length,
+          ...(res.warning ? { message: res.warning } : {}),
+        });
         if (res.warning) this.#o.onEvent?.({ type: "warning", url, message: res.warning });
         this.#o.onEvent?.({ type: "announce", url, peers: res.peers.length + res.peers6.length });
         const all = [...res.peers, ...res.peers6];
@@ -320,10 +363,12 @@ export class TrackerManager implements AsyncDisposable {
     }
     // an event that failed everywhere is retried with the next round
     const retryEvent = interval === undefined && event === "completed" ? "completed" : undefined;
+    const delay = Math.min(MAX_TIMER_MS, delaySec * 1000);
+    this.#nextAt = Date.now() + delay;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#queue(retryEvent);
-    }, Math.min(MAX_TIMER_MS, delaySec * 1000));
+    }, delay);
   }
 }
 

@@ -97,6 +97,7 @@ export class Bandwidth {
    * @returns Undefined when granted at once, else a promise that resolves when granted.
    */
   request(buckets: readonly TokenBucket[], bytes: number): Promise<void> | undefined {
+    if (buckets.every((b) => b.rate === 0)) return undefined; // unlimited: never queued behind others
     if (this.#waiting.length === 0 && buckets.every((b) => b.ready())) {
       for (const b of buckets) b.take(bytes);
       return undefined;
@@ -156,22 +157,28 @@ export interface RateGate {
   down(bytes: number): Promise<void> | undefined;
   /** Bytes are about to be written: resolves (or returns undefined) when they may go. */
   up(bytes: number): Promise<void> | undefined;
+  /** True while an upload limit applies (writes are then sliced so the rate stays smooth). */
+  readonly upLimited: boolean;
 }
 
 /**
- * A {@linkcode RateGate} over bucket lists.
+ * A {@linkcode RateGate} over bucket lists, each direction with its own arbiter (a download waiting never holds up
+ * an upload, nor the reverse).
  *
- * @param bandwidth The arbiter.
+ * @param arbiters One {@linkcode Bandwidth} per direction.
  * @param down Buckets for received bytes.
  * @param up Buckets for sent bytes.
  */
 export function rateGate(
-  bandwidth: Bandwidth,
+  arbiters: { down: Bandwidth; up: Bandwidth },
   down: readonly TokenBucket[],
   up: readonly TokenBucket[],
 ): RateGate {
   return {
-    down: (n) => bandwidth.request(down, n),
-    up: (n) => bandwidth.request(up, n),
+    down: (n) => arbiters.down.request(down, n),
+    up: (n) => arbiters.up.request(up, n),
+    get upLimited() {
+      return up.some((b) => b.rate > 0);
+    },
   };
 }

@@ -111,3 +111,7 @@ export {
 } from "./encryption_policy.ts";
 export { Bandwidth, type RateGate, rateGate, TokenBucket } from "../transport/bandwidth.ts";
 export { type ConnectOptions, connectTcp, type TcpStream, tcpStream } from "../transport/tcp.ts";
+export { Bitfield } from "../bitfield.ts";
+export type { BencodeDict } from "../bencode.ts";
+export type { PeerAddress } from "../tracker/compact.ts";
+export type { BencodeValue } from "../bencode.ts";

@@ -12,6 +12,8 @@ const WRITE_BATCH = 256 * 1024;
 /** The two send buffers grow as needed; one bigger than this after a burst is not kept. */
 const MAX_SPARE = 2 * 1024 * 1024;
 const EMPTY = new Uint8Array(0);
+/** Bytes granted and written at a time while a rate limit applies. */
+const LIMITED_SLICE = 64 * 1024;
 
 /** Options for {@linkcode SendQueue}. */
 export interface SendQueueOptions {
@@ -24,7 +26,7 @@ export interface SendQueueOptions {
   /** The clock (ms), for {@linkcode SendQueue.lastSent}. @default {Date.now} */
   now?: () => number;
   /** Bandwidth limits: each write waits for its bytes to be granted. */
-  rate?: { up(bytes: number): Promise<void> | undefined };
+  rate?: { up(bytes: number): Promise<void> | undefined; readonly upLimited: boolean };
 }
 
 /** Double-buffered, batched writes of framed messages. */
@@ -112,11 +114,18 @@ export class SendQueue {
         this.#buf = this.#spare ?? EMPTY;
         this.#spare = undefined;
         this.#len = 0;
-        const wait = this.#opts.rate?.up(len);
-        if (wait) await wait;
-        if (this.#closed) return;
         this.#lastSent = (this.#opts.now ?? Date.now)();
-        await this.#opts.writer.write(buf.subarray(0, len));
+        if (this.#opts.rate?.upLimited) {
+          // under a limit, bytes go out in slices that are granted one by one: the rate stays smooth
+          for (let at = 0; at < len && !this.#closed; at += LIMITED_SLICE) {
+            const n = Math.min(LIMITED_SLICE, len - at);
+            const wait = this.#opts.rate.up(n);
+            if (wait) await wait;
+            if (!this.#closed) await this.#opts.writer.write(buf.subarray(at, at + n));
+          }
+        } else {
+          await this.#opts.writer.write(buf.subarray(0, len));
+        }
         // written: the buffer can be filled again (one that grew for a burst is let go)
         if (buf.length <= MAX_SPARE) this.#spare = buf;
         if (!this.#closed) this.#opts.onDrain?.();
