@@ -339,3 +339,130 @@ Deno.test({
     assert.ok(seeder.uploaded >= l.length);
   },
 });
+
+// ---------------------------------------------------------------- the same through the command line
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** `seedbed …` as a subprocess, stdout read line by line (JSON events with --json). */
+function seedbed(args: string[], cwd: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const events: Record<string, unknown>[] = [];
+  let wake: (() => void) | undefined;
+  const stdout = (async () => {
+    let buf = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      for (let nl; (nl = buf.indexOf("\n")) >= 0; buf = buf.slice(nl + 1)) {
+        const line = buf.slice(0, nl).trim();
+        if (line.startsWith("{")) events.push(JSON.parse(line));
+      }
+      wake?.();
+    }
+    wake?.();
+  })();
+  const stderr = new Response(child.stderr).text();
+  let ended = false;
+  const status = child.status.then(async (s) => {
+    ended = true;
+    await stdout;
+    wake?.();
+    return { code: s.code, stderr: await stderr };
+  });
+  return {
+    events,
+    status,
+    /** The first JSON event of this type (bounded). */
+    async event(type: string, ms: number): Promise<Record<string, unknown>> {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const e = events.find((x) => x.event === type);
+        if (e) return e;
+        if (ended) throw new Error(`seedbed exited before "${type}": ${(await status).stderr}`);
+        if (Date.now() > deadline) throw new Error(`no "${type}" event within ${ms} ms`);
+        await within(ms, `a "${type}" event`, new Promise<void>((r) => wake = r));
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      if (!ended) {
+        try {
+          child.kill("SIGINT");
+        } catch { /* exited */ }
+      }
+      await status;
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "CLI: seedbed --encryption require downloads from a libtorrent seed that forces RC4 (libtorrent says rc4)",
+  ignore: needs("libtorrent"),
+  async fn() {
+    await using l = await lab();
+    const lt = await l.libtorrent("seed", FORCED_RC4, { uploadLimit: 1024 * 1024 });
+    await using run = seedbed([
+      l.torrent,
+      "-o",
+      join(l.root, "ours"),
+      "-p",
+      "0",
+      "--peer",
+      `127.0.0.1:${lt.port}`,
+      "--encryption",
+      "require",
+      "--no-dht",
+      "--no-trackers",
+      "--state",
+      join(l.root, "state"),
+      "--json",
+    ], l.root);
+    const { code, stderr } = await within(60_000, "the download", run.status);
+    assert.equal(code, 0, stderr);
+    assert.ok(await sameFiles(join(l.seedDir, "pack"), join(l.root, "ours", "pack"), FILES));
+    const theirs = await ltSawUs(l);
+    assert.equal(theirs.rc4, true, JSON.stringify(theirs));
+    assert.ok((await l.wireLog()).some((m) => m.includes("crypto select: rc4")));
+  },
+});
+
+Deno.test({
+  name:
+    "CLI: seedbed seed --encryption require serves a libtorrent leecher that forces RC4 (libtorrent says rc4)",
+  ignore: needs("libtorrent"),
+  async fn() {
+    await using l = await lab();
+    await using run = seedbed([
+      "seed",
+      l.torrent,
+      "-o",
+      l.seedDir,
+      "-p",
+      "0",
+      "--encryption",
+      "require",
+      "--limit-up",
+      "1M", // the connection lives long enough for libtorrent's peer list
+      "--no-dht",
+      "--no-trackers",
+      "--state",
+      join(l.root, "state"),
+      "--json",
+    ], l.root);
+    const ready = await run.event("ready", 60_000);
+    const lt = await l.libtorrent("leech", FORCED_RC4, { peers: [`127.0.0.1:${ready.port}`] });
+    await lt.line("done", 60_000);
+    assert.ok(await sameFiles(join(l.seedDir, "pack"), join(l.root, "lt", "pack"), FILES));
+    const theirs = await ltSawUs(l);
+    assert.equal(theirs.rc4, true, JSON.stringify(theirs));
+    assert.equal(theirs.incoming, false);
+    assert.ok((await l.wireLog()).some((m) => /ENCRYPTION.*rc4/.test(m)));
+  },
+});
