@@ -249,3 +249,39 @@ Deno.test("a magnet link under require: the metadata comes over MSE too (a plain
     await cleanup();
   }
 });
+
+Deno.test("a magnet link under require never sends a plain handshake: a peer with encryption disabled gives no metadata", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    await using seeder = await Client.open({
+      ...base,
+      metainfo: meta,
+      basedir: seedDir,
+      encryption: "disable",
+    });
+    const refused = collect(seeder, "peerfail");
+    const leecher = new Client({
+      ...base,
+      magnet: formatMagnet({
+        infoHash: meta.infoHash,
+        peers: [{ host: "127.0.0.1", port: seeder.port }],
+      }),
+      basedir: join(root, "leech"),
+      encryption: "require",
+      metadataTimeoutMs: 3000,
+    });
+    await assert.rejects(
+      within(10_000, "the metadata fetch to give up", leecher.ready),
+      /could not fetch the torrent's metadata/,
+    );
+    await leecher.close();
+    assert.ok(refused.length >= 1);
+    assert.ok(
+      refused.every((r) => /encrypted handshakes are disabled/.test(r.reason)),
+      JSON.stringify(refused),
+    );
+    assert.deepEqual(seeder.peers, [], "no plain connection was ever made");
+  } finally {
+    await cleanup();
+  }
+});
