@@ -20,6 +20,7 @@
  */
 
 import { join, resolve } from "node:path";
+import { addressKey } from "../_address.ts";
 import { asError } from "../_errors.ts";
 import { toHex } from "../_bytes.ts";
 import { Dht, type DhtOptions } from "../dht/dht.ts";
@@ -135,11 +136,17 @@ export interface SessionOptions {
   lsd?: boolean | { multicastPort?: number; interfaceAddress?: string };
   /** Limits; see {@linkcode SessionLimits}. */
   limits?: SessionLimits;
-  /** Protocol encryption for incoming connections. @default {"prefer"} */
+  /**
+   * Protocol encryption (MSE/PE), in and out: `"prefer"` dials with MSE and once more with a plain handshake when
+   * that fails (remembering per peer what worked), and accepts both; `"require"` never sends or accepts a plain
+   * BitTorrent handshake; `"allow"` dials plain and accepts both; `"disable"` dials plain and refuses MSE.
+   * @default {"prefer"}
+   */
   encryption?: EncryptionPolicy;
   /**
-   * After an encryption handshake, RC4-encrypt the whole connection (offer no plaintext payload), as
-   * `rc4Only` of `acceptConnection` / `initiateConnection`.
+   * After an MSE handshake, RC4 for the payload only: we offer only RC4 when we dial and select it when we are
+   * dialled (a peer offering only plaintext is refused). Otherwise we offer both and take plaintext unless the
+   * other side insists on RC4.
    * @default {false}
    */
   rc4Only?: boolean;
@@ -185,6 +192,12 @@ export interface SessionEventMap {
   error: CustomEvent<{ torrent?: SessionTorrent; error: Error }>;
   /** Periodic totals. */
   stats: CustomEvent<SessionStats>;
+  /**
+   * An incoming connection was refused before it reached a torrent: its handshake broke the encryption policy
+   * (a plain handshake while encryption is required, MSE while it is disabled), named a torrent we do not
+   * have, or did not finish in time.
+   */
+  peerfail: CustomEvent<{ address: string; incoming: true; reason: string }>;
 }
 
 /** The same info hash was added twice. */
@@ -624,7 +637,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (t.run === "running" && t.state !== "stopped") active++;
       const e = t.engine;
       if (!e) continue;
-      peers += e.peerCount;
+      peers += e.connections.live;
       down += e.downloadRate;
       up += e.uploadRate;
       downloaded += e.downloaded;
@@ -660,6 +673,10 @@ export class Session extends EventTarget implements AsyncDisposable {
         ...(o.engine ?? {}),
         uploadCache: new CacheBudget(o.engine?.uploadMemory ?? 32 * 1024 * 1024),
         ...(o.tickMs ? { tickMs: o.tickMs } : {}),
+        ...(o.encryption ? { encryption: o.encryption } : {}),
+        ...(o.rc4Only ? { rc4Only: true } : {}),
+        dualStack: () =>
+          this.#listener?.addr.transport === "tcp" && this.#listener.addr.hostname === "::",
         maxPeers: this.#limits.connectionsPerTorrent,
       },
       resumePath: (hex) => this.#store?.resumePath(hex),
@@ -728,8 +745,9 @@ export class Session extends EventTarget implements AsyncDisposable {
     for (const t of this.#order) {
       const e = t.engine;
       if (!e) continue;
-      connections += e.connectionCount;
-      connecting += e.connectingCount;
+      const c = e.connections;
+      connections += c.live + c.connecting;
+      connecting += c.connecting;
     }
     return connections < this.#limits.connections && connecting < this.#limits.halfOpen;
   }
@@ -811,19 +829,30 @@ export class Session extends EventTarget implements AsyncDisposable {
       ...(this.#opts.encryption ? { policy: this.#opts.encryption } : {}),
       ...(this.#opts.rc4Only ? { rc4Only: true } : {}),
     }).then(
-      ({ stream: plain, infoHash }) => {
+      ({ stream: plain, infoHash, encryption }) => {
         const t = infoHash ? this.#torrents.get(toHex(infoHash)) : undefined;
         if (!t) return plain.close?.();
         const left = Math.max(1, HANDSHAKE_MS - (this.#now() - accepted));
-        t.accept(plain, { host, port, handshakeTimeoutMs: left });
+        t.accept(plain, { host, port, handshakeTimeoutMs: left, encryption });
       },
-      () => stream.close(),
+      (err) => {
+        stream.close();
+        if (this.#closed) return;
+        this.#dispatch("peerfail", {
+          address: addressKey(host, port),
+          incoming: true,
+          reason: asError(err).message,
+        });
+      },
     );
   }
 
   #admitIncoming(): boolean {
     let connections = 0;
-    for (const t of this.#order) connections += t.engine?.connectionCount ?? 0;
+    for (const t of this.#order) {
+      const c = t.engine?.connections;
+      if (c) connections += c.live + c.connecting;
+    }
     return connections < this.#limits.connections + 10;
   }
 

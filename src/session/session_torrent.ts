@@ -22,6 +22,7 @@ import type { PeerInfo, TorrentEvents, TorrentOptions, TorrentState } from "../s
 import type { PeerAddress } from "../tracker/compact.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
 import { type RateGate, TokenBucket } from "../transport/bandwidth.ts";
+import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
 
 /** Initial state, as in the seed: started (default), paused or stopped. */
@@ -251,6 +252,8 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
         trackers: link.trackers.map((t) => [t]),
         signal: this.#abort.signal,
         discover: (add) => this.#setDhtSink(add),
+        ...(this.#host.engine.encryption ? { encryption: this.#host.engine.encryption } : {}),
+        ...(this.#host.engine.rc4Only ? { rc4Only: true } : {}),
         ...(this.#opts.metadataTimeoutMs ? { timeoutMs: this.#opts.metadataTimeoutMs } : {}),
       });
       this.#torrentBytes = torrentFromMetadata(info, link.trackers);
@@ -541,7 +544,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs: number },
+    options: { host: string; port: number; handshakeTimeoutMs: number; encryption?: Encryption },
   ): boolean {
     if (!this.#torrent || this.#run !== "running") {
       stream.close?.();

@@ -29,6 +29,8 @@ export interface AnnouncerOptions {
   onEvent: (event: TorrentEvents["tracker"]) => void;
   /** The clock (ms). */
   now: () => number;
+  /** We accept IPv4 and IPv6 connections: announce over both families where a tracker has both (BEP 7). */
+  dualStack?: () => boolean;
 }
 
 /** Talks to one torrent's trackers. */
@@ -59,6 +61,7 @@ export class Announcer {
       port: o.port,
       stats: o.stats,
       onPeers: o.onPeers,
+      ...(o.dualStack ? { dualStack: o.dualStack } : {}),
       onEvent: (e) =>
         o.onEvent({
           type: e.type,

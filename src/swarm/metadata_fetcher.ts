@@ -10,7 +10,6 @@ import { addressKey } from "../_address.ts";
 import { bytesEqual, concat, sha1 } from "../_bytes.ts";
 import { CLIENT_NAME } from "../version.ts";
 import { PeerConnection } from "../peer.ts";
-import { connectTcp, type TcpStream } from "../transport/tcp.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
 import { TrackerManager } from "../tracker/tiers.ts";
 import {
@@ -20,6 +19,10 @@ import {
   METADATA_PIECE,
   UT_METADATA_ID,
 } from "../wire/metadata.ts";
+import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
+import { encodeHandshake } from "../wire/handshake.ts";
+import type { PeerStream } from "../wire/stream.ts";
+import { dialPeer } from "./dialer.ts";
 
 /** Options for {@linkcode fetchMetadata}. */
 export interface FetchMetadataOptions {
@@ -41,6 +44,10 @@ export interface FetchMetadataOptions {
   signal?: AbortSignal;
   /** Called once at the start with a function that adds peers found elsewhere (the DHT) while the fetch runs. */
   discover?: (add: (peers: PeerAddress[]) => void) => void;
+  /** Protocol encryption of the connections (as the engine's, `dialer.ts`). @default {"prefer"} */
+  encryption?: EncryptionPolicy;
+  /** After an MSE handshake, offer only RC4 for the payload. @default {false} */
+  rc4Only?: boolean;
 }
 
 interface Source {
@@ -70,6 +77,11 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
   let attempts = 0;
   let finished = false;
   const maxPeers = options.maxPeers ?? 16;
+  /** Dials in progress (their encryption handshakes), ended and awaited when the fetch is over. */
+  const dials = new Set<Promise<unknown>>();
+  const stopDials = new AbortController();
+  const onStop = () => stopDials.abort();
+  options.signal?.addEventListener("abort", onStop, { once: true });
 
   // After a hash failure whose pieces came from several peers, the culprit is unknown: from then on the whole
   // info dictionary is fetched from one peer at a time, so the next failure names its sender.
@@ -128,13 +140,33 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
     const key = addressKey(p.host, p.port);
     if (dialed.has(key) || connections.size >= maxPeers || finished) return;
     dialed.add(key);
-    let conn: TcpStream;
-    try {
-      conn = await connectTcp(p.host, p.port, { signal: options.signal });
-    } catch {
-      return;
-    }
-    if (finished) return conn.close();
+    const dialing = dialPeer(p.host, p.port, {
+      infoHash,
+      handshake: encodeHandshake({ infoHash, peerId: options.peerId, fast: true, extended: true }),
+      ...(options.encryption ? { policy: options.encryption } : {}),
+      ...(options.rc4Only ? { rc4Only: true } : {}),
+      signal: stopDials.signal,
+      start: async (a) => {
+        if (finished) {
+          a.stream.close?.();
+          return { ok: false, reason: "metadata fetched" };
+        }
+        const peer = open(a.stream, p, a.handshakeSent, a.handshakeTimeoutMs);
+        await peer.start();
+        return peer.remoteHandshake ? { ok: true } : { ok: false, reason: peer.closeReason ?? "" };
+      },
+    });
+    dials.add(dialing);
+    await dialing;
+    dials.delete(dialing);
+  };
+
+  const open = (
+    conn: PeerStream,
+    p: PeerAddress,
+    handshakeSent: boolean,
+    handshakeTimeoutMs: number,
+  ): PeerConnection => {
     const peer = new PeerConnection(conn, {
       infoHash,
       peerId: options.peerId,
@@ -147,6 +179,8 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
         p: options.port,
       },
       remoteAddress: p,
+      handshakeSent,
+      handshakeTimeoutMs,
     }, {
       onBlock() {},
       onExtended: (peer, id, payload) => {
@@ -204,7 +238,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
       },
     });
     connections.add(peer);
-    void peer.start();
+    return peer;
   };
 
   const dialMore = () => {
@@ -255,8 +289,11 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
     finished = true;
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
+    options.signal?.removeEventListener("abort", onStop);
+    stopDials.abort();
     for (const c of connections) c.close("metadata fetched");
     await Promise.all([...connections].map((c) => c.done));
+    await Promise.all([...dials]);
     await trackers?.stop();
   }
 }

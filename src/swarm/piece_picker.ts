@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Bitfield } from "../bitfield.ts";
+import { Bitfield } from "../bitfield.ts";
 import { pieceRangeOfFile, type StorageFile } from "../storage/layout.ts";
 import { BLOCK_SIZE, RequestStore } from "./requests.ts";
 
@@ -188,6 +188,13 @@ export class PiecePicker {
   /** True when the piece is wanted and not yet had. */
   wants(index: number): boolean {
     return this.#priority[index] > 0 && !this.#have.has(index);
+  }
+
+  /** The pieces that are wanted and not yet had. */
+  wantedBits(): Bitfield {
+    const bits = new Bitfield(this.#pieceCount);
+    for (let i = 0; i < this.#pieceCount; i++) if (this.wants(i)) bits.set(i);
+    return bits;
   }
 
   /** Bytes of wanted pieces not yet had. */

@@ -18,28 +18,28 @@
  */
 
 import { asError } from "../_errors.ts";
-import { addressKey, splitAddressKey } from "../_address.ts";
+import { splitAddressKey } from "../_address.ts";
 import { Bitfield } from "../bitfield.ts";
 import type { Metainfo } from "../metainfo.ts";
-import { PeerConnection, type PeerHandler } from "../peer.ts";
+import type { PeerConnection, PeerHandler } from "../peer.ts";
 import { PieceVerifier } from "../storage/hasher.ts";
 import { CacheBudget } from "../storage/piece_cache.ts";
 import type { PieceCacheIndex, StorageError } from "../storage/storage.ts";
 import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
-import { connectTcp } from "../transport/tcp.ts";
-import { CLIENT_NAME } from "../version.ts";
+import type { Encryption } from "../wire/mse.ts";
 import { UT_METADATA_ID } from "../wire/metadata.ts";
 import { UT_PEX_ID } from "../wire/pex.ts";
 import type { PeerStream } from "../wire/stream.ts";
 import { Announcer } from "./announcer.ts";
 import { Choker, rechoke } from "./choker.ts";
+import { Connector } from "./connector.ts";
 import { Downloads } from "./downloads.ts";
 import { serveMetadata } from "./metadata_server.ts";
-import { type Candidate, PeerSet } from "./peer_set.ts";
+import { PeerSet } from "./peer_set.ts";
 import { Pex } from "./pex.ts";
 import { type PartialPiece, PiecePicker } from "./piece_picker.ts";
-import { PieceWriter } from "./piece_writer.ts";
+import { diskError, PieceWriter } from "./piece_writer.ts";
 import { SmartBan } from "./smart_ban.ts";
 import type {
   PeerEntry,
@@ -55,8 +55,6 @@ import { WebSeeds } from "./webseeds.ts";
 
 export type { PeerInfo, PeerSource, TorrentEmit, TorrentEvents, TorrentOptions, TorrentState };
 
-/** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
-const HANDSHAKE_MS = 10_000;
 /** Ticks between PEX rounds (one a minute at the default tick). */
 const PEX_TICKS = 60;
 const RECHOKE_TICKS = 10;
@@ -103,6 +101,7 @@ export class Torrent implements AsyncDisposable {
   /** We paused because of the disk (not the user): resume once everything is written. */
   #diskPaused = false;
   readonly #abort = new AbortController();
+  readonly #connector: Connector;
   readonly #verifier: PieceVerifier;
 
   /**
@@ -144,8 +143,22 @@ export class Torrent implements AsyncDisposable {
       maxPeers: options.maxPeers ?? 50,
       maxConnecting: options.maxConnecting ?? 8,
       now: this.#now,
-      dial: (c) => this.#dial(c),
+      dial: (c) => this.#connector.dial(c),
       ...(options.admit ? { admit: options.admit } : {}),
+    });
+    this.#connector = new Connector({
+      meta,
+      peerId: this.peerId,
+      port: options.port,
+      peers: this.#peers,
+      picker: this.#picker,
+      handler: this.#handler,
+      dhtPort: () => this.#dhtPort(),
+      stopped: () => this.#state === "stopped",
+      onFail: (e) => this.#emit("peerfail", e),
+      signal: this.#abort.signal,
+      now: this.#now,
+      settings: options,
     });
     this.#uploads = new Uploads({
       pieceLength: meta.pieceLength,
@@ -195,11 +208,10 @@ export class Torrent implements AsyncDisposable {
       },
       onEvent: (e) => this.#emit("tracker", e),
       now: this.#now,
+      ...(options.dualStack ? { dualStack: options.dualStack } : {}),
     });
     this.#applyPriorities();
   }
-
-  // ---------------------------------------------------------------- state
 
   /** "active", "paused" or "stopped". */
   get state(): TorrentState {
@@ -253,9 +265,7 @@ export class Torrent implements AsyncDisposable {
 
   /** Packed bitfield of wanted pieces we do not have (the seed's `wanted()`). */
   wantedBits(): Uint8Array {
-    const bits = new Bitfield(this.meta.pieceCount);
-    for (let i = 0; i < this.meta.pieceCount; i++) if (this.#picker.wants(i)) bits.set(i);
-    return bits.bytes;
+    return this.#picker.wantedBits().bytes;
   }
 
   /** Priority of each file. */
@@ -291,19 +301,9 @@ export class Torrent implements AsyncDisposable {
       this.#writer.pending === 0 && !this.#webSeeds.busy;
   }
 
-  /** Live connections (handshaking or ready). */
-  get peerCount(): number {
-    return this.#peers.size;
-  }
-
-  /** Live connections (handshaking or ready) plus attempts in progress. */
-  get connectionCount(): number {
-    return this.#peers.size + this.#peers.connecting;
-  }
-
-  /** Outgoing connection attempts in progress. */
-  get connectingCount(): number {
-    return this.#peers.connecting;
+  /** Live connections (handshaking or ready) and outgoing attempts in progress. */
+  get connections(): { live: number; connecting: number } {
+    return { live: this.#peers.size, connecting: this.#peers.connecting };
   }
 
   /** Most connections (changeable at runtime; live ones are kept). */
@@ -324,8 +324,6 @@ export class Torrent implements AsyncDisposable {
   get uploadRate(): number {
     return this.#peers.rates().up;
   }
-
-  // ---------------------------------------------------------------- lifecycle
 
   /**
    * Opens storage and learns what is already on disk: resume data when it is still valid (pieces of changed
@@ -361,6 +359,7 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "active") return;
     const wasStopped = this.#state === "stopped";
     this.#setState("active");
+    this.#connector.resume();
     this.#data.open();
     this.#peers.enabled = true;
     if (wasStopped && this.#announcer.start() && this.complete && this.have.count > 0) {
@@ -393,6 +392,7 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "stopped") return;
     this.#setState("stopped");
     this.#peers.enabled = false;
+    const dials = this.#connector.stop(); // aborted now, awaited below
     // pieces the disk refused are dropped (they are downloaded again after a restart)
     this.#diskPaused = false;
     this.#writer.abandon();
@@ -400,6 +400,7 @@ export class Torrent implements AsyncDisposable {
     const peers = [...this.#peers.entries.values()];
     for (const e of peers) e.conn.close("stopped");
     await Promise.all([...peers.map((e) => e.conn.done), this.#webSeeds.run(false)]);
+    await dials;
     await Promise.all([this.#announcer.stop(), this.#writer.drain()]);
     this.#verifier.close();
     await this.#closeStorage();
@@ -417,8 +418,6 @@ export class Torrent implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-
-  // ---------------------------------------------------------------- files
 
   /**
    * Changes a file's priority (0 = do not download).
@@ -447,8 +446,6 @@ export class Torrent implements AsyncDisposable {
     this.#picker.setFilePriorities(this.meta, this.#priorities);
   }
 
-  // ---------------------------------------------------------------- peers
-
   /**
    * Adds a peer address to dial (tracker-less use, or peers from any source).
    *
@@ -466,81 +463,15 @@ export class Torrent implements AsyncDisposable {
    * Takes an incoming connection whose encryption handshake, if any, is done.
    *
    * @param stream The connection (plain BitTorrent bytes from here on).
-   * @param options The peer's address and how much of the handshake deadline is left.
+   * @param options The peer's address, how much of the handshake deadline is left, and what the encryption
+   *   handshake negotiated (shown in {@linkcode PeerInfo.encrypted}).
    * @returns False when it was refused (stopped, full, or a banned address); the stream is then closed.
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs?: number },
+    options: { host: string; port: number; handshakeTimeoutMs?: number; encryption?: Encryption },
   ): boolean {
-    if (
-      this.#state === "stopped" || !this.#peers.hasRoom() || this.#peers.isBanned(options.host)
-    ) {
-      try {
-        stream.close?.();
-      } catch { /* already closed */ }
-      return false;
-    }
-    this.#attach(stream, {
-      key: addressKey(options.host, options.port),
-      incoming: true,
-      source: "incoming",
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_MS,
-    });
-    return true;
-  }
-
-  async #dial(c: Candidate): Promise<boolean> {
-    const connect = this.#opts.connect ?? connectTcp;
-    let stream: PeerStream;
-    try {
-      stream = await connect(c.host, c.port, { timeoutMs: this.#opts.connectTimeoutMs ?? 5000 });
-    } catch {
-      return false;
-    }
-    if (this.#state === "stopped") {
-      stream.close?.();
-      c.connected = false;
-      return true;
-    }
-    this.#attach(stream, { key: c.key, incoming: false, source: c.source });
-    return true;
-  }
-
-  #attach(
-    stream: PeerStream,
-    o: { key: string; incoming: boolean; source: PeerSource; handshakeTimeoutMs?: number },
-  ): void {
-    const meta = this.meta;
-    const requests = this.#picker.requests.forPeer();
-    const conn = new PeerConnection(stream, {
-      infoHash: meta.infoHash,
-      peerId: this.peerId,
-      pieceCount: meta.pieceCount,
-      pieceLength: meta.pieceLength,
-      totalLength: meta.length,
-      queueDepth: this.#opts.queueDepth ?? 768,
-      extensionHandshake: {
-        v: CLIENT_NAME,
-        p: this.#opts.port(),
-        reqq: 500,
-        // private torrents (BEP 27) get peers from their trackers only: no PEX
-        m: meta.private
-          ? { ut_metadata: UT_METADATA_ID }
-          : { ut_metadata: UT_METADATA_ID, ut_pex: UT_PEX_ID },
-        metadata_size: meta.info.length,
-      },
-      remoteAddress: splitAddressKey(o.key),
-      handshakeTimeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_MS,
-      dht: this.#dhtPort() > 0,
-      signal: this.#abort.signal,
-      now: this.#now,
-      selfTimed: false,
-      requests,
-      ...(this.#opts.rate ? { rate: this.#opts.rate } : {}),
-    }, this.#handler);
-    this.#peers.register(conn, o);
-    void conn.start();
+    return this.#connector.accept(stream, options);
   }
 
   /** Our DHT port, 0 when there is no DHT for this torrent (none, or a private torrent). */
@@ -562,7 +493,7 @@ export class Torrent implements AsyncDisposable {
     onReject: (peer, index) => this.#with(peer, (e) => this.#downloads.rejected(e, index)),
     onInterested: (peer) => {
       if (this.#state !== "active" || !peer.amChoking) return;
-      if (this.#choker.hasFreeSlot(this.#unchokedCount())) peer.unchoke();
+      if (this.#choker.hasFreeSlot(this.#peers.unchokedCount())) peer.unchoke();
     },
     onExtended: (peer, id, payload) => {
       if (id === UT_METADATA_ID) serveMetadata(peer, payload, this.meta.info);
@@ -600,13 +531,9 @@ export class Torrent implements AsyncDisposable {
 
   /** BEP 11: peers a connected peer knows. */
   #onPex(peer: PeerConnection, payload: Uint8Array): void {
-    let added;
-    try {
-      added = this.#pex.received(payload);
-    } catch (err) {
-      return peer.close(`protocol violation: ${(err as Error).message}`);
+    for (const p of this.#pex.received(peer, payload)) {
+      this.addPeer(p.host, p.port, { source: "pex" });
     }
-    for (const p of added) this.addPeer(p.host, p.port, { source: "pex" });
   }
 
   #onClose(e: PeerEntry, reason: string): void {
@@ -616,14 +543,6 @@ export class Torrent implements AsyncDisposable {
     if (e.ready) this.#emit("peerclose", { address: e.key, reason });
     if (this.#state !== "stopped") queueMicrotask(() => this.#peers.connectMore());
   }
-
-  #unchokedCount(): number {
-    let n = 0;
-    for (const e of this.#peers.entries.values()) if (!e.conn.amChoking) n++;
-    return n;
-  }
-
-  // ---------------------------------------------------------------- verify + write
 
   #makeWriter(): PieceWriter {
     const picker = this.#picker;
@@ -655,13 +574,7 @@ export class Torrent implements AsyncDisposable {
           this.#pause();
           this.#diskPaused = true;
         }
-        const secs = (this.#opts.diskRetryMs ?? 5000) / 1000;
-        this.#error = new Error(
-          `${cause.message}; ${
-            this.#diskPaused ? "download paused, it resumes by itself" : "retrying"
-          } once the data can be written (tried every ${secs} s)`,
-          { cause },
-        );
+        this.#error = diskError(cause, this.#diskPaused, this.#opts.diskRetryMs ?? 5000);
         this.#emit("error", { error: this.#error });
       },
       onDiskRecovered: () => {
@@ -727,8 +640,6 @@ export class Torrent implements AsyncDisposable {
       this.#emit("error", { error: asError(err) });
     }
   }
-
-  // ---------------------------------------------------------------- tick
 
   /** Web seeds fetch while the torrent is active and wants pieces. */
   #runWebSeeds(): void {

@@ -10,6 +10,8 @@ import type { PeerConnection } from "../peer.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
 import type { CacheBudget } from "../storage/piece_cache.ts";
 import type { RateGate } from "../transport/bandwidth.ts";
+import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
+import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
 
 /** The three states of the seed's API. */
@@ -33,6 +35,11 @@ export interface TorrentEvents {
   peer: { address: string; peerId: Uint8Array | undefined; incoming: boolean };
   /** A peer connection ended, with the reason. */
   peerclose: { address: string; reason: string };
+  /**
+   * A connection to a peer got no BitTorrent handshake through (an unreachable address is not reported): why
+   * each attempt failed, e.g. an MSE handshake refused by a peer without encryption while ours is required.
+   */
+  peerfail: { address: string; incoming: boolean; reason: string };
   /** A tracker answered, failed, or warned. */
   tracker: {
     type: "announce" | "error" | "warning";
@@ -66,6 +73,10 @@ export interface PeerEntry {
   key: string;
   /** The peer connected to us. */
   incoming: boolean;
+  /** What the connection carries: RC4, plaintext after an MSE handshake, or no MSE at all. */
+  encryption: Encryption;
+  /** An outgoing connection whose dial is still deciding (its handshakes are not done). */
+  dialling: boolean;
   /** When the connection was made (ms). */
   connectedAt: number;
   /** When it last sent us a block we asked for (ms). */
@@ -118,6 +129,20 @@ export interface PeerInfo {
   peerInterested: boolean;
   /** Our requests in flight to this peer. */
   outstanding: number;
+  /**
+   * The client on the other end, for people: the `v` of its extension handshake (BEP 10), or what its peer id
+   * says ("libtorrent/2.0.8", "Transmission 3.00"); printable and bounded; "unknown" when nothing says.
+   */
+  client: string;
+  /**
+   * Protocol encryption: `"rc4"` (MSE, then RC4), `"plaintext-header"` (MSE, then plaintext) or `false` (a plain
+   * BitTorrent handshake).
+   */
+  encrypted: Encryption;
+  /** Both sides support the fast extension (BEP 6). */
+  fast: boolean;
+  /** The transport: TCP, uTP, or HTTP for a web seed. */
+  transport: "tcp" | "utp" | "http";
 }
 
 /** Options for {@linkcode Torrent}. */
@@ -200,5 +225,24 @@ export interface TorrentOptions {
   /** Room for one more connection in a budget shared with other torrents (a session's); false defers a dial. */
   admit?: () => boolean;
   /** Opens an outgoing connection to a peer. @default {connectTcp} */
-  connect?: (host: string, port: number, options: { timeoutMs: number }) => Promise<PeerStream>;
+  connect?: (
+    host: string,
+    port: number,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ) => Promise<PeerStream>;
+  /**
+   * Protocol encryption (MSE/PE) of the connections we dial: `"prefer"` dials with MSE and once more with a plain
+   * handshake when that fails (remembering per peer what worked), `"require"` never sends a plain handshake,
+   * `"allow"` and `"disable"` dial plain. Incoming connections are sorted out by the owner's listener.
+   * @default {"prefer"}
+   */
+  encryption?: EncryptionPolicy;
+  /** After an MSE handshake we dial, offer only RC4 for the payload (not plaintext). @default {false} */
+  rc4Only?: boolean;
+  /**
+   * The owner accepts connections over IPv4 and IPv6 (a dual-stack listener): trackers whose host has addresses
+   * of both families get one announce over each (BEP 7).
+   * @default {() => false}
+   */
+  dualStack?: () => boolean;
 }

@@ -59,6 +59,14 @@ export interface WebSeedPeerInfo {
   incoming: false;
   /** Where the address came from. */
   source: "webseed";
+  /** What serves it: "web seed (BEP 19)" or "HTTP seed (BEP 17)". */
+  client: string;
+  /** HTTP carries no BitTorrent encryption. */
+  encrypted: false;
+  /** No fast extension over HTTP. */
+  fast: false;
+  /** Plain HTTP requests. */
+  transport: "http";
   /** BEP 19 or BEP 17. */
   kind: WebSeedKind;
   /** What it is doing. */
@@ -243,6 +251,10 @@ export class WebSeedScheduler implements AsyncDisposable {
         peerId: undefined,
         incoming: false,
         source: "webseed",
+        client: seed.kind === "httpseeds" ? "HTTP seed (BEP 17)" : "web seed (BEP 19)",
+        encrypted: false,
+        fast: false,
+        transport: "http",
         kind: seed.kind,
         state,
         reason: state === "waiting" ? seed.reason : undefined,
