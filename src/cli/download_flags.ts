@@ -64,8 +64,8 @@ const OPTIONS_HELP = `  -o, --dir DIR          download directory (default: curr
       --no-trackers      do not announce to the torrent's trackers
       --keep-seeding     keep seeding after the download completes (until Ctrl-C)
       --sequential       download pieces in order, from the first, instead of rarest first
-      --stream           also serve the files over HTTP while they download (see "seedbed stream";
-                         add --keep-seeding to keep serving once complete)
+      --stream           also serve the files over HTTP while they download, and then keep serving
+                         and seeding until Ctrl-C (the same as "seedbed stream")
       --http-port PORT   port of the HTTP server of --stream and "seedbed stream" (default: 8888;
                          0 = any free port; a free port is used when this one is taken)
       --http-host ADDR   address of that server (default: 127.0.0.1; anything else shows the torrents'
@@ -165,7 +165,7 @@ export interface DownloadSettings {
   dhtStatePath: string | undefined;
   /** `--no-trackers`. */
   noTrackers: boolean;
-  /** `--keep-seeding` (always for `seed` and `stream`). */
+  /** `--keep-seeding` (always for `seed`, `stream` and `--stream`). */
   keepSeeding: boolean;
   /** `--sequential`: pieces in order. */
   sequential: boolean;
@@ -216,7 +216,8 @@ export function parseDownloadArgs(
     stateDir,
     dhtStatePath: v["dht-state"] ?? (stateDir ? join(stateDir, "dht.json") : undefined),
     noTrackers: v["no-trackers"] ?? false,
-    keepSeeding: mode === "seed" || mode === "stream" || (v["keep-seeding"] ?? false),
+    keepSeeding: mode === "seed" || mode === "stream" || (v.stream ?? false) ||
+      (v["keep-seeding"] ?? false),
     sequential: v.sequential ?? false,
     stream: mode === "stream" || v.stream
       ? {
