@@ -101,10 +101,13 @@ Deno.test({
     // the download is under way (a quarter of it, in rarest-first order) when a player seeks to the end
     await within(60_000, "a quarter of the download", lab.reach(0.25));
     const at = lab.progress();
+    // the last MiB; if some of it came already (pieces come in random order), the last MiB-long stretch of the
+    // file none of which is there yet: what is measured is fetching, not reading from disk
+    const have = lab.torrent.engine!.have;
+    let start = movie.length - MiB;
+    while ([0, 1, 2, 3].some((k) => have.has(start / PIECE + k))) start -= PIECE;
     const t0 = performance.now();
-    const res = await fetch(lab.url("movie.mp4"), {
-      headers: { range: `bytes=${movie.length - MiB}-` },
-    });
+    const res = await fetch(lab.url("movie.mp4"), { headers: { range: `bytes=${start}-` } });
     assert.equal(res.status, 206);
     const reader = res.body!.getReader();
     const first = await within(60_000, "the first byte", reader.read());
@@ -115,17 +118,19 @@ Deno.test({
       if (done) break;
       chunks.push(value);
     }
-    const lastMiB = performance.now() - t0;
+    const rest = performance.now() - t0;
     const got = new Uint8Array(await new Blob(chunks).arrayBuffer());
-    assert.ok(equalBytes(got, movie.subarray(movie.length - MiB)));
+    assert.ok(equalBytes(got, movie.subarray(start)));
     await within(60_000, "the download", lab.torrent.done);
     const full = performance.now() - lab.startedAt;
     console.log(
-      `seek to the last MiB at ${(at * 100).toFixed(0)}%: first byte after ${
-        (firstByte / 1000).toFixed(2)
-      } s, the whole MiB after ${(lastMiB / 1000).toFixed(2)} s; the download (48 MiB at ${
-        RATE / MiB
-      } MiB/s) took ${(full / 1000).toFixed(1)} s: ${(firstByte / full * 100).toFixed(1)}%`,
+      `seek to ${((movie.length - start) / MiB).toFixed(2)} MiB before the end at ${
+        (at * 100).toFixed(0)
+      }%: first byte after ${(firstByte / 1000).toFixed(2)} s, the rest of the file after ${
+        (rest / 1000).toFixed(2)
+      } s; the whole download (48 MiB at ${RATE / MiB} MiB/s) took ${(full / 1000).toFixed(1)} s: ${
+        (firstByte / full * 100).toFixed(1)
+      }%`,
     );
     assert.ok(
       firstByte < full * 0.2,
