@@ -28,7 +28,9 @@ function download(
   const deadlines = () => {
     while (reader < PIECES && have.has(reader)) reader++;
     const list: [number, number][] = [];
-    for (let i = reader; i < Math.min(PIECES, reader + window); i++) list.push([i, (i - reader) * PL]);
+    for (let i = reader; i < Math.min(PIECES, reader + window); i++) {
+      list.push([i, (i - reader) * PL]);
+    }
     picker.setDeadlines(list);
   };
   if (window > 0) deadlines();
