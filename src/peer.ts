@@ -190,7 +190,11 @@ export class PeerConnection implements AsyncDisposable {
   readonly #requests: OutstandingRequests;
   readonly #blocksPerPiece: number;
   readonly #now: () => number;
-  readonly #cancelled = new Set<number>();
+  /**
+   * Requests we cancelled whose answer may still come (a piece that crossed the cancel on the wire, or with the
+   * fast extension a reject): block key → how many. A block re-requested after a cancel is owed two answers.
+   */
+  readonly #cancelled = new Map<number, number>();
   /** the peer's requests not yet answered */
   readonly #incoming = new Set<number>();
   readonly #allowedFast = new Set<number>();
@@ -545,7 +549,7 @@ export class PeerConnection implements AsyncDisposable {
         const aligned = begin % BLOCK_MAX === 0;
         const key = aligned ? this.#blockKey(index, begin) : -1;
         if (!aligned || !this.#requests.has(key)) {
-          if (aligned && this.#cancelled.delete(key)) return; // we cancelled it; it crossed on the wire
+          if (aligned && this.#answered(key)) return; // we cancelled it; it crossed on the wire
           return this.#violation(`piece ${index}+${begin} was never requested`);
         }
         const asked = this.#blockLength(index, begin);
@@ -663,8 +667,10 @@ export class PeerConnection implements AsyncDisposable {
         }
         if (begin % BLOCK_MAX !== 0) return; // never one of ours
         const key = this.#blockKey(index, begin);
+        // a reject answers a cancelled request first (the peer answers our messages in order: the cancel
+        // before a later request for the same block)
+        if (this.#answered(key)) return;
         if (this.#requests.delete(key)) this.#h.onReject?.(this, index, begin, length);
-        else this.#cancelled.delete(key);
         return;
       }
       case "allowedfast": {
@@ -789,7 +795,6 @@ export class PeerConnection implements AsyncDisposable {
     const key = this.#blockKey(index, begin);
     if (this.#requests.has(key)) return false;
     this.#requests.add(key);
-    this.#cancelled.delete(key);
     this.#sendBlockMessage(MessageId.request, index, begin, length);
     return true;
   }
@@ -810,8 +815,17 @@ export class PeerConnection implements AsyncDisposable {
     const key = this.#blockKey(index, begin);
     if (!this.#requests.delete(key)) return;
     if (this.#cancelled.size >= CANCELLED_MEMORY) this.#cancelled.clear();
-    this.#cancelled.add(key);
+    this.#cancelled.set(key, (this.#cancelled.get(key) ?? 0) + 1);
     this.#sendBlockMessage(MessageId.cancel, index, begin, length);
+  }
+
+  /** An answer to a request we cancelled arrived: true (and one fewer is owed) when one was owed. */
+  #answered(key: number): boolean {
+    const n = this.#cancelled.get(key);
+    if (n === undefined) return false;
+    if (n > 1) this.#cancelled.set(key, n - 1);
+    else this.#cancelled.delete(key);
+    return true;
   }
 
   /** Sends a block the peer requested (dropped if it cancelled the request meanwhile). */

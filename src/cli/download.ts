@@ -1,7 +1,8 @@
 /**
- * `seedbed <torrent|magnet>...` (download) and `seedbed seed <torrent>...`: every torrent given runs in one
- * {@linkcode Session} (one port, one DHT node, limits over all of them), with a progress display, signals and
- * exit codes. Exit 0 once every torrent completed, 1 when one failed (naming it), 130 on Ctrl-C.
+ * `seedbed <torrent|magnet>...` (download), `seedbed seed <torrent>...` and `seedbed stream <torrent|magnet>...`:
+ * every torrent given runs in one {@linkcode Session} (one port, one DHT node, limits over all of them), with a
+ * progress display, signals and exit codes. Exit 0 once every torrent completed, 1 when one failed (naming it),
+ * 130 on Ctrl-C. `stream` (and `--stream`) also serves the torrents' files over HTTP while they download.
  *
  * Resume data of each torrent is kept in the state directory by info hash and download folder
  * (`<state>/downloads/<hash>-<folder>.resume`), so two torrents of the same name never share it and a run in
@@ -16,6 +17,7 @@ import { printable } from "../_paths.ts";
 import type { Dht } from "../dht/dht.ts";
 import { type MagnetLink, parseMagnet } from "../magnet.ts";
 import { type Metainfo, parseMetainfo } from "../metainfo.ts";
+import { serveStreams, type StreamServer } from "../http/serve.ts";
 import { Session, type SessionOptions } from "../session/session.ts";
 import type { SessionTorrent, TorrentAddOptions } from "../session/session_torrent.ts";
 import {
@@ -36,6 +38,7 @@ import {
   type DownloadSettings,
   parseDownloadArgs,
   parseSelection,
+  streamHelp,
 } from "./download_flags.ts";
 import {
   formatBoard,
@@ -101,24 +104,25 @@ interface Job {
 }
 
 /**
- * Runs `download` or `seed`.
+ * Runs `download`, `seed` or `stream` (a download that serves its files over HTTP and keeps seeding).
  *
- * @param mode "download" or "seed".
+ * @param command "download", "seed" or "stream".
  * @param args Arguments after the subcommand.
  * @param io Output and the interrupt signal.
  * @returns The exit status.
  * @throws {UsageError} For a wrong command line.
  */
 export async function runDownload(
-  mode: "download" | "seed",
+  command: "download" | "seed" | "stream",
   args: string[],
   io: DownloadIO,
 ): Promise<number> {
-  const s = parseDownloadArgs(mode, args);
+  const s = parseDownloadArgs(command, args);
   if (s.help) {
-    io.stderr(downloadHelp() + "\n");
+    io.stderr((command === "stream" ? streamHelp() : downloadHelp()) + "\n");
     return EXIT.ok;
   }
+  const mode = command === "stream" ? "download" : command;
   const jobs: Job[] = [];
   for (const source of s.sources) jobs.push(await loadJob(source, mode));
   checkDistinct(jobs, s.dir);
@@ -286,6 +290,7 @@ class DownloadRun {
   readonly #display: StatusDisplay;
   readonly #started = performance.now();
   #session: Session | undefined;
+  #server: StreamServer | undefined;
   #dht: Dht | undefined;
   #closing = false;
   readonly #closeErrors: { job: Job; error: Error }[] = [];
@@ -323,6 +328,7 @@ class DownloadRun {
           this.#dht ? `, DHT on udp port ${this.#dht.port}` : ""
         }`,
       );
+      if (s.stream) this.#serve(session);
       for (const job of this.#jobs) await this.#add(job);
       timer = setInterval(() => this.#tick(), this.#io.isTerminal ? 500 : 1000);
       const settled = Promise.all(this.#jobs.map((j) => j.settled)).then(() => "settled" as const);
@@ -409,6 +415,37 @@ class DownloadRun {
     return session;
   }
 
+  /**
+   * Serves the session's torrents over HTTP (those whose files are known) and says where; a port in use gives
+   * way to a free one, as the listening port does.
+   */
+  #serve(session: Session): void {
+    const { port, hostname } = this.#s.stream!;
+    const sources = () =>
+      session.torrents.filter((t) => t.hasMetadata && t.engine).map((t) => t.streamSource());
+    try {
+      this.#server = serveStreams(sources, { port, hostname });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse) || port === 0) {
+        throw new Error(
+          `cannot serve the files over HTTP on ${hostname} port ${port}: ${cleanMessage(err)}`,
+        );
+      }
+      this.#server = serveStreams(sources, { port: 0, hostname });
+      this.#say(
+        `seedbed: HTTP port ${port} is in use; serving on port ${this.#server.addr.port} instead`,
+      );
+    }
+    const server = this.#server;
+    this.#say(`Streaming at ${server.url} (playlist: ${server.playlistUrl})`);
+    if (!/^(?:127\.|::1$|localhost$)/.test(hostname)) {
+      this.#say(
+        `seedbed: warning: the HTTP server listens on ${hostname}: the torrents' files can be read from the network`,
+      );
+    }
+    this.#json("stream", { url: server.url, playlist: server.playlistUrl });
+  }
+
   /** Adds a torrent to the session and follows it to its end. */
   async #add(job: Job): Promise<void> {
     const s = this.#s;
@@ -422,6 +459,7 @@ class DownloadRun {
       ...(s.noTrackers ? { trackers: false } : {}),
       ...(s.noWebSeeds ? { webSeeds: false } : {}),
       ...(s.webSeeds.length > 0 ? { extraWebSeeds: s.webSeeds } : {}),
+      ...(s.sequential ? { sequential: true } : {}),
       ...(s.metadataTimeoutMs ? { metadataTimeoutMs: s.metadataTimeoutMs } : {}),
       ...(this.#stateDir ? { resumeFile: resumeFileFor(this.#stateDir, job.hex, s.dir) } : {}),
     };
@@ -786,6 +824,7 @@ class DownloadRun {
   async #close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    await this.#server?.shutdown();
     await this.#session?.close();
     if (this.#dht) {
       await saveDhtState(this.#s.dhtStatePath, this.#dht);

@@ -20,6 +20,8 @@ Usage:
   seedbed <file.torrent|magnet>... [options]  download one or more torrents (the default command)
   seedbed download <file.torrent|magnet>...   the same
   seedbed seed <file.torrent>... -o DIR       verify the data under DIR and seed it until Ctrl-C
+  seedbed stream <file.torrent|magnet>...     download and play while downloading: files served over
+                                              HTTP on 127.0.0.1:8888 (mpv/VLC open the playlist)
   seedbed info <file.torrent|magnet>          show what a torrent or magnet link holds
   seedbed create <path> -o out.torrent        make a torrent from a file or directory
   seedbed verify <file.torrent> -o DIR        hash-check the data under DIR and report
@@ -121,6 +123,8 @@ async function dispatch(args: string[], io: CliIO): Promise<number> {
       return await runDownload("seed", rest, io);
     case "download":
       return await runDownload("download", rest, io);
+    case "stream":
+      return await runDownload("stream", rest, io);
     default:
       if (first.startsWith("-") && rest.length === 0 && !first.includes("=")) {
         // a lone flag such as --list needs a torrent

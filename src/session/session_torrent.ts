@@ -13,9 +13,11 @@
 import { join, resolve } from "node:path";
 import { asError } from "../_errors.ts";
 import type { Dht } from "../dht/dht.ts";
+import type { StreamFile, StreamSource } from "../http/stream_handler.ts";
 import { formatMagnet, type MagnetLink, parseMagnet, torrentFromMetadata } from "../magnet.ts";
 import { type Metainfo, parseMetainfo } from "../metainfo.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
+import { pieceRangeOfFile } from "../storage/layout.ts";
 import { fetchMetadata } from "../swarm/metadata_fetcher.ts";
 import { Torrent } from "../swarm/torrent.ts";
 import type { PeerInfo, TorrentEvents, TorrentOptions, TorrentState } from "../swarm/types.ts";
@@ -24,6 +26,9 @@ import type { TrackerTierView } from "../tracker/tiers.ts";
 import { type RateGate, TokenBucket } from "../transport/bandwidth.ts";
 import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
+import { fileStream, type FileStreamOptions } from "./file_stream.ts";
+
+export type { FileStreamOptions };
 
 /** Initial state, as in the seed: started (default), paused or stopped. */
 export type InitialState = "started" | "paused" | "stopped";
@@ -99,13 +104,23 @@ export interface TorrentAddOptions {
   resumeFile?: string | false;
   /** Upload every block at most once, to the first peer that asks. @default {false} */
   uploadEachPieceOnce?: boolean;
+  /**
+   * Download pieces in order (lowest first) instead of rarest first: the whole torrent plays from the start
+   * while it downloads, at some cost to the swarm. Readers of {@linkcode ClientFile.stream} get their pieces
+   * first either way.
+   * @default {false}
+   */
+  sequential?: boolean;
   /** Called with the piece index whenever a piece passes its hash check. */
   onHashPass?: (index: number) => void;
   /** Called with the piece index whenever a piece fails its hash check. */
   onHashFail?: (index: number) => void;
 }
 
-/** A file of the torrent, as the seed's `files()` lists it; `priority` is settable. */
+/**
+ * A file of the torrent, as the seed's `files()` lists it (`priority` is settable), and readable while it
+ * downloads with {@linkcode ClientFile.stream}.
+ */
 export interface ClientFile {
   /** Size in bytes. */
   readonly length: number;
@@ -113,6 +128,32 @@ export interface ClientFile {
   readonly path: string;
   /** Download priority; 0 = do not download; higher is sooner. Settable. */
   priority: number;
+  /** Its index in the torrent's file list (padding files count): what `setPriority` takes. */
+  readonly index: number;
+  /** Its path inside the torrent, components joined with "/" (for a single-file torrent: its name). */
+  readonly name: string;
+  /** Where its bytes start in the torrent's data. */
+  readonly offset: number;
+  /** True when every byte is verified on disk. */
+  readonly complete: boolean;
+  /** Bytes verified on disk. */
+  readonly bytesCompleted: number;
+  /**
+   * The bytes `[start, end)` of the file, in order, each as soon as its piece is verified (waiting as long as it
+   * takes): a video plays while it downloads. Reading puts deadlines on the pieces just ahead of the reader (a
+   * window of a few seconds of download), which are then requested before anything else, from the fastest
+   * peers; cancelling the stream drops them. Works on files not selected for download too (only the pieces
+   * read are fetched). Several streams, on one file or several, are independent.
+   *
+   * @param options The range inside the file (`start`, `end`), and the most bytes per chunk.
+   * @returns A byte stream (BYOB readers are served straight into their buffers).
+   * @throws {RangeError} When the range is not inside the file.
+   */
+  stream(options?: FileStreamOptions): ReadableStream<Uint8Array<ArrayBuffer>>;
+  /** The whole file, once every piece of it is verified. */
+  arrayBuffer(): Promise<ArrayBuffer>;
+  /** The whole file as a `Blob`, once every piece of it is verified. */
+  blob(): Promise<Blob>;
 }
 
 /** The events a torrent dispatches: each of the engine's {@linkcode TorrentEvents} as a `CustomEvent`. */
@@ -289,6 +330,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
       ...webSeedsOption(o.extraWebSeeds, o.webSeeds === false ? [] : link?.webSeeds),
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
+      ...(o.sequential ? { sequential: true } : {}),
       dhtPort: () => meta.private ? 0 : this.#dhtPort,
       onDhtNode: (host, port) => void this.#host.dht().then((d) => d?.ping(host, port)),
     });
@@ -666,22 +708,82 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     return this.#t().seed;
   }
 
-  /** The torrent's files with length, absolute path and (settable) priority; padding files left out. */
+  /**
+   * The torrent's files with length, absolute path, (settable) priority, and a stream of their bytes; padding
+   * files left out (`index` is a file's place in the torrent's list, padding files included).
+   */
   get files(): ClientFile[] {
     const t = this.#t();
     const meta = this.#m();
     const setPriority = (i: number, p: number) =>
       this.setPriority(i, p).catch((error) => this.#dispatch("error", { error: asError(error) }));
-    return meta.files.map((f, i) => ({
-      length: f.length,
-      path: join(this.#basedir, ...f.path),
-      get priority(): number {
-        return t.priorities[i];
+    const out: ClientFile[] = [];
+    meta.files.forEach((f, i) => {
+      if (f.padding) return;
+      const range = pieceRangeOfFile(meta, i);
+      const pl = meta.pieceLength;
+      const stream = (options?: FileStreamOptions) => fileStream(t, f, options);
+      out.push({
+        length: f.length,
+        path: join(this.#basedir, ...f.path),
+        get priority(): number {
+          return t.priorities[i];
+        },
+        set priority(p: number) {
+          setPriority(i, p);
+        },
+        index: i,
+        name: (meta.multiFile ? f.path.slice(1) : f.path).join("/"),
+        offset: f.offset,
+        get complete(): boolean {
+          if (!range) return true;
+          for (let k = range[0]; k <= range[1]; k++) if (!t.have.has(k)) return false;
+          return true;
+        },
+        get bytesCompleted(): number {
+          if (!range) return 0;
+          let n = 0;
+          for (let k = range[0]; k <= range[1]; k++) {
+            if (!t.have.has(k)) continue;
+            n += Math.min(f.offset + f.length, (k + 1) * pl) - Math.max(f.offset, k * pl);
+          }
+          return n;
+        },
+        stream,
+        arrayBuffer: () => new Response(stream()).arrayBuffer(),
+        blob: () => new Response(stream()).blob(),
+      });
+    });
+    return out;
+  }
+
+  /**
+   * This torrent's files as a {@linkcode StreamSource} for the HTTP stream handler (`createStreamHandler`,
+   * `serveStreams`): its name, its info hash (the v2 one for a v2-only torrent), and each file with live progress
+   * and its {@linkcode ClientFile.stream}.
+   *
+   * @returns The source; its `files` are read afresh on every access.
+   */
+  streamSource(): StreamSource {
+    const meta = this.#m();
+    const files = () => this.files;
+    return {
+      name: meta.displayName,
+      infoHash: meta.version === 2 ? meta.infoHashV2Hex! : meta.infoHashHex,
+      get files(): StreamFile[] {
+        return files().map((f) => ({
+          path: f.name.split("/"),
+          length: f.length,
+          get complete(): boolean {
+            return f.complete;
+          },
+          get bytesCompleted(): number {
+            return f.bytesCompleted;
+          },
+          stream: (range: { start?: number; end?: number }) => f.stream(range),
+        }));
       },
-      set priority(p: number) {
-        setPriority(i, p);
-      },
-    }));
+    };
   }
 
   /**

@@ -10,6 +10,7 @@
  * - `uploads.ts` + `storage/piece_cache.ts`: serving requests; `superseed.ts`: upload each piece once
  * - `choker.ts`: tit-for-tat with an optimistic slot; `pex.ts`: peer exchange; `metadata_server.ts`: BEP 9
  * - `webseeds.ts`: web seeds (BEP 19 / 17), whole pieces over HTTP into the same verify → write path
+ * - `deadlines.ts`: readers of the torrent's bytes (streaming) and the deadlines they put on pieces
  *
  * Data path of a download: peer (validated block) → picker (copied into its piece buffer) → writer (SHA-1, one
  * piece after another; then the writer thread) → `have` broadcast. Uploads: request → piece cache → send buffer.
@@ -24,7 +25,7 @@ import type { Metainfo } from "../metainfo.ts";
 import type { PeerConnection, PeerHandler } from "../peer.ts";
 import { PieceVerifier } from "../storage/hasher.ts";
 import { CacheBudget } from "../storage/piece_cache.ts";
-import type { PieceCacheIndex, StorageError } from "../storage/storage.ts";
+import { type PieceCacheIndex, StorageError } from "../storage/storage.ts";
 import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
 import type { Encryption } from "../wire/mse.ts";
@@ -34,6 +35,7 @@ import type { PeerStream } from "../wire/stream.ts";
 import { Announcer } from "./announcer.ts";
 import { Choker, rechoke } from "./choker.ts";
 import { Connector } from "./connector.ts";
+import { type DeadlineReader, PieceDeadlines } from "./deadlines.ts";
 import { Downloads } from "./downloads.ts";
 import { serveMetadata } from "./metadata_server.ts";
 import { PeerSet } from "./peer_set.ts";
@@ -103,6 +105,10 @@ export class Torrent implements AsyncDisposable {
   readonly #abort = new AbortController();
   readonly #connector: Connector;
   readonly #verifier: PieceVerifier;
+  readonly #deadlines: PieceDeadlines;
+  /** Reads of verified bytes in progress (storage closes after them). */
+  readonly #reads = new Set<Promise<unknown>>();
+  #closing = false;
 
   /**
    * Creates a {@linkcode Torrent}.
@@ -138,6 +144,7 @@ export class Torrent implements AsyncDisposable {
         4,
         Math.floor((options.pieceMemory ?? PIECE_MEMORY) / meta.pieceLength),
       ),
+      ...(options.sequential ? { sequential: true } : {}),
     });
     this.#peers = new PeerSet({
       maxPeers: options.maxPeers ?? 50,
@@ -196,6 +203,14 @@ export class Torrent implements AsyncDisposable {
       onPiece: (piece) => this.#writer.add(piece),
       onBytes: (n) => this.#downloaded += n,
       emit: this.#emit,
+    });
+    this.#deadlines = new PieceDeadlines({
+      pieceLength: meta.pieceLength,
+      totalLength: meta.length,
+      has: (i) => this.have.has(i),
+      apply: (deadlines) => this.#picker.setDeadlines(deadlines),
+      rate: () => this.downloadRate,
+      changed: (head) => this.#urgencyChanged(head),
     });
     this.#announcer = new Announcer({
       announceList: options.trackers === false ? [] : meta.announceList,
@@ -347,6 +362,7 @@ export class Torrent implements AsyncDisposable {
     return {
       onPass: (i) => {
         if (this.have.set(i)) this.#afterNewPiece(i);
+        this.#deadlines.had(i);
         if (emitEvents) this.#emit("hashpass", { index: i });
       },
       onFail: (i) => emitEvents && this.#emit("hashfail", { index: i }),
@@ -406,8 +422,10 @@ export class Torrent implements AsyncDisposable {
     await this.#closeStorage();
   }
 
-  /** Stops and releases everything. */
+  /** Stops and releases everything; readers of its bytes fail. */
   async close(): Promise<void> {
+    this.#closing = true;
+    this.#deadlines.close(new Error("The torrent was closed"));
     await this.stop();
     await this.#webSeeds.close();
     await this.#closeStorage(); // also when never started (e.g. only hash-checked)
@@ -445,6 +463,85 @@ export class Torrent implements AsyncDisposable {
   #applyPriorities(): void {
     this.#picker.setFilePriorities(this.meta, this.#priorities);
   }
+
+  /** New pieces start in order (lowest index first) instead of rarest first. */
+  get sequential(): boolean {
+    return this.#picker.sequential;
+  }
+
+  set sequential(on: boolean) {
+    this.#picker.sequential = on;
+  }
+
+  // ---------------------------------------------------------------- streaming
+
+  /**
+   * A reader of the bytes `[start, end)` of the torrent (its files' bytes, concatenated in torrent order): the
+   * pieces just ahead of its position get deadlines, so they are requested first, from the fastest peers. Advance
+   * it as bytes are delivered, wait on it for pieces, and close it when done (its deadlines go).
+   *
+   * @param range The bytes, in the torrent's data.
+   * @returns The reader.
+   * @throws {Error} When the torrent was closed.
+   */
+  openReader(range: { start: number; end: number }): DeadlineReader {
+    return this.#deadlines.open(range);
+  }
+
+  /** Readers open now (see {@linkcode Torrent.openReader}). */
+  get readers(): number {
+    return this.#deadlines.readers;
+  }
+
+  /**
+   * Reads verified bytes: `into.length` bytes at byte `offset` of the torrent's data, from the files on disk (or
+   * the part file). Every piece they touch must be had. Works while the torrent is stopped too.
+   *
+   * @param offset Where to start, in the torrent's data.
+   * @param into Where the bytes go; filled completely.
+   * @throws {RangeError} When a piece is not had.
+   * @throws {StorageError} When the data cannot be read, or the torrent was closed.
+   */
+  async read(offset: number, into: Uint8Array): Promise<void> {
+    if (this.#closing) throw new StorageError("The torrent was closed");
+    const reading = this.#read(offset, into);
+    const settled = reading.catch(() => {});
+    this.#reads.add(settled);
+    settled.then(() => this.#reads.delete(settled));
+    await reading;
+  }
+
+  async #read(offset: number, into: Uint8Array): Promise<void> {
+    const pl = this.meta.pieceLength;
+    let done = 0;
+    while (done < into.length) {
+      const at = offset + done;
+      const index = Math.floor(at / pl);
+      if (!this.have.has(index)) throw new RangeError(`Piece ${index} is not verified yet`);
+      // a stopped torrent's storage opens for the read; close() closes it again
+      const storage = this.#data.storage ?? this.#data.open();
+      const got = await storage.readPiece(index, into.subarray(done), { begin: at - index * pl });
+      if (!got || got.length === 0) {
+        throw new StorageError(`Piece ${index} is missing from the files on disk`);
+      }
+      done += got.length;
+    }
+  }
+
+  /**
+   * Deadlines changed: peers are asked for the new pieces at once, after making room in their queues for `head`,
+   * a piece a reader needs now (a seek's first piece, or one waited for that nobody was asked for).
+   */
+  #urgencyChanged(head: number | undefined): void {
+    if (this.#state !== "active") return;
+    if (head !== undefined && this.#picker.needsBlocks(head)) this.#downloads.expedite(head);
+    for (const e of this.#peers.ready()) {
+      if (!e.conn.amInterested) this.#downloads.updateInterest(e);
+      this.#downloads.fill(e);
+    }
+  }
+
+  // ---------------------------------------------------------------- peers
 
   /**
    * Adds a peer address to dial (tracker-less use, or peers from any source).
@@ -595,6 +692,7 @@ export class Torrent implements AsyncDisposable {
     this.#picker.pieceVerified(piece);
     this.#picker.release(piece.buffer);
     if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
+    this.#deadlines.had(piece.index);
     this.#emit("hashpass", { index: piece.index });
     this.#emit("piece", { index: piece.index });
     // requests may have paused while verification and writes were behind
@@ -634,6 +732,7 @@ export class Torrent implements AsyncDisposable {
 
   async #closeStorage(): Promise<void> {
     this.#uploads.clear();
+    await Promise.all(this.#reads);
     try {
       await this.#data.close();
     } catch (err) {
@@ -684,6 +783,7 @@ export class Torrent implements AsyncDisposable {
       this.#webSeeds.tick(); // seeds whose wait is over
     }
     this.#writer.tick(now);
+    this.#deadlines.tick();
     const starving = this.#peers.size === 0 && this.#peers.connecting === 0 &&
       this.#state === "active" && !this.complete;
     this.#announcer.tick(now, starving);

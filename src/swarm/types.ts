@@ -197,6 +197,8 @@ export interface TorrentOptions {
   connectTimeoutMs?: number;
   /** Preallocate files. @default {false} */
   preallocate?: boolean;
+  /** Start new pieces in order (lowest index first) instead of rarest first. @default {false} */
+  sequential?: boolean;
   /**
    * Send every block of the torrent at most once, to whichever peer asks first, and reject repeat requests:
    * peers must trade the rest among themselves (a seeding strategy for a first seed with little upload).
