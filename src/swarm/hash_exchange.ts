@@ -23,6 +23,8 @@ export interface HashExchangeOptions {
   readPiece: (index: number) => Promise<Uint8Array | undefined>;
   /** True when we have the piece (verified on disk). */
   have: (index: number) => boolean;
+  /** The torrent's ready connections (asked for layers). */
+  peers: () => Iterable<HashExchangePeer>;
   /** A file's piece layer arrived. */
   onLayer?: (file: number) => void;
   /** Every piece layer is known now (only after some were missing). */
@@ -52,6 +54,7 @@ export class HashExchange {
     this.#layers = new PieceLayerFetcher({
       meta: options.meta,
       now,
+      peers: options.peers,
       ...(options.onLayer ? { onLayer: options.onLayer } : {}),
       ...(options.onComplete ? { onComplete: options.onComplete } : {}),
     });
@@ -86,13 +89,9 @@ export class HashExchange {
     else this.#layers.rejected(peer, m.request);
   }
 
-  /**
-   * Asks peers for missing layers (when peers connect, announce pieces, and on the tick).
-   *
-   * @param peers The torrent's ready connections.
-   */
-  ask(peers: Iterable<HashExchangePeer>): void {
-    this.#layers.ask(peers);
+  /** Asks peers for missing layers (when peers connect or announce pieces, and on the tick). */
+  ask(): void {
+    this.#layers.ask();
   }
 
   /**

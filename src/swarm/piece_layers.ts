@@ -32,7 +32,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /** A peer that refused a chunk is not asked for it again for this long (ms). */
 const REFUSED_MS = 30_000;
 /** Hash requests in flight to one peer. */
-const PER_PEER = 2;
+const PER_PEER = 8;
 
 /** The side of a connection the fetcher needs. */
 export interface LayerPeer {
@@ -58,6 +58,11 @@ export interface PieceLayerFetcherOptions {
   onLayer?: (file: number) => void;
   /** Every layer is known now. */
   onComplete?: () => void;
+  /**
+   * The torrent's ready connections: asked again as soon as an answer comes in (otherwise only when
+   * {@linkcode PieceLayerFetcher.ask} is called).
+   */
+  peers?: () => Iterable<LayerPeer>;
 }
 
 interface Chunk {
@@ -181,9 +186,9 @@ export class PieceLayerFetcher {
    * Sends requests for the chunks nobody is asked for to peers that can answer them: seeds first, then peers
    * that have a piece of the chunk. Call it when peers connect or announce pieces, and now and then.
    *
-   * @param peers The torrent's ready connections.
+   * @param peers The torrent's ready connections (the `peers` option's by default).
    */
-  ask(peers: Iterable<LayerPeer>): void {
+  ask(peers: Iterable<LayerPeer> = this.#opts.peers?.() ?? []): void {
     if (this.#files.size === 0) return;
     const now = this.#now();
     const v2: LayerPeer[] = [];
@@ -264,6 +269,7 @@ export class PieceLayerFetcher {
     }
     if (!this.#files.has(c.file) || c.got) return; // the layer was completed meanwhile
     c.got = mine.subarray(0, c.pieces * HASH_SIZE);
+    this.ask();
     await this.#maybeFinish(c.file);
   }
 
@@ -306,6 +312,7 @@ export class PieceLayerFetcher {
     c.asked = undefined;
     c.refused.set(peer, this.#now() + REFUSED_MS);
     this.#done(peer);
+    this.ask();
   }
 
   /**

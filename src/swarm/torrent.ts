@@ -174,6 +174,7 @@ export class Torrent implements AsyncDisposable {
       meta,
       readPiece: (i) => this.#data.storage?.readPiece(i) ?? Promise.resolve(undefined),
       have: (i) => this.have.has(i),
+      peers: () => this.#readyConnections(),
       now: this.#now,
       // pieces of the file may be requested now
       onLayer: () => {
@@ -621,9 +622,11 @@ export class Torrent implements AsyncDisposable {
 
   /** Asks v2 peers for piece layers the torrent lacks (a magnet link's). */
   #askHashes(): void {
-    if (this.#hashes && !this.#hashes.complete) {
-      this.#hashes.ask([...this.#peers.ready()].map((e) => e.conn));
-    }
+    if (this.#hashes && !this.#hashes.complete) this.#hashes.ask();
+  }
+
+  *#readyConnections(): Iterable<PeerConnection> {
+    for (const e of this.#peers.ready()) yield e.conn;
   }
 
   /** A v2 peer kept while it may still give us piece layers (a seed connection is not closed for that). */
