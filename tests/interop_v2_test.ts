@@ -104,6 +104,17 @@ async function sameAsSeed(seedDir: string, leechDir: string): Promise<void> {
   }
 }
 
+/** libtorrent's log of BEP 52 hash messages (LT_HASHLOG): how many it sent / received of each kind. */
+async function hashLog(path: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  const text = await Deno.readTextFile(path).catch(() => "");
+  for (const m of text.matchAll(/(==>|<==) (HASH_REQUEST|HASHES|HASH_REJECT)/g)) {
+    const key = `${m[1] === "==>" ? "sent" : "got"} ${m[2]}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
 /** Resolves once every piece layer is known (at once when none was missing). */
 function layersKnown(client: Client): Promise<void> {
   if (missingPieceLayers(client.metainfo).length === 0) return Promise.resolve();
@@ -158,7 +169,10 @@ for (
         const seedDir = join(root, "seed");
         const { path, meta } = await libtorrentTorrent(seedDir, mode);
         assert.ok(missingPieceLayers(meta).length === 0 && meta.pieceLayers.size === 2);
-        await using lt = await startLibtorrent("seed", path, seedDir);
+        const log = join(root, "hashlog");
+        await using lt = await startLibtorrent("seed", path, seedDir, [], {
+          env: { LT_HASHLOG: log },
+        });
         const magnet = formatMagnet({
           ...(link !== "btmh" ? { infoHash: meta.infoHash } : {}),
           ...(link !== "btih" ? { infoHashV2: meta.infoHashV2! } : {}),
@@ -179,6 +193,10 @@ for (
         const whole = await parseMetainfo(client.torrentFile);
         assert.equal(whole.infoHashV2Hex, meta.infoHashV2Hex);
         assert.deepEqual(whole.pieceLayers, meta.pieceLayers);
+        // libtorrent's side: it was asked for hashes (only ever on a connection that speaks v2) and answered
+        const counts = await hashLog(log);
+        assert.ok((counts["got HASH_REQUEST"] ?? 0) >= 3, JSON.stringify(counts));
+        assert.equal(counts["sent HASHES"], counts["got HASH_REQUEST"], JSON.stringify(counts));
       } finally {
         await Deno.remove(root, { recursive: true });
       }
@@ -191,7 +209,7 @@ for (
 for (const version of [2, "hybrid"] as const) {
   Deno.test({
     name: `libtorrent downloads a ${
-      version === 2 ? "v2-only torrent through a btmh" : "hybrid torrent through a btih"
+      version === 2 ? "v2-only torrent through a btmh" : "hybrid torrent through a btih + btmh"
     } magnet link from a Seedbed seeder, which serves the metadata and the piece layers`,
     ignore: needs("libtorrent"),
     async fn() {
@@ -211,21 +229,30 @@ for (const version of [2, "hybrid"] as const) {
           host: "127.0.0.1",
           resumeFile: false,
         });
-        const magnet = formatMagnet(
-          version === 2 ? { infoHashV2: meta.infoHashV2! } : { infoHash: meta.infoHash },
-        );
+        // (with a btih link alone libtorrent knows no v2 hash when it dials, so it sets no v2 bit: the
+        // connection stays v1 and libtorrent rebuilds the layers from the data instead)
+        const magnet = formatMagnet({
+          ...(version === "hybrid" ? { infoHash: meta.infoHash } : {}),
+          infoHashV2: meta.infoHashV2!,
+        });
         const saved = join(root, "lt.torrent");
         await using lt = await startLibtorrent("leech", magnet, join(root, "lt"), [
           `127.0.0.1:${seeder.port}`,
-        ], { env: { LT_SAVE_TORRENT: saved } });
+        ], { env: { LT_SAVE_TORRENT: saved, LT_HASHLOG: join(root, "hashlog") } });
         await within(60_000, "libtorrent's download", lt.line("done", 60_000));
         await within(20_000, "libtorrent's .torrent", lt.line("saved", 20_000));
         await sameAsSeed(seedDir, join(root, "lt"));
-        // libtorrent's torrent has every piece layer: it asked Seedbed for them (on a hybrid's connection only
-        // after Seedbed answered its SHA-1 handshake with the v2 hash)
+        // libtorrent's torrent has every piece layer, asked of Seedbed (on a hybrid's connection only after Seedbed
+        // answered its SHA-1 handshake with the v2 hash: libtorrent sends hash requests on v2 connections only)
         const theirs = await parseMetainfo(await Deno.readFile(saved));
         assert.equal(theirs.infoHashV2Hex, meta.infoHashV2Hex);
         assert.deepEqual(theirs.pieceLayers, meta.pieceLayers);
+        // libtorrent asked Seedbed for the layers and got every one (it could also have rebuilt them from the
+        // data once each file was complete: its log tells which)
+        const counts = await hashLog(join(root, "hashlog"));
+        assert.ok((counts["sent HASH_REQUEST"] ?? 0) >= 3, JSON.stringify(counts));
+        assert.equal(counts["got HASHES"], counts["sent HASH_REQUEST"], JSON.stringify(counts));
+        assert.equal(counts["got HASH_REJECT"], undefined, JSON.stringify(counts));
       } finally {
         await Deno.remove(root, { recursive: true });
       }

@@ -100,15 +100,17 @@ Deno.test("a hybrid torrent's connections: the v2 bit is set, a SHA-1 handshake 
       length: 512,
       proofLayers: 10,
     };
-    for (const upgrade of [true, false]) {
+    // "v2": dialling with the truncated v2 hash (as a peer that found it under that hash does)
+    for (const how of ["upgrade", "v2", "v1"] as const) {
+      const upgrade = how !== "v1";
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: seeder.port });
       const answered = Promise.withResolvers<number>();
       const closed = Promise.withResolvers<string>();
       const peer = new PeerConnection(conn, {
-        infoHash: meta.infoHash,
+        infoHash: how === "v2" ? v2 : meta.infoHash,
         // without the v2 bit the seeder keeps to v1; pretending the SHA-1 is our v2 hash lets us send a hash
         // request on that v1 connection anyway
-        ...(upgrade ? { v2: true, infoHashV2: v2 } : { infoHashV2: meta.infoHash }),
+        ...(upgrade ? { v2: how === "upgrade", infoHashV2: v2 } : { infoHashV2: meta.infoHash }),
         peerId: new TextEncoder().encode("-XX0001-upgradetest0"),
         pieceCount: meta.pieceCount,
         pieceLength: meta.pieceLength,
@@ -121,6 +123,7 @@ Deno.test("a hybrid torrent's connections: the v2 bit is set, a SHA-1 handshake 
       try {
         assert.equal(await within(10_000, "the handshake", peer.start()), true);
         assert.equal(peer.remoteHandshake!.v2, true, "the seeder sets the v2 bit");
+        if (upgrade) assert.equal(peer.speaksV2, true);
         assert.deepEqual(peer.remoteHandshake!.infoHash, upgrade ? v2 : meta.infoHash);
         peer.requestHashes(request);
         if (upgrade) {

@@ -21,6 +21,8 @@ Environment knobs (as the lab's driver):
                    plaintext_encrypted, utp, incoming, extensions, progress, up, down): what was used
   LT_UPLOAD_LIMIT  bytes/s, a per-torrent upload cap (session limits skip loopback peers)
   LT_PROFILE       hps = high_performance_seed()
+  LT_HASHLOG       a file: one line per BEP 52 hash message libtorrent sent or received (its peer log:
+                   "==> HASH_REQUEST ...", "<== HASHES ...", "<== HASH_REJECT ...")
   LT_SAVE_TORRENT  a file: once done, the torrent as libtorrent knows it then (resume data with the info
                    dictionary, written with write_torrent_file: a v2 torrent's piece layers included when
                    libtorrent has them); prints "saved" after writing it, or "save-failed REASON"
@@ -53,6 +55,9 @@ def main() -> int:
         "stop_tracker_timeout": 1,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
     })
+    hashlog = os.environ.get("LT_HASHLOG")
+    if hashlog:
+        settings["alert_mask"] |= lt.alert.category_t.peer_log_notification
     if os.environ.get("LT_SETTINGS"):
         extra = json.loads(os.environ["LT_SETTINGS"])
         settings.update({k: v.replace("{port}", port) if isinstance(v, str) else v for k, v in extra.items()})
@@ -85,6 +90,9 @@ def main() -> int:
         for alert in ses.pop_alerts():
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 print("error", alert.message(), file=sys.stderr, flush=True)
+            if hashlog and isinstance(alert, lt.peer_log_alert) and "HASH" in alert.message():
+                with open(hashlog, "a") as f:
+                    f.write(alert.message() + "\n")
             if isinstance(alert, lt.save_resume_data_alert) and save_torrent:
                 try:
                     data = lt.bencode(lt.write_torrent_file(alert.params))
