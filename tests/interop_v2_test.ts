@@ -155,7 +155,11 @@ for (const mode of ["v2", "hybrid"] as const) {
 for (
   const [label, mode, link] of [
     ["a btmh magnet link of a v2-only torrent", "v2", "btmh"],
-    ["a btih magnet link of a hybrid torrent (its v2 hash learnt from the metadata)", "hybrid", "btih"],
+    [
+      "a btih magnet link of a hybrid torrent (its v2 hash learnt from the metadata)",
+      "hybrid",
+      "btih",
+    ],
     ["a magnet link with both hashes of a hybrid torrent", "hybrid", "both"],
   ] as const
 ) {
@@ -185,7 +189,11 @@ for (
           resumeFile: false,
         });
         assert.equal(client.metainfo.version, meta.version);
-        assert.equal(missingPieceLayers(client.metainfo).length, 2, "the info dictionary has no layers");
+        assert.equal(
+          missingPieceLayers(client.metainfo).length,
+          2,
+          "the info dictionary has no layers",
+        );
         await within(60_000, "the piece layers", layersKnown(client));
         await within(60_000, "the download", client.done);
         await sameAsSeed(seedDir, join(root, "leech"));

@@ -8,7 +8,6 @@ import { createTorrent } from "../src/create.ts";
 import { formatMagnet } from "../src/magnet.ts";
 import { type Metainfo, missingPieceLayers, parseMetainfo } from "../src/metainfo.ts";
 import { PeerConnection } from "../src/peer.ts";
-import { encodeHashRequest } from "../src/wire/hashes.ts";
 import { payload, type SpecFile, within } from "./_swarm.ts";
 
 const FILES: SpecFile[] = [
@@ -35,7 +34,11 @@ async function seedFixture(
 
 async function same(a: string, b: string): Promise<void> {
   for (const f of FILES) {
-    assert.deepEqual(await Deno.readFile(join(b, f.path)), await Deno.readFile(join(a, f.path)), f.path);
+    assert.deepEqual(
+      await Deno.readFile(join(b, f.path)),
+      await Deno.readFile(join(a, f.path)),
+      f.path,
+    );
   }
 }
 

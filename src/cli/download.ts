@@ -529,7 +529,9 @@ class DownloadRun {
       have: engine.have.count,
       pieces: meta.pieceCount,
     });
-    for (const w of meta.warnings) this.#say(`seedbed: ${meta.displayName}: warning: ${printable(w)}`);
+    for (const w of meta.warnings) {
+      this.#say(`seedbed: ${meta.displayName}: warning: ${printable(w)}`);
+    }
     const files = meta.files.filter((f) => !f.padding).length;
     const priorities = engine.priorities;
     const selected = priorities.filter((p, i) => p > 0 && !meta.files[i].padding).length;

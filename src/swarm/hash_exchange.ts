@@ -9,7 +9,7 @@
 import type { Metainfo } from "../metainfo.ts";
 import type { Bitfield } from "../bitfield.ts";
 import { decodeHashMessage, type HashMessage } from "../wire/hashes.ts";
-import { HashServer, type HashPeer } from "./hash_server.ts";
+import { type HashPeer, HashServer } from "./hash_server.ts";
 import { type LayerPeer, PieceLayerFetcher } from "./piece_layers.ts";
 
 /** A connection as the exchange needs it (a `PeerConnection` will do). */

@@ -586,8 +586,7 @@ export class Torrent implements AsyncDisposable {
       this.#with(peer, (e) => {
         if (this.seed && peer.bitfield.full && !this.#needsHashes(peer)) {
           peer.close("both sides are seeds");
-        }
-        else this.#downloads.bitfield(e);
+        } else this.#downloads.bitfield(e);
         this.#askHashes();
       }),
     onHave: (peer, index) => this.#with(peer, (e) => this.#downloads.have(e, index)),
