@@ -8,6 +8,7 @@ import { createTorrent } from "../src/create.ts";
 import { formatMagnet } from "../src/magnet.ts";
 import { type Metainfo, missingPieceLayers, parseMetainfo } from "../src/metainfo.ts";
 import { PeerConnection } from "../src/peer.ts";
+import { Session } from "../src/session/session.ts";
 import { payload, type SpecFile, within } from "./_swarm.ts";
 
 const FILES: SpecFile[] = [
@@ -182,6 +183,43 @@ Deno.test("tracker left leaves out padding; a hybrid is announced under both has
     );
     for (const a of announced) assert.equal(a.left, dataLength);
     assert.equal(leecher.left, meta.length);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a Session's state directory keeps a btmh magnet link's .torrent with its piece layers once they arrive", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-v2-state-" });
+  try {
+    const { meta, seedDir } = await seedFixture(root, 2);
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const stateDir = join(root, "state");
+    {
+      await using session = await Session.open({
+        host: "127.0.0.1",
+        basedir: join(root, "leech"),
+        stateDir,
+        dht: false,
+      });
+      const t = await session.add({
+        magnet: formatMagnet({
+          infoHashV2: meta.infoHashV2!,
+          peers: [{ host: "127.0.0.1", port: seeder.port }],
+        }),
+      });
+      await within(30_000, "the download", t.done);
+      assert.deepEqual(missingPieceLayers(t.metainfo), []);
+    }
+    // written when the layers came (and on close): the saved file is a whole v2 torrent
+    const saved = await parseMetainfo(
+      await Deno.readFile(join(stateDir, "torrents", `${meta.infoHashHex}.torrent`)),
+    );
+    assert.deepEqual(saved.pieceLayers, meta.pieceLayers);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
