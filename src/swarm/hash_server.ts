@@ -95,6 +95,13 @@ export class HashServer {
     this.#meta = options.meta;
     this.#opts = options;
     this.#now = options.now ?? Date.now;
+    // the trees are built now, so that the first requests are answered at once (before the piece data that
+    // follows them: libtorrent 2.0.8 can take a hybrid piece that passed SHA-1 before its v2 hashes came for
+    // inconsistent hashes)
+    for (let i = 0; i < this.#meta.files.length; i++) {
+      const f = this.#meta.files[i];
+      if (!f.padding && f.length > 0 && f.piecesRoot) void this.#tree(i);
+    }
   }
 
   /**
