@@ -506,6 +506,14 @@ class DownloadRun {
       }
     });
     t.addEventListener("error", (e) => this.#onError(job, t, e.detail.error));
+    t.addEventListener("warning", (e) => {
+      this.#json("warning", { ...ih, message: e.detail.message });
+      this.#say(`seedbed: ${this.#name(job)}: warning: ${printable(e.detail.message)}`);
+    });
+    // a magnet link's v2 piece layers came from peers: the saved .torrent is whole now
+    t.addEventListener("piecelayers", () => {
+      if (job.magnet && this.#s.saveTorrent) void this.#saveTorrent(t.torrentFile);
+    });
   }
 
   async #follow(job: Job, t: SessionTorrent): Promise<void> {
@@ -561,6 +569,9 @@ class DownloadRun {
       have: engine.have.count,
       pieces: meta.pieceCount,
     });
+    for (const w of meta.warnings) {
+      this.#say(`seedbed: ${meta.displayName}: warning: ${printable(w)}`);
+    }
     const files = meta.files.filter((f) => !f.padding).length;
     const priorities = engine.priorities;
     const selected = priorities.filter((p, i) => p > 0 && !meta.files[i].padding).length;

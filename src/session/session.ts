@@ -228,6 +228,8 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly #torrents = new Map<string, SessionTorrent>();
   /** Info hashes in routing order, the same objects each time (MSE caches req2 by object). */
   #hashes: Uint8Array[] = [];
+  /** Torrents by every 20-byte info hash peers may use (hex): a hybrid torrent's v1 and truncated v2 hash. */
+  #routes = new Map<string, SessionTorrent>();
   readonly #order: SessionTorrent[] = [];
   readonly #bandwidth = { down: new Bandwidth(), up: new Bandwidth() };
   readonly #down = new TokenBucket(0);
@@ -347,7 +349,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#order.sort((a, b) =>
         (place.get(a.infohashHex) ?? Infinity) - (place.get(b.infohashHex) ?? Infinity)
       );
-      this.#hashes = this.#order.map((t) => t.infohash);
+      this.#rehash();
     }
   }
 
@@ -537,11 +539,19 @@ export class Session extends EventTarget implements AsyncDisposable {
     return await load(target);
   }
 
+  /** Incoming connections are routed by every hash of every torrent (both of a hybrid's, BEP 52). */
+  #rehash(): void {
+    this.#hashes = this.#order.flatMap((t) => t.infoHashes);
+    this.#routes = new Map(
+      this.#order.flatMap((t) => t.infoHashes.map((h) => [toHex(h), t] as const)),
+    );
+  }
+
   #forget(torrent: SessionTorrent): void {
     this.#torrents.delete(torrent.infohashHex);
     const i = this.#order.indexOf(torrent);
     if (i >= 0) this.#order.splice(i, 1);
-    this.#hashes = this.#order.map((t) => t.infohash);
+    this.#rehash();
     this.#dhtDue.delete(torrent);
   }
 
@@ -553,7 +563,8 @@ export class Session extends EventTarget implements AsyncDisposable {
   get(which: number | string): SessionTorrent | undefined {
     if (typeof which === "number") return this.#order.find((t) => t.id === which);
     const hex = which.toLowerCase();
-    return this.#torrents.get(hex) ?? this.#order.find((t) => t.infohashHex === hex.slice(0, 40));
+    return this.#torrents.get(hex) ?? this.#routes.get(hex.slice(0, 40)) ??
+      this.#order.find((t) => t.infohashHex === hex.slice(0, 40));
   }
 
   /** The session's torrents, in queue order (a snapshot). */
@@ -577,7 +588,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (i < 0) return;
     this.#order.splice(i, 1);
     this.#order.splice(Math.max(0, Math.min(position, this.#order.length)), 0, torrent);
-    this.#hashes = this.#order.map((t) => t.infohash);
+    this.#rehash();
     for (const t of this.#order) this.#dirty.add(t);
     this.#requeue();
   }
@@ -714,7 +725,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (existing && existing !== t) throw new DuplicateTorrentError(existing);
     this.#torrents.set(hex, t);
     if (!this.#order.includes(t)) this.#order.push(t);
-    this.#hashes = this.#order.map((x) => x.infohash);
+    this.#rehash();
     if (t.id === 0) t.id = this.#nextId++;
     else this.#nextId = Math.max(this.#nextId, t.id + 1);
     t.addEventListener("complete", () => this.#dispatch("done", { torrent: t }));
@@ -722,7 +733,10 @@ export class Session extends EventTarget implements AsyncDisposable {
       "error",
       (e) => this.#dispatch("error", { torrent: t, error: e.detail.error }),
     );
-    t.addEventListener("metadata", () => this.#dirty.add(t));
+    t.addEventListener("metadata", () => {
+      this.#dirty.add(t);
+      this.#rehash(); // a hybrid magnet link's v2 hash is known now
+    });
     // looked up in the DHT from now on (a magnet link's peers are found there too), at once
     if (this.#opts.dht && !this.#dhtDue.has(t) && !(t.hasMetadata && t.metainfo.private)) {
       this.#dhtDue.set(t, { at: 0, delay: 2500 });
@@ -787,7 +801,7 @@ export class Session extends EventTarget implements AsyncDisposable {
           .map((t) => t.infohash),
       port: () => this.port,
       onPeer: (host, port, ih) => {
-        const t = this.#torrents.get(toHex(ih));
+        const t = this.#routes.get(toHex(ih));
         if (t?.run === "running") t.engine?.addPeer(host, port, { source: "lsd" });
       },
       ...(iface ? { interfaceAddress: iface } : {}),
@@ -830,7 +844,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       ...(this.#opts.rc4Only ? { rc4Only: true } : {}),
     }).then(
       ({ stream: plain, infoHash, encryption }) => {
-        const t = infoHash ? this.#torrents.get(toHex(infoHash)) : undefined;
+        const t = infoHash ? this.#routes.get(toHex(infoHash)) : undefined;
         if (!t) return plain.close?.();
         const left = Math.max(1, HANDSHAKE_MS - (this.#now() - accepted));
         t.accept(plain, { host, port, handshakeTimeoutMs: left, encryption });

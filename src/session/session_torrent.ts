@@ -11,6 +11,7 @@
  */
 
 import { join, resolve } from "node:path";
+import { bytesEqual } from "../_bytes.ts";
 import { asError } from "../_errors.ts";
 import type { Dht } from "../dht/dht.ts";
 import type { StreamFile, StreamSource } from "../http/stream_handler.ts";
@@ -274,19 +275,23 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
       link = typeof s.magnet === "string" ? parseMagnet(s.magnet) : s.magnet;
       this.#magnetUri = typeof s.magnet === "string" ? s.magnet : formatMagnet(s.magnet);
       this.#infoHash = link.infoHash;
+      this.#infoHashV2 = link.infoHashV2;
     } else {
       if (s.metainfo) this.#meta = s.metainfo;
       else {
         this.#torrentBytes = s.torrent ?? await Deno.readFile(s.path!);
-        this.#meta = await parseMetainfo(this.#torrentBytes);
+        // a v2 torrent saved before a magnet link's piece layers arrived gets the rest from peers
+        this.#meta = await parseMetainfo(this.#torrentBytes, { allowMissingPieceLayers: true });
       }
       this.#infoHash = this.#meta.infoHash;
+      this.#infoHashV2 = this.#meta.infoHashV2;
       if (this.#opts.paths) this.#meta = withPaths(this.#meta, this.#opts.paths);
     }
     this.#host.adopt(this);
     if (link) {
       const info = await fetchMetadata({
         infoHash: link.infoHash,
+        ...(link.infoHashV2 ? { infoHashV2: link.infoHashV2 } : {}),
         peerId: this.#host.peerId,
         port: this.#host.port,
         peers: [...link.peers, ...(this.#opts.peers ?? [])],
@@ -298,7 +303,9 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
         ...(this.#opts.metadataTimeoutMs ? { timeoutMs: this.#opts.metadataTimeoutMs } : {}),
       });
       this.#torrentBytes = torrentFromMetadata(info, link.trackers);
-      this.#meta = await parseMetainfo(this.#torrentBytes);
+      // a v2 info dictionary comes without its piece layers: the engine fetches them from peers (BEP 52)
+      this.#meta = await parseMetainfo(this.#torrentBytes, { allowMissingPieceLayers: true });
+      this.#infoHashV2 = this.#meta.infoHashV2;
       if (this.#opts.paths) this.#meta = withPaths(this.#meta, this.#opts.paths);
       this.dispatchEvent(new CustomEvent("metadata"));
     }
@@ -348,6 +355,21 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
 
   #dhtPort = 0;
   #magnetUri: string | undefined;
+  #infoHashV2: Uint8Array | undefined;
+  #wireHashes: Uint8Array[] | undefined;
+
+  /**
+   * The 20-byte info hashes peers may use for this torrent: the one {@linkcode SessionTorrent.infohash} names, and
+   * for a hybrid torrent also the truncated v2 hash (BEP 52). The same array until the metadata brings a new one.
+   */
+  get infoHashes(): readonly Uint8Array[] {
+    const v1 = this.infohash;
+    const v2 = this.#infoHashV2?.subarray(0, 20);
+    if (!this.#wireHashes || (v2 && this.#wireHashes.length === 1 && !bytesEqual(v1, v2))) {
+      this.#wireHashes = v2 && !bytesEqual(v1, v2) ? [v1, v2] : [v1];
+    }
+    return this.#wireHashes;
+  }
 
   /** The magnet link it was added from, if it was. */
   get magnetUri(): string | undefined {
@@ -366,15 +388,18 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   async #lookup(dht: Dht): Promise<number> {
     if (this.#closed || this.#meta?.private || !this.#infoHash) return 0;
     this.#dhtPort = dht.port;
-    const found = await dht.lookup(this.#infoHash, {
-      announcePort: this.#host.port,
-      onPeers: (peers) => {
-        for (const p of peers) if (this.#dhtFound.length < 500) this.#dhtFound.push(p);
-        this.#dhtPeers?.(peers);
-      },
-      signal: this.#abort.signal,
-    }).catch(() => []);
-    return found.length;
+    // a hybrid torrent is looked up and announced under both hashes (BEP 52)
+    const found = await Promise.all(this.infoHashes.map((hash) =>
+      dht.lookup(hash, {
+        announcePort: this.#host.port,
+        onPeers: (peers) => {
+          for (const p of peers) if (this.#dhtFound.length < 500) this.#dhtFound.push(p);
+          this.#dhtPeers?.(peers);
+        },
+        signal: this.#abort.signal,
+      }).catch(() => [])
+    ));
+    return found.reduce((n, f) => n + f.length, 0);
   }
 
   /** Where DHT peers go (the metadata fetch, then the torrent); the peers found so far are given at once. */
@@ -386,6 +411,13 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   #dispatch<K extends keyof TorrentEvents>(type: K, detail: TorrentEvents[K]): void {
     if (type === "complete") {
       this.#doneAt ||= Date.now();
+      void this.#host.changed(this);
+    }
+    if (type === "piecelayers" && this.#meta) {
+      // the .torrent is whole now: saved again with its piece layers
+      this.#torrentBytes = torrentFromMetadata(this.#meta.info, this.#meta.announceList.flat(), {
+        pieceLayers: this.#meta.pieceLayers,
+      });
       void this.#host.changed(this);
     }
     this.dispatchEvent(new CustomEvent(type, { detail }));
@@ -830,7 +862,13 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
 
   /** The .torrent file's bytes (built from the fetched metadata for a magnet link). */
   get torrentFile(): Uint8Array {
-    return this.#torrentBytes ?? torrentFromMetadata(this.#m().info, this.#m().announceList.flat());
+    const m = this.#m();
+    this.#torrentBytes ??= torrentFromMetadata(
+      m.info,
+      m.announceList.flat(),
+      m.version === 1 ? {} : { pieceLayers: m.pieceLayers },
+    );
+    return this.#torrentBytes;
   }
 
   /** The parsed torrent. */

@@ -90,6 +90,8 @@ const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 /** Reads and writes a session's state directory. */
 export class SessionStore {
   readonly #dir: string;
+  /** The .torrent bytes last written (or found) for each torrent. */
+  readonly #savedMetadata = new WeakMap<SessionTorrent, Uint8Array>();
 
   /**
    * Creates a {@linkcode SessionStore}.
@@ -156,14 +158,25 @@ export class SessionStore {
     return out.sort((a, b) => a.queuePosition - b.queuePosition || a.id - b.id);
   }
 
-  /** Saves a torrent: its metadata once, its record each time. */
+  /**
+   * Saves a torrent: its metadata once (and again when it changes: a magnet link's v2 piece layers arrive after
+   * its info dictionary), its record each time.
+   */
   async saveTorrent(t: SessionTorrent, queuePosition: number): Promise<void> {
     const hex = t.infohashHex;
     const dir = join(this.#dir, "torrents");
     const torrentPath = join(dir, `${hex}.torrent`);
-    if (t.hasMetadata && !(await exists(torrentPath))) {
-      await denoBackend.mkdir(dir);
-      await denoBackend.writeAtomic(torrentPath, t.torrentFile);
+    if (t.hasMetadata && this.#savedMetadata.get(t) !== t.torrentFile) {
+      const bytes = t.torrentFile;
+      // the first save of a restored torrent finds its file there already (the same, unless layers came since)
+      const size = this.#savedMetadata.has(t)
+        ? -1
+        : await Deno.stat(torrentPath).then((st) => st.size, () => -1);
+      if (size !== bytes.length) {
+        await denoBackend.mkdir(dir);
+        await denoBackend.writeAtomic(torrentPath, bytes);
+      }
+      this.#savedMetadata.set(t, bytes);
     }
     const o = t.options;
     const totals = t.totals;

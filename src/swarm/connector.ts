@@ -43,6 +43,12 @@ export interface ConnectorOptions {
   dhtPort: () => number;
   /** True while the torrent is stopped (no new connections). */
   stopped: () => boolean;
+  /**
+   * A hybrid torrent that still lacks piece layers: its encrypted dials carry the truncated v2 hash (a peer
+   * that matched an encrypted connection to the torrent no longer upgrades its SHA-1 handshake to v2, as
+   * libtorrent does not); the plain fallback sends the SHA-1 with the v2 bit.
+   */
+  wantsV2?: () => boolean;
   /** A dial failed for a reason worth telling (not an unreachable address). */
   onFail: (event: TorrentEvents["peerfail"]) => void;
   /** Closes every connection when aborted (the torrent closes). */
@@ -126,14 +132,17 @@ export class Connector {
     const o = this.#o, set = o.settings;
     const policy = set.encryption ?? DEFAULT_ENCRYPTION_POLICY;
     const dialing = this.#dialAbort;
+    const v2 = o.meta.infoHashV2?.subarray(0, 20);
+    const infoHash = v2 && o.meta.version === "hybrid" && o.wantsV2?.() ? v2 : o.meta.infoHash;
     const result = await dialPeer(c.host, c.port, {
-      infoHash: o.meta.infoHash,
+      infoHash,
       handshake: encodeHandshake({
-        infoHash: o.meta.infoHash,
+        infoHash,
         peerId: o.peerId,
         fast: true,
         extended: true,
         dht: o.dhtPort() > 0,
+        v2: o.meta.infoHashV2 !== undefined,
       }),
       policy,
       ...(set.rc4Only ? { rc4Only: true } : {}),
@@ -195,6 +204,15 @@ export class Connector {
     const o = this.#o, meta = o.meta;
     const conn = new PeerConnection(stream, {
       infoHash: meta.infoHash,
+      // BEP 52: v2 and hybrid torrents say so; a hybrid's peer may use either hash, and one that dials us with
+      // the SHA-1 and the v2 bit is answered with the v2 hash (upgraded)
+      ...(meta.infoHashV2
+        ? {
+          v2: true,
+          infoHashV2: meta.infoHashV2.subarray(0, 20),
+          answerHandshake: a.incoming && meta.version === "hybrid",
+        }
+        : {}),
       peerId: o.peerId,
       pieceCount: meta.pieceCount,
       pieceLength: meta.pieceLength,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { Bitfield } from "../bitfield.ts";
 import type { PartialPiece, PiecePicker } from "./piece_picker.ts";
 import { BLOCK_SIZE } from "./requests.ts";
 import type { PeerEntry } from "./types.ts";
@@ -47,6 +48,11 @@ export interface DownloadsOptions {
   onPiece: (piece: PartialPiece) => void;
   /** Payload bytes arrived. */
   onBytes: (n: number) => void;
+  /**
+   * Pieces not to request for now, if any: a v2 torrent's pieces whose file's piece layer has not arrived yet
+   * (nothing could verify them).
+   */
+  held?: () => Bitfield | undefined;
 }
 
 /** Our requests to the peers of one torrent. */
@@ -147,9 +153,15 @@ export class Downloads {
     const space = depth - peer.outstanding;
     if (space <= 0 || (space < depth / 4 && peer.outstanding > 8)) return;
     let offered = peer.bitfield;
+    const held = this.#opts.held?.();
+    if (held) {
+      const bytes = peer.bitfield.bytes.slice();
+      for (let i = 0; i < bytes.length; i++) bytes[i] &= ~held.bytes[i];
+      offered = new Bitfield(peer.bitfield.length, bytes);
+    }
     if (e.rejected.size > 0) {
       const now = this.#opts.now();
-      offered = peer.bitfield.clone();
+      offered = offered.clone();
       for (const [i, until] of e.rejected) {
         if (until <= now) e.rejected.delete(i);
         else offered.clear(i);

@@ -1,13 +1,15 @@
 /**
  * Fetching a torrent's info dictionary from peers (BEP 9), for magnet links: peers from the link (`x.pe`) and its
  * trackers are dialed, the metadata is requested in 16 KiB pieces from every peer that offers it, and the result
- * is accepted only if its SHA-1 is the info hash. Size-capped and time-bounded.
+ * is accepted only if it hashes to the link's info hash: its SHA-1 (`btih`), its SHA-256 (BEP 52's `btmh`), or
+ * both for a hybrid link. Size-capped and time-bounded.
  *
  * @module
  */
 
 import { addressKey } from "../_address.ts";
-import { bytesEqual, concat, sha1 } from "../_bytes.ts";
+import { concat } from "../_bytes.ts";
+import { infoDictMatches } from "../magnet.ts";
 import { CLIENT_NAME } from "../version.ts";
 import { PeerConnection } from "../peer.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
@@ -26,8 +28,10 @@ import { dialPeer } from "./dialer.ts";
 
 /** Options for {@linkcode fetchMetadata}. */
 export interface FetchMetadataOptions {
-  /** The torrent's info hash. */
+  /** The torrent's 20-byte info hash (the truncated v2 hash for a v2-only torrent): peers know it by this. */
   infoHash: Uint8Array;
+  /** The full v2 info hash (SHA-256) from a `btmh` link: the info dictionary's SHA-256 must be this. */
+  infoHashV2?: Uint8Array;
   /** Our peer id. */
   peerId: Uint8Array;
   /** Our listening port (told to trackers). */
@@ -62,7 +66,7 @@ interface Source {
  * Fetches and verifies a torrent's info dictionary.
  *
  * @param options The info hash, where to find peers, and limits.
- * @returns The raw bencoded info dictionary, whose SHA-1 is the info hash.
+ * @returns The raw bencoded info dictionary, which hashes to the info hash (see `infoDictMatches`).
  * @throws {Error} When no peer delivered valid metadata in time.
  */
 export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint8Array> {
@@ -117,7 +121,8 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
 
   const complete = async () => {
     const info = concat(pieces as Uint8Array[]);
-    if (bytesEqual(await sha1(info), infoHash)) {
+    const hashes = options.infoHashV2 ? { infoHash, infoHashV2: options.infoHashV2 } : { infoHash };
+    if (await infoDictMatches(info, hashes)) {
       finished = true;
       done.resolve(info);
       return;

@@ -37,9 +37,11 @@ import { Choker, rechoke } from "./choker.ts";
 import { Connector } from "./connector.ts";
 import { type DeadlineReader, PieceDeadlines } from "./deadlines.ts";
 import { Downloads } from "./downloads.ts";
+import { HashExchange } from "./hash_exchange.ts";
 import { serveMetadata } from "./metadata_server.ts";
 import { PeerSet } from "./peer_set.ts";
 import { Pex } from "./pex.ts";
+import { paddingByPiece } from "./padding.ts";
 import { type PartialPiece, PiecePicker } from "./piece_picker.ts";
 import { diskError, PieceWriter } from "./piece_writer.ts";
 import { SmartBan } from "./smart_ban.ts";
@@ -109,6 +111,10 @@ export class Torrent implements AsyncDisposable {
   /** Reads of verified bytes in progress (storage closes after them). */
   readonly #reads = new Set<Promise<unknown>>();
   #closing = false;
+  /** BEP 52 hash messages (v2 and hybrid torrents): serving them, and fetching missing piece layers. */
+  readonly #hashes: HashExchange | undefined;
+  /** Padding bytes of pieces that have any (not counted in what trackers hear as `left`). */
+  readonly #padding: Map<number, number>;
 
   /**
    * Creates a {@linkcode Torrent}.
@@ -162,6 +168,7 @@ export class Torrent implements AsyncDisposable {
       handler: this.#handler,
       dhtPort: () => this.#dhtPort(),
       stopped: () => this.#state === "stopped",
+      wantsV2: () => this.#hashes?.complete === false,
       onFail: (e) => this.#emit("peerfail", e),
       signal: this.#abort.signal,
       now: this.#now,
@@ -186,6 +193,25 @@ export class Torrent implements AsyncDisposable {
       worker: options.hashWorker ?? false,
     });
     this.#writer = this.#makeWriter();
+    this.#padding = paddingByPiece(meta);
+    this.#hashes = meta.version === 1 ? undefined : new HashExchange({
+      meta,
+      readPiece: (i) => this.#data.storage?.readPiece(i) ?? Promise.resolve(undefined),
+      have: (i) => this.have.has(i),
+      peers: () => this.#readyConnections(),
+      now: this.#now,
+      // pieces of the file may be requested now
+      onLayer: () => {
+        if (this.#state === "active") this.#fillAll();
+      },
+      onComplete: () => {
+        this.#emit("piecelayers", {});
+        if (!this.seed) return;
+        for (const e of this.#peers.ready()) {
+          if (e.conn.bitfield.full) e.conn.close("both sides are seeds");
+        }
+      },
+    });
     this.#downloads = new Downloads({
       picker: this.#picker,
       now: this.#now,
@@ -194,6 +220,7 @@ export class Torrent implements AsyncDisposable {
       peers: () => this.#peers.entries.values(),
       onPiece: (piece) => this.#writer.add(piece),
       onBytes: (n) => this.#downloaded += n,
+      held: () => this.#hashes?.held,
     });
     this.#webSeeds = new WebSeeds({
       meta,
@@ -215,9 +242,15 @@ export class Torrent implements AsyncDisposable {
     this.#announcer = new Announcer({
       announceList: options.trackers === false ? [] : meta.announceList,
       infoHash: meta.infoHash,
+      // a hybrid torrent is announced under its truncated v2 hash too (BEP 52)
+      ...(meta.version === "hybrid" ? { alsoInfoHash: meta.infoHashV2!.subarray(0, 20) } : {}),
       peerId: this.peerId,
       port: options.port,
-      stats: () => ({ uploaded: this.#uploaded, downloaded: this.#downloaded, left: this.left }),
+      stats: () => ({
+        uploaded: this.#uploaded,
+        downloaded: this.#downloaded,
+        left: this.#trackerLeft(),
+      }),
       onPeers: (peers) => {
         for (const p of peers) this.addPeer(p.host, p.port, { source: "tracker" });
       },
@@ -246,6 +279,13 @@ export class Torrent implements AsyncDisposable {
   /** Bytes of wanted pieces we do not have yet. */
   get left(): number {
     return this.#picker.leftBytes;
+  }
+
+  /** {@linkcode Torrent.left} without padding (BEP 47 padding files, a v2 torrent's gaps): for trackers. */
+  #trackerLeft(): number {
+    let left = this.left;
+    for (const [i, pad] of this.#padding) if (this.#picker.wants(i)) left -= pad;
+    return Math.max(0, left);
   }
 
   /** Bytes of wanted pieces in total and verified so far, and hash-check progress (0-1) while one runs. */
@@ -381,6 +421,7 @@ export class Torrent implements AsyncDisposable {
     if (wasStopped && this.#announcer.start() && this.complete && this.have.count > 0) {
       this.#completeSent = true;
     }
+    if (this.complete && this.have.count > 0) void this.#applyAttributes();
     for (const e of this.#peers.ready()) {
       this.#downloads.updateInterest(e);
       this.#downloads.fill(e);
@@ -581,8 +622,10 @@ export class Torrent implements AsyncDisposable {
     onReady: (peer) => this.#onReady(peer),
     onBitfield: (peer) =>
       this.#with(peer, (e) => {
-        if (this.seed && peer.bitfield.full) peer.close("both sides are seeds");
-        else this.#downloads.bitfield(e);
+        if (this.seed && peer.bitfield.full && !this.#needsHashes(peer)) {
+          peer.close("both sides are seeds");
+        } else this.#downloads.bitfield(e);
+        this.#askHashes();
       }),
     onHave: (peer, index) => this.#with(peer, (e) => this.#downloads.have(e, index)),
     onUnchoke: (peer) => this.#with(peer, (e) => this.#downloads.unchoked(e)),
@@ -607,8 +650,39 @@ export class Torrent implements AsyncDisposable {
     onRequest: (peer, index, begin, length) =>
       this.#with(peer, (e) => this.#uploads.request(e, index, begin, length)),
     onDrain: (peer) => this.#with(peer, (e) => this.#uploads.drained(e)),
-    onClose: (peer, reason) => this.#with(peer, (e) => this.#onClose(e, reason)),
+    onHashMessage: (peer, id, payload) => this.#hashes?.message(peer, id, payload),
+    onClose: (peer, reason) => {
+      this.#hashes?.closed(peer);
+      this.#with(peer, (e) => this.#onClose(e, reason));
+    },
   };
+
+  /** Asks v2 peers for piece layers the torrent lacks (a magnet link's). */
+  #askHashes(): void {
+    if (this.#hashes && !this.#hashes.complete) this.#hashes.ask();
+  }
+
+  *#readyConnections(): Iterable<PeerConnection> {
+    for (const e of this.#peers.ready()) yield e.conn;
+  }
+
+  /** A v2 peer kept while it may still give us piece layers (a seed connection is not closed for that). */
+  #needsHashes(peer: PeerConnection): boolean {
+    return this.#hashes !== undefined && !this.#hashes.complete && peer.speaksV2;
+  }
+
+  #fillAll(): void {
+    for (const e of this.#peers.ready()) this.#downloads.fill(e);
+  }
+
+  /** BEP 47 attributes (executable bit, symbolic links) once the download is complete. */
+  async #applyAttributes(): Promise<void> {
+    if (!this.meta.files.some((f) => f.executable || f.symlink)) return;
+    const warnings = await this.#data.storage?.applyAttributes().catch((err) => [
+      `cannot apply file attributes: ${asError(err).message}`,
+    ]) ?? [];
+    for (const message of warnings) this.#emit("warning", { message });
+  }
 
   #with(peer: PeerConnection, fn: (e: PeerEntry) => unknown): void {
     const e = this.#peers.entries.get(peer);
@@ -710,11 +784,14 @@ export class Torrent implements AsyncDisposable {
     if (!this.#completeSent && this.#state !== "stopped" && !this.#data.checking) {
       this.#completeSent = true;
       this.#announcer.completed();
+      void this.#applyAttributes();
       this.#emit("complete", {});
     }
     if (this.seed) {
       for (const e of this.#peers.ready()) {
-        if (e.conn.bitfield.full) e.conn.close("both sides are seeds");
+        if (e.conn.bitfield.full && !this.#needsHashes(e.conn)) {
+          e.conn.close("both sides are seeds");
+        }
       }
     }
   }
@@ -782,6 +859,7 @@ export class Torrent implements AsyncDisposable {
       this.#runWebSeeds();
       this.#webSeeds.tick(); // seeds whose wait is over
     }
+    this.#askHashes();
     this.#writer.tick(now);
     this.#deadlines.tick();
     const starving = this.#peers.size === 0 && this.#peers.connecting === 0 &&

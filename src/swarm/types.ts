@@ -53,6 +53,16 @@ export interface TorrentEvents {
   complete: Record<string, never>;
   /** Something went wrong that did not stop the torrent (a disk error; tracker errors are `tracker` events). */
   error: { error: Error };
+  /**
+   * Something the torrent asked for was not done, e.g. a BEP 47 symbolic link or executable bit not applied once
+   * the download completed (one line for a person).
+   */
+  warning: { message: string };
+  /**
+   * Every BEP 52 piece layer of a v2 or hybrid torrent is known now: those a magnet link's torrent lacked were
+   * fetched from peers and proved against the files' roots (the torrent's `meta.pieceLayers` hold them).
+   */
+  piecelayers: Record<string, never>;
 }
 
 /** Receives engine events. */

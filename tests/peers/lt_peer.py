@@ -3,6 +3,9 @@
 
     lt_peer.py seed|leech TORRENT DIR PORT [HOST:PORT ...]
 
+TORRENT is a .torrent file or a magnet: URI (a leech then fetches the metadata, and a v2 torrent's piece
+layers, from its peers).
+
 Listens on 127.0.0.1:PORT with DHT, local discovery, UPnP/NAT-PMP and uTP off
 and several connections per IP allowed (every test peer is 127.0.0.1). A seed
 checks DIR first. Prints "ready" on stdout once seeding / once the torrent is
@@ -18,6 +21,11 @@ Environment knobs (as the lab's driver):
                    plaintext_encrypted, utp, incoming, extensions, progress, up, down): what was used
   LT_UPLOAD_LIMIT  bytes/s, a per-torrent upload cap (session limits skip loopback peers)
   LT_PROFILE       hps = high_performance_seed()
+  LT_HASHLOG       a file: one line per BEP 52 hash message libtorrent sent or received (its peer log:
+                   "==> HASH_REQUEST ...", "<== HASHES ...", "<== HASH_REJECT ...")
+  LT_SAVE_TORRENT  a file: once done, the torrent as libtorrent knows it then (resume data with the info
+                   dictionary, written with write_torrent_file: a v2 torrent's piece layers included when
+                   libtorrent has them); prints "saved" after writing it, or "save-failed REASON"
 """
 import json
 import os
@@ -47,6 +55,9 @@ def main() -> int:
         "stop_tracker_timeout": 1,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
     })
+    hashlog = os.environ.get("LT_HASHLOG")
+    if hashlog:
+        settings["alert_mask"] |= lt.alert.category_t.peer_log_notification
     if os.environ.get("LT_SETTINGS"):
         extra = json.loads(os.environ["LT_SETTINGS"])
         settings.update({k: v.replace("{port}", port) if isinstance(v, str) else v for k, v in extra.items()})
@@ -57,14 +68,18 @@ def main() -> int:
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(torrent)
+    if torrent.startswith("magnet:"):
+        atp = lt.parse_magnet_uri(torrent)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(torrent)
     atp.save_path = directory
     handle = ses.add_torrent(atp)
     if os.environ.get("LT_UPLOAD_LIMIT"):
         handle.set_upload_limit(int(os.environ["LT_UPLOAD_LIMIT"]))
     if role == "seed":
         handle.force_recheck()
+    save_torrent = os.environ.get("LT_SAVE_TORRENT")
     announced_ready = False
     announced_done = False
     announced_connected = False
@@ -75,6 +90,19 @@ def main() -> int:
         for alert in ses.pop_alerts():
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 print("error", alert.message(), file=sys.stderr, flush=True)
+            if hashlog and isinstance(alert, lt.peer_log_alert) and "HASH" in alert.message():
+                with open(hashlog, "a") as f:
+                    f.write(alert.message() + "\n")
+            if isinstance(alert, lt.save_resume_data_alert) and save_torrent:
+                try:
+                    data = lt.bencode(lt.write_torrent_file(alert.params))
+                    with open(save_torrent, "wb") as f:
+                        f.write(data)
+                    print("saved", flush=True)
+                except Exception as e:  # noqa: BLE001 - reported to the test
+                    print("save-failed", str(e).replace("\n", " "), flush=True)
+            if isinstance(alert, lt.save_resume_data_failed_alert) and save_torrent:
+                print("save-failed", alert.message(), flush=True)
         st = handle.status()
         if peerlog and time.monotonic() - last_peerlog >= 0.25:
             last_peerlog = time.monotonic()
@@ -108,6 +136,8 @@ def main() -> int:
         if role == "leech" and complete and not announced_done:
             print("done", flush=True)
             announced_done = True
+            if save_torrent:
+                handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
         r, _, _ = select.select([sys.stdin], [], [], 0)
         if r and not sys.stdin.read(1):
             break
