@@ -220,8 +220,20 @@ Deno.test({
           .arguments.torrents;
         return t.peersSendingToUs > 0;
       });
+      // the connection as the engine made it: encrypted (our default policy prefers MSE), libtorrent named
+      const [withPeers] = (await again.rpc("torrent-get", { ids: [1], fields: ["peers"] }))
+        .arguments.torrents;
+      const lt = withPeers.peers.find((p: { isDownloadingFrom: boolean }) => p.isDownloadingFrom);
+      assert.ok(lt, JSON.stringify(withPeers.peers));
+      assert.equal(lt.isEncrypted, true, JSON.stringify(lt));
+      assert.match(lt.clientName, /libtorrent/i);
+      assert.match(lt.flagStr, /E/);
       const peers = await transmissionRemote(`127.0.0.1:${again.rpcPort}`, ["-t", "1", "-ip"]);
-      assert.match(peers.out, /^127\.0\.0\.1\s+D\S*\s+100\.0\s+\d+\.\d\s+\d+\.\d\s+\S/m, peers.out);
+      assert.match(
+        peers.out,
+        /^127\.0\.0\.1\s+D\S*E\S*\s+100\.0\s+\d+\.\d\s+\d+\.\d\s+\S/m,
+        peers.out,
+      );
       const trackers = await transmissionRemote(`127.0.0.1:${again.rpcPort}`, ["-t", "1", "-it"]);
       assert.match(trackers.out, /Tracker 0: http:\/\/127\.0\.0\.1:\d+/);
       assert.match(trackers.out, /Got a list of [1-9]\d* peers .* ago/);

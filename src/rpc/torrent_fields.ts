@@ -17,7 +17,6 @@
  */
 
 import { formatMagnet, parseMagnet } from "../magnet.ts";
-import { describePeerClient } from "../peer_id.ts";
 import type { Session } from "../session/session.ts";
 import type { SessionTorrent } from "../session/session_torrent.ts";
 import type { PeerInfo } from "../swarm/types.ts";
@@ -402,15 +401,16 @@ function peerEntry(p: PeerInfo, pieceCount: number): Record<string, unknown> {
   if (!p.amChoking && !p.peerInterested) flags += "?";
   if (p.source === "dht") flags += "H";
   if (p.source === "pex") flags += "X";
+  if (p.encrypted !== false) flags += "E";
   if (p.incoming) flags += "I";
   return {
     address: m ? m[1] : p.address,
-    clientName: describePeerClient(p.peerId),
+    clientName: p.client,
     clientIsChoked: p.peerChoking,
     clientIsInterested: p.amInterested,
     flagStr: flags,
     isDownloadingFrom: downloadingFrom && p.downloadRate >= 1,
-    isEncrypted: false,
+    isEncrypted: p.encrypted !== false,
     isIncoming: p.incoming,
     isUploadingTo: uploadingTo && p.uploadRate >= 1,
     isUTP: false,
