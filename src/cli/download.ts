@@ -72,6 +72,9 @@ export interface DownloadIO {
 const DISK_RETRY_S = 5;
 
 /** One torrent given on the command line. */
+/** Failed connections told per torrent in a person's words (--json gives every one). */
+const PEER_FAILURES_TOLD = 3;
+
 interface Job {
   /** As given. */
   source: string;
@@ -93,6 +96,8 @@ interface Job {
   diskPaused: boolean;
   /** Messages already printed. */
   said: Set<string>;
+  /** Peers we could not connect to (the first few are told). */
+  peerFailures?: number;
   /** Seconds from the start to completion. */
   doneSecs?: number;
   /** Bytes downloaded when it completed. */
@@ -506,6 +511,20 @@ class DownloadRun {
       }
     });
     t.addEventListener("error", (e) => this.#onError(job, t, e.detail.error));
+    t.addEventListener("peerfail", (e) => {
+      this.#json("peerfail", { ...ih, ...e.detail });
+      // the first few are told (a refused encryption policy shows here); a swarm has many more
+      const n = job.peerFailures = (job.peerFailures ?? 0) + 1;
+      if (n <= PEER_FAILURES_TOLD) {
+        this.#info(
+          `${this.#name(job)}: could not connect to ${e.detail.address}: ${
+            printable(e.detail.reason)
+          }`,
+        );
+      } else if (n === PEER_FAILURES_TOLD + 1) {
+        this.#info(`${this.#name(job)}: more peers could not be connected (--json lists each)`);
+      }
+    });
     t.addEventListener("warning", (e) => {
       this.#json("warning", { ...ih, message: e.detail.message });
       this.#say(`seedbed: ${this.#name(job)}: warning: ${printable(e.detail.message)}`);
