@@ -16,6 +16,19 @@
  * await client.done;
  * ```
  *
+ * @example Play a file while it downloads
+ * ```ts ignore
+ * import { Client, serveStreams } from "@seedbed/seedbed";
+ *
+ * await using client = new Client({ path: "movie.torrent", basedir: "./downloads" });
+ * await client.ready;
+ * // over HTTP, for mpv or VLC: the pieces a player reads are fetched first
+ * await using server = serveStreams(client.streamSource());
+ * console.log(`mpv ${server.playlistUrl}`);
+ * // or the bytes themselves, in order, as soon as their pieces are verified
+ * for await (const chunk of client.files[0].stream({ start: 1_000_000 })) console.log(chunk.length);
+ * ```
+ *
  * @example Read a magnet link
  * ```ts
  * import { parseMagnet } from "@seedbed/seedbed";
@@ -51,6 +64,7 @@ export {
   type SessionStats,
 } from "./src/session/session.ts";
 export {
+  type FileStreamOptions,
   type RunState,
   SessionTorrent,
   type TorrentAddOptions,
@@ -73,6 +87,7 @@ export type { PeerAddress } from "./src/tracker/compact.ts";
 export type { HostCheckOptions } from "./src/http/host_check.ts";
 export type { RateGate, TokenBucket } from "./src/transport/bandwidth.ts";
 export type { Torrent } from "./src/swarm/torrent.ts";
+export type { DeadlineReader, PieceDeadlines } from "./src/swarm/deadlines.ts";
 export type { TorrentEmit } from "./src/swarm/types.ts";
 export type { CacheBudget } from "./src/storage/piece_cache.ts";
 export type { PeerStream } from "./src/wire/stream.ts";

@@ -1,4 +1,5 @@
-// deno bench: the piece picker filling a 256-request pipeline and receiving blocks.
+// deno bench: the piece picker filling a 256-request pipeline and receiving blocks: plain (rarest first), with a
+// reader's deadline window moving along the torrent (streaming), and sequential.
 import { Bitfield } from "../src/bitfield.ts";
 import { BLOCK_SIZE, PiecePicker } from "../src/swarm/piece_picker.ts";
 
@@ -7,34 +8,68 @@ const all = new Bitfield(PIECES);
 all.setAll();
 const block = new Uint8Array(BLOCK_SIZE);
 
-Deno.bench({
-  name: "pick + receive a whole 1 GiB torrent (65 536 blocks) from one peer",
-  fn() {
-    const have = new Bitfield(PIECES);
-    const picker = new PiecePicker({
-      pieceCount: PIECES,
-      pieceLength: PL,
-      totalLength: PIECES * PL,
-      have,
-      maxInMemory: 8,
-    });
-    picker.addAvailability(all);
-    const peer = picker.requests.forPeer();
-    let done = 0;
-    while (done < PIECES) {
-      const blocks = picker.pick(all, 256, peer);
-      if (blocks.length === 0) throw new Error("stuck");
-      for (const b of blocks) peer.add(picker.requests.key(b.index, b.begin));
-      for (const b of blocks) {
-        peer.delete(picker.requests.key(b.index, b.begin));
-        const piece = picker.receive(b.index, b.begin, block, 1);
-        if (piece) {
-          picker.pieceVerified(piece);
-          picker.release(piece.buffer);
-          have.set(piece.index);
-          done++;
-        }
+/** Downloads the whole torrent from one peer; `onPiece` may set deadlines as pieces arrive. */
+function download(
+  options: { sequential?: boolean; window?: number } = {},
+): void {
+  const have = new Bitfield(PIECES);
+  const picker = new PiecePicker({
+    pieceCount: PIECES,
+    pieceLength: PL,
+    totalLength: PIECES * PL,
+    have,
+    maxInMemory: 8,
+    ...(options.sequential ? { sequential: true } : {}),
+  });
+  picker.addAvailability(all);
+  const peer = picker.requests.forPeer();
+  let done = 0, reader = 0;
+  const window = options.window ?? 0;
+  const deadlines = () => {
+    while (reader < PIECES && have.has(reader)) reader++;
+    const list: [number, number][] = [];
+    for (let i = reader; i < Math.min(PIECES, reader + window); i++) {
+      list.push([i, (i - reader) * PL]);
+    }
+    picker.setDeadlines(list);
+  };
+  if (window > 0) deadlines();
+  while (done < PIECES) {
+    const blocks = picker.pick(all, 256, peer);
+    if (blocks.length === 0) throw new Error("stuck");
+    for (const b of blocks) peer.add(picker.requests.key(b.index, b.begin));
+    for (const b of blocks) {
+      peer.delete(picker.requests.key(b.index, b.begin));
+      const piece = picker.receive(b.index, b.begin, block, 1);
+      if (piece) {
+        picker.pieceVerified(piece);
+        picker.release(piece.buffer);
+        have.set(piece.index);
+        done++;
+        if (window > 0) deadlines();
       }
     }
+  }
+}
+
+Deno.bench({
+  name: "pick + receive a whole 1 GiB torrent (65 536 blocks) from one peer",
+  baseline: true,
+  fn() {
+    download();
+  },
+});
+
+Deno.bench({
+  name: "the same with a reader at the start: a 16-piece deadline window moving along",
+  fn() {
+    download({ window: 16 });
+  },
+});
+
+Deno.bench({
+  name: "the same, sequential",
+  fn() {
+    download({ sequential: true });
   },
 });

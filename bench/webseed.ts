@@ -1,8 +1,10 @@
 // Web seed throughput against Debian's nginx on loopback: a 256 MiB file downloaded through WebSeed +
-// WebSeedScheduler + PiecePicker.pickRun + SHA-1 + Storage (the test driver standing in for the engine), next to
-// curl and one plain fetch() of the whole file. Run: deno run -A bench/webseed.ts [MiB] [piece KiB] [run MiB]
+// WebSeedScheduler + PiecePicker.pickRun + SHA-1 + Storage (the test driver), and through a Client (the engine:
+// its piece writer, writer thread and resume data), next to curl and one plain fetch() of the whole file.
+// Run: deno run -A bench/webseed.ts [MiB] [piece KiB] [run MiB]
 
 import { join } from "node:path";
+import { Client } from "../src/client.ts";
 import { createTorrent } from "../src/create.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
 import { WebSeed } from "../src/swarm/webseed.ts";
@@ -71,6 +73,20 @@ try {
       `web seed, ${runs} run(s) in flight: ${mbps(ms)} (${pieceLength / 1024} KiB pieces, ` +
         `${runBytes / 1048576} MiB runs, ${requests} ranged GETs so far)`,
     );
+  }
+
+  {
+    // the engine: a Client with the server as its only source (4 MiB runs, one in flight)
+    t = performance.now();
+    await using c = await Client.open({
+      metainfo: meta,
+      basedir: join(tmp, "engine"),
+      host: "127.0.0.1",
+      resumeFile: false,
+      extraWebSeeds: [`${nginx.origin}/`],
+    });
+    await c.done;
+    console.log(`Client (the engine):       ${mbps(performance.now() - t)}`);
   }
 } finally {
   await Deno.remove(tmp, { recursive: true });

@@ -55,8 +55,20 @@ export interface ClientOptions extends TorrentSource, TorrentAddOptions, EngineS
    * @default {false}
    */
   dht?: boolean | DhtOptions | Dht;
-  /** Protocol encryption. @default {"prefer"} */
+  /**
+   * Protocol encryption (MSE/PE), in and out: `"prefer"` dials with MSE and once more with a plain handshake when
+   * that fails (remembering per peer what worked), and accepts both; `"require"` never sends or accepts a plain
+   * BitTorrent handshake; `"allow"` dials plain and accepts both; `"disable"` dials plain and refuses MSE.
+   * Ignored with `session` (the session's applies).
+   * @default {"prefer"}
+   */
   encryption?: EncryptionPolicy;
+  /**
+   * After an MSE handshake, RC4 for the payload only (otherwise plaintext unless the other side insists on RC4).
+   * Ignored with `session`.
+   * @default {false}
+   */
+  rc4Only?: boolean;
 }
 
 /**
@@ -89,6 +101,7 @@ export class Client extends SessionTorrent {
       ...(options.dht ? { dht: options.dht } : {}),
       ...(options.lsd ? { lsd: options.lsd } : {}),
       ...(options.encryption ? { encryption: options.encryption } : {}),
+      ...(options.rc4Only ? { rc4Only: true } : {}),
       ...(options.tickMs ? { tickMs: options.tickMs } : {}),
       ...(options.basedir ? { basedir: options.basedir } : {}),
       limits: {
@@ -116,6 +129,12 @@ export class Client extends SessionTorrent {
     });
     this.#session = session;
     this.#ownSession = !options.session;
+    if (this.#ownSession) {
+      // incoming connections refused by our own listener are this client's
+      session.addEventListener("peerfail", (e) => {
+        this.dispatchEvent(new CustomEvent("peerfail", { detail: e.detail }));
+      });
+    }
     session.join(this).catch(() => {}); // a failure shows in `ready`
   }
 

@@ -23,6 +23,13 @@ import {
 } from "./wire/extension.ts";
 import { FrameDecoder, type MessageBatch } from "./wire/frame_decoder.ts";
 import { encodeHandshake, type Handshake } from "./wire/handshake.ts";
+import {
+  encodeHashes,
+  encodeHashReject,
+  encodeHashRequest,
+  HashMessageId,
+  type HashRequest,
+} from "./wire/hashes.ts";
 import type { RateGate } from "./transport/bandwidth.ts";
 import { SendQueue } from "./wire/send_queue.ts";
 import {
@@ -60,6 +67,21 @@ export interface PeerConnectionOptions {
   extended?: boolean;
   /** Advertise DHT support. @default {false} */
   dht?: boolean;
+  /** Advertise BitTorrent v2 (BEP 52, reserved byte 7 bit 0x10): for v2 and hybrid torrents. @default {false} */
+  v2?: boolean;
+  /**
+   * The truncated v2 info hash (first 20 bytes of the SHA-256) of a v2 or hybrid torrent. A connection whose
+   * handshakes carry it speaks v2 (hash messages, {@linkcode PeerConnection.speaksV2}). For a hybrid torrent
+   * (`infoHash` is the SHA-1) the peer may answer with it instead of the SHA-1: BEP 52's upgrade.
+   */
+  infoHashV2?: Uint8Array;
+  /**
+   * Send our handshake only once the peer's has arrived, with the info hash it used (an incoming connection of a
+   * hybrid torrent): a peer that sends the SHA-1 and sets the v2 bit is answered with the truncated v2 hash
+   * (upgraded to v2, as libtorrent does). Not with `handshakeSent`.
+   * @default {false}
+   */
+  answerHandshake?: boolean;
   /**
    * Our handshake already went out (in the initial payload of an MSE handshake, `initiateConnection`): do not
    * send it again. It must have been made with the same info hash, peer id and extension bits.
@@ -162,6 +184,11 @@ export interface PeerHandler {
   onExtended?(peer: PeerConnection, id: number, payload: Uint8Array): void;
   /** The peer's DHT port. */
   onPort?(peer: PeerConnection, port: number): void;
+  /**
+   * A BEP 52 hash message (21 hash request, 22 hashes, 23 hash reject) on a connection that speaks v2; decode it
+   * with `decodeHashMessage`. `payload` is valid only during the call. On a v1 connection they are a violation.
+   */
+  onHashMessage?(peer: PeerConnection, id: number, payload: Uint8Array): void;
   /** The connection ended, for this reason; called exactly once. */
   onClose?(peer: PeerConnection, reason: string): void;
 }
@@ -178,6 +205,8 @@ export class PeerConnection implements AsyncDisposable {
   readonly #pieceLength: number;
   readonly #lastPieceSize: number;
   #remote: Handshake | undefined;
+  /** The info hash both handshakes carry (ours follows the peer's with `answerHandshake`). */
+  #agreedHash: Uint8Array | undefined;
   #remoteExt: ExtensionHandshake | undefined;
   #ready = false;
   #gotBitfield = false;
@@ -190,7 +219,11 @@ export class PeerConnection implements AsyncDisposable {
   readonly #requests: OutstandingRequests;
   readonly #blocksPerPiece: number;
   readonly #now: () => number;
-  readonly #cancelled = new Set<number>();
+  /**
+   * Requests we cancelled whose answer may still come (a piece that crossed the cancel on the wire, or with the
+   * fast extension a reject): block key → how many. A block re-requested after a cancel is owed two answers.
+   */
+  readonly #cancelled = new Map<number, number>();
   /** the peer's requests not yet answered */
   readonly #incoming = new Set<number>();
   readonly #allowedFast = new Set<number>();
@@ -254,6 +287,14 @@ export class PeerConnection implements AsyncDisposable {
   /** Both sides support the fast extension. */
   get supportsFast(): boolean {
     return (this.#opts.fast ?? true) && (this.#remote?.fast ?? false);
+  }
+  /**
+   * The connection speaks BitTorrent v2 (BEP 52): its handshakes carry the truncated v2 info hash (a v2-only
+   * torrent, or a hybrid's connection upgraded); hash messages may be exchanged.
+   */
+  get speaksV2(): boolean {
+    const v2 = this.#opts.infoHashV2;
+    return v2 !== undefined && this.#agreedHash !== undefined && bytesEqual(this.#agreedHash, v2);
   }
   /** Both sides support the extension protocol. */
   get supportsExtended(): boolean {
@@ -366,7 +407,9 @@ export class PeerConnection implements AsyncDisposable {
       const ms = this.#opts.handshakeTimeoutMs ?? 10_000;
       this.#timer = setTimeout(() => this.tick(), ms);
     }
-    if (!this.#opts.handshakeSent) this.#enqueue(this.handshakeBytes());
+    if (!this.#opts.handshakeSent && !this.#opts.answerHandshake) {
+      this.#enqueue(this.handshakeBytes());
+    }
     this.#readLoop(ready).catch((err) => this.close(`read failed: ${errorText(err)}`))
       .finally(() => ready.resolve(false));
     return ready.promise;
@@ -374,12 +417,17 @@ export class PeerConnection implements AsyncDisposable {
 
   /** Our handshake, as sent (an encryption handshake may carry it as its initial payload). */
   handshakeBytes(): Uint8Array<ArrayBuffer> {
+    return this.#handshake(this.#opts.infoHash);
+  }
+
+  #handshake(infoHash: Uint8Array): Uint8Array<ArrayBuffer> {
     return encodeHandshake({
-      infoHash: this.#opts.infoHash,
+      infoHash,
       peerId: this.#opts.peerId,
       fast: this.#opts.fast ?? true,
       extended: this.#opts.extended ?? true,
       dht: this.#opts.dht ?? false,
+      v2: this.#opts.v2 ?? false,
     });
   }
 
@@ -483,10 +531,23 @@ export class PeerConnection implements AsyncDisposable {
   }
 
   #onHandshake(hs: Handshake): boolean {
-    if (!bytesEqual(hs.infoHash, this.#opts.infoHash)) {
+    const v2 = this.#opts.infoHashV2;
+    // a hybrid torrent's peer may use either hash (BEP 52's upgrade: our SHA-1 answered with the v2 hash)
+    const ours = bytesEqual(hs.infoHash, this.#opts.infoHash)
+      ? this.#opts.infoHash
+      : v2 && bytesEqual(hs.infoHash, v2)
+      ? v2
+      : undefined;
+    if (!ours) {
       this.close("handshake for a different torrent (info hash mismatch)");
       return false;
     }
+    if (this.#opts.answerHandshake) {
+      // we answer second: with the hash the peer used, or upgraded to v2 when it offers that
+      const answer = v2 && hs.v2 && (this.#opts.v2 ?? false) ? v2 : ours;
+      this.#enqueue(this.#handshake(answer));
+      this.#agreedHash = answer;
+    } else this.#agreedHash = ours;
     this.#remote = hs;
     if (this.#opts.selfTimed ?? true) {
       clearTimeout(this.#timer);
@@ -545,7 +606,7 @@ export class PeerConnection implements AsyncDisposable {
         const aligned = begin % BLOCK_MAX === 0;
         const key = aligned ? this.#blockKey(index, begin) : -1;
         if (!aligned || !this.#requests.has(key)) {
-          if (aligned && this.#cancelled.delete(key)) return; // we cancelled it; it crossed on the wire
+          if (aligned && this.#answered(key)) return; // we cancelled it; it crossed on the wire
           return this.#violation(`piece ${index}+${begin} was never requested`);
         }
         const asked = this.#blockLength(index, begin);
@@ -663,8 +724,10 @@ export class PeerConnection implements AsyncDisposable {
         }
         if (begin % BLOCK_MAX !== 0) return; // never one of ours
         const key = this.#blockKey(index, begin);
+        // a reject answers a cancelled request first (the peer answers our messages in order: the cancel
+        // before a later request for the same block)
+        if (this.#answered(key)) return;
         if (this.#requests.delete(key)) this.#h.onReject?.(this, index, begin, length);
-        else this.#cancelled.delete(key);
         return;
       }
       case "allowedfast": {
@@ -701,9 +764,17 @@ export class PeerConnection implements AsyncDisposable {
       }
       case "handshake":
         return this.#violation("a second handshake");
-      case "keepalive":
       case "unknown":
-        return; // unknown message ids are ignored (BEP 3/10 leave room for extensions)
+        if (
+          m.id >= HashMessageId.hashRequest && m.id <= HashMessageId.hashReject &&
+          this.#h.onHashMessage
+        ) {
+          if (!this.speaksV2) return this.#violation(`hash message ${m.id} on a v1 connection`);
+          this.#h.onHashMessage(this, m.id, m.payload);
+        }
+        return; // other unknown message ids are ignored (BEP 3/10 leave room for extensions)
+      case "keepalive":
+        return;
     }
   }
 
@@ -789,7 +860,6 @@ export class PeerConnection implements AsyncDisposable {
     const key = this.#blockKey(index, begin);
     if (this.#requests.has(key)) return false;
     this.#requests.add(key);
-    this.#cancelled.delete(key);
     this.#sendBlockMessage(MessageId.request, index, begin, length);
     return true;
   }
@@ -810,8 +880,17 @@ export class PeerConnection implements AsyncDisposable {
     const key = this.#blockKey(index, begin);
     if (!this.#requests.delete(key)) return;
     if (this.#cancelled.size >= CANCELLED_MEMORY) this.#cancelled.clear();
-    this.#cancelled.add(key);
+    this.#cancelled.set(key, (this.#cancelled.get(key) ?? 0) + 1);
     this.#sendBlockMessage(MessageId.cancel, index, begin, length);
+  }
+
+  /** An answer to a request we cancelled arrived: true (and one fewer is owed) when one was owed. */
+  #answered(key: number): boolean {
+    const n = this.#cancelled.get(key);
+    if (n === undefined) return false;
+    if (n > 1) this.#cancelled.set(key, n - 1);
+    else this.#cancelled.delete(key);
+    return true;
   }
 
   /** Sends a block the peer requested (dropped if it cancelled the request meanwhile). */
@@ -849,6 +928,21 @@ export class PeerConnection implements AsyncDisposable {
   /** Sends an extended message (BEP 10). */
   sendExtended(id: number, payload: Uint8Array): void {
     if (this.supportsExtended) this.#enqueue(encodeExtended(id, payload));
+  }
+
+  /** Asks for hashes of a file's merkle tree (BEP 52 `hash request`; v2 connections only). */
+  requestHashes(request: HashRequest): void {
+    if (this.speaksV2) this.#enqueue(encodeHashRequest(request));
+  }
+
+  /** Answers a hash request with its hashes (BEP 52 `hashes`: the requested ones, then the uncles). */
+  sendHashes(request: HashRequest, hashes: Uint8Array): void {
+    if (this.speaksV2) this.#enqueue(encodeHashes(request, hashes));
+  }
+
+  /** Refuses a hash request (BEP 52 `hash reject`). */
+  rejectHashes(request: HashRequest): void {
+    if (this.speaksV2) this.#enqueue(encodeHashReject(request));
   }
 
   /** Sends our DHT port. */

@@ -49,6 +49,7 @@ export interface UdpSocketOptions {
 // Deno.listenDatagram is declared only in the unstable type library: the little of it used here.
 interface DenoDatagramConn extends AsyncIterable<[Uint8Array, { hostname: string; port: number }]> {
   readonly addr: { port: number };
+  receive(p?: Uint8Array): Promise<[Uint8Array, { hostname: string; port: number }]>;
   send(
     data: Uint8Array,
     addr: { transport: "udp"; hostname: string; port: number },
@@ -96,8 +97,13 @@ function openDeno(listen: ListenDatagram, options: UdpSocketOptions): UdpSocket 
   const listeners: ((d: Datagram) => void)[] = [];
   let closed = false;
   void (async () => {
+    // one reused 64 KiB receive buffer and an exact-size copy per datagram: the iterator would allocate
+    // (and zero) 64 KiB for every datagram, which costs more than the rest of a uTP packet's handling
+    const buf = new Uint8Array(65536);
     try {
-      for await (const [data, addr] of conn) {
+      for (;;) {
+        const [view, addr] = await conn.receive(buf);
+        const data = view.slice();
         for (const l of listeners) l({ data, host: addr.hostname, port: addr.port });
       }
     } catch {

@@ -23,6 +23,12 @@ import { decodeMetadataMessage } from "../src/wire/metadata.ts";
 import { decodePex } from "../src/wire/pex.ts";
 import { encodeHandshake } from "../src/wire/handshake.ts";
 import { acceptConnection } from "../src/wire/mse.ts";
+import {
+  decodeUtpPacket,
+  encodeUtpPacket,
+  PacketType,
+  UtpPacketError,
+} from "../src/transport/utp_packet.ts";
 
 const enc = new TextEncoder();
 const HANDSHAKE = encodeHandshake({
@@ -233,6 +239,32 @@ export const TARGETS: Target[] = [
     run: (b) =>
       parseAnnounceResponse("http://t/announce", decodeTrackerBody("http://t/announce", b)),
     allowed: [TrackerError],
+  },
+  {
+    name: "utp-packet",
+    seeds: [
+      encodeUtpPacket({ type: PacketType.syn, connectionId: 0x1234, seq: 1, wndSize: 1 << 20 }),
+      encodeUtpPacket({
+        type: PacketType.state,
+        connectionId: 0x1235,
+        seq: 65535,
+        ack: 1,
+        sack: new Uint8Array([0x0f, 0, 0, 0x80]),
+      }),
+      encodeUtpPacket({
+        type: PacketType.data,
+        connectionId: 7,
+        timestamp: 0xffffffff,
+        timestampDiff: 100,
+        seq: 2,
+        ack: 3,
+        payload: new Uint8Array([19, 66, 105, 116]),
+      }),
+      // an unknown extension, then a one-byte selective ack (as libtorrent sends)
+      new Uint8Array([0x21, 9, 0, 1, ...new Uint8Array(16), 1, 2, 0xaa, 0xbb, 0, 1, 5]),
+    ],
+    run: (b) => decodeUtpPacket(b),
+    allowed: [UtpPacketError],
   },
   {
     name: "compact-peers",

@@ -37,8 +37,12 @@ export interface Nginx extends AsyncDisposable {
  * Starts Debian's nginx in the foreground (no master, no daemon) on 127.0.0.1, serving `root`, with its pid,
  * logs and temp paths in a scratch directory. nginx cannot bind port 0: a random port is tried, and another one
  * when nginx reports "Address already in use". Ready once it answers a probe with this instance's token.
+ * `limitRate` caps each response (nginx's `limit_rate`, e.g. "2m" bytes/s).
  */
-export async function startNginx(root: string): Promise<Nginx> {
+export async function startNginx(
+  root: string,
+  options: { limitRate?: string } = {},
+): Promise<Nginx> {
   const work = await Deno.makeTempDir({ prefix: "seedbed-nginx-" });
   const token = crypto.randomUUID();
   for (let attempt = 0; attempt < 10; attempt++) {
@@ -63,7 +67,7 @@ http {
   default_type application/octet-stream;
   server {
     listen 127.0.0.1:${port};
-    root ${root};
+    root ${root};${options.limitRate ? `\n    limit_rate ${options.limitRate};` : ""}
     location = /.seedbed-probe { access_log off; return 200 "${token}"; }
   }
 }

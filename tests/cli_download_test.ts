@@ -356,3 +356,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "--encryption require against a libtorrent seed that speaks only plain BitTorrent: one line says why, Ctrl-C stops",
+  ignore: needs("libtorrent"),
+  async fn() {
+    const root = await Deno.makeTempDir({ prefix: "seedbed-cli-require-" });
+    try {
+      const files = [{ path: "p.bin", length: 256 * 1024 }];
+      const { bytes } = await makeTorrent(join(root, "seed"), "p", files, { pieceLength: 65536 });
+      const torrent = join(root, "p.torrent");
+      await Deno.writeFile(torrent, bytes);
+      await using lt = await startLibtorrent("seed", torrent, join(root, "seed"), [], {
+        // encryption disabled both ways (pe_disabled)
+        env: { LT_SETTINGS: JSON.stringify({ out_enc_policy: 2, in_enc_policy: 2 }) },
+      });
+      await using child = spawnCli([
+        torrent,
+        "-o",
+        join(root, "leech"),
+        "--no-dht",
+        "-p",
+        "0",
+        "--peer",
+        `127.0.0.1:${lt.port}`,
+        "--encryption",
+        "require",
+        "--json",
+        "--state",
+        join(root, "state"),
+      ]);
+      const failed = await child.event("the refusal", (e) => e.event === "peerfail");
+      assert.equal(failed.address, `127.0.0.1:${lt.port}`);
+      await child.stderrMatches(
+        new RegExp(
+          `could not connect to 127\\.0\\.0\\.1:${lt.port}: .*encryption is required, so no plain BitTorrent handshake was tried`,
+        ),
+      );
+      child.kill("SIGINT");
+      assert.equal(await child.exited, 130);
+      assert.ok(!child.events.some((e) => e.event === "piece"), "nothing downloaded");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});

@@ -292,6 +292,38 @@ Deno.test("a block that crosses our cancel is dropped silently", async () => {
   assert.match(reason, /never requested/);
 });
 
+Deno.test("a block cancelled and asked again is owed two answers: either order is no violation (regression: streaming's withdrawn requests)", async () => {
+  for (const answers of [["piece", "piece"], ["reject", "piece"], ["piece", "reject"]] as const) {
+    const got: string[] = [];
+    const { reason } = await withRawPeer({
+      onUnchoke: (p) => {
+        p.request(0, 0, BLOCK);
+        p.cancel(0, 0, BLOCK);
+        assert.equal(p.request(0, 0, BLOCK), true); // asked again at once
+      },
+      onBlock: (p) => {
+        got.push("block");
+        assert.equal(p.outstanding, 0);
+      },
+      onReject: () => got.push("reject"),
+    }, async (send) => {
+      await send({ type: "unchoke" });
+      for (const a of answers) {
+        await send(
+          a === "piece"
+            ? { type: "piece", index: 0, begin: 0, data: new Uint8Array(BLOCK) }
+            : { type: "reject", index: 0, begin: 0, length: BLOCK },
+        );
+      }
+      // a third answer is one too many
+      await send({ type: "piece", index: 0, begin: 0, data: new Uint8Array(BLOCK) });
+    });
+    // the first piece answers the live request; the reject goes to the cancelled one
+    assert.deepEqual(got, ["block"], answers.join(", "));
+    assert.match(reason, /never requested/, answers.join(", "));
+  }
+});
+
 Deno.test("the handshake times out when the peer says nothing", async () => {
   const { a, b } = pipePair();
   const closed = Promise.withResolvers<string>();

@@ -395,3 +395,107 @@ Deno.test("pickRun() with atLeast waits for memory instead of handing out short 
   have.set(3);
   assert.deepEqual(p2.pickRun(8, { atLeast: 4 }), { first: 0, count: 1 });
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// Deadlines (streaming) and sequential order
+
+Deno.test("pieces with a deadline are picked first, soonest first, before pieces in progress", () => {
+  const { picker } = make(10);
+  const all = full(10);
+  picker.addAvailability(all);
+  take(picker, all, 2, picker.requests.forPeer(), new Set([2])); // piece 2 in progress, half requested
+  picker.setDeadlines([[7, 65536], [5, 0], [9, 131072]]);
+  assert.ok(picker.hasDeadlines);
+  assert.ok(picker.hasDeadline(5) && !picker.hasDeadline(6));
+  const blocks = take(picker, all, 14);
+  assert.deepEqual(
+    blocks.map((b) => b.index),
+    [5, 5, 5, 5, 7, 7, 7, 7, 9, 9, 9, 9, 2, 2], // then the piece in progress
+  );
+  picker.setDeadlines([]);
+  assert.ok(!picker.hasDeadlines);
+});
+
+Deno.test("a peer's urgent allowance caps its blocks of deadline pieces; the rest of its pipeline gets others", () => {
+  const { picker } = make(10);
+  const all = full(10);
+  picker.addAvailability(all);
+  picker.setDeadlines([[0, 0], [1, 65536]]);
+  const slow = picker.requests.forPeer();
+  const first = picker.pick(all, 6, slow, undefined, { urgent: 3 });
+  for (const b of first) slow.add(picker.requests.key(b.index, b.begin));
+  assert.deepEqual(first.slice(0, 3).map((b) => b.index), [0, 0, 0]);
+  assert.ok(first.slice(3).every((b) => b.index > 1), "no more deadline blocks for the slow peer");
+  // it holds 3 already: no more for it; a fast peer takes what is left of the deadline pieces first
+  const again = picker.pick(all, 4, slow, undefined, { urgent: 3 });
+  assert.ok(again.every((b) => b.index > 1));
+  for (const b of again) slow.add(picker.requests.key(b.index, b.begin));
+  const fast = take(picker, all, 5);
+  assert.deepEqual(fast.map((b) => b.index), [0, 1, 1, 1, 1]);
+  // an allowance of 0 hands out none at all
+  picker.setDeadlines([[8, 0]]);
+  assert.ok(
+    picker.pick(all, 4, picker.requests.forPeer(), undefined, { urgent: 0 }).every((b) =>
+      b.index !== 8
+    ),
+  );
+});
+
+Deno.test("endgame on the deadline window: the nearest pieces' blocks in flight are asked of a second peer", () => {
+  const { picker } = make(10);
+  const all = full(10);
+  picker.addAvailability(all);
+  picker.setDeadlines([[3, 0], [4, 1], [5, 2]]);
+  const a = picker.requests.forPeer();
+  const blocks = picker.pick(all, 12, a);
+  for (const b of blocks) a.add(picker.requests.key(b.index, b.begin));
+  assert.deepEqual(new Set(blocks.map((b) => b.index)), new Set([3, 4, 5]));
+  // every block of the window is requested: a second peer duplicates pieces 3 and 4 (the nearest two), not 5,
+  // then goes on with other pieces (the torrent as a whole is not in endgame)
+  const b = take(picker, all, 12);
+  assert.deepEqual(b.slice(0, 8).map((x) => x.index), [3, 3, 3, 3, 4, 4, 4, 4]);
+  assert.ok(b.slice(8).every((x) => ![3, 4, 5].includes(x.index)));
+  assert.equal(picker.requests.inflight(picker.requests.key(3, 0)), 2);
+});
+
+Deno.test("deadline pieces are wanted whatever their file's priority, and may use twice maxInMemory", () => {
+  const have = new Bitfield(20);
+  const picker = new PiecePicker({
+    pieceCount: 20,
+    pieceLength: BLOCK_SIZE,
+    totalLength: 20 * BLOCK_SIZE,
+    have,
+    maxInMemory: 4,
+  });
+  const all = full(20);
+  picker.addAvailability(all);
+  picker.setPriorities(new Array(20).fill(0));
+  assert.ok(!picker.wants(12));
+  assert.equal(take(picker, all, 10).length, 0);
+  picker.setDeadlines(Array.from({ length: 10 }, (_, k) => [10 + k, k] as const));
+  assert.ok(picker.wants(12));
+  assert.equal(picker.wantedLeft, 10);
+  // four pieces of memory, but a reader waits: up to eight
+  const blocks = take(picker, all, 20);
+  assert.deepEqual(blocks.map((b) => b.index), [10, 11, 12, 13, 14, 15, 16, 17]);
+});
+
+Deno.test("sequential: new pieces in order within the highest priority, not rarest first", () => {
+  const { picker } = make(8);
+  picker.sequential = true;
+  const all = full(8);
+  const some = new Bitfield(8);
+  some.set(5), some.set(6);
+  picker.addAvailability(all);
+  picker.addAvailability(some);
+  picker.setPriorities([1, 1, 1, 1, 1, 1, 2, 1]);
+  // piece 6 first (priority 2), then 0, 1, 2… although 0-4 and 7 are rarer than 5
+  assert.deepEqual(take(picker, all, 4 * 5).map((b) => b.index).filter((_, k) => k % 4 === 0), [
+    6,
+    0,
+    1,
+    2,
+    3,
+  ]);
+  assert.ok(picker.sequential);
+});

@@ -1,7 +1,8 @@
 /**
- * `seedbed <torrent|magnet>...` (download) and `seedbed seed <torrent>...`: every torrent given runs in one
- * {@linkcode Session} (one port, one DHT node, limits over all of them), with a progress display, signals and
- * exit codes. Exit 0 once every torrent completed, 1 when one failed (naming it), 130 on Ctrl-C.
+ * `seedbed <torrent|magnet>...` (download), `seedbed seed <torrent>...` and `seedbed stream <torrent|magnet>...`:
+ * every torrent given runs in one {@linkcode Session} (one port, one DHT node, limits over all of them), with a
+ * progress display, signals and exit codes. Exit 0 once every torrent completed, 1 when one failed (naming it),
+ * 130 on Ctrl-C. `stream` (and `--stream`) also serves the torrents' files over HTTP while they download.
  *
  * Resume data of each torrent is kept in the state directory by info hash and download folder
  * (`<state>/downloads/<hash>-<folder>.resume`), so two torrents of the same name never share it and a run in
@@ -16,6 +17,7 @@ import { printable } from "../_paths.ts";
 import type { Dht } from "../dht/dht.ts";
 import { type MagnetLink, parseMagnet } from "../magnet.ts";
 import { type Metainfo, parseMetainfo } from "../metainfo.ts";
+import { serveStreams, type StreamServer } from "../http/serve.ts";
 import { Session, type SessionOptions } from "../session/session.ts";
 import type { SessionTorrent, TorrentAddOptions } from "../session/session_torrent.ts";
 import {
@@ -36,6 +38,7 @@ import {
   type DownloadSettings,
   parseDownloadArgs,
   parseSelection,
+  streamHelp,
 } from "./download_flags.ts";
 import {
   formatBoard,
@@ -69,6 +72,9 @@ export interface DownloadIO {
 const DISK_RETRY_S = 5;
 
 /** One torrent given on the command line. */
+/** Failed connections told per torrent in a person's words (--json gives every one). */
+const PEER_FAILURES_TOLD = 3;
+
 interface Job {
   /** As given. */
   source: string;
@@ -90,6 +96,8 @@ interface Job {
   diskPaused: boolean;
   /** Messages already printed. */
   said: Set<string>;
+  /** Peers we could not connect to (the first few are told). */
+  peerFailures?: number;
   /** Seconds from the start to completion. */
   doneSecs?: number;
   /** Bytes downloaded when it completed. */
@@ -101,24 +109,25 @@ interface Job {
 }
 
 /**
- * Runs `download` or `seed`.
+ * Runs `download`, `seed` or `stream` (a download that serves its files over HTTP and keeps seeding).
  *
- * @param mode "download" or "seed".
+ * @param command "download", "seed" or "stream".
  * @param args Arguments after the subcommand.
  * @param io Output and the interrupt signal.
  * @returns The exit status.
  * @throws {UsageError} For a wrong command line.
  */
 export async function runDownload(
-  mode: "download" | "seed",
+  command: "download" | "seed" | "stream",
   args: string[],
   io: DownloadIO,
 ): Promise<number> {
-  const s = parseDownloadArgs(mode, args);
+  const s = parseDownloadArgs(command, args);
   if (s.help) {
-    io.stderr(downloadHelp() + "\n");
+    io.stderr((command === "stream" ? streamHelp() : downloadHelp()) + "\n");
     return EXIT.ok;
   }
+  const mode = command === "stream" ? "download" : command;
   const jobs: Job[] = [];
   for (const source of s.sources) jobs.push(await loadJob(source, mode));
   checkDistinct(jobs, s.dir);
@@ -286,6 +295,7 @@ class DownloadRun {
   readonly #display: StatusDisplay;
   readonly #started = performance.now();
   #session: Session | undefined;
+  #server: StreamServer | undefined;
   #dht: Dht | undefined;
   #closing = false;
   readonly #closeErrors: { job: Job; error: Error }[] = [];
@@ -323,6 +333,7 @@ class DownloadRun {
           this.#dht ? `, DHT on udp port ${this.#dht.port}` : ""
         }`,
       );
+      if (s.stream) this.#serve(session);
       for (const job of this.#jobs) await this.#add(job);
       timer = setInterval(() => this.#tick(), this.#io.isTerminal ? 500 : 1000);
       const settled = Promise.all(this.#jobs.map((j) => j.settled)).then(() => "settled" as const);
@@ -409,6 +420,37 @@ class DownloadRun {
     return session;
   }
 
+  /**
+   * Serves the session's torrents over HTTP (those whose files are known) and says where; a port in use gives
+   * way to a free one, as the listening port does.
+   */
+  #serve(session: Session): void {
+    const { port, hostname } = this.#s.stream!;
+    const sources = () =>
+      session.torrents.filter((t) => t.hasMetadata && t.engine).map((t) => t.streamSource());
+    try {
+      this.#server = serveStreams(sources, { port, hostname });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse) || port === 0) {
+        throw new Error(
+          `cannot serve the files over HTTP on ${hostname} port ${port}: ${cleanMessage(err)}`,
+        );
+      }
+      this.#server = serveStreams(sources, { port: 0, hostname });
+      this.#say(
+        `seedbed: HTTP port ${port} is in use; serving on port ${this.#server.addr.port} instead`,
+      );
+    }
+    const server = this.#server;
+    this.#say(`Streaming at ${server.url} (playlist: ${server.playlistUrl})`);
+    if (!/^(?:127\.|::1$|localhost$)/.test(hostname)) {
+      this.#say(
+        `seedbed: warning: the HTTP server listens on ${hostname}: the torrents' files can be read from the network`,
+      );
+    }
+    this.#json("stream", { url: server.url, playlist: server.playlistUrl });
+  }
+
   /** Adds a torrent to the session and follows it to its end. */
   async #add(job: Job): Promise<void> {
     const s = this.#s;
@@ -420,6 +462,9 @@ class DownloadRun {
       // a magnet link waits (paused) until its files can be listed or selected
       ...(job.magnet && (s.select !== undefined || s.list) ? { state: "paused" as const } : {}),
       ...(s.noTrackers ? { trackers: false } : {}),
+      ...(s.noWebSeeds ? { webSeeds: false } : {}),
+      ...(s.webSeeds.length > 0 ? { extraWebSeeds: s.webSeeds } : {}),
+      ...(s.sequential ? { sequential: true } : {}),
       ...(s.metadataTimeoutMs ? { metadataTimeoutMs: s.metadataTimeoutMs } : {}),
       ...(this.#stateDir ? { resumeFile: resumeFileFor(this.#stateDir, job.hex, s.dir) } : {}),
     };
@@ -466,6 +511,28 @@ class DownloadRun {
       }
     });
     t.addEventListener("error", (e) => this.#onError(job, t, e.detail.error));
+    t.addEventListener("peerfail", (e) => {
+      this.#json("peerfail", { ...ih, ...e.detail });
+      // the first few are told (a refused encryption policy shows here); a swarm has many more
+      const n = job.peerFailures = (job.peerFailures ?? 0) + 1;
+      if (n <= PEER_FAILURES_TOLD) {
+        this.#info(
+          `${this.#name(job)}: could not connect to ${e.detail.address}: ${
+            printable(e.detail.reason)
+          }`,
+        );
+      } else if (n === PEER_FAILURES_TOLD + 1) {
+        this.#info(`${this.#name(job)}: more peers could not be connected (--json lists each)`);
+      }
+    });
+    t.addEventListener("warning", (e) => {
+      this.#json("warning", { ...ih, message: e.detail.message });
+      this.#say(`seedbed: ${this.#name(job)}: warning: ${printable(e.detail.message)}`);
+    });
+    // a magnet link's v2 piece layers came from peers: the saved .torrent is whole now
+    t.addEventListener("piecelayers", () => {
+      if (job.magnet && this.#s.saveTorrent) void this.#saveTorrent(t.torrentFile);
+    });
   }
 
   async #follow(job: Job, t: SessionTorrent): Promise<void> {
@@ -522,6 +589,9 @@ class DownloadRun {
       have: engine.have.count,
       pieces: meta.pieceCount,
     });
+    for (const w of meta.warnings) {
+      this.#say(`seedbed: ${meta.displayName}: warning: ${printable(w)}`);
+    }
     const files = meta.files.filter((f) => !f.padding).length;
     const priorities = engine.priorities;
     const selected = priorities.filter((p, i) => p > 0 && !meta.files[i].padding).length;
@@ -720,10 +790,15 @@ class DownloadRun {
     const dht = !!this.#dht && !priv;
     const lsd = s.lsd && !priv;
     if (trackers + peers > 0 || dht || lsd) return "waiting for peers";
+    const listed = (meta?.urlList.length ?? 0) + (meta?.httpSeeds.length ?? 0) +
+      (job.magnet?.webSeeds.length ?? 0);
+    const webSeeds = s.webSeeds.length + (s.noWebSeeds ? 0 : listed);
     const why = [
       s.noTrackers ? "trackers off" : "no trackers",
       priv && !s.noDht ? "no DHT (private torrent)" : "DHT off",
       "no --peer given",
+      // web seeds show as peers: none shown means none was given, or every one was dropped
+      ...(webSeeds > 0 ? ["web seeds dropped"] : listed > 0 ? ["web seeds off"] : []),
     ];
     return `waiting for peers — ${why.join(", ")}`;
   }
@@ -780,6 +855,7 @@ class DownloadRun {
   async #close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    await this.#server?.shutdown();
     await this.#session?.close();
     if (this.#dht) {
       await saveDhtState(this.#s.dhtStatePath, this.#dht);

@@ -19,13 +19,32 @@ every selected piece of every torrent is verified on disk (unless --keep-seeding
 failed; seeding verifies the data under --dir and serves it until Ctrl-C.
 
 Options:
-  -o, --dir DIR          download directory (default: current directory)
+OPTIONS`;
+
+const STREAM_HELP = `Usage: seedbed stream <file.torrent|magnet-link>... [options]
+
+Download torrents and play their files while they download: an HTTP server on 127.0.0.1 serves every
+file with byte ranges, an index page and an M3U playlist, so mpv, VLC, ffmpeg or a browser can play and
+seek before the download is complete (the pieces a player asks for are fetched first). Once the download
+completes it keeps serving, and seeding, until Ctrl-C.
+
+  seedbed stream some.torrent
+  mpv http://127.0.0.1:8888/playlist.m3u
+
+Options (the same as for download):
+OPTIONS`;
+
+const OPTIONS_HELP = `  -o, --dir DIR          download directory (default: current directory)
   -p, --port PORT        TCP port to listen on (default: 6881; 0 = any free port); a download uses a
                          free port when this one is taken
   -s, --select LIST      download only these files, e.g. 1-3,7 (numbers from --list; with several
                          torrents, the same numbers in each)
   -l, --list             list the torrent's files with their numbers and exit
       --peer HOST:PORT   connect to this peer, for every torrent given (repeatable; IPv6 as [::1]:6881)
+  -w, --web-seed URL     also download from this web server (BEP 19): a URL of the file, or of a folder
+                         ending in / that holds the torrent's files (repeatable; for every torrent given)
+      --no-web-seeds     do not use the web seeds the torrent lists (url-list, httpseeds); --web-seed
+                         ones are still used
       --limit-down RATE  download at most RATE bytes/s over all torrents: 500K, 2M (MiB/s), 1G; 0 = none
       --limit-up RATE    upload at most RATE bytes/s over all torrents (same units)
       --max-peers N      most connected peers over all torrents (default: 50 a torrent, 500 in all)
@@ -48,6 +67,13 @@ Options:
       --dht-state FILE   keep the DHT routing table in FILE instead (default: DIR/dht.json of --state)
       --no-trackers      do not announce to the torrent's trackers
       --keep-seeding     keep seeding after the download completes (until Ctrl-C)
+      --sequential       download pieces in order, from the first, instead of rarest first
+      --stream           also serve the files over HTTP while they download, and then keep serving
+                         and seeding until Ctrl-C (the same as "seedbed stream")
+      --http-port PORT   port of the HTTP server of --stream and "seedbed stream" (default: 8888;
+                         0 = any free port; a free port is used when this one is taken)
+      --http-host ADDR   address of that server (default: 127.0.0.1; anything else shows the torrents'
+                         files to the network)
       --piece-memory MIB memory for pieces being downloaded, in MiB (default: 8); more helps fast
                          links with long round trips (it needs about speed x round-trip time)
   -q, --quiet            no progress line: only errors, warnings and the final summary
@@ -59,7 +85,12 @@ to resume.`;
 
 /** The usage text of the download and seed subcommands. */
 export function downloadHelp(): string {
-  return HELP;
+  return HELP.replace("OPTIONS", () => OPTIONS_HELP);
+}
+
+/** The usage text of the stream subcommand. */
+export function streamHelp(): string {
+  return STREAM_HELP.replace("OPTIONS", () => OPTIONS_HELP);
 }
 
 /** The flags `parseFlags` is given. */
@@ -69,6 +100,8 @@ const OPTIONS = {
   select: { type: "string", short: "s" },
   list: { type: "boolean", short: "l" },
   peer: { type: "string", multiple: true },
+  "web-seed": { type: "string", short: "w", multiple: true },
+  "no-web-seeds": { type: "boolean" },
   "limit-down": { type: "string" },
   "limit-up": { type: "string" },
   "max-peers": { type: "string" },
@@ -84,6 +117,10 @@ const OPTIONS = {
   "dht-state": { type: "string" },
   "no-trackers": { type: "boolean" },
   "keep-seeding": { type: "boolean" },
+  sequential: { type: "boolean" },
+  stream: { type: "boolean" },
+  "http-port": { type: "string" },
+  "http-host": { type: "string" },
   "piece-memory": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   json: { type: "boolean" },
@@ -106,6 +143,10 @@ export interface DownloadSettings {
   list: boolean;
   /** `--peer`, for every torrent. */
   peers: { host: string; port: number }[];
+  /** `--web-seed`, for every torrent. */
+  webSeeds: string[];
+  /** `--no-web-seeds`. */
+  noWebSeeds: boolean;
   /** Bytes/s over all torrents; 0 = none. */
   limitDown: number;
   /** Bytes/s over all torrents; 0 = none. */
@@ -134,8 +175,12 @@ export interface DownloadSettings {
   dhtStatePath: string | undefined;
   /** `--no-trackers`. */
   noTrackers: boolean;
-  /** `--keep-seeding` (always for `seed`). */
+  /** `--keep-seeding` (always for `seed`, `stream` and `--stream`). */
   keepSeeding: boolean;
+  /** `--sequential`: pieces in order. */
+  sequential: boolean;
+  /** Where the HTTP server of `--stream` (always for `stream`) listens; undefined without one. */
+  stream: { port: number; hostname: string } | undefined;
   /** Bytes of piece memory, when given. */
   pieceMemory: number | undefined;
   /** `-q`. */
@@ -145,14 +190,17 @@ export interface DownloadSettings {
 }
 
 /**
- * Parses and checks the command line of `download` or `seed`.
+ * Parses and checks the command line of `download`, `seed` or `stream`.
  *
  * @param mode Which command.
  * @param args The arguments after the command's name.
  * @returns The settings.
  * @throws {UsageError} For anything wrong with the command line.
  */
-export function parseDownloadArgs(mode: "download" | "seed", args: string[]): DownloadSettings {
+export function parseDownloadArgs(
+  mode: "download" | "seed" | "stream",
+  args: string[],
+): DownloadSettings {
   const { values: v, positionals } = parseFlags(args, OPTIONS);
   const stateDir = v.state ?? defaultStateDir();
   const port = parsePort(v.port, "--port") ?? 6881;
@@ -164,6 +212,8 @@ export function parseDownloadArgs(mode: "download" | "seed", args: string[]): Do
     select: v.select,
     list: v.list ?? false,
     peers: (v.peer ?? []).map(parsePeerAddress),
+    webSeeds: (v["web-seed"] ?? []).map(parseWebSeed),
+    noWebSeeds: v["no-web-seeds"] ?? false,
     limitDown: v["limit-down"] === undefined ? 0 : parseRate(v["limit-down"], "--limit-down"),
     limitUp: v["limit-up"] === undefined ? 0 : parseRate(v["limit-up"], "--limit-up"),
     maxPeers: parseCount(v["max-peers"], "--max-peers"),
@@ -178,7 +228,15 @@ export function parseDownloadArgs(mode: "download" | "seed", args: string[]): Do
     stateDir,
     dhtStatePath: v["dht-state"] ?? (stateDir ? join(stateDir, "dht.json") : undefined),
     noTrackers: v["no-trackers"] ?? false,
-    keepSeeding: mode === "seed" || (v["keep-seeding"] ?? false),
+    keepSeeding: mode === "seed" || mode === "stream" || (v.stream ?? false) ||
+      (v["keep-seeding"] ?? false),
+    sequential: v.sequential ?? false,
+    stream: mode === "stream" || v.stream
+      ? {
+        port: parsePort(v["http-port"], "--http-port") ?? 8888,
+        hostname: v["http-host"] ?? "127.0.0.1",
+      }
+      : undefined,
     pieceMemory: parsePieceMemory(v["piece-memory"]),
     quiet: v.quiet ?? false,
     json: v.json ?? false,
@@ -189,6 +247,11 @@ export function parseDownloadArgs(mode: "download" | "seed", args: string[]): Do
   if (settings.rc4Only && (settings.encryption === "disable" || settings.encryption === "allow")) {
     throw new UsageError(
       `--encryption-rc4 needs encrypted handshakes: use it with --encryption prefer or require, not ${settings.encryption}`,
+    );
+  }
+  if (!settings.stream && (v["http-port"] !== undefined || v["http-host"] !== undefined)) {
+    throw new UsageError(
+      `--${v["http-port"] !== undefined ? "http-port" : "http-host"} goes with --stream`,
     );
   }
   if (settings.saveTorrent !== undefined && positionals.length > 1) {
@@ -295,6 +358,28 @@ function parseRanges(spec: string): [number, number, string][] {
     if (b < a) throw new UsageError(`--select: ${part.trim()} runs backwards; write ${b}-${a}`);
     return [a, b, part.trim()];
   });
+}
+
+/**
+ * Checks a `--web-seed` URL: http: or https:.
+ *
+ * @param text The URL.
+ * @returns The URL as given.
+ * @throws {UsageError} When it is not an http(s) URL.
+ */
+export function parseWebSeed(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new UsageError(
+      `--web-seed: "${text}" is not an http:// or https:// URL (of the file, or of a folder ending in /)`,
+    );
+  }
+  return text;
 }
 
 /**

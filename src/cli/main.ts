@@ -6,6 +6,7 @@
 
 import { VERSION } from "../version.ts";
 import { runCreate } from "./create.ts";
+import { runDaemon } from "./daemon.ts";
 import { runDemo } from "./demo.ts";
 import { cleanMessage, EXIT, parseErrorMessage, UsageError } from "./_common.ts";
 import { downloadHelp, runDownload } from "./download.ts";
@@ -19,10 +20,13 @@ Usage:
   seedbed <file.torrent|magnet>... [options]  download one or more torrents (the default command)
   seedbed download <file.torrent|magnet>...   the same
   seedbed seed <file.torrent>... -o DIR       verify the data under DIR and seed it until Ctrl-C
+  seedbed stream <file.torrent|magnet>...     download and play while downloading: files served over
+                                              HTTP on 127.0.0.1:8888 (mpv/VLC open the playlist)
   seedbed info <file.torrent|magnet>          show what a torrent or magnet link holds
   seedbed create <path> -o out.torrent        make a torrent from a file or directory
   seedbed verify <file.torrent> -o DIR        hash-check the data under DIR and report
   seedbed dht -p PORT                         run a standalone DHT node (a bootstrap node) until Ctrl-C
+  seedbed daemon [--dir DIR] [--state DIR]    run torrents as a service: Transmission's RPC and a web page
   seedbed demo                                a whole swarm on this machine, offline
 
 Run "seedbed <command> --help" for a command's options.
@@ -113,10 +117,14 @@ async function dispatch(args: string[], io: CliIO): Promise<number> {
       return await runDemo(rest, io);
     case "dht":
       return await runDht(rest, io);
+    case "daemon":
+      return await runDaemon(rest, io);
     case "seed":
       return await runDownload("seed", rest, io);
     case "download":
       return await runDownload("download", rest, io);
+    case "stream":
+      return await runDownload("stream", rest, io);
     default:
       if (first.startsWith("-") && rest.length === 0 && !first.includes("=")) {
         // a lone flag such as --list needs a torrent

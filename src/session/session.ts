@@ -20,6 +20,7 @@
  */
 
 import { join, resolve } from "node:path";
+import { addressKey } from "../_address.ts";
 import { asError } from "../_errors.ts";
 import { toHex } from "../_bytes.ts";
 import { Dht, type DhtOptions } from "../dht/dht.ts";
@@ -71,6 +72,8 @@ export interface SessionLimits {
   ratioLimit?: number;
   /** Stop seeding a torrent after this many seconds of seeding (0 = never). @default {0} */
   seedTimeLimit?: number;
+  /** Stop seeding a torrent after this many seconds without uploading (0 = never). @default {0} */
+  idleSeedingLimit?: number;
 }
 
 /** Engine settings every torrent of a session uses. */
@@ -133,11 +136,17 @@ export interface SessionOptions {
   lsd?: boolean | { multicastPort?: number; interfaceAddress?: string };
   /** Limits; see {@linkcode SessionLimits}. */
   limits?: SessionLimits;
-  /** Protocol encryption for incoming connections. @default {"prefer"} */
+  /**
+   * Protocol encryption (MSE/PE), in and out: `"prefer"` dials with MSE and once more with a plain handshake when
+   * that fails (remembering per peer what worked), and accepts both; `"require"` never sends or accepts a plain
+   * BitTorrent handshake; `"allow"` dials plain and accepts both; `"disable"` dials plain and refuses MSE.
+   * @default {"prefer"}
+   */
   encryption?: EncryptionPolicy;
   /**
-   * After an encryption handshake, RC4-encrypt the whole connection (offer no plaintext payload), as
-   * `rc4Only` of `acceptConnection` / `initiateConnection`.
+   * After an MSE handshake, RC4 for the payload only: we offer only RC4 when we dial and select it when we are
+   * dialled (a peer offering only plaintext is refused). Otherwise we offer both and take plaintext unless the
+   * other side insists on RC4.
    * @default {false}
    */
   rc4Only?: boolean;
@@ -183,6 +192,12 @@ export interface SessionEventMap {
   error: CustomEvent<{ torrent?: SessionTorrent; error: Error }>;
   /** Periodic totals. */
   stats: CustomEvent<SessionStats>;
+  /**
+   * An incoming connection was refused before it reached a torrent: its handshake broke the encryption policy
+   * (a plain handshake while encryption is required, MSE while it is disabled), named a torrent we do not
+   * have, or did not finish in time.
+   */
+  peerfail: CustomEvent<{ address: string; incoming: true; reason: string }>;
 }
 
 /** The same info hash was added twice. */
@@ -213,6 +228,8 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly #torrents = new Map<string, SessionTorrent>();
   /** Info hashes in routing order, the same objects each time (MSE caches req2 by object). */
   #hashes: Uint8Array[] = [];
+  /** Torrents by every 20-byte info hash peers may use (hex): a hybrid torrent's v1 and truncated v2 hash. */
+  #routes = new Map<string, SessionTorrent>();
   readonly #order: SessionTorrent[] = [];
   readonly #bandwidth = { down: new Bandwidth(), up: new Bandwidth() };
   readonly #down = new TokenBucket(0);
@@ -261,6 +278,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       activeSeeds: 0,
       ratioLimit: 0,
       seedTimeLimit: 0,
+      idleSeedingLimit: 0,
     };
     this.#store = options.stateDir ? new SessionStore(resolve(options.stateDir)) : undefined;
     this.#host = this.#makeHost();
@@ -332,7 +350,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#order.sort((a, b) =>
         (place.get(a.infohashHex) ?? Infinity) - (place.get(b.infohashHex) ?? Infinity)
       );
-      this.#hashes = this.#order.map((t) => t.infohash);
+      this.#rehash();
     }
   }
 
@@ -374,8 +392,14 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#adopted(torrent);
   }
 
-  /** Waits until a new torrent is registered (or failed to be), then saves it (a restored one is saved already). */
-  async #adopted(torrent: SessionTorrent, restored = false): Promise<void> {
+  /**
+   * Waits until a new torrent is registered (or failed to be), then saves it (a restored one is saved already) and
+   * announces it (a relocated one is not new).
+   */
+  async #adopted(
+    torrent: SessionTorrent,
+    options: { restored?: boolean; quiet?: boolean } = {},
+  ): Promise<void> {
     const registered = Promise.withResolvers<void>();
     const onAdopt = () => registered.resolve();
     torrent.addEventListener("adopted", onAdopt, { once: true });
@@ -385,11 +409,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     } finally {
       torrent.removeEventListener("adopted", onAdopt);
     }
-    if (!restored) {
+    if (!options.restored) {
       await this.#save(torrent);
       await this.#store?.saveSession(this.#nextId, this.#limits);
     }
-    this.#dispatch("added", { torrent });
+    if (!options.quiet) this.#dispatch("added", { torrent });
   }
 
   async #restore(r: TorrentRecord): Promise<void> {
@@ -405,12 +429,16 @@ export class Session extends EventTarget implements AsyncDisposable {
       ...(r.uploadLimit ? { uploadLimit: r.uploadLimit } : {}),
       ...(r.ratioLimit !== undefined ? { ratioLimit: r.ratioLimit } : {}),
       ...(r.seedTimeLimit !== undefined ? { seedTimeLimit: r.seedTimeLimit } : {}),
+      ...(r.idleSeedingLimit !== undefined ? { idleSeedingLimit: r.idleSeedingLimit } : {}),
+      ...(r.paths ? { paths: r.paths } : {}),
       ...(r.trackers === false ? { trackers: false } : {}),
+      ...(r.webSeeds === false ? { webSeeds: false } : {}),
+      ...(r.extraWebSeeds?.length ? { extraWebSeeds: r.extraWebSeeds } : {}),
     });
     torrent.id = r.id;
     torrent.restore(r);
     torrent.ready.catch((err) => this.#dispatch("error", { torrent, error: asError(err) }));
-    await this.#adopted(torrent, true);
+    await this.#adopted(torrent, { restored: true });
   }
 
   /**
@@ -435,11 +463,96 @@ export class Session extends EventTarget implements AsyncDisposable {
     return true;
   }
 
+  /**
+   * Moves a torrent's files to another download directory and/or to other paths inside it (renamed files), or
+   * points the torrent at data already there. The torrent is stopped (announcing `stopped`), its files moved
+   * (renamed, or copied and deleted across file systems) when `move` is set, and it is loaded again with the same
+   * id, place in the queue, state, priorities, limits and totals; its resume data stays valid for files that were
+   * renamed, and anything else found at the new place is verified before it counts.
+   *
+   * @param torrent The torrent (its metadata known).
+   * @param to The new download directory, the new file paths (see `TorrentAddOptions.paths`), and whether to move
+   *   the data there.
+   * @returns The torrent as loaded again (a new object with the same id).
+   * @throws {Error} When a file cannot be moved: the files moved so far are moved back and the torrent is loaded
+   *   again where it was.
+   */
+  async relocate(
+    torrent: SessionTorrent,
+    to: { basedir?: string; paths?: string[][]; move?: boolean },
+  ): Promise<SessionTorrent> {
+    if (this.#torrents.get(torrent.infohashHex) !== torrent) {
+      throw new Error("This torrent is not in the session");
+    }
+    await torrent.ready;
+    for (const p of to.paths ?? []) {
+      // each component a plain name: nothing may be moved out of the download directory
+      if (!Array.isArray(p) || p.length === 0 || !p.every(plainName)) {
+        throw new TypeError(`Not a path inside the torrent: ${JSON.stringify(p)}`);
+      }
+    }
+    if (to.paths && to.paths.length !== torrent.metainfo.files.length) {
+      throw new TypeError(`${torrent.metainfo.files.length} file paths expected`);
+    }
+    const position = this.#order.indexOf(torrent);
+    const meta = torrent.metainfo;
+    const from = { basedir: torrent.basedir, paths: meta.files.map((f) => f.path) };
+    const target = { basedir: resolve(to.basedir ?? from.basedir), paths: to.paths ?? from.paths };
+    const { peers: _peers, pieceCache: _cache, ...kept } = torrent.options;
+    const base: TorrentAddOptions = {
+      ...kept,
+      state: torrent.finished ? "stopped" : torrent.desired,
+      priorities: [...(torrent.engine?.priorities ?? [])],
+      downloadLimit: torrent.limits.download,
+      uploadLimit: torrent.limits.upload,
+    };
+    const saved = {
+      ...torrent.totals,
+      added: torrent.dates.added,
+      done: torrent.dates.done,
+      finished: torrent.finished,
+    };
+    const bytes = torrent.torrentFile;
+    this.#forget(torrent);
+    await torrent.close();
+    const load = async (place: { basedir: string; paths: string[][] }) => {
+      const { paths: _paths, ...rest } = base;
+      const t = new SessionTorrent(this.#host, { torrent: bytes }, {
+        ...rest,
+        basedir: place.basedir,
+        ...(to.paths || torrent.options.paths ? { paths: place.paths } : {}),
+      });
+      t.id = torrent.id;
+      t.restore(saved);
+      t.ready.catch((err) => this.#dispatch("error", { torrent: t, error: asError(err) }));
+      await this.#adopted(t, { quiet: true });
+      this.setQueuePosition(t, position);
+      return t;
+    };
+    if (to.move) {
+      try {
+        await moveTorrentFiles(meta, from, target);
+      } catch (err) {
+        await load(from);
+        throw err;
+      }
+    }
+    return await load(target);
+  }
+
+  /** Incoming connections are routed by every hash of every torrent (both of a hybrid's, BEP 52). */
+  #rehash(): void {
+    this.#hashes = this.#order.flatMap((t) => t.infoHashes);
+    this.#routes = new Map(
+      this.#order.flatMap((t) => t.infoHashes.map((h) => [toHex(h), t] as const)),
+    );
+  }
+
   #forget(torrent: SessionTorrent): void {
     this.#torrents.delete(torrent.infohashHex);
     const i = this.#order.indexOf(torrent);
     if (i >= 0) this.#order.splice(i, 1);
-    this.#hashes = this.#order.map((t) => t.infohash);
+    this.#rehash();
     this.#dhtDue.delete(torrent);
   }
 
@@ -451,7 +564,8 @@ export class Session extends EventTarget implements AsyncDisposable {
   get(which: number | string): SessionTorrent | undefined {
     if (typeof which === "number") return this.#order.find((t) => t.id === which);
     const hex = which.toLowerCase();
-    return this.#torrents.get(hex) ?? this.#order.find((t) => t.infohashHex === hex.slice(0, 40));
+    return this.#torrents.get(hex) ?? this.#routes.get(hex.slice(0, 40)) ??
+      this.#order.find((t) => t.infohashHex === hex.slice(0, 40));
   }
 
   /** The session's torrents, in queue order (a snapshot). */
@@ -475,7 +589,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (i < 0) return;
     this.#order.splice(i, 1);
     this.#order.splice(Math.max(0, Math.min(position, this.#order.length)), 0, torrent);
-    this.#hashes = this.#order.map((t) => t.infohash);
+    this.#rehash();
     for (const t of this.#order) this.#dirty.add(t);
     this.#requeue();
   }
@@ -485,6 +599,11 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** The port every torrent listens on (0 until the session listens). */
   get port(): number {
     return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? 0;
+  }
+
+  /** The default download directory of added torrents. */
+  get basedir(): string {
+    return this.#basedir;
   }
 
   /** Our peer id. */
@@ -532,7 +651,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (t.run === "running" && t.state !== "stopped") active++;
       const e = t.engine;
       if (!e) continue;
-      peers += e.peerCount;
+      peers += e.connections.live;
       down += e.downloadRate;
       up += e.uploadRate;
       downloaded += e.downloaded;
@@ -568,6 +687,10 @@ export class Session extends EventTarget implements AsyncDisposable {
         ...(o.engine ?? {}),
         uploadCache: new CacheBudget(o.engine?.uploadMemory ?? 32 * 1024 * 1024),
         ...(o.tickMs ? { tickMs: o.tickMs } : {}),
+        ...(o.encryption ? { encryption: o.encryption } : {}),
+        ...(o.rc4Only ? { rc4Only: true } : {}),
+        dualStack: () =>
+          this.#listener?.addr.transport === "tcp" && this.#listener.addr.hostname === "::",
         maxPeers: this.#limits.connectionsPerTorrent,
       },
       resumePath: (hex) => this.#store?.resumePath(hex),
@@ -576,6 +699,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         return {
           ratioLimit: session.#limits.ratioLimit,
           seedTimeLimit: session.#limits.seedTimeLimit,
+          idleSeedingLimit: session.#limits.idleSeedingLimit,
         };
       },
       adopt: (t) => this.#adopt(t),
@@ -604,7 +728,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (existing && existing !== t) throw new DuplicateTorrentError(existing);
     this.#torrents.set(hex, t);
     if (!this.#order.includes(t)) this.#order.push(t);
-    this.#hashes = this.#order.map((x) => x.infohash);
+    this.#rehash();
     if (t.id === 0) t.id = this.#nextId++;
     else this.#nextId = Math.max(this.#nextId, t.id + 1);
     t.addEventListener("complete", () => this.#dispatch("done", { torrent: t }));
@@ -612,7 +736,10 @@ export class Session extends EventTarget implements AsyncDisposable {
       "error",
       (e) => this.#dispatch("error", { torrent: t, error: e.detail.error }),
     );
-    t.addEventListener("metadata", () => this.#dirty.add(t));
+    t.addEventListener("metadata", () => {
+      this.#dirty.add(t);
+      this.#rehash(); // a hybrid magnet link's v2 hash is known now
+    });
     // looked up in the DHT from now on (a magnet link's peers are found there too), at once
     if (this.#opts.dht && !this.#dhtDue.has(t) && !(t.hasMetadata && t.metainfo.private)) {
       this.#dhtDue.set(t, { at: 0, delay: 2500 });
@@ -652,8 +779,9 @@ export class Session extends EventTarget implements AsyncDisposable {
     for (const t of this.#order) {
       const e = t.engine;
       if (!e) continue;
-      connections += e.connectionCount;
-      connecting += e.connectingCount;
+      const c = e.connections;
+      connections += c.live + c.connecting;
+      connecting += c.connecting;
     }
     return connections < this.#limits.connections && connecting < this.#limits.halfOpen;
   }
@@ -693,7 +821,7 @@ export class Session extends EventTarget implements AsyncDisposable {
           .map((t) => t.infohash),
       port: () => this.port,
       onPeer: (host, port, ih) => {
-        const t = this.#torrents.get(toHex(ih));
+        const t = this.#routes.get(toHex(ih));
         if (t?.run === "running") t.engine?.addPeer(host, port, { source: "lsd" });
       },
       ...(iface ? { interfaceAddress: iface } : {}),
@@ -735,19 +863,30 @@ export class Session extends EventTarget implements AsyncDisposable {
       ...(this.#opts.encryption ? { policy: this.#opts.encryption } : {}),
       ...(this.#opts.rc4Only ? { rc4Only: true } : {}),
     }).then(
-      ({ stream: plain, infoHash }) => {
-        const t = infoHash ? this.#torrents.get(toHex(infoHash)) : undefined;
+      ({ stream: plain, infoHash, encryption }) => {
+        const t = infoHash ? this.#routes.get(toHex(infoHash)) : undefined;
         if (!t) return plain.close?.();
         const left = Math.max(1, HANDSHAKE_MS - (this.#now() - accepted));
-        t.accept(plain, { host, port, handshakeTimeoutMs: left });
+        t.accept(plain, { host, port, handshakeTimeoutMs: left, encryption });
       },
-      () => stream.close(),
+      (err) => {
+        stream.close();
+        if (this.#closed) return;
+        this.#dispatch("peerfail", {
+          address: addressKey(host, port),
+          incoming: true,
+          reason: asError(err).message,
+        });
+      },
     );
   }
 
   #admitIncoming(): boolean {
     let connections = 0;
-    for (const t of this.#order) connections += t.engine?.connectionCount ?? 0;
+    for (const t of this.#order) {
+      const c = t.engine?.connections;
+      if (c) connections += c.live + c.connecting;
+    }
     return connections < this.#limits.connections + 10;
   }
 
@@ -971,6 +1110,71 @@ async function deleteTorrentFiles(t: SessionTorrent): Promise<void> {
   }
   const name = t.metainfo.name;
   await Deno.remove(join(t.basedir, `.${name}.parts`)).catch(() => {});
+}
+
+/**
+ * Moves a torrent's files (and its part file) from one place to another: renamed, or copied and deleted where a
+ * rename cannot cross file systems; folders left empty are removed. On failure the files moved so far go back.
+ */
+async function moveTorrentFiles(
+  meta: { files: { path: string[]; padding: boolean }[] },
+  from: { basedir: string; paths: string[][] },
+  to: { basedir: string; paths: string[][] },
+): Promise<void> {
+  const moves: [string, string][] = [];
+  meta.files.forEach((f, i) => {
+    if (!f.padding) {
+      moves.push([join(from.basedir, ...from.paths[i]), join(to.basedir, ...to.paths[i])]);
+    }
+  });
+  const fromTop = from.paths[0]?.[0], toTop = to.paths[0]?.[0];
+  if (fromTop && toTop) {
+    moves.push([join(from.basedir, `.${fromTop}.parts`), join(to.basedir, `.${toTop}.parts`)]);
+  }
+  const done: [string, string][] = [];
+  try {
+    for (const [a, b] of moves) {
+      if (a === b || !(await Deno.lstat(a).then(() => true, () => false))) continue;
+      if (await Deno.lstat(b).then(() => true, () => false)) {
+        throw new Error(`Cannot move ${a}: ${b} already exists`);
+      }
+      await moveFile(a, b);
+      done.push([a, b]);
+    }
+  } catch (err) {
+    for (const [a, b] of done.reverse()) await moveFile(b, a).catch(() => {});
+    throw err;
+  }
+  // folders the torrent's files leave empty, deepest first (never the download directory itself)
+  const dirs = new Set<string>();
+  for (const [a] of done) {
+    for (
+      let d = join(a, "..");
+      d.startsWith(from.basedir + "/") && d !== from.basedir;
+      d = join(d, "..")
+    ) {
+      dirs.add(d);
+    }
+  }
+  for (const d of [...dirs].sort((x, y) => y.length - x.length)) {
+    await Deno.remove(d).catch(() => {});
+  }
+}
+
+function plainName(name: unknown): boolean {
+  return typeof name === "string" && name !== "" && name !== "." && name !== ".." &&
+    !/[\/\\\0]/.test(name);
+}
+
+async function moveFile(from: string, to: string): Promise<void> {
+  await Deno.mkdir(join(to, ".."), { recursive: true });
+  try {
+    await Deno.rename(from, to);
+  } catch (err) {
+    if (!(err instanceof Error && /cross-device|EXDEV/i.test(err.message))) throw err;
+    await Deno.copyFile(from, to);
+    await Deno.remove(from);
+  }
 }
 
 export type { InitialState };

@@ -11,11 +11,14 @@
  */
 
 import { join, resolve } from "node:path";
+import { bytesEqual } from "../_bytes.ts";
 import { asError } from "../_errors.ts";
 import type { Dht } from "../dht/dht.ts";
+import type { StreamFile, StreamSource } from "../http/stream_handler.ts";
 import { formatMagnet, type MagnetLink, parseMagnet, torrentFromMetadata } from "../magnet.ts";
 import { type Metainfo, parseMetainfo } from "../metainfo.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
+import { pieceRangeOfFile } from "../storage/layout.ts";
 import { fetchMetadata } from "../swarm/metadata_fetcher.ts";
 import { Torrent } from "../swarm/torrent.ts";
 import type {
@@ -28,7 +31,11 @@ import type {
 import type { PeerAddress } from "../tracker/compact.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
 import { type RateGate, TokenBucket } from "../transport/bandwidth.ts";
+import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
+import { fileStream, type FileStreamOptions } from "./file_stream.ts";
+
+export type { FileStreamOptions };
 
 /** Initial state, as in the seed: started (default), paused or stopped. */
 export type InitialState = "started" | "paused" | "stopped";
@@ -70,6 +77,14 @@ export interface TorrentAddOptions {
   peers?: { host: string; port: number }[];
   /** Announce to the torrent's trackers. @default {true} */
   trackers?: boolean;
+  /**
+   * Download from the torrent's web seeds (BEP 19 `url-list`, BEP 17 `httpseeds`; a magnet link's `ws=`);
+   * `extraWebSeeds` are used either way.
+   * @default {true}
+   */
+  webSeeds?: boolean;
+  /** More web seeds: BEP 19 URLs (a file, or a folder ending in `/` holding the torrent's files). */
+  extraWebSeeds?: string[];
   /** Most connected peers for this torrent. @default {50} */
   maxPeers?: number;
   /** This torrent's download limit, bytes/s (0 = none; the session's limit applies too). @default {0} */
@@ -80,6 +95,14 @@ export interface TorrentAddOptions {
   ratioLimit?: number;
   /** Stop seeding after this many seconds of seeding (0 = never). @default {the session's} */
   seedTimeLimit?: number;
+  /** Stop seeding after this many seconds without uploading anything (0 = never). @default {the session's} */
+  idleSeedingLimit?: number;
+  /**
+   * Where each file lives, replacing the torrent's own paths (files the user renamed): one list of path
+   * components relative to `basedir` per file, in torrent order, each component a plain name (no separators,
+   * no `.` or `..`).
+   */
+  paths?: string[][];
   /** How long to look for the metadata of a magnet link (ms). @default {120000} */
   metadataTimeoutMs?: number;
   /** The value of `pieceCache` from a previous instance, to restore the part file's index. */
@@ -91,6 +114,13 @@ export interface TorrentAddOptions {
   resumeFile?: string | false;
   /** Upload every block at most once, to the first peer that asks. @default {false} */
   uploadEachPieceOnce?: boolean;
+  /**
+   * Download pieces in order (lowest first) instead of rarest first: the whole torrent plays from the start
+   * while it downloads, at some cost to the swarm. Readers of {@linkcode ClientFile.stream} get their pieces
+   * first either way.
+   * @default {false}
+   */
+  sequential?: boolean;
   /** Called with the piece index whenever a piece passes its hash check. */
   onHashPass?: (index: number) => void;
   /** Called with the piece index whenever a piece fails its hash check. */
@@ -102,7 +132,10 @@ export interface TorrentAddOptions {
   trace?: (event: TorrentTrace) => void;
 }
 
-/** A file of the torrent, as the seed's `files()` lists it; `priority` is settable. */
+/**
+ * A file of the torrent, as the seed's `files()` lists it (`priority` is settable), and readable while it
+ * downloads with {@linkcode ClientFile.stream}.
+ */
 export interface ClientFile {
   /** Size in bytes. */
   readonly length: number;
@@ -110,6 +143,32 @@ export interface ClientFile {
   readonly path: string;
   /** Download priority; 0 = do not download; higher is sooner. Settable. */
   priority: number;
+  /** Its index in the torrent's file list (padding files count): what `setPriority` takes. */
+  readonly index: number;
+  /** Its path inside the torrent, components joined with "/" (for a single-file torrent: its name). */
+  readonly name: string;
+  /** Where its bytes start in the torrent's data. */
+  readonly offset: number;
+  /** True when every byte is verified on disk. */
+  readonly complete: boolean;
+  /** Bytes verified on disk. */
+  readonly bytesCompleted: number;
+  /**
+   * The bytes `[start, end)` of the file, in order, each as soon as its piece is verified (waiting as long as it
+   * takes): a video plays while it downloads. Reading puts deadlines on the pieces just ahead of the reader (a
+   * window of a few seconds of download), which are then requested before anything else, from the fastest
+   * peers; cancelling the stream drops them. Works on files not selected for download too (only the pieces
+   * read are fetched). Several streams, on one file or several, are independent.
+   *
+   * @param options The range inside the file (`start`, `end`), and the most bytes per chunk.
+   * @returns A byte stream (BYOB readers are served straight into their buffers).
+   * @throws {RangeError} When the range is not inside the file.
+   */
+  stream(options?: FileStreamOptions): ReadableStream<Uint8Array<ArrayBuffer>>;
+  /** The whole file, once every piece of it is verified. */
+  arrayBuffer(): Promise<ArrayBuffer>;
+  /** The whole file as a `Blob`, once every piece of it is verified. */
+  blob(): Promise<Blob>;
 }
 
 /** The events a torrent dispatches: each of the engine's {@linkcode TorrentEvents} as a `CustomEvent`. */
@@ -131,8 +190,8 @@ export interface TorrentHost {
   resumePath(infoHashHex: string): string | undefined;
   /** The DHT node, once open; undefined when the session runs none. */
   dht(): Promise<Dht | undefined>;
-  /** The session's ratio and seeding-time limits, for torrents without their own. */
-  readonly stopRules: { ratioLimit: number; seedTimeLimit: number };
+  /** The session's ratio, seeding-time and idle limits, for torrents without their own. */
+  readonly stopRules: { ratioLimit: number; seedTimeLimit: number; idleSeedingLimit?: number };
   /** The torrent's identity is known: it is registered (throws when the session already has it). */
   adopt(torrent: SessionTorrent): void;
   /** The torrent's metadata is known and its storage checked: it may run; resolves once the session decided. */
@@ -179,6 +238,8 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   /** Totals over the torrent's life (restored from state), and seconds spent seeding. */
   #base = { uploaded: 0, downloaded: 0, seedingSeconds: 0 };
   #finished = false;
+  /** Uploaded bytes at the last tick and seconds since they last grew (the idle seeding limit). */
+  #idle = { uploaded: -1, seconds: 0 };
   #lastTick = 0;
   #addedAt = Date.now();
   #doneAt = 0;
@@ -201,7 +262,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     }
     this.#host = host;
     this.#source = source;
-    this.#opts = options;
+    this.#opts = { ...options }; // configure() changes it
     this.#basedir = resolve(options.basedir ?? Deno.cwd());
     this.#wanted = options.state ?? "started";
     this.#down.rate = options.downloadLimit ?? 0;
@@ -228,28 +289,38 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
       link = typeof s.magnet === "string" ? parseMagnet(s.magnet) : s.magnet;
       this.#magnetUri = typeof s.magnet === "string" ? s.magnet : formatMagnet(s.magnet);
       this.#infoHash = link.infoHash;
+      this.#infoHashV2 = link.infoHashV2;
     } else {
       if (s.metainfo) this.#meta = s.metainfo;
       else {
         this.#torrentBytes = s.torrent ?? await Deno.readFile(s.path!);
-        this.#meta = await parseMetainfo(this.#torrentBytes);
+        // a v2 torrent saved before a magnet link's piece layers arrived gets the rest from peers
+        this.#meta = await parseMetainfo(this.#torrentBytes, { allowMissingPieceLayers: true });
       }
       this.#infoHash = this.#meta.infoHash;
+      this.#infoHashV2 = this.#meta.infoHashV2;
+      if (this.#opts.paths) this.#meta = withPaths(this.#meta, this.#opts.paths);
     }
     this.#host.adopt(this);
     if (link) {
       const info = await fetchMetadata({
         infoHash: link.infoHash,
+        ...(link.infoHashV2 ? { infoHashV2: link.infoHashV2 } : {}),
         peerId: this.#host.peerId,
         port: this.#host.port,
         peers: [...link.peers, ...(this.#opts.peers ?? [])],
         trackers: link.trackers.map((t) => [t]),
         signal: this.#abort.signal,
         discover: (add) => this.#setDhtSink(add),
+        ...(this.#host.engine.encryption ? { encryption: this.#host.engine.encryption } : {}),
+        ...(this.#host.engine.rc4Only ? { rc4Only: true } : {}),
         ...(this.#opts.metadataTimeoutMs ? { timeoutMs: this.#opts.metadataTimeoutMs } : {}),
       });
       this.#torrentBytes = torrentFromMetadata(info, link.trackers);
-      this.#meta = await parseMetainfo(this.#torrentBytes);
+      // a v2 info dictionary comes without its piece layers: the engine fetches them from peers (BEP 52)
+      this.#meta = await parseMetainfo(this.#torrentBytes, { allowMissingPieceLayers: true });
+      this.#infoHashV2 = this.#meta.infoHashV2;
+      if (this.#opts.paths) this.#meta = withPaths(this.#meta, this.#opts.paths);
       this.dispatchEvent(new CustomEvent("metadata"));
     }
     const meta = this.#meta!;
@@ -277,9 +348,12 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
       ...(resumeFile ? { resumePath: resumeFile } : {}),
       ...(resumeFile && resumeFile !== legacy ? { legacyResumePath: legacy } : {}),
       ...(o.trackers === false ? { trackers: false } : {}),
+      ...(o.webSeeds === false ? { webSeeds: false } : {}),
+      ...webSeedsOption(o.extraWebSeeds, o.webSeeds === false ? [] : link?.webSeeds),
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.uploadEachPieceOnce ? { uploadEachPieceOnce: true } : {}),
       ...(o.trace ? { trace: o.trace } : {}),
+      ...(o.sequential ? { sequential: true } : {}),
       dhtPort: () => meta.private ? 0 : this.#dhtPort,
       onDhtNode: (host, port) => void this.#host.dht().then((d) => d?.ping(host, port)),
     });
@@ -297,6 +371,21 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
 
   #dhtPort = 0;
   #magnetUri: string | undefined;
+  #infoHashV2: Uint8Array | undefined;
+  #wireHashes: Uint8Array[] | undefined;
+
+  /**
+   * The 20-byte info hashes peers may use for this torrent: the one {@linkcode SessionTorrent.infohash} names, and
+   * for a hybrid torrent also the truncated v2 hash (BEP 52). The same array until the metadata brings a new one.
+   */
+  get infoHashes(): readonly Uint8Array[] {
+    const v1 = this.infohash;
+    const v2 = this.#infoHashV2?.subarray(0, 20);
+    if (!this.#wireHashes || (v2 && this.#wireHashes.length === 1 && !bytesEqual(v1, v2))) {
+      this.#wireHashes = v2 && !bytesEqual(v1, v2) ? [v1, v2] : [v1];
+    }
+    return this.#wireHashes;
+  }
 
   /** The magnet link it was added from, if it was. */
   get magnetUri(): string | undefined {
@@ -315,15 +404,18 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   async #lookup(dht: Dht): Promise<number> {
     if (this.#closed || this.#meta?.private || !this.#infoHash) return 0;
     this.#dhtPort = dht.port;
-    const found = await dht.lookup(this.#infoHash, {
-      announcePort: this.#host.port,
-      onPeers: (peers) => {
-        for (const p of peers) if (this.#dhtFound.length < 500) this.#dhtFound.push(p);
-        this.#dhtPeers?.(peers);
-      },
-      signal: this.#abort.signal,
-    }).catch(() => []);
-    return found.length;
+    // a hybrid torrent is looked up and announced under both hashes (BEP 52)
+    const found = await Promise.all(this.infoHashes.map((hash) =>
+      dht.lookup(hash, {
+        announcePort: this.#host.port,
+        onPeers: (peers) => {
+          for (const p of peers) if (this.#dhtFound.length < 500) this.#dhtFound.push(p);
+          this.#dhtPeers?.(peers);
+        },
+        signal: this.#abort.signal,
+      }).catch(() => [])
+    ));
+    return found.reduce((n, f) => n + f.length, 0);
   }
 
   /** Where DHT peers go (the metadata fetch, then the torrent); the peers found so far are given at once. */
@@ -335,6 +427,13 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   #dispatch<K extends keyof TorrentEvents>(type: K, detail: TorrentEvents[K]): void {
     if (type === "complete") {
       this.#doneAt ||= Date.now();
+      void this.#host.changed(this);
+    }
+    if (type === "piecelayers" && this.#meta) {
+      // the .torrent is whole now: saved again with its piece layers
+      this.#torrentBytes = torrentFromMetadata(this.#meta.info, this.#meta.announceList.flat(), {
+        pieceLayers: this.#meta.pieceLayers,
+      });
       void this.#host.changed(this);
     }
     this.dispatchEvent(new CustomEvent(type, { detail }));
@@ -392,6 +491,36 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     if (l.download !== undefined) this.#down.rate = l.download;
     if (l.upload !== undefined) this.#up.rate = l.upload;
     void this.#host.changed(this);
+  }
+
+  /**
+   * Changes this torrent's connection limit and its own stop rules from now on (saved with the session's
+   * state); `null` makes a rule the session's again.
+   *
+   * @param options What to change.
+   */
+  configure(options: {
+    maxPeers?: number;
+    ratioLimit?: number | null;
+    seedTimeLimit?: number | null;
+    idleSeedingLimit?: number | null;
+  }): void {
+    const o = this.#opts;
+    if (options.maxPeers !== undefined) {
+      o.maxPeers = options.maxPeers;
+      if (this.#torrent) this.#torrent.maxPeers = options.maxPeers;
+    }
+    for (const k of ["ratioLimit", "seedTimeLimit", "idleSeedingLimit"] as const) {
+      const v = options[k];
+      if (v === null) delete o[k];
+      else if (v !== undefined) o[k] = v;
+    }
+    void this.#host.changed(this);
+  }
+
+  /** Asks the trackers for peers now (as soon as their minimum interval allows). */
+  reannounce(): void {
+    this.#torrent?.reannounce();
   }
 
   /** The options it was added with (for saving the session's state). */
@@ -463,11 +592,17 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     t.tick(now);
     if (!t.complete || t.state !== "active") return false;
     this.#base.seedingSeconds += seconds;
-    const ratio = this.#opts.ratioLimit ?? this.#host.stopRules.ratioLimit;
-    const seedTime = this.#opts.seedTimeLimit ?? this.#host.stopRules.seedTimeLimit;
+    const uploaded = this.uploaded;
+    if (uploaded !== this.#idle.uploaded) this.#idle = { uploaded, seconds: 0 };
+    else this.#idle.seconds += seconds;
+    const rules = this.#host.stopRules;
+    const ratio = this.#opts.ratioLimit ?? rules.ratioLimit;
+    const seedTime = this.#opts.seedTimeLimit ?? rules.seedTimeLimit;
+    const idle = this.#opts.idleSeedingLimit ?? rules.idleSeedingLimit ?? 0;
     const size = this.#meta?.length ?? 0;
     const reached = (ratio > 0 && size > 0 && this.totals.uploaded / size >= ratio) ||
-      (seedTime > 0 && this.#base.seedingSeconds >= seedTime);
+      (seedTime > 0 && this.#base.seedingSeconds >= seedTime) ||
+      (idle > 0 && this.#idle.seconds >= idle);
     if (!reached) return false;
     this.#finished = true;
     this.#wanted = "stopped";
@@ -499,7 +634,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs: number },
+    options: { host: string; port: number; handshakeTimeoutMs: number; encryption?: Encryption },
   ): boolean {
     if (!this.#torrent || this.#run !== "running") {
       stream.close?.();
@@ -532,6 +667,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     await this.ready;
     this.#wanted = "started";
     this.#finished = false;
+    this.#idle = { uploaded: -1, seconds: 0 };
     await this.#host.changed(this);
   }
 
@@ -620,22 +756,82 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     return this.#t().seed;
   }
 
-  /** The torrent's files with length, absolute path and (settable) priority; padding files left out. */
+  /**
+   * The torrent's files with length, absolute path, (settable) priority, and a stream of their bytes; padding
+   * files left out (`index` is a file's place in the torrent's list, padding files included).
+   */
   get files(): ClientFile[] {
     const t = this.#t();
     const meta = this.#m();
     const setPriority = (i: number, p: number) =>
       this.setPriority(i, p).catch((error) => this.#dispatch("error", { error: asError(error) }));
-    return meta.files.map((f, i) => ({
-      length: f.length,
-      path: join(this.#basedir, ...f.path),
-      get priority(): number {
-        return t.priorities[i];
+    const out: ClientFile[] = [];
+    meta.files.forEach((f, i) => {
+      if (f.padding) return;
+      const range = pieceRangeOfFile(meta, i);
+      const pl = meta.pieceLength;
+      const stream = (options?: FileStreamOptions) => fileStream(t, f, options);
+      out.push({
+        length: f.length,
+        path: join(this.#basedir, ...f.path),
+        get priority(): number {
+          return t.priorities[i];
+        },
+        set priority(p: number) {
+          setPriority(i, p);
+        },
+        index: i,
+        name: (meta.multiFile ? f.path.slice(1) : f.path).join("/"),
+        offset: f.offset,
+        get complete(): boolean {
+          if (!range) return true;
+          for (let k = range[0]; k <= range[1]; k++) if (!t.have.has(k)) return false;
+          return true;
+        },
+        get bytesCompleted(): number {
+          if (!range) return 0;
+          let n = 0;
+          for (let k = range[0]; k <= range[1]; k++) {
+            if (!t.have.has(k)) continue;
+            n += Math.min(f.offset + f.length, (k + 1) * pl) - Math.max(f.offset, k * pl);
+          }
+          return n;
+        },
+        stream,
+        arrayBuffer: () => new Response(stream()).arrayBuffer(),
+        blob: () => new Response(stream()).blob(),
+      });
+    });
+    return out;
+  }
+
+  /**
+   * This torrent's files as a {@linkcode StreamSource} for the HTTP stream handler (`createStreamHandler`,
+   * `serveStreams`): its name, its info hash (the v2 one for a v2-only torrent), and each file with live progress
+   * and its {@linkcode ClientFile.stream}.
+   *
+   * @returns The source; its `files` are read afresh on every access.
+   */
+  streamSource(): StreamSource {
+    const meta = this.#m();
+    const files = () => this.files;
+    return {
+      name: meta.displayName,
+      infoHash: meta.version === 2 ? meta.infoHashV2Hex! : meta.infoHashHex,
+      get files(): StreamFile[] {
+        return files().map((f) => ({
+          path: f.name.split("/"),
+          length: f.length,
+          get complete(): boolean {
+            return f.complete;
+          },
+          get bytesCompleted(): number {
+            return f.bytesCompleted;
+          },
+          stream: (range: { start?: number; end?: number }) => f.stream(range),
+        }));
       },
-      set priority(p: number) {
-        setPriority(i, p);
-      },
-    }));
+    };
   }
 
   /**
@@ -682,7 +878,13 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
 
   /** The .torrent file's bytes (built from the fetched metadata for a magnet link). */
   get torrentFile(): Uint8Array {
-    return this.#torrentBytes ?? torrentFromMetadata(this.#m().info, this.#m().announceList.flat());
+    const m = this.#m();
+    this.#torrentBytes ??= torrentFromMetadata(
+      m.info,
+      m.announceList.flat(),
+      m.version === 1 ? {} : { pieceLayers: m.pieceLayers },
+    );
+    return this.#torrentBytes;
   }
 
   /** The parsed torrent. */
@@ -760,6 +962,15 @@ function selectOnly(link: MagnetLink, meta: Metainfo): number[] | undefined {
   return meta.files.map((_, i) => chosen.has(i) ? 1 : 0);
 }
 
+/** The user's web seeds and a magnet link's (`ws=`), as the engine's option. */
+function webSeedsOption(
+  user: readonly string[] | undefined,
+  magnet: readonly string[] | undefined,
+): { extraWebSeeds?: string[] } {
+  const all = [...(user ?? []), ...(magnet ?? [])];
+  return all.length > 0 ? { extraWebSeeds: all } : {};
+}
+
 // Typed event listeners, in the style of oak's Application.
 /** Typed event listener overloads of {@linkcode SessionTorrent}. */
 export interface SessionTorrent {
@@ -787,4 +998,30 @@ export interface SessionTorrent {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void;
+}
+
+/**
+ * The torrent with its files at other paths (files renamed by the user); the name follows a renamed single file
+ * or top folder.
+ *
+ * @throws {TypeError} When the list does not fit the torrent or a component is not a plain name.
+ */
+function withPaths(meta: Metainfo, paths: string[][]): Metainfo {
+  if (!Array.isArray(paths) || paths.length !== meta.files.length) {
+    throw new TypeError(`paths: ${meta.files.length} file paths expected`);
+  }
+  for (const p of paths) {
+    if (!Array.isArray(p) || p.length === 0 || !p.every(isPlainName)) {
+      throw new TypeError(`paths: ${JSON.stringify(p)} is not a relative path of plain names`);
+    }
+  }
+  const tops = new Set(paths.map((p) => p[0]));
+  const name = tops.size === 1 ? paths[0][0] : meta.name;
+  return { ...meta, name, files: meta.files.map((f, i) => ({ ...f, path: [...paths[i]] })) };
+}
+
+/** A path component that stays where it is put: no separator, NUL, `.` or `..`. */
+function isPlainName(name: string): boolean {
+  return typeof name === "string" && name !== "" && name !== "." && name !== ".." &&
+    !/[\/\\\0]/.test(name);
 }

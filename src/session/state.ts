@@ -49,10 +49,18 @@ export interface TorrentRecord {
   ratioLimit?: number;
   /** Own seeding-time limit, s. */
   seedTimeLimit?: number;
+  /** Own idle seeding limit, s. */
+  idleSeedingLimit?: number;
+  /** File paths the user renamed (one list of components per file). */
+  paths?: string[][];
   /** Own connection limit. */
   maxPeers?: number;
   /** Announce to trackers. */
   trackers?: boolean;
+  /** Use the torrent's web seeds. */
+  webSeeds?: boolean;
+  /** Web seeds added by the user. */
+  extraWebSeeds?: string[];
   /** Payload bytes uploaded over its life. */
   uploaded: number;
   /** Payload bytes downloaded over its life. */
@@ -82,6 +90,8 @@ const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 /** Reads and writes a session's state directory. */
 export class SessionStore {
   readonly #dir: string;
+  /** The .torrent bytes last written (or found) for each torrent. */
+  readonly #savedMetadata = new WeakMap<SessionTorrent, Uint8Array>();
 
   /**
    * Creates a {@linkcode SessionStore}.
@@ -148,14 +158,25 @@ export class SessionStore {
     return out.sort((a, b) => a.queuePosition - b.queuePosition || a.id - b.id);
   }
 
-  /** Saves a torrent: its metadata once, its record each time. */
+  /**
+   * Saves a torrent: its metadata once (and again when it changes: a magnet link's v2 piece layers arrive after
+   * its info dictionary), its record each time.
+   */
   async saveTorrent(t: SessionTorrent, queuePosition: number): Promise<void> {
     const hex = t.infohashHex;
     const dir = join(this.#dir, "torrents");
     const torrentPath = join(dir, `${hex}.torrent`);
-    if (t.hasMetadata && !(await exists(torrentPath))) {
-      await denoBackend.mkdir(dir);
-      await denoBackend.writeAtomic(torrentPath, t.torrentFile);
+    if (t.hasMetadata && this.#savedMetadata.get(t) !== t.torrentFile) {
+      const bytes = t.torrentFile;
+      // the first save of a restored torrent finds its file there already (the same, unless layers came since)
+      const size = this.#savedMetadata.has(t)
+        ? -1
+        : await Deno.stat(torrentPath).then((st) => st.size, () => -1);
+      if (size !== bytes.length) {
+        await denoBackend.mkdir(dir);
+        await denoBackend.writeAtomic(torrentPath, bytes);
+      }
+      this.#savedMetadata.set(t, bytes);
     }
     const o = t.options;
     const totals = t.totals;
@@ -176,8 +197,12 @@ export class SessionStore {
       ...(t.limits.upload ? { uploadLimit: t.limits.upload } : {}),
       ...(o.ratioLimit !== undefined ? { ratioLimit: o.ratioLimit } : {}),
       ...(o.seedTimeLimit !== undefined ? { seedTimeLimit: o.seedTimeLimit } : {}),
+      ...(o.idleSeedingLimit !== undefined ? { idleSeedingLimit: o.idleSeedingLimit } : {}),
+      ...(o.paths ? { paths: o.paths } : {}),
       ...(o.maxPeers ? { maxPeers: o.maxPeers } : {}),
       ...(o.trackers === false ? { trackers: false } : {}),
+      ...(o.webSeeds === false ? { webSeeds: false } : {}),
+      ...(o.extraWebSeeds?.length ? { extraWebSeeds: o.extraWebSeeds } : {}),
       uploaded: totals.uploaded,
       downloaded: totals.downloaded,
       seedingSeconds: Math.round(totals.seedingSeconds),

@@ -443,22 +443,35 @@ export class Storage implements AsyncDisposable {
   }
 
   /**
-   * Reads a whole piece from the files (or the part file).
+   * Reads a whole piece from the files (or the part file), or with `begin` the part of it from there on (as much
+   * as `into` holds).
    *
    * @param index Piece index.
-   * @param into A buffer to read into (at least the piece's size); a new one otherwise.
+   * @param into A buffer to read into (at least the piece's size); a new one otherwise. With `begin`, as many
+   *   bytes as it holds (up to the end of the piece) are read.
+   * @param options `begin`: the offset in the piece to read from (default 0).
    * @returns The bytes, or undefined when a file is missing or too short.
+   * @throws {RangeError} When `begin` is outside the piece.
    */
-  async readPiece(index: number, into?: Uint8Array): Promise<Uint8Array | undefined> {
+  async readPiece(
+    index: number,
+    into?: Uint8Array,
+    options: { begin?: number } = {},
+  ): Promise<Uint8Array | undefined> {
     const size = this.layout.pieceSize(index);
-    const buf = into ? into.subarray(0, size) : new Uint8Array(size);
+    const begin = options.begin ?? 0;
+    if (!(begin >= 0 && begin <= size)) {
+      throw new RangeError(`Offset ${begin} is outside piece ${index}`);
+    }
+    const length = into ? Math.min(into.length, size - begin) : size - begin;
+    const buf = into ? into.subarray(0, length) : new Uint8Array(length);
     const slot = this.#parts.get(index);
     if (slot !== undefined) {
       const part = await this.#part();
-      const n = await part.read(buf, slot * this.layout.pieceLength);
-      return n === size ? buf : undefined;
+      const n = await part.read(buf, slot * this.layout.pieceLength + begin);
+      return n === length ? buf : undefined;
     }
-    for (const s of this.layout.spans(index, 0, size)) {
+    for (const s of this.layout.spans(index, begin, length)) {
       const f = this.layout.files[s.file];
       const target = buf.subarray(s.bufferOffset, s.bufferOffset + s.length);
       if (f.padding) {

@@ -17,6 +17,11 @@ export interface AnnouncerOptions {
   announceList: string[][];
   /** The info hash trackers know the torrent by. */
   infoHash: Uint8Array;
+  /**
+   * A second info hash to announce under as well: a hybrid torrent's truncated v2 hash (BEP 52), so that v2-only
+   * peers find us too. Each is announced as its own torrent; {@linkcode Announcer.trackers} shows the first's.
+   */
+  alsoInfoHash?: Uint8Array;
   /** Our peer id. */
   peerId: Uint8Array;
   /** Our listening port. */
@@ -29,12 +34,15 @@ export interface AnnouncerOptions {
   onEvent: (event: TorrentEvents["tracker"]) => void;
   /** The clock (ms). */
   now: () => number;
+  /** We accept IPv4 and IPv6 connections: announce over both families where a tracker has both (BEP 7). */
+  dualStack?: () => boolean;
 }
 
 /** Talks to one torrent's trackers. */
 export class Announcer {
   readonly #opts: AnnouncerOptions;
   #trackers: TrackerManager | undefined;
+  #also: TrackerManager | undefined;
   #backoff = 5_000;
   #next: number;
 
@@ -51,14 +59,23 @@ export class Announcer {
   /** Announces `started` and keeps announcing; false when there is no tracker to talk to. */
   start(): boolean {
     if (this.#trackers || this.#opts.announceList.length === 0) return this.#trackers !== undefined;
+    this.#trackers = this.#manager(this.#opts.infoHash);
+    if (this.#opts.alsoInfoHash) this.#also = this.#manager(this.#opts.alsoInfoHash);
+    this.#trackers.start();
+    this.#also?.start();
+    return true;
+  }
+
+  #manager(infoHash: Uint8Array): TrackerManager {
     const o = this.#opts;
-    this.#trackers = new TrackerManager({
+    return new TrackerManager({
       announceList: o.announceList,
-      infoHash: o.infoHash,
+      infoHash,
       peerId: o.peerId,
       port: o.port,
       stats: o.stats,
       onPeers: o.onPeers,
+      ...(o.dualStack ? { dualStack: o.dualStack } : {}),
       onEvent: (e) =>
         o.onEvent({
           type: e.type,
@@ -67,20 +84,25 @@ export class Announcer {
           ...(e.error ? { message: e.error.message } : e.message ? { message: e.message } : {}),
         }),
     });
-    this.#trackers.start();
-    return true;
   }
 
   /** Announces `stopped` (bounded) and stops. */
   async stop(): Promise<void> {
-    const trackers = this.#trackers;
-    this.#trackers = undefined;
-    await trackers?.stop();
+    const trackers = [this.#trackers, this.#also];
+    this.#trackers = this.#also = undefined;
+    await Promise.all(trackers.map((t) => t?.stop()));
   }
 
   /** Announces `completed` (once per start, whatever is called). */
   completed(): void {
     this.#trackers?.completed();
+    this.#also?.completed();
+  }
+
+  /** Asks the trackers again now (as soon as their minimum interval allows): a user's "reannounce". */
+  announceNow(): void {
+    this.#trackers?.announceNow();
+    this.#also?.announceNow();
   }
 
   /** The seed's `trackers()`: tiers with counts, failures and the peers each returned. */
@@ -107,7 +129,7 @@ export class Announcer {
       this.#backoff = 5_000;
       this.#next = now + 10_000;
     } else if (now >= this.#next) {
-      this.#trackers?.announceNow();
+      this.announceNow();
       this.#backoff = Math.min(300_000, this.#backoff * 2);
       this.#next = now + this.#backoff;
     }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { Bitfield } from "../bitfield.ts";
 import type { PartialPiece, PiecePicker } from "./piece_picker.ts";
 import { BLOCK_SIZE } from "./requests.ts";
 import type { PeerEntry, TorrentTrace } from "./types.ts";
@@ -14,6 +15,22 @@ import type { PeerEntry, TorrentTrace } from "./types.ts";
 const SNUB_MS = 60_000;
 /** How long a piece a peer rejected is not asked of that peer again. */
 const REJECT_BACKOFF_MS = 10_000;
+/**
+ * While a reader waits for pieces (deadlines are set), a peer's queue holds about this many seconds of its rate,
+ * so a request for a piece a reader needs is served soon after it is made.
+ */
+const STREAM_QUEUE_S = 2;
+/** ... and at least this many requests (until its rate is known). */
+const STREAM_MIN_QUEUE = 64;
+/** A peer slower than this share of the fastest gets only a few blocks of pieces with a deadline … */
+const SLOW_PEER_SHARE = 0.5;
+/** … as many as it delivers in this many seconds, at least {@linkcode SLOW_PEER_MIN_URGENT}. */
+const SLOW_PEER_URGENT_S = 2;
+const SLOW_PEER_MIN_URGENT = 2;
+/** When a reader waits for a piece nobody was asked for, a peer keeps this many seconds of its queue … */
+const EXPEDITE_KEEP_S = 0.25;
+/** … and at least this many requests. */
+const EXPEDITE_KEEP_MIN = 8;
 
 /** Options for {@linkcode Downloads}. */
 export interface DownloadsOptions {
@@ -33,12 +50,19 @@ export interface DownloadsOptions {
   onBytes: (n: number) => void;
   /** Receives requests, blocks and cancels as they happen (`TorrentOptions.trace`). */
   trace?: (event: TorrentTrace) => void;
+  /**
+   * Pieces not to request for now, if any: a v2 torrent's pieces whose file's piece layer has not arrived yet
+   * (nothing could verify them).
+   */
+  held?: () => Bitfield | undefined;
 }
 
 /** Our requests to the peers of one torrent. */
 export class Downloads {
   readonly #opts: DownloadsOptions;
   readonly #picker: PiecePicker;
+  /** The fastest peer's rate and when it was measured (for the deadline allowance). */
+  #best = { at: -1, rate: 0 };
 
   /**
    * Creates a {@linkcode Downloads}.
@@ -114,17 +138,34 @@ export class Downloads {
     this.fill(e);
   }
 
-  /** Tops up the peer's request pipeline from the picker (in batches, a quarter of the pipeline at a time). */
+  /**
+   * Tops up the peer's request pipeline from the picker (in batches, a quarter of the pipeline at a time). While
+   * pieces have deadlines the pipeline holds about two seconds of the peer's rate, and a peer much slower than the
+   * fastest gets only a few of their blocks.
+   */
   fill(e: PeerEntry): void {
     const peer = e.conn;
     if (!this.#opts.active() || peer.closed || !e.ready) return;
     if (peer.peerChoking && peer.allowedFast.size === 0) return;
-    const space = peer.queueDepth - peer.outstanding;
-    if (space <= 0 || (space < peer.queueDepth / 4 && peer.outstanding > 8)) return;
+    const streaming = this.#picker.hasDeadlines;
+    const depth = streaming
+      ? Math.min(
+        peer.queueDepth,
+        Math.max(STREAM_MIN_QUEUE, Math.ceil(e.rateDown * STREAM_QUEUE_S / BLOCK_SIZE)),
+      )
+      : peer.queueDepth;
+    const space = depth - peer.outstanding;
+    if (space <= 0 || (space < depth / 4 && peer.outstanding > 8)) return;
     let offered = peer.bitfield;
+    const held = this.#opts.held?.();
+    if (held) {
+      const bytes = peer.bitfield.bytes.slice();
+      for (let i = 0; i < bytes.length; i++) bytes[i] &= ~held.bytes[i];
+      offered = new Bitfield(peer.bitfield.length, bytes);
+    }
     if (e.rejected.size > 0) {
       const now = this.#opts.now();
-      offered = peer.bitfield.clone();
+      offered = offered.clone();
       for (const [i, until] of e.rejected) {
         if (until <= now) e.rejected.delete(i);
         else offered.clear(i);
@@ -135,6 +176,7 @@ export class Downloads {
       space,
       peer.requests,
       peer.peerChoking ? peer.allowedFast : undefined,
+      streaming ? { urgent: this.#urgentAllowance(e) } : undefined,
     );
     const trace = this.#opts.trace;
     for (const b of blocks) {
@@ -142,6 +184,54 @@ export class Downloads {
       else trace?.({ type: "request", peer: e.key, index: b.index, begin: b.begin });
     }
     if (blocks.length === 0 && peer.outstanding === 0) this.updateInterest(e);
+  }
+
+  /**
+   * Blocks of pieces with a deadline this peer may have in flight: any number for the fastest peers (within
+   * half the best rate), a couple of seconds of its own rate for slower ones, none for a snubbed one.
+   */
+  #urgentAllowance(e: PeerEntry): number {
+    if (e.snubbed) return 0;
+    const now = this.#opts.now();
+    if (this.#best.at !== now) {
+      let best = 0;
+      for (const o of this.#opts.peers()) if (o.ready && o.rateDown > best) best = o.rateDown;
+      this.#best = { at: now, rate: best };
+    }
+    if (e.rateDown >= this.#best.rate * SLOW_PEER_SHARE) return Infinity;
+    return Math.max(SLOW_PEER_MIN_URGENT, Math.ceil(e.rateDown * SLOW_PEER_URGENT_S / BLOCK_SIZE));
+  }
+
+  /**
+   * A reader needs piece `index` now (a seek, or it waits for it): every unchoking peer that has it withdraws its
+   * requests for pieces without a deadline that are queued ahead of that piece (all of them when it was not
+   * asked for the piece), beyond the oldest quarter second of its rate (those are on their way already), so
+   * the piece comes next instead of behind a long queue. The withdrawn blocks are free again for later.
+   *
+   * @param index The piece a reader needs.
+   */
+  expedite(index: number): void {
+    const picker = this.#picker;
+    const requests = picker.requests;
+    for (const e of this.#opts.peers()) {
+      const peer = e.conn;
+      if (!e.ready || peer.closed || peer.peerChoking || e.snubbed) continue;
+      if (!peer.bitfield.has(index)) continue;
+      const keep = Math.max(
+        EXPEDITE_KEEP_MIN,
+        Math.ceil(e.rateDown * EXPEDITE_KEEP_S / BLOCK_SIZE),
+      );
+      if (peer.outstanding <= keep) continue;
+      const keys = [...peer.requests.keys()]; // oldest first: the order the peer serves them
+      let ahead = keys.findIndex((k) => requests.indexOf(k) === index);
+      if (ahead < 0) ahead = keys.length;
+      for (let j = keep; j < ahead; j++) {
+        const i = requests.indexOf(keys[j]);
+        if (picker.hasDeadline(i)) continue;
+        const begin = requests.beginOf(keys[j]);
+        peer.cancel(i, begin, Math.min(BLOCK_SIZE, picker.pieceSize(i) - begin));
+      }
+    }
   }
 
   /** Withdraws every request to this peer (we paused, or it is snubbing us). */

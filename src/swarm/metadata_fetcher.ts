@@ -1,16 +1,17 @@
 /**
  * Fetching a torrent's info dictionary from peers (BEP 9), for magnet links: peers from the link (`x.pe`) and its
  * trackers are dialed, the metadata is requested in 16 KiB pieces from every peer that offers it, and the result
- * is accepted only if its SHA-1 is the info hash. Size-capped and time-bounded.
+ * is accepted only if it hashes to the link's info hash: its SHA-1 (`btih`), its SHA-256 (BEP 52's `btmh`), or
+ * both for a hybrid link. Size-capped and time-bounded.
  *
  * @module
  */
 
 import { addressKey } from "../_address.ts";
-import { bytesEqual, concat, sha1 } from "../_bytes.ts";
+import { concat } from "../_bytes.ts";
+import { infoDictMatches } from "../magnet.ts";
 import { CLIENT_NAME } from "../version.ts";
 import { PeerConnection } from "../peer.ts";
-import { connectTcp, type TcpStream } from "../transport/tcp.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
 import { TrackerManager } from "../tracker/tiers.ts";
 import {
@@ -20,11 +21,17 @@ import {
   METADATA_PIECE,
   UT_METADATA_ID,
 } from "../wire/metadata.ts";
+import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
+import { encodeHandshake } from "../wire/handshake.ts";
+import type { PeerStream } from "../wire/stream.ts";
+import { dialPeer } from "./dialer.ts";
 
 /** Options for {@linkcode fetchMetadata}. */
 export interface FetchMetadataOptions {
-  /** The torrent's info hash. */
+  /** The torrent's 20-byte info hash (the truncated v2 hash for a v2-only torrent): peers know it by this. */
   infoHash: Uint8Array;
+  /** The full v2 info hash (SHA-256) from a `btmh` link: the info dictionary's SHA-256 must be this. */
+  infoHashV2?: Uint8Array;
   /** Our peer id. */
   peerId: Uint8Array;
   /** Our listening port (told to trackers). */
@@ -41,6 +48,10 @@ export interface FetchMetadataOptions {
   signal?: AbortSignal;
   /** Called once at the start with a function that adds peers found elsewhere (the DHT) while the fetch runs. */
   discover?: (add: (peers: PeerAddress[]) => void) => void;
+  /** Protocol encryption of the connections (as the engine's, `dialer.ts`). @default {"prefer"} */
+  encryption?: EncryptionPolicy;
+  /** After an MSE handshake, offer only RC4 for the payload. @default {false} */
+  rc4Only?: boolean;
 }
 
 interface Source {
@@ -55,7 +66,7 @@ interface Source {
  * Fetches and verifies a torrent's info dictionary.
  *
  * @param options The info hash, where to find peers, and limits.
- * @returns The raw bencoded info dictionary, whose SHA-1 is the info hash.
+ * @returns The raw bencoded info dictionary, which hashes to the info hash (see `infoDictMatches`).
  * @throws {Error} When no peer delivered valid metadata in time.
  */
 export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint8Array> {
@@ -70,6 +81,11 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
   let attempts = 0;
   let finished = false;
   const maxPeers = options.maxPeers ?? 16;
+  /** Dials in progress (their encryption handshakes), ended and awaited when the fetch is over. */
+  const dials = new Set<Promise<unknown>>();
+  const stopDials = new AbortController();
+  const onStop = () => stopDials.abort();
+  options.signal?.addEventListener("abort", onStop, { once: true });
 
   // After a hash failure whose pieces came from several peers, the culprit is unknown: from then on the whole
   // info dictionary is fetched from one peer at a time, so the next failure names its sender.
@@ -105,7 +121,8 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
 
   const complete = async () => {
     const info = concat(pieces as Uint8Array[]);
-    if (bytesEqual(await sha1(info), infoHash)) {
+    const hashes = options.infoHashV2 ? { infoHash, infoHashV2: options.infoHashV2 } : { infoHash };
+    if (await infoDictMatches(info, hashes)) {
       finished = true;
       done.resolve(info);
       return;
@@ -128,13 +145,33 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
     const key = addressKey(p.host, p.port);
     if (dialed.has(key) || connections.size >= maxPeers || finished) return;
     dialed.add(key);
-    let conn: TcpStream;
-    try {
-      conn = await connectTcp(p.host, p.port, { signal: options.signal });
-    } catch {
-      return;
-    }
-    if (finished) return conn.close();
+    const dialing = dialPeer(p.host, p.port, {
+      infoHash,
+      handshake: encodeHandshake({ infoHash, peerId: options.peerId, fast: true, extended: true }),
+      ...(options.encryption ? { policy: options.encryption } : {}),
+      ...(options.rc4Only ? { rc4Only: true } : {}),
+      signal: stopDials.signal,
+      start: async (a) => {
+        if (finished) {
+          a.stream.close?.();
+          return { ok: false, reason: "metadata fetched" };
+        }
+        const peer = open(a.stream, p, a.handshakeSent, a.handshakeTimeoutMs);
+        await peer.start();
+        return peer.remoteHandshake ? { ok: true } : { ok: false, reason: peer.closeReason ?? "" };
+      },
+    });
+    dials.add(dialing);
+    await dialing;
+    dials.delete(dialing);
+  };
+
+  const open = (
+    conn: PeerStream,
+    p: PeerAddress,
+    handshakeSent: boolean,
+    handshakeTimeoutMs: number,
+  ): PeerConnection => {
     const peer = new PeerConnection(conn, {
       infoHash,
       peerId: options.peerId,
@@ -147,6 +184,8 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
         p: options.port,
       },
       remoteAddress: p,
+      handshakeSent,
+      handshakeTimeoutMs,
     }, {
       onBlock() {},
       onExtended: (peer, id, payload) => {
@@ -204,7 +243,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
       },
     });
     connections.add(peer);
-    void peer.start();
+    return peer;
   };
 
   const dialMore = () => {
@@ -255,8 +294,11 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
     finished = true;
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
+    options.signal?.removeEventListener("abort", onStop);
+    stopDials.abort();
     for (const c of connections) c.close("metadata fetched");
     await Promise.all([...connections].map((c) => c.done));
+    await Promise.all([...dials]);
     await trackers?.stop();
   }
 }

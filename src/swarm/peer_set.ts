@@ -13,6 +13,9 @@
 import { addressKey, splitAddressKey } from "../_address.ts";
 import { bytesEqual, compareBytes, toHex } from "../_bytes.ts";
 import type { PeerConnection } from "../peer.ts";
+import { describePeerClient } from "../peer_id.ts";
+import type { DialMode } from "../wire/encryption_policy.ts";
+import type { Encryption } from "../wire/mse.ts";
 import type { PeerEntry, PeerInfo, PeerSource } from "./types.ts";
 
 /** A known peer address and its connection history. */
@@ -33,6 +36,8 @@ export interface Candidate {
   connected: boolean;
   /** Added by the user: never given up on. */
   manual: boolean;
+  /** How the last dial that got through started (MSE or plain); the next dial starts the same way. */
+  worked?: DialMode;
 }
 
 /** Options for {@linkcode PeerSet}. */
@@ -46,8 +51,9 @@ export interface PeerSetOptions {
   /** The clock (ms). @default {Date.now} */
   now?: () => number;
   /**
-   * Dials a candidate and, when that works, attaches the connection ({@linkcode PeerSet.register}).
-   * Resolves false when no connection was made.
+   * Dials a candidate and attaches each connection it opens ({@linkcode PeerSet.register}). Resolves true when
+   * the peer's BitTorrent handshake arrived (what follows is the connection's business: {@linkcode PeerSet.remove}),
+   * false when it did not (the address is then tried again later, with backoff).
    */
   dial: (candidate: Candidate) => Promise<boolean>;
   /**
@@ -71,6 +77,8 @@ export class PeerSet {
   readonly #opts: PeerSetOptions;
   readonly #now: () => number;
   #connecting = 0;
+  /** Dials in progress whose connection is registered (handshaking): counted as connections, not attempts. */
+  #attached = 0;
   #nextId = 1;
   #enabled = true;
 
@@ -89,9 +97,9 @@ export class PeerSet {
     return this.entries.size;
   }
 
-  /** Connection attempts in progress. */
+  /** Connection attempts in progress (not yet registered as a connection). */
   get connecting(): number {
-    return this.#connecting;
+    return this.#connecting - this.#attached;
   }
 
   /** Known addresses. */
@@ -167,7 +175,7 @@ export class PeerSet {
     const maxConnecting = this.#opts.maxConnecting ?? 8;
     const now = this.#now();
     for (const c of this.#candidates.values()) {
-      if (this.entries.size + this.#connecting >= this.maxPeers) break;
+      if (this.entries.size + this.connecting >= this.maxPeers) break;
       if (this.#connecting >= maxConnecting) break;
       if (c.connected || c.nextAttempt > now || this.#isConnectedTo(c.key)) continue;
       if (this.#opts.admit && !this.#opts.admit()) break;
@@ -181,23 +189,28 @@ export class PeerSet {
   }
 
   /**
-   * Records a new connection (dialled or accepted).
+   * Records a new connection (dialled or accepted). A dialled one stays the dial's until
+   * {@linkcode PeerSet.settle}: when it closes before the peer's handshake arrives, the dial decides what that
+   * means (another attempt, or a failure of the address).
    *
    * @param conn The connection, not yet started.
-   * @param options Its address key, direction and source.
+   * @param options Its address key, direction, source and encryption.
    * @returns The engine's record of it.
    */
   register(
     conn: PeerConnection,
-    options: { key: string; incoming: boolean; source: PeerSource },
+    options: { key: string; incoming: boolean; source: PeerSource; encryption?: Encryption },
   ): PeerEntry {
     const now = this.#now();
+    if (!options.incoming) this.#attached++;
     const entry: PeerEntry = {
       source: options.source,
       id: this.#nextId++,
       conn,
       key: options.key,
       incoming: options.incoming,
+      encryption: options.encryption ?? false,
+      dialling: !options.incoming,
       connectedAt: now,
       lastBlockAt: now,
       ready: false,
@@ -250,11 +263,26 @@ export class PeerSet {
   }
 
   /**
+   * The dial of this connection is over (its handshakes are done, or it closed): it counts as a connection only.
+   *
+   * @param entry A dialled connection.
+   */
+  settle(entry: PeerEntry): void {
+    if (!entry.dialling) return;
+    entry.dialling = false;
+    this.#attached--;
+  }
+
+  /**
    * A connection ended: its address may be dialled again later (soon when it worked, with backoff when it never
-   * completed its handshakes).
+   * completed its handshakes). A dialled connection that never got the peer's handshake is left to its dial,
+   * which may try again another way ({@linkcode PeerSetOptions.dial} then reports the outcome).
    */
   remove(entry: PeerEntry): void {
     if (!this.entries.delete(entry.conn)) return;
+    const dialFailed = entry.dialling && !entry.conn.remoteHandshake;
+    this.settle(entry);
+    if (dialFailed) return;
     const c = this.#candidates.get(entry.key);
     if (!c) return;
     c.connected = false;
@@ -308,6 +336,12 @@ export class PeerSet {
         peerChoking: c.peerChoking,
         peerInterested: c.peerInterested,
         outstanding: c.outstanding,
+        client: c.remotePeerId
+          ? describePeerClient(c.remotePeerId, c.remoteExtensions?.v)
+          : "unknown",
+        encrypted: e.encryption,
+        fast: c.supportsFast,
+        transport: "tcp",
       });
     }
     return out;
@@ -338,6 +372,13 @@ export class PeerSet {
       up += e.rateUp;
     }
     return { down, up };
+  }
+
+  /** Connections we are not choking. */
+  unchokedCount(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (!e.conn.amChoking) n++;
+    return n;
   }
 
   /** A ready connection by its number. */

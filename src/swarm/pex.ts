@@ -8,6 +8,7 @@
  */
 
 import { addressKey, splitAddressKey } from "../_address.ts";
+import type { PeerConnection } from "../peer.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
 import { decodePex, encodePex } from "../wire/pex.ts";
 import type { PeerEntry } from "./types.ts";
@@ -28,14 +29,19 @@ export class Pex {
   readonly #state = new WeakMap<PeerEntry, PexState>();
 
   /**
-   * Reads a peer's `ut_pex` message.
+   * Reads a peer's `ut_pex` message; a malformed one closes the connection.
    *
+   * @param peer The connection it came on.
    * @param payload The extended message's payload.
    * @returns The addresses it says were added.
-   * @throws {WireError} When the message is malformed.
    */
-  received(payload: Uint8Array): PeerAddress[] {
-    return decodePex(payload).added;
+  received(peer: PeerConnection, payload: Uint8Array): PeerAddress[] {
+    try {
+      return decodePex(payload).added;
+    } catch (err) {
+      peer.close(`protocol violation: ${(err as Error).message}`);
+      return [];
+    }
   }
 
   /**

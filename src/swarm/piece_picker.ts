@@ -1,5 +1,6 @@
 /**
- * Which block to ask which peer for: rarest first, weighted by file priority, partial pieces first, and endgame.
+ * Which block to ask which peer for: pieces with a deadline first (a stream's reader waits for them), then rarest
+ * first (or in order, when sequential), weighted by file priority, partial pieces first, and endgame.
  *
  * The picker owns the buffers of pieces in progress: a received block is copied straight into its piece's buffer,
  * and a piece whose every block has arrived is handed back whole for hashing. It also owns the torrent's one
@@ -9,7 +10,7 @@
  * @module
  */
 
-import type { Bitfield } from "../bitfield.ts";
+import { Bitfield } from "../bitfield.ts";
 import { pieceRangeOfFile, type StorageFile } from "../storage/layout.ts";
 import { BLOCK_SIZE, RequestStore } from "./requests.ts";
 
@@ -57,6 +58,17 @@ export interface PickRunOptions {
   atLeast?: number;
 }
 
+/** Options of {@linkcode PiecePicker.pick}. */
+export interface PickOptions {
+  /**
+   * Most blocks of pieces with a deadline this peer may have in flight, counting those it has already: a slow
+   * peer gets a few, so the pieces a reader waits for go to the fast ones. Blocks of pieces with a deadline are
+   * never handed out otherwise (not even when this is 0).
+   * @default {Infinity}
+   */
+  urgent?: number;
+}
+
 /** A block to request: piece index, byte offset and length. */
 export interface BlockRequest {
   /** Piece index. */
@@ -91,9 +103,17 @@ export interface PiecePickerOptions {
   maxInMemory?: number;
   /** Random source for tie-breaking; tests pass a seeded one. */
   random?: () => number;
+  /**
+   * Start new pieces in order (lowest index first, within the highest priority) instead of rarest first.
+   * @default {false}
+   */
+  sequential?: boolean;
 }
 
-/** Rarest-first piece picker with priorities, partial-piece preference and endgame. */
+/** In endgame on the deadline window, duplicate requests go only to the blocks of this many nearest pieces. */
+const URGENT_ENDGAME_PIECES = 2;
+
+/** Rarest-first piece picker with deadlines, priorities, partial-piece preference and endgame. */
 export class PiecePicker {
   readonly #pieceCount: number;
   readonly #pieceLength: number;
@@ -123,6 +143,11 @@ export class PiecePicker {
   readonly #random: () => number;
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
   #lastStarted = -2;
+  #sequential: boolean;
+  /** Pieces with a deadline, soonest first (none had when set; had ones are skipped). */
+  #urgent: number[] = [];
+  /** 1 for each piece in {@linkcode PiecePicker.#urgent}. */
+  readonly #isUrgent: Uint8Array;
   /** Our requests in flight, by peer and by block: the one place they are kept. */
   readonly requests: RequestStore;
   /**
@@ -146,6 +171,8 @@ export class PiecePicker {
     this.#endgameDuplicates = options.endgameDuplicates ?? 2;
     this.#maxInMemory = Math.max(2, options.maxInMemory ?? 32);
     this.#random = options.random ?? Math.random;
+    this.#sequential = options.sequential ?? false;
+    this.#isUrgent = new Uint8Array(options.pieceCount);
     this.requests = new RequestStore({
       pieceLength: options.pieceLength,
       onIdle: (index, begin) => this.#blockIdle(index, begin),
@@ -183,7 +210,7 @@ export class PiecePicker {
       for (let i = range[0]; i <= range[1]; i++) if (p > prio[i]) prio[i] = p;
     }
     this.setPriorities(prio);
-    for (let i = 0; i < prio.length; i++) if (prio[i] === 0) this.abandon(i);
+    for (let i = 0; i < prio.length; i++) if (prio[i] === 0 && !this.#isUrgent[i]) this.abandon(i);
   }
 
   /** Priority of a piece (0 = not wanted). */
@@ -191,9 +218,86 @@ export class PiecePicker {
     return this.#priority[index];
   }
 
-  /** True when the piece is wanted and not yet had. */
+  /** Whether new pieces are started in order rather than rarest first. */
+  get sequential(): boolean {
+    return this.#sequential;
+  }
+
+  set sequential(on: boolean) {
+    this.#sequential = on;
+  }
+
+  /**
+   * Replaces the pieces with a deadline (those a stream's reader waits for, and the window ahead of it). They are
+   * requested before anything else, soonest deadline first, and are wanted whatever their file's priority.
+   * Pieces already had are ignored; an empty list ends streaming's urgency.
+   *
+   * @example The reader's next pieces go first
+   * ```ts
+   * import { Bitfield } from "../bitfield.ts";
+   * import { PiecePicker } from "./piece_picker.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const all = new Bitfield(10);
+   * all.setAll();
+   * const picker = new PiecePicker({
+   *   pieceCount: 10, pieceLength: 16384, totalLength: 10 * 16384, have: new Bitfield(10),
+   * });
+   * picker.setDeadlines([[8, 0], [9, 16384]]);
+   * const blocks = picker.pick(all, 3, picker.requests.forPeer());
+   * assert.deepEqual(blocks.map((b) => b.index).slice(0, 2), [8, 9]);
+   * ```
+   *
+   * @param deadlines `[piece index, deadline]` pairs; a lower deadline is sooner (any unit: bytes ahead of the
+   *   reader, milliseconds); ties go to the lower index.
+   */
+  setDeadlines(deadlines: Iterable<readonly [number, number]>): void {
+    for (const i of this.#urgent) this.#isUrgent[i] = 0;
+    const list: [number, number][] = [];
+    for (const [i, deadline] of deadlines) {
+      if (!(i >= 0 && i < this.#pieceCount) || this.#isUrgent[i] || this.#have.has(i)) continue;
+      this.#isUrgent[i] = 1;
+      list.push([deadline, i]);
+    }
+    list.sort((a, b) => (a[0] - b[0]) || (a[1] - b[1]));
+    this.#urgent = list.map((x) => x[1]);
+  }
+
+  /** True while some piece has a deadline. */
+  get hasDeadlines(): boolean {
+    return this.#urgent.length > 0;
+  }
+
+  /** True when piece `index` has a deadline. */
+  hasDeadline(index: number): boolean {
+    return this.#isUrgent[index] === 1;
+  }
+
+  /**
+   * True when piece `index` is wanted and some of its blocks are not requested from anyone (it is not started,
+   * or started with free blocks).
+   */
+  hasFreeBlocks(index: number): boolean {
+    if (!this.wants(index) || this.#pending.has(index) || this.#reserved.has(index)) return false;
+    const p = this.#partial.get(index);
+    return !p || p.free > 0;
+  }
+
+  /** True when piece `index` is wanted and some of its blocks are still to come (not in memory complete). */
+  needsBlocks(index: number): boolean {
+    return this.wants(index) && !this.#pending.has(index) && !this.#reserved.has(index);
+  }
+
+  /** True when the piece is wanted (by a file's priority or a deadline) and not yet had. */
   wants(index: number): boolean {
-    return this.#priority[index] > 0 && !this.#have.has(index);
+    return (this.#priority[index] > 0 || this.#isUrgent[index] === 1) && !this.#have.has(index);
+  }
+
+  /** The pieces that are wanted and not yet had. */
+  wantedBits(): Bitfield {
+    const bits = new Bitfield(this.#pieceCount);
+    for (let i = 0; i < this.#pieceCount; i++) if (this.wants(i)) bits.set(i);
+    return bits;
   }
 
   /** Bytes of wanted pieces not yet had. */
@@ -279,11 +383,14 @@ export class PiecePicker {
   /**
    * Chooses up to `max` blocks to request from a peer that has the pieces in `peerHas`.
    *
-   * Order: blocks of pieces already in progress (highest priority, then most complete), then new pieces by
-   * priority and rarity (ties broken at random, except that the piece after the last one started wins a tie,
-   * so runs of equally rare pieces are fetched and written in order), while fewer than `maxInMemory` pieces
-   * are held; when nothing is left unrequested, endgame: blocks already in flight from other peers, at most
-   * `endgameDuplicates` requests per block.
+   * Order: pieces with a deadline (see {@linkcode PiecePicker.setDeadlines}), soonest first, up to the peer's
+   * `urgent` allowance, started while fewer than twice `maxInMemory` pieces are held, and once every block of
+   * them is requested, duplicate requests for the blocks of the nearest ones still in flight elsewhere; then
+   * blocks of pieces already in progress (highest priority, then most complete), then new pieces by priority
+   * and rarity (ties broken at random, except that the piece after the last one started wins a tie, so runs of
+   * equally rare pieces are fetched and written in order; in order when sequential), while fewer than
+   * `maxInMemory` pieces are held; when nothing is left unrequested, endgame: blocks already in flight from
+   * other peers, at most `endgameDuplicates` requests per block.
    *
    * @param peerHas The peer's pieces.
    * @param max Most blocks to return.
@@ -291,6 +398,7 @@ export class PiecePicker {
    *   each returned block there as it sends the request (see {@linkcode RequestStore}), or gives it back with
    *   {@linkcode PiecePicker.unpick}.
    * @param allowed When given, only these pieces may be picked (a choked peer's allowed-fast set).
+   * @param options How many blocks of pieces with a deadline this peer may have.
    * @returns Blocks to request; each is marked as requested.
    */
   pick(
@@ -298,13 +406,22 @@ export class PiecePicker {
     max: number,
     peerRequests: { has(key: number): boolean },
     allowed?: ReadonlySet<number>,
+    options?: PickOptions,
   ): BlockRequest[] {
     const out: BlockRequest[] = [];
     if (max <= 0) return out;
+    // 0. pieces a reader waits for
+    if (this.#urgent.length > 0) {
+      let quota = options?.urgent ?? Infinity;
+      if (quota !== Infinity && quota > 0) quota -= this.#urgentInflight(peerRequests);
+      if (quota > 0) this.#pickUrgent(peerHas, Math.min(max, quota), out, peerRequests, allowed);
+      if (out.length >= max) return out;
+    }
+    const urgent = this.#isUrgent;
     // 1. pieces in progress, best first
     const partials = this.#sortedPartials();
     for (const p of partials) {
-      if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
+      if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index)) || urgent[p.index]) continue;
       if (p.free > 0 && this.#mayTake(p, peerRequests)) this.#takeFree(p, out, max);
       if (out.length >= max) return out;
     }
@@ -320,7 +437,9 @@ export class PiecePicker {
     // 3. endgame: duplicate requests for blocks in flight elsewhere
     if (this.inEndgame) {
       for (const p of partials) {
-        if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
+        if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index)) || urgent[p.index]) {
+          continue;
+        }
         if (!this.#mayTake(p, peerRequests)) continue;
         const blocks = p.state.length;
         const first = p.index * this.requests.blocksPerPiece;
@@ -581,13 +700,72 @@ export class PiecePicker {
     return Math.min(BLOCK_SIZE, size - block * BLOCK_SIZE);
   }
 
+  /** Blocks of pieces with a deadline that this peer has in flight. */
+  #urgentInflight(peerRequests: { has(key: number): boolean }): number {
+    let n = 0;
+    const per = this.requests.blocksPerPiece;
+    for (const i of this.#urgent) {
+      const p = this.#partial.get(i);
+      if (!p || p.free === p.state.length) continue;
+      for (let b = 0; b < p.state.length; b++) {
+        if (p.state[b] === REQUESTED && peerRequests.has(i * per + b)) n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Step 0 of {@linkcode PiecePicker.pick}: free blocks of pieces with a deadline, soonest first; once none is
+   * left anywhere, duplicates of the nearest pieces' blocks in flight elsewhere (endgame on the window only).
+   */
+  #pickUrgent(
+    peerHas: Bitfield,
+    limit: number,
+    out: BlockRequest[],
+    peerRequests: { has(key: number): boolean },
+    allowed: ReadonlySet<number> | undefined,
+  ): void {
+    let allRequested = true;
+    for (const i of this.#urgent) {
+      if (out.length >= limit) return;
+      if (this.#have.has(i) || this.#pending.has(i) || this.#reserved.has(i)) continue;
+      let p = this.#partial.get(i);
+      if (!p || p.free > 0) allRequested = false;
+      if (!peerHas.has(i) || (allowed && !allowed.has(i))) continue;
+      if (!p) {
+        // a reader waits for it: it may use memory beyond what other pieces may
+        if (this.#held >= 2 * this.#maxInMemory) continue;
+        p = this.#startPiece(i);
+      }
+      if (p.free > 0) this.#takeFree(p, out, limit);
+    }
+    if (!allRequested || out.length >= limit) return;
+    const per = this.requests.blocksPerPiece;
+    let pieces = 0;
+    for (const i of this.#urgent) {
+      const p = this.#partial.get(i);
+      if (!p) continue;
+      if (++pieces > URGENT_ENDGAME_PIECES) return;
+      if (!peerHas.has(i) || (allowed && !allowed.has(i))) continue;
+      for (let b = 0; b < p.state.length && out.length < limit; b++) {
+        const key = i * per + b;
+        if (p.state[b] !== REQUESTED || peerRequests.has(key)) continue;
+        if (this.requests.inflight(key) >= this.#endgameDuplicates) continue;
+        out.push({ index: i, begin: b * BLOCK_SIZE, length: this.#blockLength(i, b) });
+      }
+    }
+  }
+
   #sortedPartials(): PartialPiece[] {
     const list = [...this.#partial.values()];
     if (list.length > 1) {
-      list.sort((a, b) =>
-        (this.#priority[b.index] - this.#priority[a.index]) ||
-        ((b.received / b.state.length) - (a.received / a.state.length)) ||
-        (a.index - b.index)
+      list.sort(
+        this.#sequential
+          ? (a, b) => (this.#priority[b.index] - this.#priority[a.index]) || (a.index - b.index)
+          : (a, b) =>
+            (this.#priority[b.index] - this.#priority[a.index]) ||
+            ((b.received / b.state.length) - (a.received / a.state.length)) ||
+            (a.index - b.index),
       );
     }
     return list;
@@ -604,11 +782,13 @@ export class PiecePicker {
   }
 
   #chooseNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
+    if (this.#sequential) return this.#firstNewPiece(peerHas, allowed);
     let best = -1, bestPriority = 0, bestAvail = 0, ties = 0;
+    const urgent = this.#isUrgent;
     const consider = (i: number) => {
       if (
-        !peerHas.has(i) || this.#have.has(i) || this.#partial.has(i) || this.#pending.has(i) ||
-        this.#reserved.has(i)
+        !peerHas.has(i) || this.#have.has(i) || urgent[i] || this.#partial.has(i) ||
+        this.#pending.has(i) || this.#reserved.has(i)
       ) {
         return;
       }
@@ -639,12 +819,36 @@ export class PiecePicker {
     if (
       this.extentAffinity && best >= 0 && next !== best && next < this.#pieceCount &&
       (!allowed || allowed.has(next)) &&
-      peerHas.has(next) && !this.#have.has(next) && !this.#partial.has(next) &&
+      peerHas.has(next) && !this.#have.has(next) && !urgent[next] && !this.#partial.has(next) &&
       !this.#pending.has(next) && !this.#reserved.has(next) &&
       this.#priority[next] === bestPriority &&
       this.#availability[next] === bestAvail
     ) best = next;
     if (best >= 0) this.#lastStarted = best;
+    return best;
+  }
+
+  /** Sequential mode: the lowest-numbered piece of the highest priority this peer can give. */
+  #firstNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
+    let best = -1, bestPriority = 0;
+    const urgent = this.#isUrgent;
+    const consider = (i: number) => {
+      const prio = this.#priority[i];
+      if (
+        prio <= 0 || prio < bestPriority || (prio === bestPriority && best >= 0 && i > best) ||
+        !peerHas.has(i) || this.#have.has(i) || urgent[i] || this.#partial.has(i) ||
+        this.#pending.has(i) || this.#reserved.has(i)
+      ) {
+        return;
+      }
+      best = i;
+      bestPriority = prio;
+    };
+    if (allowed) {
+      for (const i of allowed) consider(i);
+    } else {
+      for (let i = 0; i < this.#pieceCount; i++) consider(i);
+    }
     return best;
   }
 

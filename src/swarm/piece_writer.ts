@@ -172,3 +172,18 @@ export class PieceWriter {
     }
   }
 }
+
+/**
+ * The one line a disk error becomes: what the disk said, and what happens now.
+ *
+ * @param cause The write's error.
+ * @param paused True when the download paused because of it.
+ * @param retryMs How often the write is tried again.
+ */
+export function diskError(cause: Error, paused: boolean, retryMs: number): Error {
+  return new Error(
+    `${cause.message}; ${paused ? "download paused, it resumes by itself" : "retrying"} ` +
+      `once the data can be written (tried every ${retryMs / 1000} s)`,
+    { cause },
+  );
+}

@@ -9,6 +9,8 @@
  * - `piece_writer.ts`: verify → write → retry when the disk refuses; `smart_ban.ts`: who sent bad data
  * - `uploads.ts` + `storage/piece_cache.ts`: serving requests; `superseed.ts`: upload each piece once
  * - `choker.ts`: tit-for-tat with an optimistic slot; `pex.ts`: peer exchange; `metadata_server.ts`: BEP 9
+ * - `webseeds.ts`: web seeds (BEP 19 / 17), whole pieces over HTTP into the same verify → write path
+ * - `deadlines.ts`: readers of the torrent's bytes (streaming) and the deadlines they put on pieces
  *
  * Data path of a download: peer (validated block) → picker (copied into its piece buffer) → writer (SHA-1, one
  * piece after another; then the writer thread) → `have` broadcast. Uploads: request → piece cache → send buffer.
@@ -17,28 +19,31 @@
  */
 
 import { asError } from "../_errors.ts";
-import { addressKey, splitAddressKey } from "../_address.ts";
+import { splitAddressKey } from "../_address.ts";
 import { Bitfield } from "../bitfield.ts";
 import type { Metainfo } from "../metainfo.ts";
-import { PeerConnection, type PeerHandler } from "../peer.ts";
+import type { PeerConnection, PeerHandler } from "../peer.ts";
 import { PieceVerifier } from "../storage/hasher.ts";
 import { CacheBudget } from "../storage/piece_cache.ts";
-import type { PieceCacheIndex, StorageError } from "../storage/storage.ts";
+import { type PieceCacheIndex, StorageError } from "../storage/storage.ts";
 import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
-import { connectTcp } from "../transport/tcp.ts";
-import { CLIENT_NAME } from "../version.ts";
+import type { Encryption } from "../wire/mse.ts";
 import { UT_METADATA_ID } from "../wire/metadata.ts";
 import { UT_PEX_ID } from "../wire/pex.ts";
 import type { PeerStream } from "../wire/stream.ts";
 import { Announcer } from "./announcer.ts";
 import { Choker, rechoke } from "./choker.ts";
+import { Connector } from "./connector.ts";
+import { type DeadlineReader, PieceDeadlines } from "./deadlines.ts";
 import { Downloads } from "./downloads.ts";
+import { HashExchange } from "./hash_exchange.ts";
 import { serveMetadata } from "./metadata_server.ts";
-import { type Candidate, PeerSet } from "./peer_set.ts";
+import { PeerSet } from "./peer_set.ts";
 import { Pex } from "./pex.ts";
+import { paddingByPiece } from "./padding.ts";
 import { type PartialPiece, PiecePicker } from "./piece_picker.ts";
-import { PieceWriter } from "./piece_writer.ts";
+import { diskError, PieceWriter } from "./piece_writer.ts";
 import { SmartBan } from "./smart_ban.ts";
 import type {
   PeerEntry,
@@ -50,11 +55,10 @@ import type {
   TorrentState,
 } from "./types.ts";
 import { Uploads } from "./uploads.ts";
+import { WebSeeds } from "./webseeds.ts";
 
 export type { PeerInfo, PeerSource, TorrentEmit, TorrentEvents, TorrentOptions, TorrentState };
 
-/** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
-const HANDSHAKE_MS = 10_000;
 /** Ticks between PEX rounds (one a minute at the default tick). */
 const PEX_TICKS = 60;
 const RECHOKE_TICKS = 10;
@@ -87,6 +91,7 @@ export class Torrent implements AsyncDisposable {
   readonly #uploads: Uploads;
   readonly #writer: PieceWriter;
   readonly #downloads: Downloads;
+  readonly #webSeeds: WebSeeds;
   readonly #data: TorrentData;
   #priorities: number[];
   readonly #announcer: Announcer;
@@ -100,7 +105,16 @@ export class Torrent implements AsyncDisposable {
   /** We paused because of the disk (not the user): resume once everything is written. */
   #diskPaused = false;
   readonly #abort = new AbortController();
+  readonly #connector: Connector;
   readonly #verifier: PieceVerifier;
+  readonly #deadlines: PieceDeadlines;
+  /** Reads of verified bytes in progress (storage closes after them). */
+  readonly #reads = new Set<Promise<unknown>>();
+  #closing = false;
+  /** BEP 52 hash messages (v2 and hybrid torrents): serving them, and fetching missing piece layers. */
+  readonly #hashes: HashExchange | undefined;
+  /** Padding bytes of pieces that have any (not counted in what trackers hear as `left`). */
+  readonly #padding: Map<number, number>;
 
   /**
    * Creates a {@linkcode Torrent}.
@@ -136,13 +150,29 @@ export class Torrent implements AsyncDisposable {
         4,
         Math.floor((options.pieceMemory ?? PIECE_MEMORY) / meta.pieceLength),
       ),
+      ...(options.sequential ? { sequential: true } : {}),
     });
     this.#peers = new PeerSet({
       maxPeers: options.maxPeers ?? 50,
       maxConnecting: options.maxConnecting ?? 8,
       now: this.#now,
-      dial: (c) => this.#dial(c),
+      dial: (c) => this.#connector.dial(c),
       ...(options.admit ? { admit: options.admit } : {}),
+    });
+    this.#connector = new Connector({
+      meta,
+      peerId: this.peerId,
+      port: options.port,
+      peers: this.#peers,
+      picker: this.#picker,
+      handler: this.#handler,
+      dhtPort: () => this.#dhtPort(),
+      stopped: () => this.#state === "stopped",
+      wantsV2: () => this.#hashes?.complete === false,
+      onFail: (e) => this.#emit("peerfail", e),
+      signal: this.#abort.signal,
+      now: this.#now,
+      settings: options,
     });
     this.#uploads = new Uploads({
       pieceLength: meta.pieceLength,
@@ -163,6 +193,25 @@ export class Torrent implements AsyncDisposable {
       worker: options.hashWorker ?? false,
     });
     this.#writer = this.#makeWriter();
+    this.#padding = paddingByPiece(meta);
+    this.#hashes = meta.version === 1 ? undefined : new HashExchange({
+      meta,
+      readPiece: (i) => this.#data.storage?.readPiece(i) ?? Promise.resolve(undefined),
+      have: (i) => this.have.has(i),
+      peers: () => this.#readyConnections(),
+      now: this.#now,
+      // pieces of the file may be requested now
+      onLayer: () => {
+        if (this.#state === "active") this.#fillAll();
+      },
+      onComplete: () => {
+        this.#emit("piecelayers", {});
+        if (!this.seed) return;
+        for (const e of this.#peers.ready()) {
+          if (e.conn.bitfield.full) e.conn.close("both sides are seeds");
+        }
+      },
+    });
     this.#downloads = new Downloads({
       picker: this.#picker,
       now: this.#now,
@@ -172,23 +221,46 @@ export class Torrent implements AsyncDisposable {
       onPiece: (piece) => this.#writer.add(piece),
       onBytes: (n) => this.#downloaded += n,
       ...(options.trace ? { trace: options.trace } : {}),
+      held: () => this.#hashes?.held,
+    });
+    this.#webSeeds = new WebSeeds({
+      meta,
+      picker: this.#picker,
+      ...(options.webSeeds === false ? { enabled: false } : {}),
+      ...(options.extraWebSeeds ? { extra: options.extraWebSeeds } : {}),
+      onPiece: (piece) => this.#writer.add(piece),
+      onBytes: (n) => this.#downloaded += n,
+      emit: this.#emit,
+    });
+    this.#deadlines = new PieceDeadlines({
+      pieceLength: meta.pieceLength,
+      totalLength: meta.length,
+      has: (i) => this.have.has(i),
+      apply: (deadlines) => this.#picker.setDeadlines(deadlines),
+      rate: () => this.downloadRate,
+      changed: (head) => this.#urgencyChanged(head),
     });
     this.#announcer = new Announcer({
       announceList: options.trackers === false ? [] : meta.announceList,
       infoHash: meta.infoHash,
+      // a hybrid torrent is announced under its truncated v2 hash too (BEP 52)
+      ...(meta.version === "hybrid" ? { alsoInfoHash: meta.infoHashV2!.subarray(0, 20) } : {}),
       peerId: this.peerId,
       port: options.port,
-      stats: () => ({ uploaded: this.#uploaded, downloaded: this.#downloaded, left: this.left }),
+      stats: () => ({
+        uploaded: this.#uploaded,
+        downloaded: this.#downloaded,
+        left: this.#trackerLeft(),
+      }),
       onPeers: (peers) => {
         for (const p of peers) this.addPeer(p.host, p.port, { source: "tracker" });
       },
       onEvent: (e) => this.#emit("tracker", e),
       now: this.#now,
+      ...(options.dualStack ? { dualStack: options.dualStack } : {}),
     });
     this.#applyPriorities();
   }
-
-  // ---------------------------------------------------------------- state
 
   /** "active", "paused" or "stopped". */
   get state(): TorrentState {
@@ -208,6 +280,13 @@ export class Torrent implements AsyncDisposable {
   /** Bytes of wanted pieces we do not have yet. */
   get left(): number {
     return this.#picker.leftBytes;
+  }
+
+  /** {@linkcode Torrent.left} without padding (BEP 47 padding files, a v2 torrent's gaps): for trackers. */
+  #trackerLeft(): number {
+    let left = this.left;
+    for (const [i, pad] of this.#padding) if (this.#picker.wants(i)) left -= pad;
+    return Math.max(0, left);
   }
 
   /** Bytes of wanted pieces in total and verified so far, and hash-check progress (0-1) while one runs. */
@@ -242,9 +321,7 @@ export class Torrent implements AsyncDisposable {
 
   /** Packed bitfield of wanted pieces we do not have (the seed's `wanted()`). */
   wantedBits(): Uint8Array {
-    const bits = new Bitfield(this.meta.pieceCount);
-    for (let i = 0; i < this.meta.pieceCount; i++) if (this.#picker.wants(i)) bits.set(i);
-    return bits.bytes;
+    return this.#picker.wantedBits().bytes;
   }
 
   /** Priority of each file. */
@@ -262,30 +339,27 @@ export class Torrent implements AsyncDisposable {
     return this.#announcer.trackers();
   }
 
-  /** Connected peers. */
-  peers(): PeerInfo[] {
-    return this.#peers.info();
+  /** Asks the trackers for peers now (as soon as their minimum interval allows). */
+  reannounce(): void {
+    this.#announcer.announceNow();
   }
 
-  /** Nothing going on: no connection, nothing to dial, nothing being verified or written. */
+  /** Connected peers, and the web seeds that are not dropped (`source: "webseed"`). */
+  peers(): PeerInfo[] {
+    const peers = this.#peers.info();
+    if (this.#webSeeds.size > 0) peers.push(...this.#webSeeds.peers());
+    return peers;
+  }
+
+  /** Nothing going on: no connection, nothing to dial, nothing being verified or written, no web seed at work. */
   get idle(): boolean {
     return this.#peers.size === 0 && this.#peers.connecting === 0 && this.#peers.candidates === 0 &&
-      this.#writer.pending === 0;
+      this.#writer.pending === 0 && !this.#webSeeds.busy;
   }
 
-  /** Live connections (handshaking or ready). */
-  get peerCount(): number {
-    return this.#peers.size;
-  }
-
-  /** Live connections (handshaking or ready) plus attempts in progress. */
-  get connectionCount(): number {
-    return this.#peers.size + this.#peers.connecting;
-  }
-
-  /** Outgoing connection attempts in progress. */
-  get connectingCount(): number {
-    return this.#peers.connecting;
+  /** Live connections (handshaking or ready) and outgoing attempts in progress. */
+  get connections(): { live: number; connecting: number } {
+    return { live: this.#peers.size, connecting: this.#peers.connecting };
   }
 
   /** Most connections (changeable at runtime; live ones are kept). */
@@ -297,17 +371,15 @@ export class Torrent implements AsyncDisposable {
     this.#peers.maxPeers = n;
   }
 
-  /** Sum of the peers' download rates, bytes/s. */
+  /** Sum of the peers' and web seeds' download rates, bytes/s. */
   get downloadRate(): number {
-    return this.#peers.rates().down;
+    return this.#peers.rates().down + this.#webSeeds.downloadRate;
   }
 
   /** Sum of the peers' upload rates, bytes/s. */
   get uploadRate(): number {
     return this.#peers.rates().up;
   }
-
-  // ---------------------------------------------------------------- lifecycle
 
   /**
    * Opens storage and learns what is already on disk: resume data when it is still valid (pieces of changed
@@ -331,6 +403,7 @@ export class Torrent implements AsyncDisposable {
     return {
       onPass: (i) => {
         if (this.have.set(i)) this.#afterNewPiece(i);
+        this.#deadlines.had(i);
         if (emitEvents) this.#emit("hashpass", { index: i });
       },
       onFail: (i) => emitEvents && this.#emit("hashfail", { index: i }),
@@ -343,16 +416,19 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "active") return;
     const wasStopped = this.#state === "stopped";
     this.#setState("active");
+    this.#connector.resume();
     this.#data.open();
     this.#peers.enabled = true;
     if (wasStopped && this.#announcer.start() && this.complete && this.have.count > 0) {
       this.#completeSent = true;
     }
+    if (this.complete && this.have.count > 0) void this.#applyAttributes();
     for (const e of this.#peers.ready()) {
       this.#downloads.updateInterest(e);
       this.#downloads.fill(e);
     }
     this.#peers.connectMore();
+    queueMicrotask(() => this.#runWebSeeds()); // not when start() is the first step of pause()
   }
 
   /** Keeps connections but makes and fills no requests. */
@@ -366,6 +442,7 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "stopped") this.start();
     this.#setState("paused");
     for (const e of this.#peers.entries.values()) this.#downloads.cancelAll(e);
+    this.#runWebSeeds();
   }
 
   /** Announces `stopped`, closes every connection and file, writes resume data. */
@@ -382,21 +459,26 @@ export class Torrent implements AsyncDisposable {
   async #stop(): Promise<void> {
     this.#setState("stopped");
     this.#peers.enabled = false;
+    const dials = this.#connector.stop(); // aborted now, awaited below
     // pieces the disk refused are dropped (they are downloaded again after a restart)
     this.#diskPaused = false;
     this.#writer.abandon();
     this.#picker.trimPool();
     const peers = [...this.#peers.entries.values()];
     for (const e of peers) e.conn.close("stopped");
-    await Promise.all(peers.map((e) => e.conn.done));
+    await Promise.all([...peers.map((e) => e.conn.done), this.#webSeeds.run(false)]);
+    await dials;
     await Promise.all([this.#announcer.stop(), this.#writer.drain()]);
     this.#verifier.close();
     await this.#closeStorage();
   }
 
-  /** Stops and releases everything. */
+  /** Stops and releases everything; readers of its bytes fail. */
   async close(): Promise<void> {
+    this.#closing = true;
+    this.#deadlines.close(new Error("The torrent was closed"));
     await this.stop();
+    await this.#webSeeds.close();
     await this.#closeStorage(); // also when never started (e.g. only hash-checked)
     this.#abort.abort();
   }
@@ -405,8 +487,6 @@ export class Torrent implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-
-  // ---------------------------------------------------------------- files
 
   /**
    * Changes a file's priority (0 = do not download).
@@ -428,10 +508,88 @@ export class Torrent implements AsyncDisposable {
       this.#downloads.updateInterest(e);
       this.#downloads.fill(e);
     }
+    this.#runWebSeeds();
   }
 
   #applyPriorities(): void {
     this.#picker.setFilePriorities(this.meta, this.#priorities);
+  }
+
+  /** New pieces start in order (lowest index first) instead of rarest first. */
+  get sequential(): boolean {
+    return this.#picker.sequential;
+  }
+
+  set sequential(on: boolean) {
+    this.#picker.sequential = on;
+  }
+
+  // ---------------------------------------------------------------- streaming
+
+  /**
+   * A reader of the bytes `[start, end)` of the torrent (its files' bytes, concatenated in torrent order): the
+   * pieces just ahead of its position get deadlines, so they are requested first, from the fastest peers. Advance
+   * it as bytes are delivered, wait on it for pieces, and close it when done (its deadlines go).
+   *
+   * @param range The bytes, in the torrent's data.
+   * @returns The reader.
+   * @throws {Error} When the torrent was closed.
+   */
+  openReader(range: { start: number; end: number }): DeadlineReader {
+    return this.#deadlines.open(range);
+  }
+
+  /** Readers open now (see {@linkcode Torrent.openReader}). */
+  get readers(): number {
+    return this.#deadlines.readers;
+  }
+
+  /**
+   * Reads verified bytes: `into.length` bytes at byte `offset` of the torrent's data, from the files on disk (or
+   * the part file). Every piece they touch must be had. Works while the torrent is stopped too.
+   *
+   * @param offset Where to start, in the torrent's data.
+   * @param into Where the bytes go; filled completely.
+   * @throws {RangeError} When a piece is not had.
+   * @throws {StorageError} When the data cannot be read, or the torrent was closed.
+   */
+  async read(offset: number, into: Uint8Array): Promise<void> {
+    if (this.#closing) throw new StorageError("The torrent was closed");
+    const reading = this.#read(offset, into);
+    const settled = reading.catch(() => {});
+    this.#reads.add(settled);
+    settled.then(() => this.#reads.delete(settled));
+    await reading;
+  }
+
+  async #read(offset: number, into: Uint8Array): Promise<void> {
+    const pl = this.meta.pieceLength;
+    let done = 0;
+    while (done < into.length) {
+      const at = offset + done;
+      const index = Math.floor(at / pl);
+      if (!this.have.has(index)) throw new RangeError(`Piece ${index} is not verified yet`);
+      // a stopped torrent's storage opens for the read; close() closes it again
+      const storage = this.#data.storage ?? this.#data.open();
+      const got = await storage.readPiece(index, into.subarray(done), { begin: at - index * pl });
+      if (!got || got.length === 0) {
+        throw new StorageError(`Piece ${index} is missing from the files on disk`);
+      }
+      done += got.length;
+    }
+  }
+
+  /**
+   * Deadlines changed: peers are asked for the new pieces at once, after making room in their queues for `head`,
+   * a piece a reader needs now (a seek's first piece, or one waited for that nobody was asked for).
+   */
+  #urgencyChanged(head: number | undefined): void {
+    if (this.#state !== "active") return;
+    if (head !== undefined && this.#picker.needsBlocks(head)) this.#downloads.expedite(head);
+    for (const e of this.#peers.ready()) {
+      if (!e.conn.amInterested) this.#downloads.updateInterest(e);
+      this.#downloads.fill(e);
+    }
   }
 
   // ---------------------------------------------------------------- peers
@@ -453,81 +611,15 @@ export class Torrent implements AsyncDisposable {
    * Takes an incoming connection whose encryption handshake, if any, is done.
    *
    * @param stream The connection (plain BitTorrent bytes from here on).
-   * @param options The peer's address and how much of the handshake deadline is left.
+   * @param options The peer's address, how much of the handshake deadline is left, and what the encryption
+   *   handshake negotiated (shown in {@linkcode PeerInfo.encrypted}).
    * @returns False when it was refused (stopped, full, or a banned address); the stream is then closed.
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs?: number },
+    options: { host: string; port: number; handshakeTimeoutMs?: number; encryption?: Encryption },
   ): boolean {
-    if (
-      this.#state === "stopped" || !this.#peers.hasRoom() || this.#peers.isBanned(options.host)
-    ) {
-      try {
-        stream.close?.();
-      } catch { /* already closed */ }
-      return false;
-    }
-    this.#attach(stream, {
-      key: addressKey(options.host, options.port),
-      incoming: true,
-      source: "incoming",
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_MS,
-    });
-    return true;
-  }
-
-  async #dial(c: Candidate): Promise<boolean> {
-    const connect = this.#opts.connect ?? connectTcp;
-    let stream: PeerStream;
-    try {
-      stream = await connect(c.host, c.port, { timeoutMs: this.#opts.connectTimeoutMs ?? 5000 });
-    } catch {
-      return false;
-    }
-    if (this.#state === "stopped") {
-      stream.close?.();
-      c.connected = false;
-      return true;
-    }
-    this.#attach(stream, { key: c.key, incoming: false, source: c.source });
-    return true;
-  }
-
-  #attach(
-    stream: PeerStream,
-    o: { key: string; incoming: boolean; source: PeerSource; handshakeTimeoutMs?: number },
-  ): void {
-    const meta = this.meta;
-    const requests = this.#picker.requests.forPeer();
-    const conn = new PeerConnection(stream, {
-      infoHash: meta.infoHash,
-      peerId: this.peerId,
-      pieceCount: meta.pieceCount,
-      pieceLength: meta.pieceLength,
-      totalLength: meta.length,
-      queueDepth: this.#opts.queueDepth ?? 768,
-      extensionHandshake: {
-        v: CLIENT_NAME,
-        p: this.#opts.port(),
-        reqq: 500,
-        // private torrents (BEP 27) get peers from their trackers only: no PEX
-        m: meta.private
-          ? { ut_metadata: UT_METADATA_ID }
-          : { ut_metadata: UT_METADATA_ID, ut_pex: UT_PEX_ID },
-        metadata_size: meta.info.length,
-      },
-      remoteAddress: splitAddressKey(o.key),
-      handshakeTimeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_MS,
-      dht: this.#dhtPort() > 0,
-      signal: this.#abort.signal,
-      now: this.#now,
-      selfTimed: false,
-      requests,
-      ...(this.#opts.rate ? { rate: this.#opts.rate } : {}),
-    }, this.#handler);
-    this.#peers.register(conn, o);
-    void conn.start();
+    return this.#connector.accept(stream, options);
   }
 
   /** Our DHT port, 0 when there is no DHT for this torrent (none, or a private torrent). */
@@ -540,8 +632,10 @@ export class Torrent implements AsyncDisposable {
     onReady: (peer) => this.#onReady(peer),
     onBitfield: (peer) =>
       this.#with(peer, (e) => {
-        if (this.seed && peer.bitfield.full) peer.close("both sides are seeds");
-        else this.#downloads.bitfield(e);
+        if (this.seed && peer.bitfield.full && !this.#needsHashes(peer)) {
+          peer.close("both sides are seeds");
+        } else this.#downloads.bitfield(e);
+        this.#askHashes();
       }),
     onHave: (peer, index) => this.#with(peer, (e) => this.#downloads.have(e, index)),
     onUnchoke: (peer) => this.#with(peer, (e) => this.#downloads.unchoked(e)),
@@ -549,7 +643,7 @@ export class Torrent implements AsyncDisposable {
     onReject: (peer, index) => this.#with(peer, (e) => this.#downloads.rejected(e, index)),
     onInterested: (peer) => {
       if (this.#state !== "active" || !peer.amChoking) return;
-      if (!this.#choker.hasFreeSlot(this.#unchokedCount())) return;
+      if (!this.#choker.hasFreeSlot(this.#peers.unchokedCount())) return;
       peer.unchoke();
       const e = this.#peers.entries.get(peer);
       if (e) this.#opts.trace?.({ type: "unchoke", peer: e.key, optimistic: false });
@@ -569,8 +663,39 @@ export class Torrent implements AsyncDisposable {
     onRequest: (peer, index, begin, length) =>
       this.#with(peer, (e) => this.#uploads.request(e, index, begin, length)),
     onDrain: (peer) => this.#with(peer, (e) => this.#uploads.drained(e)),
-    onClose: (peer, reason) => this.#with(peer, (e) => this.#onClose(e, reason)),
+    onHashMessage: (peer, id, payload) => this.#hashes?.message(peer, id, payload),
+    onClose: (peer, reason) => {
+      this.#hashes?.closed(peer);
+      this.#with(peer, (e) => this.#onClose(e, reason));
+    },
   };
+
+  /** Asks v2 peers for piece layers the torrent lacks (a magnet link's). */
+  #askHashes(): void {
+    if (this.#hashes && !this.#hashes.complete) this.#hashes.ask();
+  }
+
+  *#readyConnections(): Iterable<PeerConnection> {
+    for (const e of this.#peers.ready()) yield e.conn;
+  }
+
+  /** A v2 peer kept while it may still give us piece layers (a seed connection is not closed for that). */
+  #needsHashes(peer: PeerConnection): boolean {
+    return this.#hashes !== undefined && !this.#hashes.complete && peer.speaksV2;
+  }
+
+  #fillAll(): void {
+    for (const e of this.#peers.ready()) this.#downloads.fill(e);
+  }
+
+  /** BEP 47 attributes (executable bit, symbolic links) once the download is complete. */
+  async #applyAttributes(): Promise<void> {
+    if (!this.meta.files.some((f) => f.executable || f.symlink)) return;
+    const warnings = await this.#data.storage?.applyAttributes().catch((err) => [
+      `cannot apply file attributes: ${asError(err).message}`,
+    ]) ?? [];
+    for (const message of warnings) this.#emit("warning", { message });
+  }
 
   #with(peer: PeerConnection, fn: (e: PeerEntry) => unknown): void {
     const e = this.#peers.entries.get(peer);
@@ -590,13 +715,9 @@ export class Torrent implements AsyncDisposable {
 
   /** BEP 11: peers a connected peer knows. */
   #onPex(peer: PeerConnection, payload: Uint8Array): void {
-    let added;
-    try {
-      added = this.#pex.received(payload);
-    } catch (err) {
-      return peer.close(`protocol violation: ${(err as Error).message}`);
+    for (const p of this.#pex.received(peer, payload)) {
+      this.addPeer(p.host, p.port, { source: "pex" });
     }
-    for (const p of added) this.addPeer(p.host, p.port, { source: "pex" });
   }
 
   #onClose(e: PeerEntry, reason: string): void {
@@ -606,14 +727,6 @@ export class Torrent implements AsyncDisposable {
     if (e.ready) this.#emit("peerclose", { address: e.key, reason });
     if (this.#state !== "stopped") queueMicrotask(() => this.#peers.connectMore());
   }
-
-  #unchokedCount(): number {
-    let n = 0;
-    for (const e of this.#peers.entries.values()) if (!e.conn.amChoking) n++;
-    return n;
-  }
-
-  // ---------------------------------------------------------------- verify + write
 
   #makeWriter(): PieceWriter {
     const picker = this.#picker;
@@ -628,8 +741,12 @@ export class Torrent implements AsyncDisposable {
       onPassed: (piece) => this.#smartBan.passed(piece),
       onFailed: (piece) => {
         this.#emit("hashfail", { index: piece.index });
-        this.#smartBan.failed(piece, picker.pieceSize(piece.index));
+        // a web seed's piece names that seed (dropped); a peer's goes to the smart ban
+        if (!this.#webSeeds.failed(piece)) {
+          this.#smartBan.failed(piece, picker.pieceSize(piece.index));
+        }
         picker.pieceFailed(piece);
+        this.#webSeeds.tick(); // the piece may be fetched again
       },
       onWritten: (piece) => this.#written(piece),
       onLost: (piece, error) => {
@@ -641,13 +758,7 @@ export class Torrent implements AsyncDisposable {
           this.#pause();
           this.#diskPaused = true;
         }
-        const secs = (this.#opts.diskRetryMs ?? 5000) / 1000;
-        this.#error = new Error(
-          `${cause.message}; ${
-            this.#diskPaused ? "download paused, it resumes by itself" : "retrying"
-          } once the data can be written (tried every ${secs} s)`,
-          { cause },
-        );
+        this.#error = diskError(cause, this.#diskPaused, this.#opts.diskRetryMs ?? 5000);
         this.#emit("error", { error: this.#error });
       },
       onRetryFailed: () => this.#opts.trace?.({ type: "diskretry", pending: this.#writer.pending }),
@@ -669,26 +780,32 @@ export class Torrent implements AsyncDisposable {
     this.#picker.pieceVerified(piece);
     this.#picker.release(piece.buffer);
     if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
+    this.#deadlines.had(piece.index);
     this.#emit("hashpass", { index: piece.index });
     this.#emit("piece", { index: piece.index });
     // requests may have paused while verification and writes were behind
     if (this.#state === "active") { for (const e of this.#peers.ready()) this.#downloads.fill(e); }
+    this.#webSeeds.tick(); // memory is free for a new run
   }
 
   #afterNewPiece(index: number): void {
     this.#data.changed();
     for (const e of this.#peers.ready()) if (!e.conn.closed) e.conn.have(index);
     if (!this.complete) return;
+    this.#runWebSeeds(); // nothing more to fetch
     this.#picker.trimPool(); // the spare download buffers are not needed any more
     for (const e of this.#peers.entries.values()) this.#downloads.updateInterest(e);
     if (!this.#completeSent && this.#state !== "stopped" && !this.#data.checking) {
       this.#completeSent = true;
       this.#announcer.completed();
+      void this.#applyAttributes();
       this.#emit("complete", {});
     }
     if (this.seed) {
       for (const e of this.#peers.ready()) {
-        if (e.conn.bitfield.full) e.conn.close("both sides are seeds");
+        if (e.conn.bitfield.full && !this.#needsHashes(e.conn)) {
+          e.conn.close("both sides are seeds");
+        }
       }
     }
   }
@@ -706,6 +823,7 @@ export class Torrent implements AsyncDisposable {
 
   async #closeStorage(): Promise<void> {
     this.#uploads.clear();
+    await Promise.all(this.#reads);
     try {
       await this.#data.close();
     } catch (err) {
@@ -713,7 +831,10 @@ export class Torrent implements AsyncDisposable {
     }
   }
 
-  // ---------------------------------------------------------------- tick
+  /** Web seeds fetch while the torrent is active and wants pieces. */
+  #runWebSeeds(): void {
+    void this.#webSeeds.run(this.#state === "active" && !this.complete);
+  }
 
   #setState(state: TorrentState): void {
     this.#state = state;
@@ -748,7 +869,13 @@ export class Torrent implements AsyncDisposable {
       if (this.#ticks % 5 === 0) { for (const e of ready) this.#downloads.updateInterest(e); }
     }
     if (this.#peers.candidates > 0) this.#peers.connectMore();
+    if (this.#webSeeds.size > 0) {
+      this.#runWebSeeds();
+      this.#webSeeds.tick(); // seeds whose wait is over
+    }
+    this.#askHashes();
     this.#writer.tick(now);
+    this.#deadlines.tick();
     const starving = this.#peers.size === 0 && this.#peers.connecting === 0 &&
       this.#state === "active" && !this.complete;
     this.#announcer.tick(now, starving);

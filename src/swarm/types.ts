@@ -10,13 +10,18 @@ import type { PeerConnection } from "../peer.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
 import type { CacheBudget } from "../storage/piece_cache.ts";
 import type { RateGate } from "../transport/bandwidth.ts";
+import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
+import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
 
 /** The three states of the seed's API. */
 export type TorrentState = "active" | "paused" | "stopped";
 
-/** Where a peer's address came from ("incoming" when it connected to us). */
-export type PeerSource = "user" | "tracker" | "dht" | "pex" | "lsd" | "incoming";
+/**
+ * Where a peer's address came from ("incoming" when it connected to us; "webseed" for a web seed, BEP 19 / 17,
+ * whose address is its URL).
+ */
+export type PeerSource = "user" | "tracker" | "dht" | "pex" | "lsd" | "incoming" | "webseed";
 
 /** Events the engine reports to its owner (Client and Session turn them into DOM events). */
 export interface TorrentEvents {
@@ -30,6 +35,11 @@ export interface TorrentEvents {
   peer: { address: string; peerId: Uint8Array | undefined; incoming: boolean };
   /** A peer connection ended, with the reason. */
   peerclose: { address: string; reason: string };
+  /**
+   * A connection to a peer got no BitTorrent handshake through (an unreachable address is not reported): why
+   * each attempt failed, e.g. an MSE handshake refused by a peer without encryption while ours is required.
+   */
+  peerfail: { address: string; incoming: boolean; reason: string };
   /** A tracker answered, failed, or warned. */
   tracker: {
     type: "announce" | "error" | "warning";
@@ -43,6 +53,16 @@ export interface TorrentEvents {
   complete: Record<string, never>;
   /** Something went wrong that did not stop the torrent (a disk error; tracker errors are `tracker` events). */
   error: { error: Error };
+  /**
+   * Something the torrent asked for was not done, e.g. a BEP 47 symbolic link or executable bit not applied once
+   * the download completed (one line for a person).
+   */
+  warning: { message: string };
+  /**
+   * Every BEP 52 piece layer of a v2 or hybrid torrent is known now: those a magnet link's torrent lacked were
+   * fetched from peers and proved against the files' roots (the torrent's `meta.pieceLayers` hold them).
+   */
+  piecelayers: Record<string, never>;
 }
 
 /**
@@ -77,6 +97,10 @@ export interface PeerEntry {
   key: string;
   /** The peer connected to us. */
   incoming: boolean;
+  /** What the connection carries: RC4, plaintext after an MSE handshake, or no MSE at all. */
+  encryption: Encryption;
+  /** An outgoing connection whose dial is still deciding (its handshakes are not done). */
+  dialling: boolean;
   /** When the connection was made (ms). */
   connectedAt: number;
   /** When it last sent us a block we asked for (ms). */
@@ -129,6 +153,20 @@ export interface PeerInfo {
   peerInterested: boolean;
   /** Our requests in flight to this peer. */
   outstanding: number;
+  /**
+   * The client on the other end, for people: the `v` of its extension handshake (BEP 10), or what its peer id
+   * says ("libtorrent/2.0.8", "Transmission 3.00"); printable and bounded; "unknown" when nothing says.
+   */
+  client: string;
+  /**
+   * Protocol encryption: `"rc4"` (MSE, then RC4), `"plaintext-header"` (MSE, then plaintext) or `false` (a plain
+   * BitTorrent handshake).
+   */
+  encrypted: Encryption;
+  /** Both sides support the fast extension (BEP 6). */
+  fast: boolean;
+  /** The transport: TCP, uTP, or HTTP for a web seed. */
+  transport: "tcp" | "utp" | "http";
 }
 
 /** Options for {@linkcode Torrent}. */
@@ -153,6 +191,14 @@ export interface TorrentOptions {
   legacyResumePath?: string;
   /** Announce to the torrent's trackers. @default {true} */
   trackers?: boolean;
+  /**
+   * Download from the torrent's web seeds (BEP 19 `url-list`, BEP 17 `httpseeds`); `extraWebSeeds` are used
+   * either way.
+   * @default {true}
+   */
+  webSeeds?: boolean;
+  /** More web seeds (BEP 19 URLs: a file, or a folder ending in `/` holding the torrent's files). */
+  extraWebSeeds?: string[];
   /** Most connected peers. @default {50} */
   maxPeers?: number;
   /** Most outgoing connection attempts at once. @default {8} */
@@ -175,6 +221,8 @@ export interface TorrentOptions {
   connectTimeoutMs?: number;
   /** Preallocate files. @default {false} */
   preallocate?: boolean;
+  /** Start new pieces in order (lowest index first) instead of rarest first. @default {false} */
+  sequential?: boolean;
   /**
    * Send every block of the torrent at most once, to whichever peer asks first, and reject repeat requests:
    * peers must trade the rest among themselves (a seeding strategy for a first seed with little upload).
@@ -209,5 +257,24 @@ export interface TorrentOptions {
    */
   trace?: (event: TorrentTrace) => void;
   /** Opens an outgoing connection to a peer. @default {connectTcp} */
-  connect?: (host: string, port: number, options: { timeoutMs: number }) => Promise<PeerStream>;
+  connect?: (
+    host: string,
+    port: number,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ) => Promise<PeerStream>;
+  /**
+   * Protocol encryption (MSE/PE) of the connections we dial: `"prefer"` dials with MSE and once more with a plain
+   * handshake when that fails (remembering per peer what worked), `"require"` never sends a plain handshake,
+   * `"allow"` and `"disable"` dial plain. Incoming connections are sorted out by the owner's listener.
+   * @default {"prefer"}
+   */
+  encryption?: EncryptionPolicy;
+  /** After an MSE handshake we dial, offer only RC4 for the payload (not plaintext). @default {false} */
+  rc4Only?: boolean;
+  /**
+   * The owner accepts connections over IPv4 and IPv6 (a dual-stack listener): trackers whose host has addresses
+   * of both families get one announce over each (BEP 7).
+   * @default {() => false}
+   */
+  dualStack?: () => boolean;
 }

@@ -19,12 +19,30 @@
  * @module
  */
 
-import { Layout, type StorageFile } from "../storage/layout.ts";
+import { Layout } from "../storage/layout.ts";
 import { VERSION } from "../version.ts";
 import { httpSeedUrl, MAX_RETRY_BODY, parseRetryBody } from "./httpseed.ts";
+import { Fault, type PlannedGet, REDIRECTS, RunWriter, STOPPED } from "./_webseed_run.ts";
+import {
+  isHttpUrl,
+  parseRetryAfter,
+  type WebSeedFile,
+  webSeedFileUrl,
+  type WebSeedKind,
+  webSeedsOf,
+  type WebSeedsOfOptions,
+  type WebSeedTorrent,
+} from "./webseed_urls.ts";
 
-/** Which kind of web seed: BEP 19 (`url-list`, files on a web server) or BEP 17 (`httpseeds`, a script). */
-export type WebSeedKind = "url-list" | "httpseeds";
+export {
+  parseRetryAfter,
+  type WebSeedFile,
+  webSeedFileUrl,
+  type WebSeedKind,
+  webSeedsOf,
+  type WebSeedsOfOptions,
+  type WebSeedTorrent,
+};
 
 /**
  * What a web seed is doing: `idle` (ready for a run), `busy` (a run in flight), `waiting` (until
@@ -32,30 +50,6 @@ export type WebSeedKind = "url-list" | "httpseeds";
  * {@linkcode WebSeed.reason}).
  */
 export type WebSeedState = "idle" | "busy" | "waiting" | "dropped";
-
-/** A file of the torrent as a web seed sees it (a parsed torrent's files satisfy it). */
-export interface WebSeedFile extends StorageFile {
-  /**
-   * The components the torrent gave (`[name, ...path]`), unsanitised, for the URL; `path` is used when absent.
-   */
-  torrentPath?: string[];
-}
-
-/** What a web seed needs to know of the torrent (a parsed {@linkcode Metainfo} satisfies it). */
-export interface WebSeedTorrent {
-  /** The 20-byte info hash (BEP 17 requests name it). */
-  infoHash: Uint8Array;
-  /** Bytes per piece. */
-  pieceLength: number;
-  /** Total bytes. */
-  length: number;
-  /** Concatenated 20-byte piece hashes (only their count is used). */
-  pieces: Uint8Array;
-  /** True for a torrent with a `files` list (URLs get `<name>/<path…>`). */
-  multiFile: boolean;
-  /** The files in torrent order. */
-  files: WebSeedFile[];
-}
 
 /** Bounds on one web seed's requests. Tests shorten them; the defaults suit real servers. */
 export interface WebSeedLimits {
@@ -193,238 +187,6 @@ export class WebSeedError extends Error {
     this.outcome = options.outcome;
     this.status = options.status;
     this.retryAt = options.retryAt;
-  }
-}
-
-/**
- * The URL of file `file` on a BEP 19 web seed. Single-file torrent: the URL as given, or with the torrent's name
- * appended when its path ends in `/`. Multi-file: the URL, a `/` unless its path ends in one, then
- * `<name>/<path…>`; every component percent-encoded. The torrent's own names are used (`torrentPath`), not the
- * sanitised ones on disk. A query in the URL is kept; a fragment is dropped.
- *
- * @example A multi-file torrent
- * ```ts
- * import { webSeedFileUrl } from "./webseed.ts";
- * import assert from "node:assert/strict";
- *
- * const torrent = {
- *   multiFile: true,
- *   files: [{ path: ["michael", "Readme.txt"], length: 949, offset: 0 }],
- * };
- * assert.equal(
- *   webSeedFileUrl("http://mirror.com/pub/", torrent, 0),
- *   "http://mirror.com/pub/michael/Readme.txt",
- * );
- * assert.equal(
- *   webSeedFileUrl("http://mirror.com/pub", {
- *     multiFile: true,
- *     files: [{ path: ["a"], torrentPath: ["my files", "r&d", "50%.txt"], length: 1, offset: 0 }],
- *   }, 0),
- *   "http://mirror.com/pub/my%20files/r%26d/50%25.txt",
- * );
- * ```
- *
- * @param base The seed's URL.
- * @param torrent Whether it is multi-file, and its files.
- * @param file Index of the file.
- * @returns The file's URL.
- * @throws {TypeError} When `base` is not a URL.
- */
-export function webSeedFileUrl(
-  base: string,
-  torrent: Pick<WebSeedTorrent, "multiFile" | "files">,
-  file: number,
-): string {
-  const url = new URL(base);
-  url.hash = "";
-  const f = torrent.files[file];
-  const components = f.torrentPath ?? f.path;
-  const dir = url.pathname.endsWith("/");
-  if (torrent.multiFile) {
-    url.pathname = url.pathname + (dir ? "" : "/") + components.map(encodeURIComponent).join("/");
-  } else if (dir) {
-    url.pathname = url.pathname + encodeURIComponent(components[0]);
-  }
-  return url.href;
-}
-
-/** Options of {@linkcode webSeedsOf}. */
-export interface WebSeedsOfOptions {
-  /**
-   * Use the torrent's web seeds (`url-list`, `httpseeds`); `false` leaves them out (`extra` ones are still used).
-   * @default {true}
-   */
-  enabled?: boolean;
-  /** More BEP 19 URLs, from the user (`--web-seed URL`, the same name `create` uses). */
-  extra?: readonly string[];
-}
-
-/**
- * The web seeds to use for a torrent: its `url-list` (BEP 19) and `httpseeds` (BEP 17), plus the user's, without
- * duplicates; entries that are not http: or https: URLs are left out (a client ignores protocols it does not
- * know, BEP 19).
- *
- * @example
- * ```ts
- * import { webSeedsOf } from "./webseed.ts";
- * import assert from "node:assert/strict";
- *
- * const meta = { urlList: ["http://a/pub/", "ftp://b/pub/"], httpSeeds: ["https://c/seed.php"] };
- * assert.deepEqual(webSeedsOf(meta, { extra: ["http://d/"] }), [
- *   { url: "http://a/pub/", kind: "url-list" },
- *   { url: "http://d/", kind: "url-list" },
- *   { url: "https://c/seed.php", kind: "httpseeds" },
- * ]);
- * assert.deepEqual(webSeedsOf(meta, { enabled: false }), []);
- * ```
- *
- * @param meta The torrent's web seed lists.
- * @param options Whether to use them, and the user's.
- * @returns URL and kind of each seed.
- */
-export function webSeedsOf(
-  meta: { urlList?: readonly string[]; httpSeeds?: readonly string[] },
-  options: WebSeedsOfOptions = {},
-): { url: string; kind: WebSeedKind }[] {
-  const enabled = options.enabled ?? true;
-  const out: { url: string; kind: WebSeedKind }[] = [];
-  const seen = new Set<string>();
-  const add = (url: string, kind: WebSeedKind) => {
-    if (!isHttpUrl(url) || seen.has(`${kind} ${url}`)) return;
-    seen.add(`${kind} ${url}`);
-    out.push({ url, kind });
-  };
-  if (enabled) { for (const u of meta.urlList ?? []) add(u, "url-list"); }
-  for (const u of options.extra ?? []) add(u, "url-list");
-  if (enabled) { for (const u of meta.httpSeeds ?? []) add(u, "httpseeds"); }
-  return out;
-}
-
-/**
- * Reads an HTTP `Retry-After` value: a number of seconds or an HTTP date.
- *
- * @example
- * ```ts
- * import { parseRetryAfter } from "./webseed.ts";
- * import assert from "node:assert/strict";
- *
- * const now = Date.UTC(2030, 0, 1);
- * assert.equal(parseRetryAfter("120", now), 120_000);
- * assert.equal(parseRetryAfter("Tue, 01 Jan 2030 00:02:00 GMT", now), 120_000);
- * assert.equal(parseRetryAfter("soon", now), undefined);
- * ```
- *
- * @param value The header's value.
- * @param now The current time (ms since the epoch).
- * @returns Milliseconds to wait (0 for a date in the past), or undefined when the value is neither.
- */
-export function parseRetryAfter(value: string, now: number): number | undefined {
-  const v = value.trim();
-  if (/^\d{1,10}$/.test(v)) return Number(v) * 1000;
-  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(v)) return undefined;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-function isHttpUrl(url: string): boolean {
-  try {
-    const u = new URL(url);
-    return u.protocol === "http:" || u.protocol === "https:";
-  } catch {
-    return false;
-  }
-}
-
-/** One GET of a run: a file span (BEP 19), a whole piece (BEP 17), or padding that is not fetched at all. */
-interface PlannedGet {
-  /** The URL as built from the torrent (redirects are remembered under it). */
-  url: string;
-  /** Inclusive byte range inside the file (BEP 19); none for BEP 17. */
-  range?: [number, number];
-  /** Size of the whole file, to check `Content-Range` against (BEP 19). */
-  fileLength?: number;
-  /** Bytes this request delivers into the run. */
-  length: number;
-  /** A BEP 47 padding file: zeros, never requested. */
-  padding?: boolean;
-}
-
-/** Why a request failed, and what follows. Thrown inside a run, turned into a result at its end. */
-class Fault {
-  constructor(
-    readonly outcome: "dropped" | "retry" | "wait",
-    readonly message: string,
-    readonly status?: number,
-    readonly waitMs?: number,
-  ) {}
-}
-
-/** The run was stopped (caller's signal, or the seed was dropped meanwhile). */
-const STOPPED = Symbol("stopped");
-
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-/** Fills piece buffers from a run's bytes, in order, handing each piece over as it completes. */
-class RunWriter {
-  delivered = 0;
-  readonly #layout: Layout;
-  readonly #end: number;
-  readonly #onPiece: (index: number, data: Uint8Array) => void;
-  readonly #buffer: Uint8Array;
-  #index: number;
-  #size: number;
-  #filled = 0;
-
-  constructor(
-    layout: Layout,
-    first: number,
-    count: number,
-    buffer: Uint8Array,
-    onPiece: (index: number, data: Uint8Array) => void,
-  ) {
-    this.#layout = layout;
-    this.#index = first;
-    this.#end = first + count;
-    this.#size = layout.pieceSize(first);
-    this.#buffer = buffer;
-    this.#onPiece = onPiece;
-  }
-
-  /** Appends bytes (the plan never gives more than the run holds). */
-  write(chunk: Uint8Array): void {
-    let off = 0;
-    while (off < chunk.length && this.#index < this.#end) {
-      const n = Math.min(chunk.length - off, this.#size - this.#filled);
-      if (this.#filled === 0 && n === this.#size) {
-        // a whole piece inside one chunk: hand it over without a copy
-        this.#complete(chunk.subarray(off, off + n));
-      } else {
-        this.#buffer.set(chunk.subarray(off, off + n), this.#filled);
-        this.#filled += n;
-        if (this.#filled === this.#size) this.#complete(this.#buffer.subarray(0, this.#size));
-      }
-      off += n;
-    }
-  }
-
-  /** Appends `n` zero bytes (a padding file). */
-  zeros(n: number): void {
-    while (n > 0 && this.#index < this.#end) {
-      const k = Math.min(n, this.#size - this.#filled);
-      this.#buffer.fill(0, this.#filled, this.#filled + k);
-      this.#filled += k;
-      n -= k;
-      if (this.#filled === this.#size) this.#complete(this.#buffer.subarray(0, this.#size));
-    }
-  }
-
-  #complete(data: Uint8Array): void {
-    const index = this.#index;
-    this.#index++;
-    this.#filled = 0;
-    this.delivered++;
-    if (this.#index < this.#end) this.#size = this.#layout.pieceSize(this.#index);
-    this.#onPiece(index, data);
   }
 }
 

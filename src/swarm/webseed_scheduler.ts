@@ -59,6 +59,14 @@ export interface WebSeedPeerInfo {
   incoming: false;
   /** Where the address came from. */
   source: "webseed";
+  /** What serves it: "web seed (BEP 19)" or "HTTP seed (BEP 17)". */
+  client: string;
+  /** HTTP carries no BitTorrent encryption. */
+  encrypted: false;
+  /** No fast extension over HTTP. */
+  fast: false;
+  /** Plain HTTP requests. */
+  transport: "http";
   /** BEP 19 or BEP 17. */
   kind: WebSeedKind;
   /** What it is doing. */
@@ -243,10 +251,14 @@ export class WebSeedScheduler implements AsyncDisposable {
         peerId: undefined,
         incoming: false,
         source: "webseed",
+        client: seed.kind === "httpseeds" ? "HTTP seed (BEP 17)" : "web seed (BEP 19)",
+        encrypted: false,
+        fast: false,
+        transport: "http",
         kind: seed.kind,
         state,
         reason: state === "waiting" ? seed.reason : undefined,
-        have: seed.torrent.pieces.length / 20,
+        have: Math.ceil(seed.torrent.length / seed.torrent.pieceLength),
         downloadRate: seed.rate,
         uploadRate: 0,
         downloaded: seed.downloaded,
@@ -272,9 +284,11 @@ export class WebSeedScheduler implements AsyncDisposable {
    */
   async pause(): Promise<void> {
     this.#paused = true;
-    this.#stop.abort();
-    await Promise.all([...this.#active].map((r) => r.done));
+    // a fresh signal at once: a resume() before the stopped runs have ended starts runs that are not stopped
+    const stop = this.#stop;
     this.#stop = new AbortController();
+    stop.abort();
+    await Promise.all([...this.#active].map((r) => r.done));
   }
 
   /** Starts runs again after {@linkcode WebSeedScheduler.pause}. */

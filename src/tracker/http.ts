@@ -62,6 +62,11 @@ export interface AnnounceRequest {
   signal?: AbortSignal;
   /** Largest response body accepted (after decompression). @default {2097152} */
   maxBodyBytes?: number;
+  /**
+   * Reach the tracker over this address family only (BEP 7: a client listening on both announces once over
+   * each); the system's choice when omitted.
+   */
+  family?: 4 | 6;
 }
 
 /** A tracker's answer to an announce. */
@@ -239,7 +244,7 @@ export async function scrape(
 async function fetchBencode(
   url: string,
   query: string,
-  opts: { timeoutMs?: number; signal?: AbortSignal; maxBodyBytes?: number },
+  opts: { timeoutMs?: number; signal?: AbortSignal; maxBodyBytes?: number; family?: 4 | 6 },
 ): Promise<BencodeDict> {
   let parsed: URL;
   try {
@@ -254,9 +259,30 @@ async function fetchBencode(
   const signals = [AbortSignal.timeout(opts.timeoutMs ?? 15_000)];
   if (opts.signal) signals.push(opts.signal);
   const max = opts.maxBodyBytes ?? 2 * 1024 * 1024;
+  // bound to the unspecified address of one family, the connection is made to that family's addresses only
+  const client = opts.family
+    ? Deno.createHttpClient({ localAddress: opts.family === 4 ? "0.0.0.0" : "::" })
+    : undefined;
+  try {
+    return await fetchBody(url, full, { signal: AbortSignal.any(signals), max, client });
+  } finally {
+    client?.close();
+  }
+}
+
+async function fetchBody(
+  url: string,
+  full: string,
+  o: { signal: AbortSignal; max: number; client: Deno.HttpClient | undefined },
+): Promise<BencodeDict> {
+  const max = o.max;
   let res: Response;
   try {
-    res = await fetch(full, { signal: AbortSignal.any(signals), redirect: "follow" });
+    res = await fetch(full, {
+      signal: o.signal,
+      redirect: "follow",
+      ...(o.client ? { client: o.client } : {}),
+    });
   } catch (err) {
     throw new TrackerError(url, `request failed: ${(err as Error).message}`, { cause: err });
   }

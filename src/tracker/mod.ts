@@ -29,6 +29,7 @@ export {
 export { announceUdp, scrapeUdp, type UdpTrackerOptions } from "./udp.ts";
 export {
   announceAny,
+  type TrackerAnnounceResult,
   type TrackerEvent,
   TrackerManager,
   type TrackerManagerOptions,

@@ -14,6 +14,7 @@ import {
   TrackerError,
 } from "./http.ts";
 import { announceUdp } from "./udp.ts";
+import { type Family, hostFamilies } from "./families.ts";
 
 /** Announces over HTTP(S) or UDP (BEP 15), by the URL's scheme. */
 export function announceAny(url: string, req: AnnounceRequest): Promise<AnnounceResponse> {
@@ -34,6 +35,26 @@ export interface TrackerTierView {
   peers: Uint8Array;
   /** Compact IPv6 peers (BEP 7) from the most recent announce. */
   peers6: Uint8Array;
+  /** The last answer of each of the tier's trackers that was asked, in the tier's order. */
+  announces?: TrackerAnnounceResult[];
+  /** When the next regular announce is due (ms since the epoch), while announcing. */
+  nextAnnounce?: number;
+}
+
+/** How one tracker answered its last announce. */
+export interface TrackerAnnounceResult {
+  /** The tracker. */
+  url: string;
+  /** When the answer came (or the attempt failed), ms since the epoch. */
+  at: number;
+  /** It answered with peers. */
+  ok: boolean;
+  /** Peers it returned (when `ok`). */
+  peers: number;
+  /** Why it failed, or its warning. */
+  message?: string;
+  /** The tracker's own `failure reason`, when it refused the announce. */
+  failureReason?: string;
 }
 
 /** What the manager reports. */
@@ -78,6 +99,14 @@ export interface TrackerManagerOptions {
   retryBaseSec?: number;
   /** Per-request timeout. @default {15000} */
   timeoutMs?: number;
+  /**
+   * We accept connections over IPv4 and IPv6: a tracker whose host has addresses of both families gets one
+   * announce over each (BEP 7), so that it can hand out both of our addresses. Checked before each round.
+   * @default {() => false}
+   */
+  dualStack?: () => boolean;
+  /** The address families of a tracker's host. @default {hostFamilies (the system's resolver)} */
+  families?: (host: string) => Promise<(4 | 6)[]>;
 }
 
 interface Tier {
@@ -87,6 +116,7 @@ interface Tier {
   failures: number;
   peers: Uint8Array;
   peers6: Uint8Array;
+  results: Map<string, TrackerAnnounceResult>;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -96,6 +126,7 @@ export class TrackerManager implements AsyncDisposable {
   readonly #o: TrackerManagerOptions;
   readonly #tiers: Tier[];
   readonly #announce: (url: string, req: AnnounceRequest) => Promise<AnnounceResponse>;
+  /** Trackers that got `started`, as `url` or, for an announce over one family, `url family`. */
   readonly #started = new Set<string>();
   readonly #trackerIds = new Map<string, string>();
   readonly #key: string;
@@ -105,6 +136,7 @@ export class TrackerManager implements AsyncDisposable {
   #completedSent = false;
   #roundFailures = 0;
   #lastAnnounce = 0;
+  #nextAt = 0;
   #minInterval = 0;
   #abort = new AbortController();
 
@@ -124,6 +156,7 @@ export class TrackerManager implements AsyncDisposable {
       failures: 0,
       peers: new Uint8Array(0),
       peers6: new Uint8Array(0),
+      results: new Map(),
     }));
     this.#key = Array.from(
       crypto.getRandomValues(new Uint8Array(4)),
@@ -134,7 +167,12 @@ export class TrackerManager implements AsyncDisposable {
 
   /** The seed's `trackers()` view, one entry per tier. */
   trackers(): TrackerTierView[] {
-    return this.#tiers.map((t) => ({ ...t, urls: [...t.urls] }));
+    return this.#tiers.map(({ results, ...t }) => ({
+      ...t,
+      urls: [...t.urls],
+      announces: t.urls.flatMap((u) => results.get(u) ?? []),
+      ...(this.#running && this.#nextAt ? { nextAnnounce: this.#nextAt } : {}),
+    }));
   }
 
   /** Starts announcing: `started` now, then regular announces. */
@@ -167,18 +205,36 @@ export class TrackerManager implements AsyncDisposable {
     this.#timer = undefined;
     this.#abort.abort();
     await this.#chain.catch(() => {});
-    const urls = [...this.#started];
+    const keys = [...this.#started];
     this.#started.clear();
     await Promise.all(
-      urls.map((url) =>
-        this.#announce(url, { ...this.#request("stopped", url), timeoutMs: 5000 }).catch(() => {})
-      ),
+      keys.map((key) => {
+        const [url, family] = splitStartedKey(key);
+        return this.#announce(url, {
+          ...this.#request("stopped", url),
+          ...(family ? { family } : {}),
+          timeoutMs: 5000,
+        }).catch(() => {});
+      }),
     );
   }
 
   /** Same as {@linkcode TrackerManager.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /** The families to announce over: both when we listen on both and the tracker's host has both. */
+  async #familiesOf(url: string): Promise<(Family | undefined)[]> {
+    if (!this.#o.dualStack?.()) return [undefined];
+    let host: string;
+    try {
+      host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+    } catch {
+      return [undefined];
+    }
+    const families: Family[] = await (this.#o.families ?? hostFamilies)(host).catch(() => []);
+    return families.includes(4) && families.includes(6) ? [4, 6] : [undefined];
   }
 
   #request(event: AnnounceRequest["event"], url: string): AnnounceRequest {
@@ -215,26 +271,58 @@ export class TrackerManager implements AsyncDisposable {
       for (let i = 0; i < tier.urls.length; i++) {
         if (!this.#running) return;
         const url = tier.urls[i];
-        // a tracker that never got `started` gets it now, whatever the round was for
-        const ev = event === "completed" && !this.#started.has(url) ? "started" : event ??
-          (this.#started.has(url) ? undefined : "started");
-        let res: AnnounceResponse;
-        try {
-          res = await this.#announce(url, {
-            ...this.#request(ev, url),
+        // one announce, or one per family (BEP 7) when we listen on both and the tracker has both
+        const families = await this.#familiesOf(url);
+        const events = families.map((family) => {
+          const key = startedKey(url, family);
+          // a tracker that never got `started` gets it now, whatever the round was for
+          return event === "completed" && !this.#started.has(key) ? "started" : event ??
+            (this.#started.has(key) ? undefined : "started");
+        });
+        const settled = await Promise.allSettled(families.map((family, k) =>
+          this.#announce(url, {
+            ...this.#request(events[k], url),
+            ...(family ? { family } : {}),
             signal: this.#abort.signal,
-          });
-        } catch (err) {
+          })
+        ));
+        const answered = settled.flatMap((r, k) =>
+          r.status === "fulfilled" ? [{ res: r.value, ev: events[k], family: families[k] }] : []
+        );
+        const failed = settled.flatMap((r, k) =>
+          r.status === "rejected" ? [{ err: r.reason as unknown, family: families[k] }] : []
+        );
+        if (answered.length === 0) {
           if (!this.#running) return;
           tier.failures++;
+          const err = failed[0].err;
           const error = err instanceof TrackerError
             ? err
             : new TrackerError(url, String(err), { cause: err });
+          tier.results.set(url, {
+            url,
+            at: Date.now(),
+            ok: false,
+            peers: 0,
+            message: error.message,
+            ...(error.failureReason !== undefined ? { failureReason: error.failureReason } : {}),
+          });
           this.#o.onEvent?.({ type: "error", url, error });
           continue;
         }
-        if (!this.#running && ev !== "stopped") return;
-        if (ev === "started") this.#started.add(url);
+        // the other family answered: the tracker works, this is only worth a warning
+        for (const f of failed) {
+          if (!this.#running) break;
+          const message = `IPv${f.family} announce failed: ${
+            f.err instanceof Error ? f.err.message : String(f.err)
+          }`;
+          this.#o.onEvent?.({ type: "warning", url, message });
+        }
+        const res = mergeResponses(answered.map((a) => a.res));
+        if (!this.#running && answered[0].ev !== "stopped") return;
+        for (const a of answered) {
+          if (a.ev === "started") this.#started.add(startedKey(url, a.family));
+        }
         tier.failures = 0;
         tier.complete = res.complete ?? 0;
         tier.incomplete = res.incomplete ?? 0;
@@ -246,6 +334,13 @@ export class TrackerManager implements AsyncDisposable {
           tier.urls.splice(i, 1);
           tier.urls.unshift(url);
         }
+        tier.results.set(url, {
+          url,
+          at: Date.now(),
+          ok: true,
+          peers: res.peers.length + res.peers6.length,
+          ...(res.warning ? { message: res.warning } : {}),
+        });
         if (res.warning) this.#o.onEvent?.({ type: "warning", url, message: res.warning });
         this.#o.onEvent?.({ type: "announce", url, peers: res.peers.length + res.peers6.length });
         const all = [...res.peers, ...res.peers6];
@@ -268,11 +363,36 @@ export class TrackerManager implements AsyncDisposable {
     }
     // an event that failed everywhere is retried with the next round
     const retryEvent = interval === undefined && event === "completed" ? "completed" : undefined;
+    const delay = Math.min(MAX_TIMER_MS, delaySec * 1000);
+    this.#nextAt = Date.now() + delay;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#queue(retryEvent);
-    }, Math.min(MAX_TIMER_MS, delaySec * 1000));
+    }, delay);
   }
+}
+
+/** The key of a tracker that got `started` (over one family, or the system's choice). */
+function startedKey(url: string, family: Family | undefined): string {
+  return family ? `${url} ${family}` : url;
+}
+
+function splitStartedKey(key: string): [string, Family | undefined] {
+  const m = / ([46])$/.exec(key);
+  return m ? [key.slice(0, -2), Number(m[1]) as Family] : [key, undefined];
+}
+
+/** One answer from the answers over each family: the first one's counts and timing, every peer. */
+function mergeResponses(all: AnnounceResponse[]): AnnounceResponse {
+  if (all.length === 1) return all[0];
+  const first = all[0];
+  return {
+    ...first,
+    complete: Math.max(...all.map((r) => r.complete ?? 0)),
+    incomplete: Math.max(...all.map((r) => r.incomplete ?? 0)),
+    peers: all.flatMap((r) => r.peers).slice(0, 1000),
+    peers6: all.flatMap((r) => r.peers6).slice(0, 1000),
+  };
 }
 
 function shuffle<T>(list: T[], random: () => number): T[] {

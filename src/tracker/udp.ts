@@ -10,6 +10,7 @@ import { parseCompactPeers, type PeerAddress } from "./compact.ts";
 import type { AnnounceRequest, AnnounceResponse, ScrapeEntry } from "./http.ts";
 import { TrackerError } from "./http.ts";
 import { openUdpSocket, type UdpSocket } from "../udp.ts";
+import { addressOf, literalFamily } from "./families.ts";
 import { fromUtf8, toHex } from "../_bytes.ts";
 
 const PROTOCOL_ID = 0x41727101980n;
@@ -138,12 +139,12 @@ async function connectionId(
 }
 
 async function withSocket<T>(
-  host: string,
+  family: 4 | 6,
   options: UdpTrackerOptions,
   fn: (socket: UdpSocket) => Promise<T>,
 ): Promise<T> {
   if (options.socket) return await fn(options.socket);
-  const socket = await openUdpSocket({ family: host.includes(":") ? 6 : 4 });
+  const socket = await openUdpSocket({ family });
   try {
     return await fn(socket);
   } finally {
@@ -165,9 +166,14 @@ export async function announceUdp(
   req: AnnounceRequest,
   options: UdpTrackerOptions = {},
 ): Promise<AnnounceResponse> {
-  const { host, port } = parseUdpUrl(url);
+  const parsed = parseUdpUrl(url);
+  const port = parsed.port;
   const opts = { ...options, ...(req.signal ? { signal: req.signal } : {}) };
-  return await withSocket(host, opts, async (socket) => {
+  // a family asked for (BEP 7: one announce per family): the tracker's address in that family
+  const family = req.family ?? literalFamily(parsed.host) ?? 4;
+  const host = req.family ? await addressOf(parsed.host, req.family) : parsed.host;
+  if (!host) throw new TrackerError(url, `has no IPv${req.family} address`);
+  return await withSocket(family, opts, async (socket) => {
     const id = await connectionId(url, socket, host, port, opts);
     const tid = randomTid();
     const packet = header(id, ANNOUNCE, tid, 82);
@@ -187,7 +193,7 @@ export async function announceUdp(
     if (reply.length < 20 || r.getUint32(0) !== ANNOUNCE) {
       throw new TrackerError(url, "malformed announce response");
     }
-    const v6 = host.includes(":");
+    const v6 = family === 6;
     const peers: PeerAddress[] = parseCompactPeers(reply.subarray(20), v6 ? 6 : 4).slice(0, 1000);
     return {
       interval: Math.min(7200, Math.max(60, r.getUint32(8))),
@@ -218,7 +224,7 @@ export async function scrapeUdp(
 ): Promise<Map<string, ScrapeEntry>> {
   const { host, port } = parseUdpUrl(url);
   const hashes = infoHashes.slice(0, 74);
-  return await withSocket(host, options, async (socket) => {
+  return await withSocket(literalFamily(host) ?? 4, options, async (socket) => {
     const id = await connectionId(url, socket, host, port, options);
     const tid = randomTid();
     const packet = header(id, SCRAPE, tid, 20 * hashes.length);

@@ -494,7 +494,14 @@ async function initiate(
   // 1. Ya, PadA
   const { secret, publicKey } = keyPair();
   io.send(concat([publicKey, padding()]));
-  // 2. Yb (PadB follows; we find its end by the encrypted VC)
+  // 2. Yb (PadB follows; we find its end by the encrypted VC). A peer without MSE that read our key as a
+  // handshake and answered with its own plain one fails the attempt at once (a key starts so once in 2^160).
+  await io.need(PSTR.length);
+  if (bytesEqual(io.buf.subarray(0, PSTR.length), PSTR)) {
+    throw new WireError(
+      "encryption handshake: the peer answered with a plain BitTorrent handshake",
+    );
+  }
   await io.need(KEY_BYTES);
   const s = sharedSecret(io.take(KEY_BYTES), secret);
   if (!s) throw new WireError("encryption handshake: invalid public key from the peer");

@@ -26,6 +26,14 @@ export interface RealPeer extends AsyncDisposable {
   connect?(host: string, port: number): Promise<void>;
   /** Stops every process it started. */
   stop(): Promise<void>;
+  /** Its connected peers as it reports them (clients with an API): name and whether the link is encrypted. */
+  peers?(): Promise<{ client: string; encrypted: boolean; flags?: string }[]>;
+}
+
+/** How a real client is set up beyond the defaults. */
+export interface ClientSetup {
+  /** Protocol encryption required in and out (Transmission "required", qBittorrent "Require encryption"). */
+  requireEncryption?: boolean;
 }
 
 /** Names of the clients in the matrix. */
@@ -161,8 +169,16 @@ async function aria2(role: "seed" | "leech", torrent: string, dir: string): Prom
 }
 
 /** Transmission 3 (daemon, driven through its RPC), on ports of its own. */
-function transmission(role: "seed" | "leech", torrent: string, dir: string): Promise<RealPeer> {
-  return withFreshPorts(2, ([port, rpcPort]) => transmissionOn(role, torrent, dir, port, rpcPort));
+function transmission(
+  role: "seed" | "leech",
+  torrent: string,
+  dir: string,
+  setup: ClientSetup = {},
+): Promise<RealPeer> {
+  return withFreshPorts(
+    2,
+    ([port, rpcPort]) => transmissionOn(role, torrent, dir, port, rpcPort, setup),
+  );
 }
 
 async function transmissionOn(
@@ -171,6 +187,7 @@ async function transmissionOn(
   dir: string,
   port: number,
   rpcPort: number,
+  setup: ClientSetup = {},
 ): Promise<RealPeer> {
   const work = await Deno.makeTempDir({ prefix: "seedbed-tr-" });
   await Deno.writeTextFile(
@@ -185,7 +202,8 @@ async function transmissionOn(
       "port-forwarding-enabled": false,
       "peer-port": port,
       "peer-port-random-on-start": false,
-      "encryption": 0,
+      // 0 = prefer plaintext, 2 = require encryption
+      "encryption": setup.requireEncryption ? 2 : 0,
       "download-dir": dir,
       "incomplete-dir-enabled": false,
       "rename-partial-files": false,
@@ -250,6 +268,13 @@ async function transmissionOn(
           const t = await status();
           return t && t.percentDone === 1 ? true : undefined;
         }, p).then(() => {}),
+      async peers() {
+        const t = (await rpc("torrent-get", { fields: ["peers"] })).torrents[0];
+        return (t?.peers ?? []).map((x: { clientName: string; isEncrypted: boolean }) => ({
+          client: x.clientName,
+          encrypted: x.isEncrypted,
+        }));
+      },
       stop,
       [Symbol.asyncDispose]: stop,
     };
@@ -265,10 +290,11 @@ function qbittorrent(
   torrent: string,
   dir: string,
   peers: string[],
+  setup: ClientSetup = {},
 ): Promise<RealPeer> {
   return withFreshPorts(
     2,
-    ([port, webPort]) => qbittorrentOn(role, torrent, dir, peers, port, webPort),
+    ([port, webPort]) => qbittorrentOn(role, torrent, dir, peers, port, webPort, setup),
   );
 }
 
@@ -279,6 +305,7 @@ async function qbittorrentOn(
   peers: string[],
   port: number,
   webPort: number,
+  setup: ClientSetup = {},
 ): Promise<RealPeer> {
   const work = await Deno.makeTempDir({ prefix: "seedbed-qbt-" });
   await Deno.mkdir(join(work, "qBittorrent", "config"), { recursive: true });
@@ -304,7 +331,8 @@ async function qbittorrentOn(
       "Session\\InterfaceName=lo",
       "Session\\InterfaceAddress=127.0.0.1",
       "Session\\BTProtocol=TCP",
-      "Session\\Encryption=0",
+      // 0 = allow encryption, 1 = require it
+      `Session\\Encryption=${setup.requireEncryption ? 1 : 0}`,
       "Session\\MultiConnectionsPerIp=true",
       "Session\\QueueingSystemEnabled=false",
       `Session\\DefaultSavePath=${dir}`,
@@ -368,6 +396,18 @@ async function qbittorrentOn(
     return {
       port,
       connect,
+      async peers() {
+        const r = await (await fetch(`${api}/sync/torrentPeers?hash=${hash}`)).json();
+        // flags: "E" RC4-encrypted traffic, "e" encrypted handshake (plaintext after it)
+        return Object.values(r.peers ?? {}).map((x) => {
+          const peer = x as { client: string; flags: string };
+          return {
+            client: peer.client,
+            encrypted: /E/i.test(peer.flags),
+            flags: peer.flags,
+          };
+        });
+      },
       done: (ms) =>
         waitFor(
           "qBittorrent to finish",
@@ -392,6 +432,7 @@ async function qbittorrentOn(
  * @param name Which client.
  * @param role Seeder (the data is in `dir`) or leecher (into `dir`).
  * @param peers Addresses ("127.0.0.1:PORT") to dial, for clients that can.
+ * @param setup Settings beyond the defaults (encryption required: Transmission and qBittorrent).
  */
 export function startClient(
   name: ClientName,
@@ -399,6 +440,7 @@ export function startClient(
   torrent: string,
   dir: string,
   peers: string[] = [],
+  setup: ClientSetup = {},
 ): Promise<RealPeer> {
   switch (name) {
     case "libtorrent":
@@ -408,8 +450,8 @@ export function startClient(
     case "aria2":
       return aria2(role, torrent, dir);
     case "transmission":
-      return transmission(role, torrent, dir);
+      return transmission(role, torrent, dir, setup);
     case "qbittorrent":
-      return qbittorrent(role, torrent, dir, peers);
+      return qbittorrent(role, torrent, dir, peers, setup);
   }
 }

@@ -3,6 +3,9 @@
 
     lt_peer.py seed|leech TORRENT|MAGNET DIR PORT [HOST:PORT ...]
 
+TORRENT is a .torrent file or, for a leech, a magnet: URI (the metadata, and a v2 torrent's piece layers, are
+then fetched from its peers, BEP 9; "metadata" is printed once it is known).
+
 Listens on 127.0.0.1:PORT with DHT, local discovery, UPnP/NAT-PMP and uTP off
 and several connections per IP allowed (every test peer is 127.0.0.1). PORT 0
 lets the system choose: the port bound is printed first, as "port N". A seed
@@ -10,9 +13,6 @@ checks DIR first. Prints "ready" on stdout once seeding / once the torrent is
 added (leech), "connected" once it has a first peer, "done" once a leech has every piece (and its writes have
 reached the files: a test may compare them at once), then keeps running until
 SIGTERM/SIGINT or stdin closes. Dials the HOST:PORT peers given.
-
-A leech may be given a magnet link instead of a .torrent file: the metadata is then fetched from the peers
-(BEP 9); "metadata" is printed once it is known.
 
 Environment knobs (as the lab's driver):
   LT_SETTINGS      JSON of libtorrent settings applied last; "{port}" in a string = PORT. E.g. forced RC4:
@@ -25,6 +25,11 @@ Environment knobs (as the lab's driver):
                    what was used
   LT_UPLOAD_LIMIT  bytes/s, a per-torrent upload cap (session limits skip loopback peers)
   LT_PROFILE       hps = high_performance_seed()
+  LT_HASHLOG       a file: one line per BEP 52 hash message libtorrent sent or received (its peer log:
+                   "==> HASH_REQUEST ...", "<== HASHES ...", "<== HASH_REJECT ...")
+  LT_SAVE_TORRENT  a file: once done, the torrent as libtorrent knows it then (resume data with the info
+                   dictionary, written with write_torrent_file: a v2 torrent's piece layers included when
+                   libtorrent has them); prints "saved" after writing it, or "save-failed REASON"
 """
 import json
 import os
@@ -59,6 +64,9 @@ def main() -> int:
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
         | lt.alert.category_t.stats_notification,
     })
+    hashlog = os.environ.get("LT_HASHLOG")
+    if hashlog:
+        settings["alert_mask"] |= lt.alert.category_t.peer_log_notification
     if os.environ.get("LT_SETTINGS"):
         extra = json.loads(os.environ["LT_SETTINGS"])
         settings.update({k: v.replace("{port}", port) if isinstance(v, str) else v for k, v in extra.items()})
@@ -90,6 +98,7 @@ def main() -> int:
         handle.set_upload_limit(int(os.environ["LT_UPLOAD_LIMIT"]))
     # a seed's files are checked by libtorrent itself (no resume data is given): a force_recheck() on top could
     # start a second check after "ready" was printed, refusing the connections a test then makes
+    save_torrent = os.environ.get("LT_SAVE_TORRENT")
     announced_ready = False
     announced_done = False
     flushing = False
@@ -110,6 +119,21 @@ def main() -> int:
                     print("done", flush=True)
                     announced_done = True
                     flushing = False
+                    if save_torrent:
+                        handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
+            if hashlog and isinstance(alert, lt.peer_log_alert) and "HASH" in alert.message():
+                with open(hashlog, "a") as f:
+                    f.write(alert.message() + "\n")
+            if isinstance(alert, lt.save_resume_data_alert) and save_torrent:
+                try:
+                    data = lt.bencode(lt.write_torrent_file(alert.params))
+                    with open(save_torrent, "wb") as f:
+                        f.write(data)
+                    print("saved", flush=True)
+                except Exception as e:  # noqa: BLE001 - reported to the test
+                    print("save-failed", str(e).replace("\n", " "), flush=True)
+            if isinstance(alert, lt.save_resume_data_failed_alert) and save_torrent:
+                print("save-failed", alert.message(), flush=True)
         st = handle.status()
         if peerlog and time.monotonic() - last_peerlog >= 0.25:
             last_peerlog = time.monotonic()
