@@ -430,14 +430,14 @@ export class PeerConnection implements AsyncDisposable {
     try {
       await reader?.cancel().catch(() => {});
     } catch { /* already released */ }
-    try {
-      if (writer) {
-        // wait for a write in flight, then close our side
-        await writer.abort().catch(() => {});
-      }
-    } catch { /* already closed */ }
+    // the connection first, then the writer: closing it fails a write in progress at once, and the abort (which
+    // waits for that write) returns — a uTP write waiting for a peer that stopped reading would otherwise hold it
+    // for the retransmission timeouts, a TCP write for the kernel's
     try {
       this.#stream.close?.();
+    } catch { /* already closed */ }
+    try {
+      if (writer) await writer.abort().catch(() => {});
     } catch { /* already closed */ }
     this.#done.resolve();
   }

@@ -44,6 +44,12 @@ export interface UdpSocketOptions {
   port?: number;
   /** The implementation. @default {"auto"} */
   implementation?: UdpImplementation;
+  /**
+   * An IPv6 socket on `::` takes IPv6 only (IPV6_V6ONLY), so an IPv4 socket can have the same port number
+   * (`node:dgram` only; `Deno.listenDatagram` binds `::` as the system's default, dual-stack on Linux).
+   * @default {false}
+   */
+  ipv6Only?: boolean;
 }
 
 // Deno.listenDatagram is declared only in the unstable type library: the little of it used here.
@@ -132,14 +138,24 @@ function openDeno(listen: ListenDatagram, options: UdpSocketOptions): UdpSocket 
 
 async function openNode(options: UdpSocketOptions): Promise<UdpSocket> {
   const family = options.family ?? 4;
-  const sock: Socket = createSocket({ type: family === 6 ? "udp6" : "udp4" });
-  await new Promise<void>((resolve, reject) => {
-    sock.once("error", reject);
-    sock.bind(options.port ?? 0, options.host ?? (family === 6 ? "::" : "0.0.0.0"), () => {
-      sock.off("error", reject);
-      resolve();
-    });
+  const sock: Socket = createSocket({
+    type: family === 6 ? "udp6" : "udp4",
+    ...(family === 6 && options.ipv6Only ? { ipv6Only: true } : {}),
   });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once("error", reject);
+      sock.bind(options.port ?? 0, options.host ?? (family === 6 ? "::" : "0.0.0.0"), () => {
+        sock.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    try {
+      sock.close();
+    } catch { /* never bound */ }
+    throw err;
+  }
   sock.on("error", () => {}); // ICMP errors etc. surface as timeouts to the caller
   const listeners: ((d: Datagram) => void)[] = [];
   sock.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {

@@ -16,6 +16,7 @@ import type { Dht } from "../dht/dht.ts";
 import { formatMagnet, type MagnetLink, parseMagnet, torrentFromMetadata } from "../magnet.ts";
 import { type Metainfo, parseMetainfo } from "../metainfo.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
+import { dialTransports } from "../swarm/dialer.ts";
 import { fetchMetadata } from "../swarm/metadata_fetcher.ts";
 import { Torrent } from "../swarm/torrent.ts";
 import type { PeerInfo, TorrentEvents, TorrentOptions, TorrentState } from "../swarm/types.ts";
@@ -254,6 +255,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
         discover: (add) => this.#setDhtSink(add),
         ...(this.#host.engine.encryption ? { encryption: this.#host.engine.encryption } : {}),
         ...(this.#host.engine.rc4Only ? { rc4Only: true } : {}),
+        transports: dialTransports(this.#host.engine),
         ...(this.#opts.metadataTimeoutMs ? { timeoutMs: this.#opts.metadataTimeoutMs } : {}),
       });
       this.#torrentBytes = torrentFromMetadata(info, link.trackers);
@@ -544,7 +546,13 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs: number; encryption?: Encryption },
+    options: {
+      host: string;
+      port: number;
+      handshakeTimeoutMs: number;
+      encryption?: Encryption;
+      transport?: "tcp" | "utp";
+    },
   ): boolean {
     if (!this.#torrent || this.#run !== "running") {
       stream.close?.();

@@ -75,6 +75,8 @@ export interface PeerEntry {
   incoming: boolean;
   /** What the connection carries: RC4, plaintext after an MSE handshake, or no MSE at all. */
   encryption: Encryption;
+  /** The transport it runs over. */
+  transport: "tcp" | "utp";
   /** An outgoing connection whose dial is still deciding (its handshakes are not done). */
   dialling: boolean;
   /** When the connection was made (ms). */
@@ -224,12 +226,26 @@ export interface TorrentOptions {
   rate?: RateGate;
   /** Room for one more connection in a budget shared with other torrents (a session's); false defers a dial. */
   admit?: () => boolean;
-  /** Opens an outgoing connection to a peer. @default {connectTcp} */
+  /** Opens an outgoing TCP connection to a peer. @default {connectTcp} */
   connect?: (
     host: string,
     port: number,
     options: { timeoutMs: number; signal?: AbortSignal },
   ) => Promise<PeerStream>;
+  /**
+   * Opens an outgoing uTP connection to a peer (the owner's endpoint, BEP 29). With it every dial tries uTP first
+   * and TCP when uTP fails (a SYN nobody answers, or a connection closed before the BitTorrent handshake),
+   * remembering per peer what worked; without it, dials are TCP only.
+   */
+  connectUtp?: (
+    host: string,
+    port: number,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ) => Promise<PeerStream>;
+  /** Milliseconds a uTP dial waits for the peer's answer before TCP is tried. @default {3000} */
+  utpConnectTimeoutMs?: number;
+  /** Dial peers over TCP; off, dials are uTP only (`connectUtp`). @default {true} */
+  tcp?: boolean;
   /**
    * Protocol encryption (MSE/PE) of the connections we dial: `"prefer"` dials with MSE and once more with a plain
    * handshake when that fails (remembering per peer what worked), `"require"` never sends a plain handshake,
