@@ -126,6 +126,9 @@ export class Client extends SessionTorrent {
         ...(options.preallocate ? { preallocate: true } : {}),
         ...(options.hashWorker ? { hashWorker: true } : {}),
         ...(options.diskRetryMs ? { diskRetryMs: options.diskRetryMs } : {}),
+        ...(options.utpConnectTimeoutMs
+          ? { utpConnectTimeoutMs: options.utpConnectTimeoutMs }
+          : {}),
       },
       restore: false,
     });

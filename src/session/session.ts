@@ -104,6 +104,8 @@ export interface EngineSettings {
   diskRetryMs?: number;
   /** Milliseconds to connect to a peer. @default {5000} */
   connectTimeoutMs?: number;
+  /** Milliseconds a uTP dial waits for the peer's answer before TCP is tried. @default {3000} */
+  utpConnectTimeoutMs?: number;
   /** Most outgoing connection attempts at once per torrent. @default {8} */
   maxConnecting?: number;
 }
