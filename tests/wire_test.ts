@@ -206,8 +206,8 @@ Deno.test("PEX flags (added.f, added6.f) round-trip per contact, uTP among them 
   ];
   const bytes = encodePex({ added, dropped: [] });
   const text = new TextDecoder("latin1").decode(bytes);
-  assert.match(text, /7:added.f2:\x14\x00/);
-  assert.match(text, /8:added6.f1:\x06/);
+  assert.ok(text.includes("7:added.f2:\x14\x00"), text);
+  assert.ok(text.includes("8:added6.f1:\x06"), text);
   assert.deepEqual(decodePex(bytes).added, added);
   // a flags string shorter than the contacts: the rest have none
   const raw = new TextEncoder().encode("d5:added12:");

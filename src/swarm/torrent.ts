@@ -170,7 +170,6 @@ export class Torrent implements AsyncDisposable {
       canServe: (index) => this.#state === "active" && this.have.has(index),
       eachPieceOnce: options.uploadEachPieceOnce ?? false,
       peers: () => this.#peers.entries.values(),
-      onUploaded: (n) => this.#uploaded += n,
       onError: (error) => this.#emit("error", { error }),
     });
     this.#verifier = new PieceVerifier({
@@ -521,6 +520,7 @@ export class Torrent implements AsyncDisposable {
     onRequest: (peer, index, begin, length) =>
       this.#with(peer, (e) => this.#uploads.request(e, index, begin, length)),
     onDrain: (peer) => this.#with(peer, (e) => this.#uploads.drained(e)),
+    onUploaded: (_peer, bytes) => this.#uploaded += bytes,
     onClose: (peer, reason) => this.#with(peer, (e) => this.#onClose(e, reason)),
   };
 
