@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Client, type ClientOptions } from "../src/client.ts";
 import { Session } from "../src/session/session.ts";
 import type { PeerInfo } from "../src/swarm/types.ts";
+import { openUdpSocket } from "../src/udp.ts";
 import { spawnCli } from "./_cli.ts";
 import { needs, type Proc, startLibtorrent } from "./_lab.ts";
 import { makeTorrent, nextEvent, sameFiles, type SpecFile, within } from "./_swarm.ts";
@@ -378,4 +379,37 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
     }
   },
+});
+
+Deno.test("UDP tracker announces go out from the peer port's UDP socket, beside uTP", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-utp-tracker-" });
+  // a UDP tracker (BEP 15) that answers connect and announce and notes where they came from
+  const tracker = await openUdpSocket({ host: "127.0.0.1" });
+  const from: number[] = [];
+  const announced = Promise.withResolvers<void>();
+  tracker.onMessage(({ data, host, port }) => {
+    const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const action = v.getUint32(8), tid = v.getUint32(12);
+    from.push(port);
+    const reply = new Uint8Array(action === 0 ? 16 : 20);
+    const r = new DataView(reply.buffer);
+    r.setUint32(0, action);
+    r.setUint32(4, tid);
+    if (action === 1) r.setUint32(8, 1800);
+    void tracker.send(reply, host, port).then(() => action === 1 && announced.resolve());
+  });
+  try {
+    const { bytes } = await makeTorrent(join(root, "seed"), "s", SMALL, {
+      pieceLength: 32768,
+      announce: [[`udp://127.0.0.1:${tracker.port}/announce`]],
+    });
+    await using session = await Session.open({ host: "127.0.0.1" });
+    const t = await session.add({ torrent: bytes }, { basedir: join(root, "seed") });
+    await within(15_000, "the announce", announced.promise);
+    assert.deepEqual([...new Set(from)], [session.port], "connect and announce from the peer port");
+    await t.stop();
+  } finally {
+    tracker.close();
+    await Deno.remove(root, { recursive: true });
+  }
 });

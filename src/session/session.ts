@@ -714,6 +714,7 @@ export class Session extends EventTarget implements AsyncDisposable {
           }
           : {}),
         ...(o.tcp === false ? { tcp: false } : {}),
+        udpSocket: (family: 4 | 6) => this.#udp?.mux(family)?.trackers,
         dualStack: () =>
           this.#listener?.addr.transport === "tcp" && this.#listener.addr.hostname === "::",
         maxPeers: this.#limits.connectionsPerTorrent,

@@ -208,6 +208,7 @@ export class Torrent implements AsyncDisposable {
       onEvent: (e) => this.#emit("tracker", e),
       now: this.#now,
       ...(options.dualStack ? { dualStack: options.dualStack } : {}),
+      ...(options.udpSocket ? { udpSocket: options.udpSocket } : {}),
     });
     this.#applyPriorities();
   }

@@ -13,6 +13,7 @@ import type { RateGate } from "../transport/bandwidth.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
+import type { UdpSocket } from "../udp.ts";
 
 /** The three states of the seed's API. */
 export type TorrentState = "active" | "paused" | "stopped";
@@ -261,4 +262,9 @@ export interface TorrentOptions {
    * @default {() => false}
    */
   dualStack?: () => boolean;
+  /**
+   * The socket UDP trackers are asked from, by address family: the owner's peer port, shared with uTP and the
+   * DHT. A fresh socket per request when it gives none.
+   */
+  udpSocket?: (family: 4 | 6) => UdpSocket | undefined;
 }
