@@ -160,7 +160,7 @@ try {
   await Deno.writeFile(torrentPath, await createTorrent(file, { pieceLength: 1 << 20 }));
   await using seed = await startLibtorrent("seed", torrentPath, src, [], {
     profile: "hps",
-    env: { LT_SETTINGS: UTP_ONLY },
+    env: { LT_SETTINGS: UTP_ONLY, LT_PEER_MAX_S: "7200" }, // lt_peer.py stops after 10 min otherwise
   });
   log(`${MiB} MiB; libtorrent seed (uTP only, hps) on ${seed.port}`);
   const kinds: string[] = [];

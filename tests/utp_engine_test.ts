@@ -262,6 +262,38 @@ Deno.test("a uTP-only Session downloads from a Session whose DHT shares the peer
   }
 });
 
+Deno.test("a dual-stack Session takes uTP over IPv4 and IPv6 on one port number (two sockets)", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-utp-dual-" });
+  try {
+    const { bytes } = await makeTorrent(join(root, "seed"), "s", SMALL, { pieceLength: 32768 });
+    await using seeder = await Session.open({}); // every IPv4 and IPv6 address
+    assert.equal(seeder.udpPort, seeder.port);
+    const s = await seeder.add({ torrent: bytes }, {
+      basedir: join(root, "seed"),
+      trackers: false,
+    });
+    await s.ready;
+    const seen: string[] = [];
+    s.addEventListener("peer", (e) => {
+      const p = s.peers.find((x) => x.address === e.detail.address);
+      seen.push(`${p?.transport} ${e.detail.address.startsWith("[") ? 6 : 4}`);
+    });
+    for (const [i, host] of ["127.0.0.1", "::1"].entries()) {
+      await using leecher = await Session.open({ host: i === 0 ? "127.0.0.1" : "::1", tcp: false });
+      const l = await leecher.add({ torrent: bytes }, {
+        basedir: join(root, `leech${i}`),
+        trackers: false,
+        peers: [{ host, port: seeder.port }],
+      });
+      await within(30_000, `the download over ${host}`, l.done);
+      assert.ok(await sameFiles(join(root, "seed", "s"), join(root, `leech${i}`, "s"), SMALL));
+    }
+    assert.deepEqual(seen, ["utp 4", "utp 6"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("a peer without uTP is reached over TCP after the uTP attempt times out", async () => {
   const root = await Deno.makeTempDir({ prefix: "seedbed-utp-fallback-" });
   try {

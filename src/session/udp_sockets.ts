@@ -3,9 +3,9 @@
  * by uTP, the DHT and UDP trackers through a {@linkcode UdpMux}, as libtorrent does — one port to open in a
  * firewall, and peers that learn our port from a tracker, the DHT or PEX reach us over TCP and uTP alike.
  *
- * Without a specific address, an IPv4 socket on `0.0.0.0` and an IPv6-only socket on `::` (the IPv6 one is
- * skipped when the system has no IPv6 or the port is taken there); with one, a single socket on it. When the peer
- * port's number is taken for UDP, any free port is used (peers then reach us over TCP only).
+ * Without a specific address, an IPv4 socket on `0.0.0.0` and an IPv6-only socket on `::` with the same number
+ * (left out when the system has no IPv6 or the number is taken there); with one, a single socket on it. When the
+ * peer port's number is taken for UDP, any free port is used (peers then reach us over TCP only).
  *
  * @module
  */
@@ -71,10 +71,11 @@ export class UdpSockets implements AsyncDisposable {
         openUdpSocket({ family: p.family, host: p.host, port: at, ipv6Only: !specific });
       let socket;
       try {
-        socket = await bind(port).catch((err) => (port === 0 ? Promise.reject(err) : bind(0)));
+        // the first socket falls back to any port; the IPv6 one takes the same number or is left out
+        socket = await bind(port).catch((err) => (port === 0 || i > 0 ? Promise.reject(err) : bind(0)));
       } catch (err) {
         if (i === 0) throw err;
-        continue; // no IPv6 here: IPv4 only
+        continue; // no IPv6 here (or the number is taken there): IPv4 only
       }
       if (i === 0) port = socket.port;
       const mux = new UdpMux(socket);
@@ -90,7 +91,7 @@ export class UdpSockets implements AsyncDisposable {
     return new UdpSockets(families);
   }
 
-  /** The UDP port (of the first socket; the others have the same number unless it was taken). */
+  /** The UDP port (every socket has the same number). */
   get port(): number {
     return this.#families[0]?.mux.port ?? 0;
   }
