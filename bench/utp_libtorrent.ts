@@ -2,14 +2,18 @@
 // leeched in turn, in the same sitting, by
 //   - seedbed: a raw PeerConnection over a UtpConnection fetching every piece and checking its SHA-1 (a child
 //     process, so its CPU is its own; the UDP socket is node:dgram, or Deno.listenDatagram with --impl deno);
+//   - engine: the real Client (its Session's UDP socket, the dialler's uTP attempt, the engine's picker,
+//     verification and disk writes), a child process too, same --impl choice;
 //   - libtorrent: a second lt_peer.py, uTP only (it also writes the file to disk).
 // Reports wall time, MiB/s and CPU seconds per GiB of the leecher and of the seed (from /proc).
 //
-//   deno run -A bench/utp_libtorrent.ts [--size MiB=256] [--runs 2] [--impl node,deno] [--who seedbed,libtorrent]
+//   deno run -A bench/utp_libtorrent.ts [--size MiB=256] [--runs 2] [--impl node,deno]
+//       [--who seedbed,engine,libtorrent]
 //
 // Needs python3-libtorrent.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { Client } from "../src/client.ts";
 import { createTorrent } from "../src/create.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
 import { PeerConnection } from "../src/peer.ts";
@@ -27,6 +31,31 @@ const UTP_ONLY = JSON.stringify({
 function cpuOf(pid: number | "self"): number {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
   return (Number(stat[11]) + Number(stat[12])) / 100;
+}
+
+if (Deno.args[0] === "--engine-child") {
+  // the Seedbed engine as the leecher: a Client dialling the seed (uTP first), writing to disk; one JSON line
+  const [, torrentPath, port, dir] = Deno.args;
+  const cpu0 = cpuOf("self");
+  const t0 = performance.now();
+  const client = await Client.open({
+    path: torrentPath,
+    basedir: dir,
+    host: "127.0.0.1",
+    resumeFile: false,
+    trackers: false,
+    peers: [{ host: "127.0.0.1", port: Number(port) }],
+  });
+  let transport = "";
+  client.addEventListener("peer", () => transport = client.peers[0]?.transport ?? "");
+  await client.done;
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuOf("self") - cpu0;
+  await client.close();
+  console.log(
+    JSON.stringify({ seconds, cpu, bad: transport === "utp" ? 0 : 1, stats: { transport } }),
+  );
+  Deno.exit(0);
 }
 
 if (Deno.args[0] === "--child") {
@@ -92,7 +121,7 @@ const { values } = parseArgs({
     size: { type: "string", default: "256" },
     runs: { type: "string", default: "2" },
     impl: { type: "string", default: "node,deno" },
-    who: { type: "string", default: "seedbed,libtorrent" },
+    who: { type: "string", default: "seedbed,engine,libtorrent" },
   },
 });
 const MiB = Number(values.size), RUNS = Number(values.runs);
@@ -131,13 +160,13 @@ try {
   await Deno.writeFile(torrentPath, await createTorrent(file, { pieceLength: 1 << 20 }));
   await using seed = await startLibtorrent("seed", torrentPath, src, [], {
     profile: "hps",
-    env: { LT_SETTINGS: UTP_ONLY },
+    env: { LT_SETTINGS: UTP_ONLY, LT_PEER_MAX_S: "7200" }, // lt_peer.py stops after 10 min otherwise
   });
   log(`${MiB} MiB; libtorrent seed (uTP only, hps) on ${seed.port}`);
   const kinds: string[] = [];
   for (const who of values.who!.split(",")) {
-    if (who === "seedbed") {
-      for (const impl of values.impl!.split(",")) kinds.push(`seedbed-${impl}`);
+    if (who === "seedbed" || who === "engine") {
+      for (const impl of values.impl!.split(",")) kinds.push(`${who}-${impl}`);
     } else kinds.push(who);
   }
   for (let run = 0; run <= RUNS; run++) {
@@ -146,17 +175,20 @@ try {
       const seed0 = cpuOf(seed.pid);
       const t0 = performance.now();
       let row: Row;
-      if (who.startsWith("seedbed")) {
-        const flags = who === "seedbed-deno" ? ["--unstable-net"] : [];
+      if (who.startsWith("seedbed") || who.startsWith("engine")) {
+        const flags = who.endsWith("-deno") ? ["--unstable-net"] : [];
+        const engine = who.startsWith("engine");
+        const dir = join(work, `engine-${run}`);
         const out = await new Deno.Command(Deno.execPath(), {
           args: [
             "run",
             "-A",
             ...flags,
             import.meta.filename!,
-            "--child",
+            engine ? "--engine-child" : "--child",
             torrentPath,
             String(seed.port),
+            ...(engine ? [dir] : []),
           ],
           stdout: "piped",
           stderr: "inherit",
@@ -171,6 +203,7 @@ try {
           ok: out.success && r.bad === 0,
         };
         if (r) log(`${who} uTP stats: ${JSON.stringify(r.stats)}`);
+        if (engine) await Deno.remove(dir, { recursive: true }).catch(() => {});
       } else {
         const dir = join(work, `lt-${run}`);
         const lt = await startLibtorrent("leech", torrentPath, dir, [`127.0.0.1:${seed.port}`], {

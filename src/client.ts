@@ -69,6 +69,13 @@ export interface ClientOptions extends TorrentSource, TorrentAddOptions, EngineS
    * @default {false}
    */
   rc4Only?: boolean;
+  /**
+   * uTP (BEP 29) on the port's UDP number: accepted, and dialled first (TCP when it fails). Ignored with `session`.
+   * @default {true}
+   */
+  utp?: boolean;
+  /** Listen and dial over TCP; off, peers are reached over uTP only. Ignored with `session`. @default {true} */
+  tcp?: boolean;
 }
 
 /**
@@ -102,6 +109,8 @@ export class Client extends SessionTorrent {
       ...(options.lsd ? { lsd: options.lsd } : {}),
       ...(options.encryption ? { encryption: options.encryption } : {}),
       ...(options.rc4Only ? { rc4Only: true } : {}),
+      ...(options.utp === false ? { utp: false } : {}),
+      ...(options.tcp === false ? { tcp: false } : {}),
       ...(options.tickMs ? { tickMs: options.tickMs } : {}),
       ...(options.basedir ? { basedir: options.basedir } : {}),
       limits: {
@@ -117,6 +126,9 @@ export class Client extends SessionTorrent {
         ...(options.preallocate ? { preallocate: true } : {}),
         ...(options.hashWorker ? { hashWorker: true } : {}),
         ...(options.diskRetryMs ? { diskRetryMs: options.diskRetryMs } : {}),
+        ...(options.utpConnectTimeoutMs
+          ? { utpConnectTimeoutMs: options.utpConnectTimeoutMs }
+          : {}),
       },
       restore: false,
     });

@@ -172,6 +172,11 @@ export interface PeerHandler {
   onCancel?(peer: PeerConnection, index: number, begin: number, length: number): void;
   /** A socket write completed: {@linkcode PeerConnection.sendQueueBytes} went down (serve held requests). */
   onDrain?(peer: PeerConnection): void;
+  /**
+   * Block data went to the socket (a write of queued pieces completed): these bytes now count in
+   * {@linkcode PeerConnection.uploaded}. Pieces dropped with the queue (the connection closed first) never count.
+   */
+  onUploaded?(peer: PeerConnection, bytes: number): void;
   /** The peer rejected one of our requests (fast extension). */
   onReject?(peer: PeerConnection, index: number, begin: number, length: number): void;
   /** Our outstanding requests were dropped (the peer choked us without the fast extension). */
@@ -340,7 +345,7 @@ export class PeerConnection implements AsyncDisposable {
   get downloaded(): number {
     return this.#downloaded;
   }
-  /** Payload bytes sent. */
+  /** Payload bytes sent (handed to the socket). */
   get uploaded(): number {
     return this.#uploaded;
   }
@@ -394,6 +399,10 @@ export class PeerConnection implements AsyncDisposable {
         writer: this.#writer,
         now: this.#now,
         onDrain: () => this.#h.onDrain?.(this),
+        onSent: (payload) => {
+          this.#uploaded += payload;
+          this.#h.onUploaded?.(this, payload);
+        },
         onError: (err) => this.close(`write failed: ${errorText(err)}`),
         ...(this.#opts.rate ? { rate: this.#opts.rate } : {}),
       });
@@ -478,14 +487,14 @@ export class PeerConnection implements AsyncDisposable {
     try {
       await reader?.cancel().catch(() => {});
     } catch { /* already released */ }
-    try {
-      if (writer) {
-        // wait for a write in flight, then close our side
-        await writer.abort().catch(() => {});
-      }
-    } catch { /* already closed */ }
+    // the connection first, then the writer: closing it fails a write in progress at once, and the abort (which
+    // waits for that write) returns — a uTP write waiting for a peer that stopped reading would otherwise hold it
+    // for the retransmission timeouts, a TCP write for the kernel's
     try {
       this.#stream.close?.();
+    } catch { /* already closed */ }
+    try {
+      if (writer) await writer.abort().catch(() => {});
     } catch { /* already closed */ }
     this.#done.resolve();
   }
@@ -897,13 +906,12 @@ export class PeerConnection implements AsyncDisposable {
   sendPiece(index: number, begin: number, data: Uint8Array): void {
     if (this.#closed) return;
     if (!this.#incoming.delete(this.#key(index, begin))) return;
-    this.#uploaded += data.length;
     // header and block straight into the send buffer: the caller's buffer is free again on return
     if (!this.#out) return;
     const { buf, at } = this.#out.reserve(13 + data.length);
     writePieceHeader(buf, at, index, begin, data.length);
     buf.set(data, at + 13);
-    this.#out.commit(13 + data.length);
+    this.#out.commit(13 + data.length, data.length); // counted as uploaded once written
   }
 
   /** Refuses a request (fast extension). */

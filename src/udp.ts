@@ -44,6 +44,12 @@ export interface UdpSocketOptions {
   port?: number;
   /** The implementation. @default {"auto"} */
   implementation?: UdpImplementation;
+  /**
+   * An IPv6 socket on `::` takes IPv6 only (IPV6_V6ONLY), so an IPv4 socket can have the same port number
+   * (`node:dgram` only; `Deno.listenDatagram` binds `::` as the system's default, dual-stack on Linux).
+   * @default {false}
+   */
+  ipv6Only?: boolean;
 }
 
 // Deno.listenDatagram is declared only in the unstable type library: the little of it used here.
@@ -130,17 +136,37 @@ function openDeno(listen: ListenDatagram, options: UdpSocketOptions): UdpSocket 
   };
 }
 
+/** Bytes each datagram is read into by `node:dgram` (see openNode). */
+const RECEIVE_BUFFER = 16 * 1024;
+
 async function openNode(options: UdpSocketOptions): Promise<UdpSocket> {
   const family = options.family ?? 4;
-  const sock: Socket = createSocket({ type: family === 6 ? "udp6" : "udp4" });
-  await new Promise<void>((resolve, reject) => {
-    sock.once("error", reject);
-    sock.bind(options.port ?? 0, options.host ?? (family === 6 ? "::" : "0.0.0.0"), () => {
-      sock.off("error", reject);
-      resolve();
-    });
+  const sock: Socket = createSocket({
+    type: family === 6 ? "udp6" : "udp4",
+    ...(family === 6 && options.ipv6Only ? { ipv6Only: true } : {}),
   });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once("error", reject);
+      sock.bind(options.port ?? 0, options.host ?? (family === 6 ? "::" : "0.0.0.0"), () => {
+        sock.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    try {
+      sock.close();
+    } catch { /* never bound */ }
+    throw err;
+  }
   sock.on("error", () => {}); // ICMP errors etc. surface as timeouts to the caller
+  // Deno's node:dgram reads every datagram into a fresh buffer of the "receive buffer size" (64 KiB unless set;
+  // Deno sets no socket option with it, and doubles it on Linux as Node reports SO_RCVBUF): 8-16 KiB holds any
+  // datagram we take (uTP packets ≤ 1.4 KB, KRPC messages and tracker replies a few KB) and saves about a
+  // third of uTP's CPU, which went into zeroing and collecting 64 KiB per packet
+  try {
+    sock.setRecvBufferSize(RECEIVE_BUFFER / 2);
+  } catch { /* not settable here: the default */ }
   const listeners: ((d: Datagram) => void)[] = [];
   sock.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
     const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);

@@ -263,3 +263,107 @@ Deno.test("dialPeer: an aborted dial stops between attempts", async () => {
   assert.equal(result.failures.length, 1);
   assert.match(result.failures[0], /^mse: encryption handshake aborted/);
 });
+
+// ---------------------------------------------------------------- transports (uTP first, then TCP)
+
+const UTP_TIMEOUT = () => Promise.reject(new Error("no answer from peer.test:6881 over uTP"));
+
+Deno.test("dialPeer: uTP first; a uTP connect nobody answers falls back to TCP, which gets through", async () => {
+  const tcp = peer("prefer");
+  const asked: string[] = [];
+  const result = await dialPeer("peer.test", 6881, {
+    infoHash: INFO_HASH,
+    handshake: OURS,
+    transports: [
+      {
+        name: "utp",
+        connect: (_h, _p, o) => {
+          asked.push(`utp ${o.timeoutMs}`);
+          return UTP_TIMEOUT();
+        },
+        connectTimeoutMs: 3000,
+      },
+      {
+        name: "tcp",
+        connect: (h, p, o) => {
+          asked.push(`tcp ${o.timeoutMs}`);
+          return tcp.connect(h, p);
+        },
+      },
+    ],
+    connectTimeoutMs: 5000,
+    start: bitTorrentHandshake([]),
+  });
+  await tcp.settled();
+  assert.deepEqual(asked, ["utp 3000", "tcp 5000"]);
+  assert.equal(result.ok, true);
+  assert.equal(result.transport, "tcp");
+  assert.equal(result.mode, "mse");
+  assert.deepEqual(result.failures, ["utp mse: no answer from peer.test:6881 over uTP"]);
+});
+
+Deno.test("dialPeer: a uTP connection closed before the BitTorrent handshake fails uTP (every mode), then TCP", async () => {
+  const utp = peer("prefer", { hangUpAfterMse: true });
+  const hangUp = (): Promise<PeerStream> => {
+    // a peer that closes a plain connection at once
+    const { a, b } = socketPair();
+    b.close();
+    return Promise.resolve(a);
+  };
+  let utpCalls = 0;
+  const tcp = peer("prefer");
+  const opened: DialAttempt[] = [];
+  const result = await dialPeer("peer.test", 6881, {
+    infoHash: INFO_HASH,
+    handshake: OURS,
+    transports: [
+      { name: "utp", connect: (h, p) => ++utpCalls === 1 ? utp.connect(h, p) : hangUp() },
+      { name: "tcp", connect: tcp.connect },
+    ],
+    start: bitTorrentHandshake(opened),
+  });
+  await utp.settled();
+  await tcp.settled();
+  assert.equal(result.ok, true);
+  assert.equal(result.transport, "tcp");
+  assert.deepEqual(opened.map((a) => [a.transport, a.mode]), [["utp", "mse"], ["utp", "plain"], [
+    "tcp",
+    "mse",
+  ]]);
+  assert.equal(result.failures.length, 2);
+  assert.match(result.failures[0], /^utp mse: /);
+  assert.match(result.failures[1], /^utp plain: /);
+});
+
+Deno.test("dialPeer: the transport that worked last time is tried first; unreachable only when none connects", async () => {
+  const tcp = peer("prefer");
+  const asked: string[] = [];
+  const result = await dialPeer("peer.test", 6881, {
+    infoHash: INFO_HASH,
+    handshake: OURS,
+    transports: [
+      { name: "utp", connect: () => (asked.push("utp"), UTP_TIMEOUT()) },
+      { name: "tcp", connect: (h, p) => (asked.push("tcp"), tcp.connect(h, p)) },
+    ],
+    workedTransport: "tcp",
+    start: bitTorrentHandshake([]),
+  });
+  await tcp.settled();
+  assert.deepEqual(asked, ["tcp"]);
+  assert.equal(result.transport, "tcp");
+
+  const none = await dialPeer("peer.test", 6881, {
+    infoHash: INFO_HASH,
+    handshake: OURS,
+    transports: [
+      { name: "utp", connect: UTP_TIMEOUT },
+      { name: "tcp", connect: () => Promise.reject(new Error("Connection refused")) },
+    ],
+    start: () => Promise.resolve({ ok: true }),
+  });
+  assert.deepEqual(none, {
+    ok: false,
+    unreachable: true,
+    failures: ["utp mse: no answer from peer.test:6881 over uTP", "tcp mse: Connection refused"],
+  });
+});

@@ -45,7 +45,8 @@ async function incomingPeer(client: Client, what: string): Promise<PeerInfo> {
   return ready()!;
 }
 
-const base = { host: "127.0.0.1", resumeFile: false as const, tickMs: 100 };
+// TCP only: each policy's attempts are counted over one transport (uTP first, then TCP, is utp_engine_test.ts's)
+const base = { host: "127.0.0.1", resumeFile: false as const, tickMs: 100, utp: false };
 
 for (
   const c of [

@@ -431,3 +431,33 @@ Deno.test("a malformed frame found by the fuzzer's decoder closes a live PeerCon
     assert.equal(reason, `protocol violation: ${message}`);
   }
 });
+
+Deno.test("close() releases a connection whose socket write never completes (a peer that stopped reading)", async () => {
+  // a stream whose writes wait until the stream is closed, as a uTP write waits for window space: the write
+  // in progress fails only when the connection is closed, so the connection must be closed before the writer is
+  // aborted (an abort waits for the write in progress)
+  const pending: (() => void)[] = [];
+  const writing = Promise.withResolvers<void>();
+  let closes = 0;
+  const stream = {
+    readable: new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}) }),
+    writable: new WritableStream<Uint8Array>({
+      write: () =>
+        new Promise<void>((_, reject) => {
+          pending.push(() => reject(new Error("closed")));
+          writing.resolve();
+        }),
+    }),
+    close() {
+      closes++;
+      for (const fail of pending.splice(0)) fail();
+    },
+  };
+  const peer = new PeerConnection(stream, opts(1, { selfTimed: false }), { onBlock() {} });
+  const started = peer.start();
+  await within(5000, "the handshake's write to start", writing.promise); // and it never completes
+  peer.close("test");
+  await within(5000, "the connection's resources to be released", peer.done);
+  assert.equal(closes, 1);
+  assert.equal(await started, false);
+});

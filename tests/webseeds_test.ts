@@ -193,8 +193,12 @@ Deno.test({
         offset += f.length;
       }
       const peerLog = join(root, "peers.jsonl");
+      // libtorrent with uTP on, as it ships: our dial reaches it at once (uTP first)
       await using lt = await startLibtorrent("leech", ltTorrent, ltDir, [], {
-        env: { LT_PEERLOG: peerLog },
+        env: {
+          LT_PEERLOG: peerLog,
+          LT_SETTINGS: JSON.stringify({ enable_incoming_utp: true, enable_outgoing_utp: true }),
+        },
       });
 
       const out = join(root, "out");

@@ -6,7 +6,7 @@ import { decodeExtensionHandshake, encodeExtensionHandshake } from "../src/wire/
 import { FrameDecoder, FrameParser } from "../src/wire/frame_decoder.ts";
 import { encodeHandshake, parseHandshake } from "../src/wire/handshake.ts";
 import { decodeMessage, encodeMessage, type PeerMessage, WireError } from "../src/wire/messages.ts";
-import { decodePex, encodePex } from "../src/wire/pex.ts";
+import { decodePex, encodePex, PEX_REACHABLE, PEX_SEED, PEX_UTP } from "../src/wire/pex.ts";
 
 const ALL: PeerMessage[] = [
   { type: "keepalive" },
@@ -201,4 +201,30 @@ Deno.test("PEX messages round-trip IPv4 and IPv6 contacts and bound what they ac
   );
   assert.equal(decodePex(encodePex({ added: many, dropped: [] })).added.length, 200);
   assert.throws(() => decodePex(new TextEncoder().encode("li1ee")), /not a dictionary/);
+});
+
+Deno.test("PEX flags (added.f, added6.f) round-trip per contact, uTP among them (BEP 11)", () => {
+  const added = [
+    { host: "10.0.0.1", port: 1, flags: PEX_UTP | PEX_REACHABLE },
+    { host: "10.0.0.2", port: 2, flags: 0 },
+    { host: "::1", port: 3, flags: PEX_UTP | PEX_SEED },
+  ];
+  const bytes = encodePex({ added, dropped: [] });
+  const text = new TextDecoder("latin1").decode(bytes);
+  assert.ok(text.includes("7:added.f2:\x14\x00"), text);
+  assert.ok(text.includes("8:added6.f1:\x06"), text);
+  assert.deepEqual(decodePex(bytes).added, added);
+  // a flags string shorter than the contacts: the rest have none
+  const raw = new TextEncoder().encode("d5:added12:");
+  const msg = new Uint8Array([
+    ...raw,
+    ...[10, 0, 0, 1, 0, 1, 10, 0, 0, 2, 0, 2],
+    ...new TextEncoder().encode("7:added.f1:"),
+    PEX_UTP,
+    0x65,
+  ]);
+  assert.deepEqual(decodePex(msg).added, [
+    { host: "10.0.0.1", port: 1, flags: PEX_UTP },
+    { host: "10.0.0.2", port: 2 },
+  ]);
 });

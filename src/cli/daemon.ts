@@ -174,8 +174,8 @@ export async function runDaemon(args: string[], io: DaemonIO): Promise<number> {
       ...(peerBind ? { host: peerBind } : {}),
       basedir: s.downloadDir,
       stateDir,
-      // the DHT's UDP port is the peer port, as Transmission has it (one port to forward)
-      dht: s.dht ? (s.peerPort > 0 ? { port: s.peerPort } : true) : false,
+      // the DHT runs on the peer port's UDP socket, beside uTP, as Transmission has it (one port to forward)
+      dht: s.dht,
       lsd: s.lsd,
       encryption: ENCRYPTION[s.encryption],
     });

@@ -9,18 +9,6 @@ import { dirname, join } from "node:path";
 import { DEFAULT_BOOTSTRAP, Dht, type DhtState, parseHostPort } from "../dht/dht.ts";
 import { defaultStateDir, EXIT, parseFlags, UsageError } from "./_common.ts";
 
-/** What a download's DHT flags asked for. */
-export interface DhtFlags {
-  /** --no-dht. */
-  off: boolean;
-  /** --dht-port (default: the TCP port). */
-  port: number;
-  /** --dht-bootstrap, or the public routers. */
-  bootstrap: string[];
-  /** --dht-state, or the default file; undefined = none. */
-  statePath: string | undefined;
-}
-
 /**
  * The default file the routing table is kept in between runs: `$XDG_STATE_HOME/seedbed/dht.json`
  * (`~/.local/state/seedbed/dht.json`), or `%LOCALAPPDATA%\seedbed\dht.json` on Windows.
@@ -87,28 +75,6 @@ export async function saveDhtState(path: string | undefined, dht: Dht): Promise<
     await Deno.rename(tmp, path);
   } catch {
     // not being able to save the table only costs a slower start next time
-  }
-}
-
-/**
- * Starts the DHT node of a download; when the port is taken, any free port is used instead.
- *
- * @param flags The command line's DHT flags.
- * @param host The address to bind (the download's), if specific.
- * @returns The running node.
- */
-export async function startDownloadDht(flags: DhtFlags, host?: string): Promise<Dht> {
-  const state = await loadDhtState(flags.statePath);
-  const options = {
-    bootstrap: flags.bootstrap,
-    ...(state ? { state } : {}),
-    ...(host ? { host, family: host.includes(":") ? 6 as const : 4 as const } : {}),
-  };
-  try {
-    return await Dht.open({ ...options, port: flags.port });
-  } catch (err) {
-    if (flags.port === 0) throw err;
-    return await Dht.open({ ...options, port: 0 });
   }
 }
 

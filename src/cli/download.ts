@@ -32,7 +32,7 @@ import {
   resumeFileFor,
   UsageError,
 } from "./_common.ts";
-import { saveDhtState, startDownloadDht } from "./dht.ts";
+import { loadDhtState, saveDhtState } from "./dht.ts";
 import {
   downloadHelp,
   type DownloadSettings,
@@ -317,21 +317,17 @@ class DownloadRun {
     let timer: ReturnType<typeof setInterval> | undefined;
     try {
       this.#stateDir = await this.#prepareStateDir();
-      // one DHT node for the process; private torrents (BEP 27) never use it
-      const needDht = !s.noDht && !this.#jobs.every((j) => j.meta?.private);
-      if (needDht) {
-        this.#dht = await startDownloadDht({
-          off: false,
-          port: s.dhtPort,
-          bootstrap: s.dhtBootstrap,
-          statePath: s.dhtStatePath,
-        });
-      }
+      for (const w of s.warnings) this.#say(w);
       const session = this.#session = await this.#openSession();
+      // one DHT node for the process, on the session's UDP socket; private torrents (BEP 27) never use it
+      this.#dht = session.dht;
+      const udp = session.udpPort;
+      const over = [s.noTcp ? "" : "TCP", !s.noUtp && udp === session.port ? "uTP" : ""]
+        .filter((x) => x).join(" and ");
       this.#info(
-        `Listening on port ${session.port}${
-          this.#dht ? `, DHT on udp port ${this.#dht.port}` : ""
-        }`,
+        `Listening on port ${session.port} (${over})${
+          !s.noUtp && udp > 0 && udp !== session.port ? `, uTP on udp port ${udp}` : ""
+        }${this.#dht ? `, DHT on udp port ${this.#dht.port}` : ""}`,
       );
       if (s.stream) this.#serve(session);
       for (const job of this.#jobs) await this.#add(job);
@@ -388,10 +384,14 @@ class DownloadRun {
   /** Opens the session; a download whose port is taken listens on a free one and says which. */
   async #openSession(): Promise<Session> {
     const s = this.#s;
+    const needDht = !s.noDht && !this.#jobs.every((j) => j.meta?.private);
+    const state = needDht ? await loadDhtState(s.dhtStatePath) : undefined;
     const options: SessionOptions = {
       port: s.port,
       basedir: s.dir,
-      ...(this.#dht ? { dht: this.#dht } : {}),
+      ...(needDht ? { dht: { bootstrap: s.dhtBootstrap, ...(state ? { state } : {}) } } : {}),
+      ...(s.noUtp ? { utp: false } : {}),
+      ...(s.noTcp ? { tcp: false } : {}),
       ...(s.lsd ? { lsd: true } : {}),
       encryption: s.encryption,
       ...(s.rc4Only ? { rc4Only: true } : {}),
@@ -856,11 +856,9 @@ class DownloadRun {
     if (this.#closing) return;
     this.#closing = true;
     await this.#server?.shutdown();
+    // the routing table, then the session (which closes its DHT node)
+    if (this.#dht) await saveDhtState(this.#s.dhtStatePath, this.#dht);
     await this.#session?.close();
-    if (this.#dht) {
-      await saveDhtState(this.#s.dhtStatePath, this.#dht);
-      await this.#dht.close();
-    }
   }
 
   /** After Ctrl-C: says whether resume data was written (it may not have been: a full or read-only disk). */

@@ -35,8 +35,8 @@ Options (the same as for download):
 OPTIONS`;
 
 const OPTIONS_HELP = `  -o, --dir DIR          download directory (default: current directory)
-  -p, --port PORT        TCP port to listen on (default: 6881; 0 = any free port); a download uses a
-                         free port when this one is taken
+  -p, --port PORT        port to listen on, TCP and UDP (uTP and the DHT) alike (default: 6881; 0 = any
+                         free port); a download uses a free port when this one is taken
   -s, --select LIST      download only these files, e.g. 1-3,7 (numbers from --list; with several
                          torrents, the same numbers in each)
   -l, --list             list the torrent's files with their numbers and exit
@@ -56,9 +56,11 @@ const OPTIONS_HELP = `  -o, --dir DIR          download directory (default: curr
       --save-torrent F   write the .torrent (for a magnet link: the fetched metadata) to F
       --metadata-timeout S  give up on a magnet link whose metadata no peer sent within S seconds
                          (default: 120)
+      --no-utp           no uTP (BEP 29): TCP only (by default peers are dialled over uTP first, then
+                         TCP, and both are accepted)
+      --no-tcp           no TCP: uTP only (for tests)
       --lsd              find peers on the local network by multicast (BEP 14; off by default)
       --no-dht           do not use the DHT (BEP 5; never used for private torrents)
-      --dht-port PORT    UDP port of the DHT node (default: the same number as --port)
       --dht-bootstrap H:P join the DHT through this node (repeatable; default: the public routers,
                          ${DEFAULT_BOOTSTRAP_TEXT})
       --state DIR        where resume data (DIR/downloads/, by info hash and folder) and the DHT
@@ -111,6 +113,8 @@ const OPTIONS = {
   "metadata-timeout": { type: "string" },
   lsd: { type: "boolean" },
   "no-dht": { type: "boolean" },
+  "no-utp": { type: "boolean" },
+  "no-tcp": { type: "boolean" },
   "dht-port": { type: "string" },
   "dht-bootstrap": { type: "string", multiple: true },
   state: { type: "string" },
@@ -135,7 +139,7 @@ export interface DownloadSettings {
   sources: string[];
   /** Download directory. */
   dir: string;
-  /** TCP port (0 = any). */
+  /** The port, TCP and UDP (0 = any). */
   port: number;
   /** `--select` as given (checked against each torrent once its file count is known). */
   select: string | undefined;
@@ -165,8 +169,12 @@ export interface DownloadSettings {
   lsd: boolean;
   /** `--no-dht`. */
   noDht: boolean;
-  /** UDP port of the DHT node. */
-  dhtPort: number;
+  /** `--no-utp`. */
+  noUtp: boolean;
+  /** `--no-tcp`. */
+  noTcp: boolean;
+  /** Warnings about the command line (a deprecated flag), for stderr. */
+  warnings: string[];
   /** DHT bootstrap nodes. */
   dhtBootstrap: string[];
   /** The state directory; undefined when none is known (no home directory). */
@@ -203,7 +211,17 @@ export function parseDownloadArgs(
 ): DownloadSettings {
   const { values: v, positionals } = parseFlags(args, OPTIONS);
   const stateDir = v.state ?? defaultStateDir();
-  const port = parsePort(v.port, "--port") ?? 6881;
+  const warnings: string[] = [];
+  // --dht-port is gone: the DHT runs on the peer port's UDP socket; alone it still names the port
+  const dhtPort = parsePort(v["dht-port"], "--dht-port");
+  if (dhtPort !== undefined) {
+    warnings.push(
+      v.port === undefined
+        ? `seedbed: warning: --dht-port is deprecated: the DHT and uTP share the peer port; use -p ${dhtPort}`
+        : "seedbed: warning: --dht-port is deprecated and ignored: the DHT and uTP share the -p port",
+    );
+  }
+  const port = parsePort(v.port, "--port") ?? dhtPort ?? 6881;
   const settings: DownloadSettings = {
     help: v.help ?? false,
     sources: positionals,
@@ -223,7 +241,9 @@ export function parseDownloadArgs(
     metadataTimeoutMs: parseSeconds(v["metadata-timeout"], "--metadata-timeout"),
     lsd: v.lsd ?? false,
     noDht: v["no-dht"] ?? false,
-    dhtPort: parsePort(v["dht-port"], "--dht-port") ?? port,
+    noUtp: v["no-utp"] ?? false,
+    noTcp: v["no-tcp"] ?? false,
+    warnings,
     dhtBootstrap: v["dht-bootstrap"] ? checkBootstrap(v["dht-bootstrap"]) : [...DEFAULT_BOOTSTRAP],
     stateDir,
     dhtStatePath: v["dht-state"] ?? (stateDir ? join(stateDir, "dht.json") : undefined),
@@ -253,6 +273,9 @@ export function parseDownloadArgs(
     throw new UsageError(
       `--${v["http-port"] !== undefined ? "http-port" : "http-host"} goes with --stream`,
     );
+  }
+  if (settings.noUtp && settings.noTcp) {
+    throw new UsageError("--no-utp and --no-tcp together leave no way to reach a peer");
   }
   if (settings.saveTorrent !== undefined && positionals.length > 1) {
     throw new UsageError("--save-torrent takes a single torrent or magnet link");

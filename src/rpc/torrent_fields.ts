@@ -403,6 +403,7 @@ function peerEntry(p: PeerInfo, pieceCount: number): Record<string, unknown> {
   if (p.source === "pex") flags += "X";
   if (p.encrypted !== false) flags += "E";
   if (p.incoming) flags += "I";
+  if (p.transport === "utp") flags += "T";
   return {
     address: m ? m[1] : p.address,
     clientName: p.client,
@@ -413,7 +414,7 @@ function peerEntry(p: PeerInfo, pieceCount: number): Record<string, unknown> {
     isEncrypted: p.encrypted !== false,
     isIncoming: p.incoming,
     isUploadingTo: uploadingTo && p.uploadRate >= 1,
-    isUTP: false,
+    isUTP: p.transport === "utp",
     peerIsChoked: p.amChoking,
     peerIsInterested: p.peerInterested,
     port: m ? Number(m[2]) : 0,

@@ -1,6 +1,8 @@
 /**
- * Many torrents in one process: one listening port for all of them (incoming connections routed by info hash, and
- * encrypted ones by the MSE `req2 ⊕ req3` lookup over every torrent), one DHT node and one LSD socket announcing
+ * Many torrents in one process: one listening port for all of them, TCP and uTP (BEP 29) on the same number
+ * (incoming connections routed by info hash, and encrypted ones by the MSE `req2 ⊕ req3` lookup over every
+ * torrent; dials try uTP first, then TCP), one UDP socket per address family shared by uTP and the DHT, one DHT
+ * node and one LSD socket announcing
  * each torrent, limits shared by all (connections, half-open attempts, bandwidth up and down with an alternative
  * "turtle" set), queueing (at most N active downloads and N active seeds) with ratio and seeding-time stop rules,
  * one tick for everything, and a state directory from which a restarted session restores every torrent without
@@ -28,7 +30,8 @@ import { LocalDiscovery } from "../lsd.ts";
 import { makePeerId } from "../peer_id.ts";
 import { CacheBudget } from "../storage/piece_cache.ts";
 import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
-import { type TcpStream, tcpStream } from "../transport/tcp.ts";
+import { tcpStream } from "../transport/tcp.ts";
+import type { PeerStream } from "../wire/stream.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import { acceptConnection } from "../wire/mse.ts";
 import {
@@ -40,6 +43,7 @@ import {
   type TorrentSource,
 } from "./session_torrent.ts";
 import { SessionStore, type TorrentRecord } from "./state.ts";
+import { UdpSockets } from "./udp_sockets.ts";
 
 /** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
 const HANDSHAKE_MS = 10_000;
@@ -100,14 +104,28 @@ export interface EngineSettings {
   diskRetryMs?: number;
   /** Milliseconds to connect to a peer. @default {5000} */
   connectTimeoutMs?: number;
+  /** Milliseconds a uTP dial waits for the peer's answer before TCP is tried. @default {3000} */
+  utpConnectTimeoutMs?: number;
   /** Most outgoing connection attempts at once per torrent. @default {8} */
   maxConnecting?: number;
 }
 
 /** Options for {@linkcode Session}. */
 export interface SessionOptions {
-  /** Port to listen on for every torrent; 0 lets the system choose. @default {0} */
+  /**
+   * Port to listen on for every torrent, over TCP and (the same number) UDP for uTP and the DHT; 0 lets the system
+   * choose.
+   * @default {0}
+   */
   port?: number;
+  /**
+   * uTP (BEP 29): accept uTP connections on the port's UDP socket and dial every peer over uTP first (TCP when
+   * uTP fails, remembering per peer what worked), as libtorrent, qBittorrent and Transmission do.
+   * @default {true}
+   */
+  utp?: boolean;
+  /** TCP: listen and dial over TCP. Off, peers are reached over uTP only (for tests). @default {true} */
+  tcp?: boolean;
   /**
    * Address to listen on; by default every IPv6 and IPv4 address (dual-stack "::", or "0.0.0.0" where the
    * system has no IPv6).
@@ -124,8 +142,9 @@ export interface SessionOptions {
   peerId?: Uint8Array;
   /**
    * The DHT (BEP 5): `true` runs a node (joining through the public routers), an options object configures it,
-   * a {@linkcode Dht} instance is used as is (not closed with the session). Its routing table is kept in
-   * `stateDir`. Never used for private torrents.
+   * a {@linkcode Dht} instance is used as is (not closed with the session). A node the session opens runs on the
+   * peer port's UDP socket, beside uTP, unless the options name a `port`, `host` or `socket` of their own. Its
+   * routing table is kept in `stateDir`. Never used for private torrents.
    * @default {false}
    */
   dht?: boolean | DhtOptions | Dht;
@@ -239,6 +258,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly #writes = new Set<Promise<void>>();
   #listener: Deno.Listener | undefined;
   #acceptLoop: Promise<void> | undefined;
+  #udp: UdpSockets | undefined;
   #dht: Dht | undefined;
   #dhtOpening: Promise<Dht | undefined> | undefined;
   #ownDht = false;
@@ -316,13 +336,14 @@ export class Session extends EventTarget implements AsyncDisposable {
     Object.assign(this.#limits, definedOnly(this.#opts.limits ?? {}));
     this.#applyRates();
     try {
-      this.#listener = listen(this.#opts.host, this.#opts.port ?? 0);
+      if (this.#opts.tcp !== false) this.#listener = listen(this.#opts.host, this.#opts.port ?? 0);
     } catch (err) {
       this.#listening.reject(err);
       throw err;
     }
-    this.#acceptLoop = this.#accept(this.#listener);
+    if (this.#listener) this.#acceptLoop = this.#accept(this.#listener);
     try {
+      await this.#openUdp();
       if (this.#opts.lsd) await this.#startLsd();
       if (this.#opts.dht) await this.#openDht();
     } catch (err) {
@@ -596,9 +617,14 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   // ------------------------------------------------------------ limits and state
 
-  /** The port every torrent listens on (0 until the session listens). */
+  /** The port every torrent listens on (0 until the session listens): TCP's, and UDP's for uTP and the DHT. */
   get port(): number {
-    return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? 0;
+    return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? this.#udp?.port ?? 0;
+  }
+
+  /** The UDP port of uTP and the DHT: {@linkcode Session.port}'s number unless UDP could not have it (0 without). */
+  get udpPort(): number {
+    return this.#udp?.port ?? 0;
   }
 
   /** The default download directory of added torrents. */
@@ -689,6 +715,20 @@ export class Session extends EventTarget implements AsyncDisposable {
         ...(o.tickMs ? { tickMs: o.tickMs } : {}),
         ...(o.encryption ? { encryption: o.encryption } : {}),
         ...(o.rc4Only ? { rc4Only: true } : {}),
+        ...(o.utp !== false
+          ? {
+            connectUtp: (
+              host: string,
+              port: number,
+              opts: { timeoutMs: number; signal?: AbortSignal },
+            ) =>
+              this.#udp
+                ? this.#udp.connectUtp(host, port, opts)
+                : Promise.reject(new Error("uTP is not running")),
+          }
+          : {}),
+        ...(o.tcp === false ? { tcp: false } : {}),
+        udpSocket: (family: 4 | 6) => this.#udp?.mux(family)?.trackers,
         dualStack: () =>
           this.#listener?.addr.transport === "tcp" && this.#listener.addr.hostname === "::",
         maxPeers: this.#limits.connectionsPerTorrent,
@@ -795,10 +835,19 @@ export class Session extends EventTarget implements AsyncDisposable {
       const host = this.#opts.host;
       const specific = host && host !== "::" && host !== "0.0.0.0" ? host : undefined;
       const state = await this.#store?.loadDhtState();
+      const family = specific?.includes(":") ? 6 : 4;
+      // a socket of its own only when the options ask for another port, address or family than ours
+      const own = o !== true && (o.socket !== undefined ||
+        (o.port !== undefined && o.port !== 0 && o.port !== this.port && o.port !== this.udpPort) ||
+        (o.host !== undefined && o.host !== specific) ||
+        (o.family !== undefined && o.family !== family));
+      // on the peer port's socket, beside uTP (closing the node closes only its view)
+      const mux = own ? undefined : this.#udp?.mux(family);
+      const { port: _port, host: _host, ...rest } = o === true ? {} : o;
       const dht = await Dht.open({
-        ...(specific ? { host: specific, family: specific.includes(":") ? 6 : 4 } : {}),
+        ...(specific ? { host: specific, family } : {}),
         ...(state ? { state } : {}),
-        ...(o === true ? {} : o),
+        ...(mux ? { ...rest, socket: mux.dht } : o === true ? {} : o),
       });
       if (this.#closed) {
         await dht.close();
@@ -843,18 +892,37 @@ export class Session extends EventTarget implements AsyncDisposable {
           conn.close();
           continue;
         }
-        this.#incoming(tcpStream(conn));
+        this.#incoming(tcpStream(conn), "tcp");
       }
     } catch {
       // listener closed
     }
   }
 
+  /** Binds the UDP socket(s) on the peer port's number: uTP, and the DHT's socket. */
+  async #openUdp(): Promise<void> {
+    const o = this.#opts;
+    const dhtHere = !!o.dht && !(o.dht instanceof Dht);
+    if (o.utp === false && !dhtHere) return;
+    this.#udp = await UdpSockets.open({
+      ...(o.host !== undefined ? { host: o.host } : {}),
+      port: this.#listener ? this.port : o.port ?? 0,
+      utp: o.utp !== false,
+      onConnection: (conn) => {
+        if (this.#closed) return conn.reset();
+        this.#incoming(conn, "utp");
+      },
+    });
+  }
+
   /**
    * An incoming connection: the torrent it is for is found from the plain handshake's info hash, or from an
    * encryption handshake's `req2 ⊕ req3` over every torrent; one deadline covers both handshakes.
    */
-  #incoming(stream: TcpStream): void {
+  #incoming(
+    stream: PeerStream & { readonly remoteAddress: { host: string; port: number }; close(): void },
+    transport: "tcp" | "utp",
+  ): void {
     if (!this.#admitIncoming()) return stream.close();
     const { host, port } = stream.remoteAddress;
     const accepted = this.#now();
@@ -867,7 +935,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         const t = infoHash ? this.#routes.get(toHex(infoHash)) : undefined;
         if (!t) return plain.close?.();
         const left = Math.max(1, HANDSHAKE_MS - (this.#now() - accepted));
-        t.accept(plain, { host, port, handshakeTimeoutMs: left, encryption });
+        t.accept(plain, { host, port, handshakeTimeoutMs: left, encryption, transport });
       },
       (err) => {
         stream.close();
@@ -1043,6 +1111,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       await this.#store?.saveDhtState(dht.state()).catch(() => {});
       await dht.close();
     }
+    await this.#udp?.close();
   }
 
   /** Same as {@linkcode Session.close}. */

@@ -19,6 +19,7 @@ import { formatMagnet, type MagnetLink, parseMagnet, torrentFromMetadata } from 
 import { type Metainfo, parseMetainfo } from "../metainfo.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
 import { pieceRangeOfFile } from "../storage/layout.ts";
+import { dialTransports } from "../swarm/dialer.ts";
 import { fetchMetadata } from "../swarm/metadata_fetcher.ts";
 import { Torrent } from "../swarm/torrent.ts";
 import type {
@@ -314,6 +315,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
         discover: (add) => this.#setDhtSink(add),
         ...(this.#host.engine.encryption ? { encryption: this.#host.engine.encryption } : {}),
         ...(this.#host.engine.rc4Only ? { rc4Only: true } : {}),
+        transports: dialTransports(this.#host.engine),
         ...(this.#opts.metadataTimeoutMs ? { timeoutMs: this.#opts.metadataTimeoutMs } : {}),
       });
       this.#torrentBytes = torrentFromMetadata(info, link.trackers);
@@ -634,7 +636,13 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs: number; encryption?: Encryption },
+    options: {
+      host: string;
+      port: number;
+      handshakeTimeoutMs: number;
+      encryption?: Encryption;
+      transport?: "tcp" | "utp";
+    },
   ): boolean {
     if (!this.#torrent || this.#run !== "running") {
       stream.close?.();

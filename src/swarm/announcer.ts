@@ -9,6 +9,7 @@
 
 import type { PeerAddress } from "../tracker/compact.ts";
 import { TrackerManager, type TrackerTierView } from "../tracker/tiers.ts";
+import type { UdpSocket } from "../udp.ts";
 import type { TorrentEvents } from "./types.ts";
 
 /** Options for {@linkcode Announcer}. */
@@ -36,6 +37,8 @@ export interface AnnouncerOptions {
   now: () => number;
   /** We accept IPv4 and IPv6 connections: announce over both families where a tracker has both (BEP 7). */
   dualStack?: () => boolean;
+  /** The socket UDP trackers are asked from, by family (the owner's peer port); a fresh one per request otherwise. */
+  udpSocket?: (family: 4 | 6) => UdpSocket | undefined;
 }
 
 /** Talks to one torrent's trackers. */
@@ -76,6 +79,7 @@ export class Announcer {
       stats: o.stats,
       onPeers: o.onPeers,
       ...(o.dualStack ? { dualStack: o.dualStack } : {}),
+      ...(o.udpSocket ? { udpSocket: o.udpSocket } : {}),
       onEvent: (e) =>
         o.onEvent({
           type: e.type,

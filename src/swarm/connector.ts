@@ -1,6 +1,8 @@
 /**
- * Making one torrent's connections: dialling a candidate under the encryption policy (`dialer.ts`: MSE with our
- * handshake in its initial payload, the policy's one fallback, what worked remembered per address) and turning
+ * Making one torrent's connections: dialling a candidate over uTP, then TCP when uTP fails, under the encryption
+ * policy (`dialer.ts`: MSE with our handshake in its initial payload, the policy's one fallback, the transport and
+ * mode that worked remembered per address; PEX's word on uTP decides the first transport of a peer never
+ * dialled) and turning
  * an accepted or dialled stream into a {@linkcode PeerConnection} registered with the peer set. Dials in progress
  * are tracked so a stopping torrent can abort and await them.
  *
@@ -17,7 +19,7 @@ import { UT_METADATA_ID } from "../wire/metadata.ts";
 import type { Encryption } from "../wire/mse.ts";
 import { UT_PEX_ID } from "../wire/pex.ts";
 import type { PeerStream } from "../wire/stream.ts";
-import { describeDialFailure, dialPeer } from "./dialer.ts";
+import { describeDialFailure, dialPeer, dialTransports, type TransportName } from "./dialer.ts";
 import type { Candidate, PeerSet } from "./peer_set.ts";
 import type { PiecePicker } from "./piece_picker.ts";
 import type { PeerEntry, PeerSource, TorrentEvents, TorrentOptions } from "./types.ts";
@@ -55,10 +57,18 @@ export interface ConnectorOptions {
   signal: AbortSignal;
   /** The clock (ms). */
   now: () => number;
-  /** The torrent's settings: encryption policy, RC4 only, transport, timeouts, pipeline depth, bandwidth. */
+  /** The torrent's settings: encryption policy, RC4 only, transports, timeouts, pipeline depth, bandwidth. */
   settings: Pick<
     TorrentOptions,
-    "encryption" | "rc4Only" | "connect" | "connectTimeoutMs" | "queueDepth" | "rate"
+    | "encryption"
+    | "rc4Only"
+    | "connect"
+    | "connectUtp"
+    | "utpConnectTimeoutMs"
+    | "tcp"
+    | "connectTimeoutMs"
+    | "queueDepth"
+    | "rate"
   >;
 }
 
@@ -94,13 +104,19 @@ export class Connector {
    * Takes an incoming connection whose encryption handshake, if any, is done.
    *
    * @param stream The connection (plain BitTorrent bytes from here on).
-   * @param options The peer's address, how much of the handshake deadline is left, and what the encryption
-   *   handshake negotiated.
+   * @param options The peer's address, how much of the handshake deadline is left, what the encryption
+   *   handshake negotiated, and the transport (TCP by default).
    * @returns False when it was refused (stopped, full, or a banned address); the stream is then closed.
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs?: number; encryption?: Encryption },
+    options: {
+      host: string;
+      port: number;
+      handshakeTimeoutMs?: number;
+      encryption?: Encryption;
+      transport?: TransportName;
+    },
   ): boolean {
     const peers = this.#o.peers;
     if (this.#o.stopped() || !peers.hasRoom() || peers.isBanned(options.host)) {
@@ -114,12 +130,13 @@ export class Connector {
       incoming: true,
       source: "incoming",
       encryption: options.encryption ?? false,
+      transport: options.transport ?? "tcp",
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_MS,
     });
     return true;
   }
 
-  /** Dials a candidate under the encryption policy; resolves false when no connection was made. */
+  /** Dials a candidate over its transports under the encryption policy; resolves false when no connection was made. */
   dial(c: Candidate): Promise<boolean> {
     const dial = this.#dial(c);
     this.#dials.add(dial);
@@ -147,7 +164,13 @@ export class Connector {
       policy,
       ...(set.rc4Only ? { rc4Only: true } : {}),
       ...(c.worked ? { worked: c.worked } : {}),
-      ...(set.connect ? { connect: set.connect } : {}),
+      transports: dialTransports(set),
+      // what worked last time first; a peer PEX says has no uTP is dialled over TCP first
+      ...(c.transport
+        ? { workedTransport: c.transport }
+        : c.utp === false
+        ? { workedTransport: "tcp" as const }
+        : {}),
       connectTimeoutMs: set.connectTimeoutMs ?? 5000,
       handshakeTimeoutMs: HANDSHAKE_MS,
       signal: dialing.signal,
@@ -162,6 +185,7 @@ export class Connector {
           incoming: false,
           source: c.source,
           encryption: a.encryption,
+          transport: a.transport,
           handshakeSent: a.handshakeSent,
           handshakeTimeoutMs: a.handshakeTimeoutMs,
         });
@@ -172,9 +196,13 @@ export class Connector {
           : { ok: false, reason: entry.conn.closeReason ?? "closed" };
       },
     });
-    if (result.ok) c.worked = result.mode;
-    else {
-      c.worked = undefined; // what worked before did not: every mode again next time
+    if (result.ok) {
+      c.worked = result.mode;
+      c.transport = result.transport;
+    } else {
+      // what worked before did not: every transport and mode again next time
+      c.worked = undefined;
+      c.transport = undefined;
       if (!result.unreachable && !dialing.signal.aborted && !o.stopped()) {
         o.onFail({
           address: c.key,
@@ -197,6 +225,7 @@ export class Connector {
       incoming: boolean;
       source: PeerSource;
       encryption: Encryption;
+      transport: TransportName;
       handshakeSent?: boolean;
       handshakeTimeoutMs?: number;
     },

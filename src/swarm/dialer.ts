@@ -1,13 +1,20 @@
 /**
- * The one dialler: opens an outgoing peer connection under the session's encryption policy (MSE/PE), for the
- * torrent engine and the metadata fetcher alike.
+ * The one dialler: opens an outgoing peer connection over the transports it is given (uTP first, then TCP, as
+ * libtorrent, qBittorrent and Transmission do) under the session's encryption policy (MSE/PE), for the torrent
+ * engine and the metadata fetcher alike.
  *
- * One dial is one or two attempts ({@linkcode dialAttempts}): under `"prefer"` MSE first, then once more with a
+ * Transports are tried in order ({@linkcode DialOptions.transports}; TCP alone by default): the next one only when
+ * the previous one failed — its connect failed (a uTP SYN nobody answered, a refused TCP connect), or every
+ * encryption mode over it failed in its handshakes (a connection closed before the peer's BitTorrent handshake
+ * counts as a failure of that transport). The caller remembers the transport that got through
+ * ({@linkcode DialResult.transport}) and passes it back as `workedTransport`, which is then tried first.
+ *
+ * Over each transport, one or two attempts ({@linkcode dialAttempts}): under `"prefer"` MSE first, then once more with a
  * plain BitTorrent handshake; under `"require"` MSE with our handshake in the initial payload, then MSE without
  * it (never a plain handshake); under `"allow"` and `"disable"` a plain handshake only. The next attempt is made
  * only when the previous one failed in its handshakes — the encryption handshake failed, or the connection
  * closed (or timed out) before the peer's BitTorrent handshake arrived. A refused or timed-out connect is not
- * retried. The caller remembers the mode that got through ({@linkcode DialResult.mode}) and passes it back as
+ * retried over the same transport. The caller remembers the mode that got through ({@linkcode DialResult.mode}) and passes it back as
  * `worked` next time, so a peer that needed the plain retry is dialled plain at once.
  *
  * One deadline covers both handshakes of an attempt: what the encryption handshake took is taken from the time
@@ -35,10 +42,25 @@ export type Connect = (
   options: { timeoutMs: number; signal?: AbortSignal },
 ) => Promise<PeerStream>;
 
+/** A transport a peer can be dialled over. */
+export type TransportName = "tcp" | "utp";
+
+/** One way of dialling, in {@linkcode DialOptions.transports}. */
+export interface DialTransport {
+  /** What it is (reported in {@linkcode DialResult.transport} and each failure's text). */
+  name: TransportName;
+  /** Opens a connection over it. */
+  connect: Connect;
+  /** Milliseconds to connect over this transport. @default {DialOptions.connectTimeoutMs} */
+  connectTimeoutMs?: number;
+}
+
 /** One attempt whose connection is open and whose encryption handshake (if any) is done. */
 export interface DialAttempt {
   /** The connection, carrying plain BitTorrent bytes from here on. */
   stream: PeerStream;
+  /** The transport it runs over. */
+  transport: TransportName;
   /** How this attempt started. */
   mode: DialMode;
   /** What the connection carries: RC4, plaintext after an MSE handshake, or no MSE at all. */
@@ -72,8 +94,15 @@ export interface DialOptions {
   rc4Only?: boolean;
   /** The mode that got through to this peer last time; tried alone when the policy allows it. */
   worked?: DialMode;
-  /** Opens the connection. @default {connectTcp} */
+  /** Opens the connection when no `transports` are given. @default {connectTcp} */
   connect?: Connect;
+  /**
+   * The transports to try, in order (each with every encryption mode of the policy before the next).
+   * @default {[{ name: "tcp", connect }]}
+   */
+  transports?: DialTransport[];
+  /** The transport that got through to this peer last time: tried first. */
+  workedTransport?: TransportName;
   /** Milliseconds to connect. @default {5000} */
   connectTimeoutMs?: number;
   /** Milliseconds for the encryption and BitTorrent handshakes of one attempt together. @default {10000} */
@@ -92,9 +121,14 @@ export interface DialResult {
   mode?: DialMode;
   /** What that connection carries. */
   encryption?: Encryption;
+  /** The transport of the attempt that got through (remember it for the next dial of this peer). */
+  transport?: TransportName;
   /** No connection was made at all (refused, unreachable, timed out, aborted): no handshake was tried. */
   unreachable: boolean;
-  /** Why each attempt failed, in order (`"mse: connection closed during the encryption handshake"`). */
+  /**
+   * Why each attempt failed, in order (`"mse: connection closed during the encryption handshake"`; with several
+   * transports each prefixed by its name: `"utp mse: …"`).
+   */
   failures: string[];
 }
 
@@ -135,8 +169,8 @@ export interface DialResult {
  * assert.match(result.failures[0], /^mse: /);
  * ```
  *
- * @param host The peer's IPv4 or IPv6 address (or host name).
- * @param port Its TCP port.
+ * @param host The peer's IPv4 or IPv6 address (or host name; uTP needs an address).
+ * @param port Its port (TCP and uTP listen on the same number).
  * @param options The torrent, our handshake, the policy and what to do with a connection.
  * @returns Whether and how it got through, and why each failed attempt failed. Never rejects.
  */
@@ -146,67 +180,117 @@ export async function dialPeer(
   options: DialOptions,
 ): Promise<DialResult> {
   const now = options.now ?? Date.now;
-  const connect = options.connect ?? connectTcp;
   const deadline = options.handshakeTimeoutMs ?? 10_000;
   const modes = dialAttempts(options.policy ?? DEFAULT_ENCRYPTION_POLICY, {
     ...(options.worked ? { worked: options.worked } : {}),
   });
+  const transports = transportOrder(options);
+  const named = transports.length > 1;
   const failures: string[] = [];
-  for (const mode of modes) {
-    if (options.signal?.aborted) break;
-    let conn: PeerStream;
-    try {
-      conn = await connect(host, port, {
-        timeoutMs: options.connectTimeoutMs ?? 5000,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-    } catch (err) {
-      failures.push(`${mode}: ${errorText(err)}`);
-      return { ok: false, unreachable: failures.length === 1, failures };
-    }
-    const started = now();
-    let attempt: DialAttempt;
-    if (mode === "plain") {
-      attempt = {
-        stream: conn,
-        mode,
-        encryption: false,
-        handshakeSent: false,
-        handshakeTimeoutMs: deadline,
-      };
-    } else {
+  let connected = false;
+  for (const transport of transports) {
+    for (const mode of modes) {
+      if (options.signal?.aborted) return { ok: false, unreachable: false, failures };
+      const label = named ? `${transport.name} ${mode}` : mode;
+      let conn: PeerStream;
       try {
-        const mse = await initiateConnection(conn, options.infoHash, {
-          ...(mode === "mse" ? { initialPayload: options.handshake } : {}),
-          ...(options.rc4Only ? { rc4Only: true } : {}),
-          timeoutMs: deadline,
+        conn = await transport.connect(host, port, {
+          timeoutMs: transport.connectTimeoutMs ?? options.connectTimeoutMs ?? 5000,
           ...(options.signal ? { signal: options.signal } : {}),
         });
-        attempt = {
-          stream: mse.stream,
-          mode,
-          encryption: mse.encryption,
-          handshakeSent: mode === "mse",
-          handshakeTimeoutMs: Math.max(1, deadline - (now() - started)),
-        };
       } catch (err) {
-        // initiateConnection closed the connection
-        failures.push(`${mode}: ${errorText(err)}`);
-        continue;
+        failures.push(`${label}: ${errorText(err)}`);
+        break; // this transport does not reach the peer: the next one
       }
+      connected = true;
+      const started = now();
+      let attempt: DialAttempt;
+      if (mode === "plain") {
+        attempt = {
+          stream: conn,
+          transport: transport.name,
+          mode,
+          encryption: false,
+          handshakeSent: false,
+          handshakeTimeoutMs: deadline,
+        };
+      } else {
+        try {
+          const mse = await initiateConnection(conn, options.infoHash, {
+            ...(mode === "mse" ? { initialPayload: options.handshake } : {}),
+            ...(options.rc4Only ? { rc4Only: true } : {}),
+            timeoutMs: deadline,
+            ...(options.signal ? { signal: options.signal } : {}),
+          });
+          attempt = {
+            stream: mse.stream,
+            transport: transport.name,
+            mode,
+            encryption: mse.encryption,
+            handshakeSent: mode === "mse",
+            handshakeTimeoutMs: Math.max(1, deadline - (now() - started)),
+          };
+        } catch (err) {
+          // initiateConnection closed the connection
+          failures.push(`${label}: ${errorText(err)}`);
+          continue;
+        }
+      }
+      let outcome: HandshakeOutcome;
+      try {
+        outcome = await options.start(attempt);
+      } catch (err) {
+        outcome = { ok: false, reason: errorText(err) };
+      }
+      if (outcome.ok) {
+        return {
+          ok: true,
+          mode,
+          encryption: attempt.encryption,
+          transport: transport.name,
+          unreachable: false,
+          failures,
+        };
+      }
+      failures.push(`${label}: ${outcome.reason}`);
     }
-    let outcome: HandshakeOutcome;
-    try {
-      outcome = await options.start(attempt);
-    } catch (err) {
-      outcome = { ok: false, reason: errorText(err) };
-    }
-    if (outcome.ok) {
-      return { ok: true, mode, encryption: attempt.encryption, unreachable: false, failures };
-    }
-    failures.push(`${mode}: ${outcome.reason}`);
   }
-  return { ok: false, unreachable: false, failures };
+  return { ok: false, unreachable: !connected, failures };
+}
+
+/** Default of `utpConnectTimeoutMs`: how long a uTP SYN waits for an answer before TCP is tried (libtorrent's). */
+export const UTP_CONNECT_MS = 3000;
+
+/**
+ * The transports an engine dials over: uTP first when it has a uTP dialler, then TCP unless that is off.
+ *
+ * @param settings The engine's dialler settings.
+ * @returns The transports, in order (empty when both are off).
+ */
+export function dialTransports(settings: {
+  connect?: Connect;
+  connectUtp?: Connect;
+  utpConnectTimeoutMs?: number;
+  tcp?: boolean;
+}): DialTransport[] {
+  const list: DialTransport[] = [];
+  if (settings.connectUtp) {
+    list.push({
+      name: "utp",
+      connect: settings.connectUtp,
+      connectTimeoutMs: settings.utpConnectTimeoutMs ?? UTP_CONNECT_MS,
+    });
+  }
+  if (settings.tcp !== false) list.push({ name: "tcp", connect: settings.connect ?? connectTcp });
+  return list;
+}
+
+/** The transports of a dial, the one that worked last time first. */
+function transportOrder(options: DialOptions): DialTransport[] {
+  const list = options.transports ?? [{ name: "tcp", connect: options.connect ?? connectTcp }];
+  const worked = options.workedTransport;
+  if (!worked) return list;
+  return [...list.filter((t) => t.name === worked), ...list.filter((t) => t.name !== worked)];
 }
 
 /**

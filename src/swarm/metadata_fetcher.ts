@@ -24,7 +24,7 @@ import {
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import { encodeHandshake } from "../wire/handshake.ts";
 import type { PeerStream } from "../wire/stream.ts";
-import { dialPeer } from "./dialer.ts";
+import { dialPeer, type DialTransport } from "./dialer.ts";
 
 /** Options for {@linkcode fetchMetadata}. */
 export interface FetchMetadataOptions {
@@ -52,6 +52,8 @@ export interface FetchMetadataOptions {
   encryption?: EncryptionPolicy;
   /** After an MSE handshake, offer only RC4 for the payload. @default {false} */
   rc4Only?: boolean;
+  /** The transports to dial over, in order (uTP first, as the engine's). @default {TCP only} */
+  transports?: DialTransport[];
 }
 
 interface Source {
@@ -150,6 +152,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
       handshake: encodeHandshake({ infoHash, peerId: options.peerId, fast: true, extended: true }),
       ...(options.encryption ? { policy: options.encryption } : {}),
       ...(options.rc4Only ? { rc4Only: true } : {}),
+      ...(options.transports ? { transports: options.transports } : {}),
       signal: stopDials.signal,
       start: async (a) => {
         if (finished) {

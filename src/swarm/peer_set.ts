@@ -15,6 +15,7 @@ import { bytesEqual, compareBytes, toHex } from "../_bytes.ts";
 import type { PeerConnection } from "../peer.ts";
 import { describePeerClient } from "../peer_id.ts";
 import type { DialMode } from "../wire/encryption_policy.ts";
+import type { TransportName } from "./dialer.ts";
 import type { Encryption } from "../wire/mse.ts";
 import type { PeerEntry, PeerInfo, PeerSource } from "./types.ts";
 
@@ -38,6 +39,10 @@ export interface Candidate {
   manual: boolean;
   /** How the last dial that got through started (MSE or plain); the next dial starts the same way. */
   worked?: DialMode;
+  /** The transport of the last dial that got through; the next dial tries it first. */
+  transport?: TransportName;
+  /** What PEX said about uTP (its `added.f` flag 0x04), when it said anything. */
+  utp?: boolean;
 }
 
 /** Options for {@linkcode PeerSet}. */
@@ -127,9 +132,14 @@ export class PeerSet {
    *
    * @param host IPv4/IPv6 address or host name.
    * @param port TCP port.
-   * @param options Where it came from; `manual` addresses (the user's) are retried forever with backoff.
+   * @param options Where it came from; `manual` addresses (the user's) are retried forever with backoff; `utp`:
+   *   whether the source says the peer speaks uTP (PEX flags).
    */
-  add(host: string, port: number, options: { source: PeerSource; manual?: boolean }): void {
+  add(
+    host: string,
+    port: number,
+    options: { source: PeerSource; manual?: boolean; utp?: boolean },
+  ): void {
     if (!Number.isInteger(port) || port <= 0 || port > 65535 || this.isBanned(host, port)) return;
     const key = addressKey(host, port);
     const manual = options.manual ?? false;
@@ -145,10 +155,14 @@ export class PeerSet {
         nextAttempt: 0,
         connected: false,
         manual,
+        ...(options.utp !== undefined ? { utp: options.utp } : {}),
       });
-    } else if (manual) {
-      c.manual = true;
-      c.nextAttempt = 0;
+    } else {
+      if (options.utp !== undefined) c.utp = options.utp;
+      if (manual) {
+        c.manual = true;
+        c.nextAttempt = 0;
+      }
     }
     this.connectMore();
   }
@@ -194,12 +208,18 @@ export class PeerSet {
    * means (another attempt, or a failure of the address).
    *
    * @param conn The connection, not yet started.
-   * @param options Its address key, direction, source and encryption.
+   * @param options Its address key, direction, source, encryption and transport.
    * @returns The engine's record of it.
    */
   register(
     conn: PeerConnection,
-    options: { key: string; incoming: boolean; source: PeerSource; encryption?: Encryption },
+    options: {
+      key: string;
+      incoming: boolean;
+      source: PeerSource;
+      encryption?: Encryption;
+      transport?: TransportName;
+    },
   ): PeerEntry {
     const now = this.#now();
     if (!options.incoming) this.#attached++;
@@ -210,6 +230,7 @@ export class PeerSet {
       key: options.key,
       incoming: options.incoming,
       encryption: options.encryption ?? false,
+      transport: options.transport ?? "tcp",
       dialling: !options.incoming,
       connectedAt: now,
       lastBlockAt: now,
@@ -341,7 +362,7 @@ export class PeerSet {
           : "unknown",
         encrypted: e.encryption,
         fast: c.supportsFast,
-        transport: "tcp",
+        transport: e.transport,
       });
     }
     return out;

@@ -1,8 +1,9 @@
 /**
  * Peer exchange (BEP 11, `ut_pex`) for one torrent: the addresses connected peers tell us (used within our
  * connection limits, never trusted beyond them), and what we tell each of them — a first message soon after the
- * connection, then at most one a minute with the changes since the last one (≤ 50 each way). Never for private
- * torrents (BEP 27).
+ * connection, then at most one a minute with the changes since the last one (≤ 50 each way), each added peer with
+ * its flags (uTP when our connection to it is uTP, reachable when we dialled it, seed, encryption). Never for
+ * private torrents (BEP 27).
  *
  * @module
  */
@@ -10,7 +11,15 @@
 import { addressKey, splitAddressKey } from "../_address.ts";
 import type { PeerConnection } from "../peer.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
-import { decodePex, encodePex } from "../wire/pex.ts";
+import {
+  decodePex,
+  encodePex,
+  PEX_ENCRYPTION,
+  PEX_REACHABLE,
+  PEX_SEED,
+  PEX_UTP,
+  type PexPeer,
+} from "../wire/pex.ts";
 import type { PeerEntry } from "./types.ts";
 
 /** What we told one peer. */
@@ -33,9 +42,9 @@ export class Pex {
    *
    * @param peer The connection it came on.
    * @param payload The extended message's payload.
-   * @returns The addresses it says were added.
+   * @returns The addresses it says were added, with their flags when it sent them.
    */
-  received(peer: PeerConnection, payload: Uint8Array): PeerAddress[] {
+  received(peer: PeerConnection, payload: Uint8Array): PexPeer[] {
     try {
       return decodePex(payload).added;
     } catch (err) {
@@ -51,7 +60,7 @@ export class Pex {
    * @param onlyNew Greet new peers only (between the once-a-minute rounds).
    */
   send(peers: readonly PeerEntry[], onlyNew: boolean): void {
-    const current = new Map<string, PeerAddress>();
+    const current = new Map<string, PexPeer>();
     for (const e of peers) {
       const a = listenAddress(e);
       if (a) current.set(addressKey(a.host, a.port), a);
@@ -66,7 +75,7 @@ export class Pex {
       const self = listenAddress(e);
       const selfKey = self ? addressKey(self.host, self.port) : "";
       const first = st.sent.size === 0;
-      const added: PeerAddress[] = [], dropped: PeerAddress[] = [];
+      const added: PexPeer[] = [], dropped: PeerAddress[] = [];
       for (const [k, a] of current) {
         if (k !== selfKey && !st.sent.has(k) && (first || added.length < PER_MESSAGE)) {
           added.push(a);
@@ -83,10 +92,15 @@ export class Pex {
   }
 }
 
-/** The address other peers can dial for a connected peer: its own port for outgoing, its `p` for incoming. */
-function listenAddress(e: PeerEntry): PeerAddress | undefined {
+/**
+ * The address other peers can dial for a connected peer (its own port for outgoing, its `p` for incoming) and
+ * its flags.
+ */
+function listenAddress(e: PeerEntry): PexPeer | undefined {
   const { host, port } = splitAddressKey(e.key);
-  if (!e.incoming) return { host, port };
+  const flags = (e.transport === "utp" ? PEX_UTP : 0) | (e.incoming ? 0 : PEX_REACHABLE) |
+    (e.encryption !== false ? PEX_ENCRYPTION : 0) | (e.conn.bitfield.full ? PEX_SEED : 0);
+  if (!e.incoming) return { host, port, flags };
   const p = e.conn.remoteExtensions?.p;
-  return p ? { host, port: p } : undefined;
+  return p ? { host, port: p, flags } : undefined;
 }

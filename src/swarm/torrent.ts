@@ -30,7 +30,7 @@ import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
 import type { Encryption } from "../wire/mse.ts";
 import { UT_METADATA_ID } from "../wire/metadata.ts";
-import { UT_PEX_ID } from "../wire/pex.ts";
+import { PEX_UTP, UT_PEX_ID } from "../wire/pex.ts";
 import type { PeerStream } from "../wire/stream.ts";
 import { Announcer } from "./announcer.ts";
 import { Choker, rechoke } from "./choker.ts";
@@ -184,7 +184,6 @@ export class Torrent implements AsyncDisposable {
       canServe: (index) => this.#state === "active" && this.have.has(index),
       eachPieceOnce: options.uploadEachPieceOnce ?? false,
       peers: () => this.#peers.entries.values(),
-      onUploaded: (n) => this.#uploaded += n,
       onError: (error) => this.#emit("error", { error }),
     });
     this.#verifier = new PieceVerifier({
@@ -258,6 +257,7 @@ export class Torrent implements AsyncDisposable {
       onEvent: (e) => this.#emit("tracker", e),
       now: this.#now,
       ...(options.dualStack ? { dualStack: options.dualStack } : {}),
+      ...(options.udpSocket ? { udpSocket: options.udpSocket } : {}),
     });
     this.#applyPriorities();
   }
@@ -600,24 +600,35 @@ export class Torrent implements AsyncDisposable {
    * @param host IPv4/IPv6 address or host name.
    * @param port TCP port.
    * @param options Where it came from (shown in {@linkcode PeerInfo}); user-given peers (the default) are
-   *   retried forever with backoff.
+   *   retried forever with backoff; `utp`: whether the source says the peer speaks uTP (PEX flags), which
+   *   decides the transport dialled first.
    */
-  addPeer(host: string, port: number, options: { source?: PeerSource } = {}): void {
+  addPeer(host: string, port: number, options: { source?: PeerSource; utp?: boolean } = {}): void {
     const source = options.source ?? "user";
-    this.#peers.add(host, port, { source, manual: source === "user" });
+    this.#peers.add(host, port, {
+      source,
+      manual: source === "user",
+      ...(options.utp !== undefined ? { utp: options.utp } : {}),
+    });
   }
 
   /**
    * Takes an incoming connection whose encryption handshake, if any, is done.
    *
    * @param stream The connection (plain BitTorrent bytes from here on).
-   * @param options The peer's address, how much of the handshake deadline is left, and what the encryption
-   *   handshake negotiated (shown in {@linkcode PeerInfo.encrypted}).
+   * @param options The peer's address, how much of the handshake deadline is left, what the encryption
+   *   handshake negotiated (shown in {@linkcode PeerInfo.encrypted}) and the transport (TCP by default).
    * @returns False when it was refused (stopped, full, or a banned address); the stream is then closed.
    */
   accept(
     stream: PeerStream,
-    options: { host: string; port: number; handshakeTimeoutMs?: number; encryption?: Encryption },
+    options: {
+      host: string;
+      port: number;
+      handshakeTimeoutMs?: number;
+      encryption?: Encryption;
+      transport?: "tcp" | "utp";
+    },
   ): boolean {
     return this.#connector.accept(stream, options);
   }
@@ -664,6 +675,7 @@ export class Torrent implements AsyncDisposable {
       this.#with(peer, (e) => this.#uploads.request(e, index, begin, length)),
     onDrain: (peer) => this.#with(peer, (e) => this.#uploads.drained(e)),
     onHashMessage: (peer, id, payload) => this.#hashes?.message(peer, id, payload),
+    onUploaded: (_peer, bytes) => this.#uploaded += bytes,
     onClose: (peer, reason) => {
       this.#hashes?.closed(peer);
       this.#with(peer, (e) => this.#onClose(e, reason));
@@ -716,7 +728,10 @@ export class Torrent implements AsyncDisposable {
   /** BEP 11: peers a connected peer knows. */
   #onPex(peer: PeerConnection, payload: Uint8Array): void {
     for (const p of this.#pex.received(peer, payload)) {
-      this.addPeer(p.host, p.port, { source: "pex" });
+      this.addPeer(p.host, p.port, {
+        source: "pex",
+        ...(p.flags !== undefined ? { utp: (p.flags & PEX_UTP) !== 0 } : {}),
+      });
     }
   }
 

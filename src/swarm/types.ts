@@ -13,6 +13,7 @@ import type { RateGate } from "../transport/bandwidth.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
+import type { UdpSocket } from "../udp.ts";
 
 /** The three states of the seed's API. */
 export type TorrentState = "active" | "paused" | "stopped";
@@ -99,6 +100,8 @@ export interface PeerEntry {
   incoming: boolean;
   /** What the connection carries: RC4, plaintext after an MSE handshake, or no MSE at all. */
   encryption: Encryption;
+  /** The transport it runs over. */
+  transport: "tcp" | "utp";
   /** An outgoing connection whose dial is still deciding (its handshakes are not done). */
   dialling: boolean;
   /** When the connection was made (ms). */
@@ -256,12 +259,26 @@ export interface TorrentOptions {
    * for tests and diagnostics that watch the engine work in a real swarm. Keep it cheap: it runs per block.
    */
   trace?: (event: TorrentTrace) => void;
-  /** Opens an outgoing connection to a peer. @default {connectTcp} */
+  /** Opens an outgoing TCP connection to a peer. @default {connectTcp} */
   connect?: (
     host: string,
     port: number,
     options: { timeoutMs: number; signal?: AbortSignal },
   ) => Promise<PeerStream>;
+  /**
+   * Opens an outgoing uTP connection to a peer (the owner's endpoint, BEP 29). With it every dial tries uTP first
+   * and TCP when uTP fails (a SYN nobody answers, or a connection closed before the BitTorrent handshake),
+   * remembering per peer what worked; without it, dials are TCP only.
+   */
+  connectUtp?: (
+    host: string,
+    port: number,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ) => Promise<PeerStream>;
+  /** Milliseconds a uTP dial waits for the peer's answer before TCP is tried. @default {3000} */
+  utpConnectTimeoutMs?: number;
+  /** Dial peers over TCP; off, dials are uTP only (`connectUtp`). @default {true} */
+  tcp?: boolean;
   /**
    * Protocol encryption (MSE/PE) of the connections we dial: `"prefer"` dials with MSE and once more with a plain
    * handshake when that fails (remembering per peer what worked), `"require"` never sends a plain handshake,
@@ -277,4 +294,9 @@ export interface TorrentOptions {
    * @default {() => false}
    */
   dualStack?: () => boolean;
+  /**
+   * The socket UDP trackers are asked from, by address family: the owner's peer port, shared with uTP and the
+   * DHT. A fresh socket per request when it gives none.
+   */
+  udpSocket?: (family: 4 | 6) => UdpSocket | undefined;
 }

@@ -33,8 +33,6 @@ export interface UploadsOptions {
   eachPieceOnce?: boolean;
   /** The live connections (whether one is still open; whether a peer has another). */
   peers: () => Iterable<PeerEntry>;
-  /** Payload bytes were sent. */
-  onUploaded: (bytes: number) => void;
   /** A piece could not be read. */
   onError: (error: Error) => void;
 }
@@ -144,7 +142,7 @@ export class Uploads {
       if (peer.supportsFast) peer.reject(index, begin, length);
       return;
     }
-    peer.sendPiece(index, begin, piece.subarray(begin, begin + length)); // copies the block
-    this.#opts.onUploaded(length);
+    // copies the block; it counts as uploaded once written (the connection's onUploaded)
+    peer.sendPiece(index, begin, piece.subarray(begin, begin + length));
   }
 }

@@ -14,6 +14,7 @@ import {
   TrackerError,
 } from "./http.ts";
 import { announceUdp } from "./udp.ts";
+import type { UdpSocket } from "../udp.ts";
 import { type Family, hostFamilies } from "./families.ts";
 
 /** Announces over HTTP(S) or UDP (BEP 15), by the URL's scheme. */
@@ -107,6 +108,12 @@ export interface TrackerManagerOptions {
   dualStack?: () => boolean;
   /** The address families of a tracker's host. @default {hostFamilies (the system's resolver)} */
   families?: (host: string) => Promise<(4 | 6)[]>;
+  /**
+   * The socket UDP trackers (BEP 15) are asked from, by address family — a session's peer port, shared with uTP
+   * and the DHT, so that trackers and NATs see one port; undefined for a family: a fresh socket per request.
+   * Not used with `announce`.
+   */
+  udpSocket?: (family: 4 | 6) => UdpSocket | undefined;
 }
 
 interface Tier {
@@ -147,7 +154,15 @@ export class TrackerManager implements AsyncDisposable {
    */
   constructor(options: TrackerManagerOptions) {
     this.#o = options;
-    this.#announce = options.announce ?? announceAny;
+    const udpSocket = options.udpSocket;
+    this.#announce = options.announce ??
+      (udpSocket
+        ? (url, req) => {
+          if (!url.startsWith("udp:")) return httpAnnounce(url, req);
+          const socket = udpSocket(req.family ?? urlFamily(url));
+          return announceUdp(url, req, socket ? { socket } : {});
+        }
+        : announceAny);
     const random = options.random ?? Math.random;
     this.#tiers = options.announceList.filter((t) => t.length > 0).map((urls) => ({
       urls: shuffle([...new Set(urls)], random),
@@ -369,6 +384,15 @@ export class TrackerManager implements AsyncDisposable {
       this.#timer = undefined;
       this.#queue(retryEvent);
     }, delay);
+  }
+}
+
+/** The family a URL's host names literally (IPv6 in brackets), else 4: the family a name is looked up in. */
+function urlFamily(url: string): 4 | 6 {
+  try {
+    return new URL(url).hostname.startsWith("[") ? 6 : 4;
+  } catch {
+    return 4;
   }
 }
 

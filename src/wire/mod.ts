@@ -90,7 +90,19 @@ export {
   type MetadataMessage,
   UT_METADATA_ID,
 } from "./metadata.ts";
-export { decodePex, encodePex, MAX_PEX_PEERS, type PexMessage, UT_PEX_ID } from "./pex.ts";
+export {
+  decodePex,
+  encodePex,
+  MAX_PEX_PEERS,
+  PEX_ENCRYPTION,
+  PEX_HOLEPUNCH,
+  PEX_REACHABLE,
+  PEX_SEED,
+  PEX_UTP,
+  type PexMessage,
+  type PexPeer,
+  UT_PEX_ID,
+} from "./pex.ts";
 export {
   acceptConnection,
   type AcceptOptions,

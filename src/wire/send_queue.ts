@@ -21,6 +21,11 @@ export interface SendQueueOptions {
   writer: WritableStreamDefaultWriter<Uint8Array>;
   /** A write completed: the queue is shorter now. */
   onDrain?: () => void;
+  /**
+   * A write completed: the payload bytes it carried (as {@linkcode SendQueue.commit} was told), now handed to
+   * the socket.
+   */
+  onSent?: (payload: number) => void;
   /** A write failed; nothing more is sent. */
   onError: (err: unknown) => void;
   /** The clock (ms), for {@linkcode SendQueue.lastSent}. @default {Date.now} */
@@ -35,6 +40,8 @@ export class SendQueue {
   /** Messages not yet handed to the socket: `#buf[0, #len)`. */
   #buf: Uint8Array = EMPTY;
   #len = 0;
+  /** Payload bytes among the queued ones. */
+  #payload = 0;
   #spare: Uint8Array | undefined;
   #scheduled = false;
   #writing = false;
@@ -75,9 +82,15 @@ export class SendQueue {
     return { buf: this.#buf, at: this.#len };
   }
 
-  /** The `n` bytes reserved are filled: queue them. */
-  commit(n: number): void {
+  /**
+   * The `n` bytes reserved are filled: queue them.
+   *
+   * @param n Bytes filled.
+   * @param payload How many of them are payload (block data), reported by `onSent` once written.
+   */
+  commit(n: number, payload = 0): void {
     this.#len += n;
+    this.#payload += payload;
     if (this.#len >= WRITE_BATCH) {
       if (!this.#writing) void this.#flush();
     } else if (!this.#scheduled && !this.#writing) {
@@ -101,6 +114,7 @@ export class SendQueue {
   close(): void {
     this.#closed = true;
     this.#len = 0;
+    this.#payload = 0;
     this.#spare = undefined;
   }
 
@@ -110,10 +124,11 @@ export class SendQueue {
     try {
       while (this.#len > 0 && !this.#closed) {
         // write the filled buffer; new messages go to the spare one meanwhile (double buffering)
-        const buf = this.#buf, len = this.#len;
+        const buf = this.#buf, len = this.#len, payload = this.#payload;
         this.#buf = this.#spare ?? EMPTY;
         this.#spare = undefined;
         this.#len = 0;
+        this.#payload = 0;
         this.#lastSent = (this.#opts.now ?? Date.now)();
         if (this.#opts.rate?.upLimited) {
           // under a limit, bytes go out in slices that are granted one by one: the rate stays smooth
@@ -128,7 +143,9 @@ export class SendQueue {
         }
         // written: the buffer can be filled again (one that grew for a burst is let go)
         if (buf.length <= MAX_SPARE) this.#spare = buf;
-        if (!this.#closed) this.#opts.onDrain?.();
+        if (this.#closed) break;
+        if (payload > 0) this.#opts.onSent?.(payload);
+        this.#opts.onDrain?.();
       }
     } catch (err) {
       this.#opts.onError(err);

@@ -26,14 +26,19 @@ export interface RealPeer extends AsyncDisposable {
   connect?(host: string, port: number): Promise<void>;
   /** Stops every process it started. */
   stop(): Promise<void>;
-  /** Its connected peers as it reports them (clients with an API): name and whether the link is encrypted. */
-  peers?(): Promise<{ client: string; encrypted: boolean; flags?: string }[]>;
+  /**
+   * Its connected peers as it reports them (clients with an API): name, whether the link is encrypted and, where
+   * the client says, whether it is uTP.
+   */
+  peers?(): Promise<{ client: string; encrypted: boolean; flags?: string; utp?: boolean }[]>;
 }
 
 /** How a real client is set up beyond the defaults. */
 export interface ClientSetup {
   /** Protocol encryption required in and out (Transmission "required", qBittorrent "Require encryption"). */
   requireEncryption?: boolean;
+  /** uTP on (Transmission "utp-enabled"; off by default here). */
+  utp?: boolean;
 }
 
 /** Names of the clients in the matrix. */
@@ -198,7 +203,7 @@ async function transmissionOn(
       "dht-enabled": false,
       "lpd-enabled": false,
       "pex-enabled": false,
-      "utp-enabled": false,
+      "utp-enabled": setup.utp ?? false,
       "port-forwarding-enabled": false,
       "peer-port": port,
       "peer-port-random-on-start": false,
@@ -270,9 +275,12 @@ async function transmissionOn(
         }, p).then(() => {}),
       async peers() {
         const t = (await rpc("torrent-get", { fields: ["peers"] })).torrents[0];
-        return (t?.peers ?? []).map((x: { clientName: string; isEncrypted: boolean }) => ({
+        return (t?.peers ?? []).map((
+          x: { clientName: string; isEncrypted: boolean; isUTP: boolean },
+        ) => ({
           client: x.clientName,
           encrypted: x.isEncrypted,
+          utp: x.isUTP,
         }));
       },
       stop,
