@@ -14,6 +14,10 @@ import type { PeerEntry } from "./types.ts";
 const SNUB_MS = 60_000;
 /** How long a piece a peer rejected is not asked of that peer again. */
 const REJECT_BACKOFF_MS = 10_000;
+/** Fewest requests a peer that unchokes us may have in flight, whatever its share of the piece budget. */
+const MIN_DEPTH = 8;
+/** A peer's weight in the piece budget is at least this fraction of the average peer's rate. */
+const MIN_SHARE = 0.1;
 
 /** Options for {@linkcode Downloads}. */
 export interface DownloadsOptions {
@@ -37,6 +41,10 @@ export interface DownloadsOptions {
 export class Downloads {
   readonly #opts: DownloadsOptions;
   readonly #picker: PiecePicker;
+  /** Sum of the weights of the peers that unchoke us (see {@linkcode Downloads.rebalance}). */
+  #weights = 0;
+  /** The least weight of a peer (a fraction of the average rate). */
+  #floor = 0;
 
   /**
    * Creates a {@linkcode Downloads}.
@@ -77,7 +85,35 @@ export class Downloads {
   /** The peer unchoked us. */
   unchoked(e: PeerEntry): void {
     e.rejected.clear();
+    this.rebalance();
     this.fill(e);
+  }
+
+  /**
+   * Shares the piece budget among the peers that unchoke us, by their download rates (call it every tick and
+   * when a peer unchokes us): each may have in flight its share of the blocks the budget holds. Without this,
+   * whichever peer asks first takes the whole budget, and the others, unchoking us, get nothing to send while
+   * it works through its queue — in a swarm every peer is slow compared with the budget.
+   */
+  rebalance(): void {
+    let sum = 0, n = 0;
+    for (const e of this.#opts.peers()) {
+      if (!e.ready || e.conn.peerChoking) continue;
+      sum += e.rateDown;
+      n++;
+    }
+    // peers not measured yet (or all of them, at the start) weigh a fraction of the average, at least 1 byte/s
+    this.#floor = Math.max(1, (MIN_SHARE * sum) / Math.max(1, n));
+    this.#weights = sum + n * this.#floor;
+  }
+
+  /** How many requests the peer may have in flight now: its share of the piece budget, in blocks. */
+  #depth(e: PeerEntry): number {
+    const peer = e.conn;
+    const budget = this.#picker.maxInMemory * this.#picker.requests.blocksPerPiece;
+    const weight = Math.max(e.rateDown, this.#floor);
+    const share = this.#weights > 0 ? Math.ceil((budget * weight) / this.#weights) : budget;
+    return Math.min(peer.queueDepth, Math.max(MIN_DEPTH, share));
   }
 
   /**
@@ -115,8 +151,9 @@ export class Downloads {
     const peer = e.conn;
     if (!this.#opts.active() || peer.closed || !e.ready) return;
     if (peer.peerChoking && peer.allowedFast.size === 0) return;
-    const space = peer.queueDepth - peer.outstanding;
-    if (space <= 0 || (space < peer.queueDepth / 4 && peer.outstanding > 8)) return;
+    const depth = this.#depth(e);
+    const space = depth - peer.outstanding;
+    if (space <= 0 || (space < depth / 4 && peer.outstanding > 8)) return;
     let offered = peer.bitfield;
     if (e.rejected.size > 0) {
       const now = this.#opts.now();

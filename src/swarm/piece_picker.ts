@@ -113,7 +113,7 @@ export class PiecePicker {
    */
   readonly #reserved = new Set<number>();
   readonly #endgameDuplicates: number;
-  readonly #maxInMemory: number;
+  #maxInMemory: number;
   readonly #random: () => number;
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
   #lastStarted = -2;
@@ -144,6 +144,18 @@ export class PiecePicker {
       pieceLength: options.pieceLength,
       onIdle: (index, begin) => this.#blockIdle(index, begin),
     });
+  }
+
+  /**
+   * Most pieces held in memory at once (see {@linkcode PiecePickerOptions.maxInMemory}); it may change while
+   * downloading (pieces already held are kept). At least 2.
+   */
+  get maxInMemory(): number {
+    return this.#maxInMemory;
+  }
+
+  set maxInMemory(n: number) {
+    this.#maxInMemory = Math.max(2, Math.floor(n));
   }
 
   /** Bytes in piece `index`. */

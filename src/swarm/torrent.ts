@@ -725,6 +725,7 @@ export class Torrent implements AsyncDisposable {
     this.#lastTick = now;
     if (this.#peers.size > 0) {
       this.#peers.tick(now, secs);
+      this.#downloads.rebalance();
       for (const e of this.#peers.entries.values()) {
         this.#downloads.checkSnub(e, now);
         this.#downloads.fill(e);
