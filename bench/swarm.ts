@@ -11,7 +11,9 @@
 // instead of a tracker (aria2 cannot be given a peer: it is left out).
 //
 //   deno run -A bench/swarm.ts [--size MiB=1024] [--runs 3] [--warmup 1] [--leechers seedbed,libtorrent,aria2]
-//                              [--no-seed] [--rtt MS] [--loss P]
+//                              [--no-seed] [--rtt MS] [--loss P] [--main-b PATH]
+//
+// --main-b PATH: the leecher "seedbed:b" runs that main.ts (another version of Seedbed), for A/B comparisons.
 //
 // Needs python3-libtorrent, opentracker and aria2 (Debian). Prints a markdown table.
 import { join } from "node:path";
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     keep: { type: "boolean", default: false },
     rtt: { type: "string", default: "0" },
     "seed-leechers": { type: "string", default: "libtorrent,seedbed" },
+    "main-b": { type: "string" },
     loss: { type: "string", default: "0" },
   },
 });
@@ -55,6 +58,11 @@ const via = (port: number): { port: number; relay?: Relay } => {
 const seedLeechers = values["seed-leechers"]!.split(",").filter(Boolean);
 const leechers = values.leechers!.split(",").filter((who) => !(RELAYED && who === "aria2"));
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** Another version's main.ts, for the leecher "seedbed:b" (an A/B comparison in one sitting). */
+const MAIN_B = values["main-b"];
+if (leechers.includes("seedbed:b") && !MAIN_B) {
+  throw new Error("--leechers seedbed:b needs --main-b");
+}
 const work = await Deno.makeTempDir({ prefix: "seedbed-swarm-" });
 const log = (m: string) => console.error(`[swarm ${new Date().toISOString().slice(11, 19)}] ${m}`);
 
@@ -225,7 +233,7 @@ try {
       const dir = join(work, `${who}-${run}`);
       await Deno.mkdir(dir);
       const check = () => same(file, join(dir, "payload.bin"));
-      if (who === "seedbed") {
+      if (who === "seedbed" || who === "seedbed:b") {
         const port = freePort();
         await timed(
           who,
@@ -234,7 +242,7 @@ try {
             spawn(Deno.execPath(), [
               "run",
               "-A",
-              MAIN,
+              who === "seedbed:b" ? MAIN_B! : MAIN,
               leechTorrent,
               "-o",
               dir,
@@ -263,10 +271,23 @@ try {
               "/usr/bin/python3",
               [lt, "leech", leechTorrent, dir, String(port), ...ltPeer],
               port,
+              RELAYED ? { env: { LT_PEERLOG: join(work, `peers-${run}.jsonl`) } } : {},
             ),
           (p) => p.line("done", 600_000),
           check,
         );
+        if (RELAYED) {
+          // every connection must have gone through the relay
+          const text = await Deno.readTextFile(join(work, `peers-${run}.jsonl`)).catch(() => "");
+          const others = new Set(
+            text.split("\n").filter(Boolean).map((l) => JSON.parse(l).port as number).filter((p) =>
+              p !== seederVia.port
+            ),
+          );
+          if (others.size > 0) {
+            log(`libtorrent also connected to ${[...others].join(", ")} (not relayed)`);
+          }
+        }
       } else if (who === "aria2") {
         await timed(who, "leech", () => startAria2Leecher(torrentPath, dir), async (p) => {
           const code = await p.exited;

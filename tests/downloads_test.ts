@@ -8,7 +8,7 @@ import type { PeerEntry } from "../src/swarm/types.ts";
 const PIECE = 256 * 1024; // 16 blocks
 
 /** A torrent's picker and Downloads, and peers that unchoke us and have every piece. */
-function swarm(pieces: number, maxInMemory: number) {
+function swarm(pieces: number, maxInMemory: number, clock = { now: 0 }) {
   const picker = new PiecePicker({
     pieceCount: pieces,
     pieceLength: PIECE,
@@ -19,7 +19,7 @@ function swarm(pieces: number, maxInMemory: number) {
   const peers: PeerEntry[] = [];
   const downloads = new Downloads({
     picker,
-    now: () => 0,
+    now: () => clock.now,
     active: () => true,
     wanting: () => true,
     peers: () => peers,
@@ -89,4 +89,32 @@ Deno.test("Downloads gives a peer not measured yet a few requests, and all of th
     "a new peer gets at least a few requests to show its rate",
   );
   assert.ok(busy.conn.outstanding >= 400);
+});
+
+Deno.test("Downloads times the round trip of a first block asked for while nothing was in flight", () => {
+  const clock = { now: 1000 };
+  const { downloads, peer, picker } = swarm(100, 8, clock);
+  const e = peer(0);
+  downloads.rebalance();
+  assert.equal(downloads.rttMs(e), undefined);
+  downloads.fill(e); // nothing in flight before: the first block is timed
+  const [first, second] = [...e.conn.requests.keys()].map((k) => ({
+    index: picker.requests.indexOf(k),
+    begin: picker.requests.beginOf(k),
+  }));
+  const block = new Uint8Array(16384);
+  clock.now = 1030;
+  e.conn.requests.delete(picker.requests.key(second.index, second.begin));
+  downloads.block(e, second.index, second.begin, block); // not the timed one
+  assert.equal(downloads.rttMs(e), undefined);
+  clock.now = 1100;
+  e.conn.requests.delete(picker.requests.key(first.index, first.begin));
+  downloads.block(e, first.index, first.begin, block);
+  assert.equal(downloads.rttMs(e), 100);
+  // later blocks waited behind others: they do not count
+  clock.now = 1500;
+  const [k] = e.conn.requests.keys();
+  e.conn.requests.delete(k);
+  downloads.block(e, picker.requests.indexOf(k), picker.requests.beginOf(k), block);
+  assert.equal(downloads.rttMs(e), 100);
 });

@@ -48,8 +48,9 @@ Options:
       --dht-state FILE   keep the DHT routing table in FILE instead (default: DIR/dht.json of --state)
       --no-trackers      do not announce to the torrent's trackers
       --keep-seeding     keep seeding after the download completes (until Ctrl-C)
-      --piece-memory MIB memory for pieces being downloaded, in MiB (default: 8); more helps fast
-                         links with long round trips (it needs about speed x round-trip time)
+      --piece-memory MIB the most memory for pieces being downloaded, in MiB (default: 64): it
+                         starts at 8 (or MIB, if less) and grows with the peers' speed x round-trip
+                         time, which fast links to distant peers need
   -q, --quiet            no progress line: only errors, warnings and the final summary
       --json             newline-delimited JSON events on stdout (human output stays on stderr)
   -h, --help             show this help

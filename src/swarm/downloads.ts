@@ -41,10 +41,17 @@ export interface DownloadsOptions {
 export class Downloads {
   readonly #opts: DownloadsOptions;
   readonly #picker: PiecePicker;
+  /** The piece budget at its floor (the picker's at the start): beyond it, pipelines may deepen. */
+  readonly #floorPieces: number;
   /** Sum of the weights of the peers that unchoke us (see {@linkcode Downloads.rebalance}). */
   #weights = 0;
   /** The least weight of a peer (a fraction of the average rate). */
   #floor = 0;
+  /**
+   * Per peer: the shortest wait seen for a first block (asked for while nothing else was in flight to it), and
+   * the block being timed (`at` < 0: none).
+   */
+  readonly #rtt = new WeakMap<PeerEntry, { min: number; key: number; at: number }>();
 
   /**
    * Creates a {@linkcode Downloads}.
@@ -54,6 +61,7 @@ export class Downloads {
   constructor(options: DownloadsOptions) {
     this.#opts = options;
     this.#picker = options.picker;
+    this.#floorPieces = options.picker.maxInMemory;
   }
 
   /** The peer told us all its pieces (bitfield, have all, have none). */
@@ -107,13 +115,27 @@ export class Downloads {
     this.#weights = sum + n * this.#floor;
   }
 
-  /** How many requests the peer may have in flight now: its share of the piece budget, in blocks. */
+  /**
+   * How many requests the peer may have in flight now: its share of the piece budget, in blocks, within the
+   * connection's pipeline depth — which grows for a share beyond it once the budget grew past its floor (a fast
+   * peer far away) up to what the peer said it takes (`reqq`).
+   */
   #depth(e: PeerEntry): number {
     const peer = e.conn;
     const budget = this.#picker.maxInMemory * this.#picker.requests.blocksPerPiece;
     const weight = Math.max(e.rateDown, this.#floor);
-    const share = this.#weights > 0 ? Math.ceil((budget * weight) / this.#weights) : budget;
-    return Math.min(peer.queueDepth, Math.max(MIN_DEPTH, share));
+    const share = Math.max(
+      MIN_DEPTH,
+      this.#weights > 0 ? Math.ceil((budget * weight) / this.#weights) : budget,
+    );
+    const reqq = peer.remoteExtensions?.reqq;
+    if (
+      share > peer.queueDepth && reqq !== undefined && reqq > peer.queueDepth &&
+      this.#picker.maxInMemory > this.#floorPieces
+    ) {
+      peer.setQueueDepth(Math.min(share, reqq));
+    }
+    return Math.min(peer.queueDepth, share);
   }
 
   /**
@@ -125,9 +147,23 @@ export class Downloads {
     this.fill(e);
   }
 
+  /**
+   * The shortest round trip seen to this peer (ms): from asking for a block while nothing else was in flight to
+   * it until the block arrived. Undefined before the first such block.
+   */
+  rttMs(e: PeerEntry): number | undefined {
+    const r = this.#rtt.get(e);
+    return r && r.min !== Infinity ? r.min : undefined;
+  }
+
   /** A block we asked for arrived (the connection already took it off its requests). */
   block(e: PeerEntry, index: number, begin: number, data: Uint8Array): void {
-    e.lastBlockAt = this.#opts.now();
+    const now = e.lastBlockAt = this.#opts.now();
+    const rtt = this.#rtt.get(e);
+    if (rtt && rtt.at >= 0 && rtt.key === this.#picker.requests.key(index, begin)) {
+      rtt.min = Math.min(rtt.min, now - rtt.at);
+      rtt.at = -1;
+    }
     e.snubbed = false;
     this.#opts.onBytes(data.length);
     const result = this.#picker.receive(index, begin, data, e.id);
@@ -169,8 +205,18 @@ export class Downloads {
       peer.requests,
       peer.peerChoking ? peer.allowedFast : undefined,
     );
+    const idle = peer.outstanding === 0;
     for (const b of blocks) {
       if (!peer.request(b.index, b.begin, b.length)) this.#picker.unpick(b.index, b.begin);
+    }
+    if (idle && blocks.length > 0 && peer.outstanding > 0) {
+      // nothing was in flight: the first block's wait is the round trip (plus the peer's time to read it)
+      const key = this.#picker.requests.key(blocks[0].index, blocks[0].begin);
+      const rtt = this.#rtt.get(e);
+      if (rtt) {
+        rtt.key = key;
+        rtt.at = this.#opts.now();
+      } else this.#rtt.set(e, { min: Infinity, key, at: this.#opts.now() });
     }
     if (blocks.length === 0 && peer.outstanding === 0) this.updateInterest(e);
   }

@@ -156,6 +156,7 @@ export class PiecePicker {
 
   set maxInMemory(n: number) {
     this.#maxInMemory = Math.max(2, Math.floor(n));
+    if (this.#pool.length > this.#maxInMemory) this.#pool.length = this.#maxInMemory;
   }
 
   /** Bytes in piece `index`. */

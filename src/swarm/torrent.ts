@@ -37,6 +37,7 @@ import { Downloads } from "./downloads.ts";
 import { serveMetadata } from "./metadata_server.ts";
 import { type Candidate, PeerSet } from "./peer_set.ts";
 import { Pex } from "./pex.ts";
+import { PieceBudget } from "./piece_budget.ts";
 import { type PartialPiece, PiecePicker } from "./piece_picker.ts";
 import { PieceWriter } from "./piece_writer.ts";
 import { SmartBan } from "./smart_ban.ts";
@@ -60,8 +61,10 @@ const PEX_TICKS = 60;
 const RECHOKE_TICKS = 10;
 /** Default of {@linkcode TorrentOptions.uploadMemory}. */
 const UPLOAD_MEMORY = 32 * 1024 * 1024;
-/** Default of {@linkcode TorrentOptions.pieceMemory}. */
-const PIECE_MEMORY = 8 * 1024 * 1024;
+/** Default of {@linkcode TorrentOptions.pieceMemory}: the most the piece budget may grow to. */
+const PIECE_MEMORY = 64 * 1024 * 1024;
+/** Where the piece budget starts and what it keeps when the link needs less (a fast local peer). */
+const PIECE_MEMORY_FLOOR = 8 * 1024 * 1024;
 
 /** One torrent's swarm engine. */
 export class Torrent implements AsyncDisposable {
@@ -77,6 +80,7 @@ export class Torrent implements AsyncDisposable {
   readonly #opts: TorrentOptions;
   readonly #now: () => number;
   readonly #picker: PiecePicker;
+  readonly #budget: PieceBudget;
   readonly #choker = new Choker();
   readonly #peers: PeerSet;
   readonly #pex = new Pex();
@@ -95,6 +99,9 @@ export class Torrent implements AsyncDisposable {
   #lastTick = 0;
   #uploaded = 0;
   #downloaded = 0;
+  /** When the piece budget was last updated (ms), and the bytes downloaded then. */
+  #budgetAt = 0;
+  #downloadedAtBudget = 0;
   #completeSent = false;
   #error: Error | undefined;
   /** We paused because of the disk (not the user): resume once everything is written. */
@@ -127,15 +134,14 @@ export class Torrent implements AsyncDisposable {
       ...(options.legacyResumePath ? { legacyResumePath: options.legacyResumePath } : {}),
       ...(options.preallocate ? { preallocate: true } : {}),
     });
+    const ceiling = options.pieceMemory ?? PIECE_MEMORY;
+    this.#budget = new PieceBudget({ floor: Math.min(PIECE_MEMORY_FLOOR, ceiling), ceiling });
     this.#picker = new PiecePicker({
       pieceCount: meta.pieceCount,
       pieceLength: meta.pieceLength,
       totalLength: meta.length,
       have: this.have,
-      maxInMemory: Math.max(
-        4,
-        Math.floor((options.pieceMemory ?? PIECE_MEMORY) / meta.pieceLength),
-      ),
+      maxInMemory: this.#budgetPieces(),
     });
     this.#peers = new PeerSet({
       maxPeers: options.maxPeers ?? 50,
@@ -657,6 +663,7 @@ export class Torrent implements AsyncDisposable {
   }
 
   #had(piece: PartialPiece): void {
+    this.#updateBudget(this.#now(), true);
     this.#picker.pieceVerified(piece);
     this.#picker.release(piece.buffer);
     if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
@@ -706,6 +713,37 @@ export class Torrent implements AsyncDisposable {
 
   // ---------------------------------------------------------------- tick
 
+  /** The piece budget in pieces (at least 4). */
+  #budgetPieces(): number {
+    return Math.max(4, Math.floor(this.#budget.bytes / this.meta.pieceLength));
+  }
+
+  /**
+   * The piece budget follows the payload rate since its last update × the peers' round trip: every tick, and
+   * as pieces arrive once two round trips (at least 250 ms) have passed, so that it grows within a second on a
+   * long fast link rather than over several.
+   *
+   * @param now The clock (ms).
+   * @param early Called between ticks: only when enough time has passed.
+   */
+  #updateBudget(now: number, early = false): void {
+    let weighted = 0, weights = 0;
+    for (const e of this.#peers.entries.values()) {
+      const rtt = this.#downloads.rttMs(e);
+      if (rtt === undefined || e.rateDown <= 0) continue;
+      weighted += e.rateDown * rtt;
+      weights += e.rateDown;
+    }
+    const rtt = weights > 0 ? weighted / weights : 0;
+    const elapsed = now - this.#budgetAt;
+    if (elapsed <= 0 || (early && elapsed < Math.max(250, 2 * rtt))) return;
+    const rate = ((this.#downloaded - this.#downloadedAtBudget) * 1000) / elapsed;
+    this.#budgetAt = now;
+    this.#downloadedAtBudget = this.#downloaded;
+    this.#budget.update(rate, rtt);
+    this.#picker.maxInMemory = this.#budgetPieces();
+  }
+
   #setState(state: TorrentState): void {
     this.#state = state;
     this.#emit("state", { state });
@@ -725,6 +763,7 @@ export class Torrent implements AsyncDisposable {
     this.#lastTick = now;
     if (this.#peers.size > 0) {
       this.#peers.tick(now, secs);
+      this.#updateBudget(now);
       this.#downloads.rebalance();
       for (const e of this.#peers.entries.values()) {
         this.#downloads.checkSnub(e, now);
