@@ -3,17 +3,28 @@
 // Seedbed seeding to libtorrent against libtorrent-hps seeding to libtorrent.
 // Wall time from leecher start to exit (or to "done" for libtorrent), every byte compared, peak RSS sampled.
 // Each run starts after `sync`, with the page cache clean.
+// The seeding runs use a copy of the torrent without a tracker (the leecher is given the seeder's address), so that
+// the leecher cannot also reach the first seeder through the tracker.
+//
+// --rtt MS [--loss P]: every connection goes through bench/relay.ts, which delays each direction by RTT/2 (and
+// stalls a chunk with probability P per segment, see there); the leechers are then given the relay's address
+// instead of a tracker (aria2 cannot be given a peer: it is left out).
 //
 //   deno run -A bench/swarm.ts [--size MiB=1024] [--runs 3] [--warmup 1] [--leechers seedbed,libtorrent,aria2]
-//                              [--no-seed]
+//                              [--no-seed] [--rtt MS] [--loss P] [--main-b PATH]
+//
+// --main-b PATH: the leecher "seedbed:b" runs that main.ts (another version of Seedbed), for A/B comparisons.
 //
 // Needs python3-libtorrent, opentracker and aria2 (Debian). Prints a markdown table.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createTorrent } from "../src/create.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
+import { type Relay, startRelay } from "./relay.ts";
+import { startChild } from "./_procs.ts";
 import {
   boundPorts,
+  freePort,
   type Proc,
   spawn,
   startAria2Leecher,
@@ -30,11 +41,29 @@ const { values } = parseArgs({
     "no-seed": { type: "boolean", default: false },
     warmup: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
+    rtt: { type: "string", default: "0" },
+    "seed-leechers": { type: "string", default: "libtorrent,seedbed" },
+    "main-b": { type: "string" },
+    loss: { type: "string", default: "0" },
   },
 });
 const MiB = Number(values.size), RUNS = Number(values.runs), WARMUP = Number(values.warmup);
-const leechers = values.leechers!.split(",");
+const RTT = Number(values.rtt), LOSS = Number(values.loss);
+const RELAYED = RTT > 0 || LOSS > 0;
+/** A relay in front of a seeder's port when --rtt/--loss ask for one, else the port itself. */
+const via = (port: number): { port: number; relay?: Relay } => {
+  if (!RELAYED) return { port };
+  const relay = startRelay({ target: { hostname: "127.0.0.1", port }, rttMs: RTT, loss: LOSS });
+  return { port: relay.port, relay };
+};
+const seedLeechers = values["seed-leechers"]!.split(",").filter(Boolean);
+const leechers = values.leechers!.split(",").filter((who) => !(RELAYED && who === "aria2"));
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** Another version's main.ts, for the leecher "seedbed:b" (an A/B comparison in one sitting). */
+const MAIN_B = values["main-b"];
+if (leechers.includes("seedbed:b") && !MAIN_B) {
+  throw new Error("--leechers seedbed:b needs --main-b");
+}
 const work = await Deno.makeTempDir({ prefix: "seedbed-swarm-" });
 const log = (m: string) => console.error(`[swarm ${new Date().toISOString().slice(11, 19)}] ${m}`);
 
@@ -176,9 +205,21 @@ try {
     torrentPath,
     await createTorrent(file, { pieceLength: 1 << 20, announce: [tracker.url] }),
   );
+  // the same torrent without a tracker: for leechers given the seeder's address (relayed, and seeding runs)
+  const directPath = join(work, "direct.torrent");
+  await Deno.writeFile(directPath, await createTorrent(file, { pieceLength: 1 << 20 }));
   log(`${MiB} MiB, ${probe.pieceCount} pieces of 1 MiB, tracker ${tracker.url}`);
   await using seeder = await startLibtorrent("seed", torrentPath, src, [], { profile: "hps" });
-  log(`libtorrent-hps seeding on ${seeder.port}`);
+  const seederVia = via(seeder.port);
+  log(
+    `libtorrent-hps seeding on ${seeder.port}${
+      RELAYED ? `, relayed by ${seederVia.port} (RTT ${RTT} ms, loss ${LOSS})` : ""
+    }`,
+  );
+  /** How a leecher finds the seeder: the tracker, or (relayed) the relay's address. */
+  const leechTorrent = RELAYED ? directPath : torrentPath;
+  const seedbedPeer = RELAYED ? ["--peer", `127.0.0.1:${seederVia.port}`, "--no-trackers"] : [];
+  const ltPeer = RELAYED ? [`127.0.0.1:${seederVia.port}`] : [];
 
   for (let run = 1 - WARMUP; run <= RUNS; run++) {
     // untimed warm-up round(s) first: right after the payload is written, the kernel's first 1 GiB of new page
@@ -193,7 +234,7 @@ try {
       const dir = join(work, `${who}-${run}`);
       await Deno.mkdir(dir);
       const check = () => same(file, join(dir, "payload.bin"));
-      if (who === "seedbed") {
+      if (who === "seedbed" || who === "seedbed:b") {
         await timed(
           who,
           "leech",
@@ -201,14 +242,17 @@ try {
             spawn(Deno.execPath(), [
               "run",
               "-A",
-              MAIN,
-              torrentPath,
+              who === "seedbed:b" ? MAIN_B! : MAIN,
+              leechTorrent,
               "-o",
               dir,
               "--no-dht",
               "-p",
               "0",
               "-q",
+              "--state",
+              join(work, "state-leech"),
+              ...seedbedPeer,
             ], 0),
           async (p) => {
             const code = await p.exited;
@@ -221,10 +265,28 @@ try {
         await timed(
           who,
           "leech",
-          () => spawn("/usr/bin/python3", [lt, "leech", torrentPath, dir, "0"], 0),
+          () =>
+            spawn(
+              "/usr/bin/python3",
+              [lt, "leech", leechTorrent, dir, "0", ...ltPeer],
+              0,
+              RELAYED ? { env: { LT_PEERLOG: join(work, `peers-${run}.jsonl`) } } : {},
+            ),
           (p) => p.line("done", 600_000),
           check,
         );
+        if (RELAYED) {
+          // every connection must have gone through the relay
+          const text = await Deno.readTextFile(join(work, `peers-${run}.jsonl`)).catch(() => "");
+          const others = new Set(
+            text.split("\n").filter(Boolean).map((l) => JSON.parse(l).port as number).filter((p) =>
+              p !== seederVia.port
+            ),
+          );
+          if (others.size > 0) {
+            log(`libtorrent also connected to ${[...others].join(", ")} (not relayed)`);
+          }
+        }
       } else if (who === "aria2") {
         await timed(who, "leech", () => startAria2Leecher(torrentPath, dir), async (p) => {
           const code = await p.exited;
@@ -236,64 +298,91 @@ try {
   }
 
   if (!values["no-seed"]) {
-    // seeding: Seedbed vs libtorrent-hps as the seeder, a libtorrent leecher dialing it directly
-    for (let run = 1; run <= RUNS; run++) {
-      for (const who of ["seedbed", "libtorrent-hps"]) {
-        let port = 0;
-        let seed: Proc;
-        if (who === "seedbed") {
-          seed = spawn(Deno.execPath(), [
-            "run",
-            "-A",
-            MAIN,
-            "seed",
-            torrentPath,
-            "-o",
-            src,
-            "--no-dht",
-            "-p",
-            "0",
-            "-q",
-            "--no-trackers",
-          ], 0);
-          // it binds a port the system chooses: read it back once it listens (no event says when)
-          for (let i = 0; i < 200 && port === 0; i++) {
-            if (i > 0) await new Promise((r) => setTimeout(r, 50));
-            port = (await boundPorts(seed.pid)).tcp[0] ?? 0;
+    // seeding: Seedbed vs libtorrent-hps as the seeder, a libtorrent (then a Seedbed) leecher dialing it directly;
+    // each seeder is ready (data checked, torrent added) before the leecher starts
+    for (const leecher of seedLeechers) {
+      for (let run = 1; run <= RUNS; run++) {
+        for (const who of ["seedbed", "libtorrent-hps"]) {
+          const port = freePort();
+          let seed: { pid: number; stop(): Promise<void> };
+          if (who === "seedbed") {
+            const child = startChild(Deno.execPath(), [
+              "run",
+              "-A",
+              MAIN,
+              "seed",
+              directPath,
+              "-o",
+              src,
+              "--no-dht",
+              "-p",
+              String(port),
+              "-q",
+              "--json",
+              "--no-trackers",
+              "--state",
+              join(work, "state-seed"),
+            ]);
+            seed = child;
+            await child.waitLine((l) => l.startsWith('{"event":"ready"'), 120_000);
+          } else {
+            seed = await startLibtorrent("seed", directPath, src, [], { profile: "hps", port });
           }
-          if (port === 0) throw new Error(`the Seedbed seed did not listen: ${seed.stderr()}`);
-        } else {
-          seed = await startLibtorrent("seed", torrentPath, src, [], { profile: "hps" });
-          port = seed.port;
+          const seedVia = via(port);
+          const dir = join(work, `seed-${who}-${run}`);
+          await Deno.mkdir(dir);
+          const lt = new URL("../tests/peers/lt_peer.py", import.meta.url).pathname;
+          const lport = freePort();
+          const mem = sampleMemory(seed.pid);
+          await timed(
+            `${leecher} <- ${who}`,
+            "seed",
+            () =>
+              leecher === "libtorrent"
+                ? spawn("/usr/bin/python3", [
+                  lt,
+                  "leech",
+                  directPath,
+                  dir,
+                  String(lport),
+                  `127.0.0.1:${seedVia.port}`,
+                ], lport)
+                : spawn(Deno.execPath(), [
+                  "run",
+                  "-A",
+                  MAIN,
+                  directPath,
+                  "-o",
+                  dir,
+                  "--no-dht",
+                  "-p",
+                  String(lport),
+                  "-q",
+                  "--no-trackers",
+                  "--state",
+                  join(work, "state-leech"),
+                  "--peer",
+                  `127.0.0.1:${seedVia.port}`,
+                ], lport),
+            async (p) => {
+              if (leecher === "libtorrent") return await p.line("done", 600_000);
+              const code = await p.exited;
+              if (code !== 0) throw new Error(`exit ${code}: ${p.stderr().slice(-500)}`);
+            },
+            () => same(file, join(dir, "payload.bin")),
+          );
+          const m = mem.stop();
+          results[results.length - 1].rssMiB = m.rss;
+          results[results.length - 1].anonMiB = m.anon;
+          results[results.length - 1].cpuS = m.cpu;
+          await seedVia.relay?.close();
+          await seed.stop();
+          await Deno.remove(dir, { recursive: true });
         }
-        const dir = join(work, `seed-${who}-${run}`);
-        await Deno.mkdir(dir);
-        const lt = new URL("../tests/peers/lt_peer.py", import.meta.url).pathname;
-        const mem = sampleMemory(seed.pid);
-        await timed(
-          `libtorrent <- ${who}`,
-          "seed",
-          () =>
-            spawn("/usr/bin/python3", [
-              lt,
-              "leech",
-              torrentPath,
-              dir,
-              "0",
-              `127.0.0.1:${port}`,
-            ], 0),
-          (p) => p.line("done", 600_000),
-          () => same(file, join(dir, "payload.bin")),
-        );
-        const m = mem.stop();
-        results[results.length - 1].rssMiB = m.rss;
-        results[results.length - 1].anonMiB = m.anon;
-        results[results.length - 1].cpuS = m.cpu;
-        await seed.stop();
-        await Deno.remove(dir, { recursive: true });
       }
     }
   }
+  await seederVia.relay?.close();
 } finally {
   if (!values.keep) await Deno.remove(work, { recursive: true });
 }
@@ -305,7 +394,9 @@ const median = (xs: number[]) => {
 console.log(
   `\n${MiB} MiB, 1 MiB pieces, ${RUNS} runs, ${
     new Date().toISOString().slice(0, 10)
-  }, ${navigator.hardwareConcurrency} cores\n`,
+  }, ${navigator.hardwareConcurrency} cores, load average at the end ${
+    Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
+  }${RELAYED ? `, through a relay: RTT ${RTT} ms, loss ${LOSS}` : ""}\n`,
 );
 console.log(
   "| role | client | ok | median s | MB/s | runs s | peak RSS MiB | peak anon MiB | CPU s |",
@@ -319,7 +410,7 @@ for (const g of groups) {
   medians.set(g, m);
   const [role, who] = g.split("|");
   console.log(
-    `| ${role} | ${role === "seed" ? `seeder: ${who.replace("libtorrent <- ", "")}` : who} | ${
+    `| ${role} | ${role === "seed" ? who.replace(/^(\S+) <- (\S+)$/, "$2 → $1") : who} | ${
       rs.filter((r) => r.ok).length
     }/${rs.length} | ${m.toFixed(2)} | ${(MiB * 1.048576 / m).toFixed(0)} | ${
       rs.map((r) => r.seconds.toFixed(2)).join(", ")
@@ -331,9 +422,11 @@ for (const g of groups) {
 const ratio = (a: string, b: string) =>
   medians.has(a) && medians.has(b) ? (medians.get(a)! / medians.get(b)!).toFixed(2) : "n/a";
 console.log(`\nleech ratio Seedbed/libtorrent: ${ratio("leech|seedbed", "leech|libtorrent")}`);
-console.log(
-  `seed ratio Seedbed/libtorrent-hps: ${
-    ratio("seed|libtorrent <- seedbed", "seed|libtorrent <- libtorrent-hps")
-  }`,
-);
+for (const leecher of seedLeechers) {
+  console.log(
+    `seed ratio Seedbed/libtorrent-hps, ${leecher} leeching: ${
+      ratio(`seed|${leecher} <- seedbed`, `seed|${leecher} <- libtorrent-hps`)
+    }`,
+  );
+}
 if (results.some((r) => !r.ok)) Deno.exit(1);

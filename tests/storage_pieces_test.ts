@@ -141,6 +141,76 @@ Deno.test("hashcheck() fails the pieces of missing and short files instead of th
   }
 });
 
+Deno.test("hashcheck() on two threads finds the same pieces as on one, reported in the list's order", async () => {
+  const dir = await tempDir();
+  // count the pieces handed to the worker thread
+  const RealWorker = globalThis.Worker;
+  let hashedThere = 0;
+  globalThis.Worker = class extends RealWorker {
+    override postMessage(
+      message: unknown,
+      transfer?: Transferable[] | StructuredSerializeOptions,
+    ): void {
+      if ((message as { op?: string }).op === "hash") hashedThere++;
+      super.postMessage(message, transfer as Transferable[]);
+    }
+  };
+  try {
+    // a padding file, a priority-0 file (its boundary pieces in the part file), 61 pieces
+    const { layout, data, count } = await geometry([1500, 170, 1110, 3300]);
+    layout.files[2] = { ...layout.files[2], padding: true };
+    data.fill(0, 1670, 2780);
+    for (let i = 16; i <= 27; i++) {
+      const d = await crypto.subtle.digest("SHA-1", data.subarray(i * PL, (i + 1) * PL));
+      layout.pieces.set(new Uint8Array(d), i * 20);
+    }
+    const partPath = join(dir, "parts");
+    let cache;
+    {
+      await using s = new Storage({ dir, layout, priorities: [1, 0, 1, 1], partPath });
+      for (let i = 0; i < count; i++) await s.writePiece(i, data.subarray(i * PL, (i + 1) * PL));
+      cache = s.pieceCache();
+    }
+    assert.deepEqual(cache.pieces.map(([p]) => p), [15, 16]);
+    // damage: one byte of f0 (piece 7), f3 cut short (its last 3 pieces)
+    const f0 = await Deno.readFile(join(dir, "t", "f0.bin"));
+    f0[777] ^= 1;
+    await Deno.writeFile(join(dir, "t", "f0.bin"), f0);
+    await Deno.truncate(join(dir, "t", "f3.bin"), 3300 - 250);
+    const check = async (checkThreads: 1 | 2, list?: number[]) => {
+      await using s = new Storage({
+        dir,
+        layout,
+        priorities: [1, 0, 1, 1],
+        partPath,
+        pieceCache: cache,
+        checkThreads,
+      });
+      const order: string[] = [];
+      const progress: number[] = [];
+      const passed = await s.hashcheck(list, {
+        onPass: (i) => order.push(`+${i}`),
+        onFail: (i) => order.push(`-${i}`),
+        onProgress: (done) => progress.push(done),
+      });
+      return { passed: [...passed], order, progress };
+    };
+    const one = await check(1);
+    assert.equal(hashedThere, 0);
+    const two = await check(2);
+    // (how many depends on how soon the worker starts: two are handed to it at once)
+    assert.ok(hashedThere >= 2, `the worker hashed ${hashedThere} pieces`);
+    assert.deepEqual(two, one);
+    assert.deepEqual(one.order.filter((o) => o.startsWith("-")), ["-7", "-58", "-59", "-60"]);
+    assert.deepEqual(one.progress, Array.from({ length: count }, (_, i) => i + 1));
+    const list = [60, 3, 16, 7, 15, 40];
+    assert.deepEqual((await check(2, list)).order, ["-60", "+3", "+16", "-7", "+15", "+40"]);
+  } finally {
+    globalThis.Worker = RealWorker;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("priority 0: the file is never created, its boundary pieces live in the part file and come back", async () => {
   const dir = await tempDir();
   try {

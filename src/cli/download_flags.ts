@@ -76,8 +76,9 @@ const OPTIONS_HELP = `  -o, --dir DIR          download directory (default: curr
                          0 = any free port; a free port is used when this one is taken)
       --http-host ADDR   address of that server (default: 127.0.0.1; anything else shows the torrents'
                          files to the network)
-      --piece-memory MIB memory for pieces being downloaded, in MiB (default: 8); more helps fast
-                         links with long round trips (it needs about speed x round-trip time)
+      --piece-memory MIB the most memory for pieces being downloaded, in MiB (default: 64): it
+                         starts at 8 (or MIB, if less) and grows with the peers' speed x round-trip
+                         time, which fast links to distant peers need
   -q, --quiet            no progress line: only errors, warnings and the final summary
       --json             newline-delimited JSON events on stdout (human output stays on stderr)
   -h, --help             show this help

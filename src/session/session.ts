@@ -85,9 +85,10 @@ export interface EngineSettings {
   /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
   queueDepth?: number;
   /**
-   * Bytes of memory for pieces being downloaded, per torrent: those in progress and those waiting for their hash
-   * check and write (at least 4 pieces). When the disk falls behind, the network slows to its pace.
-   * @default {8388608}
+   * Most bytes of memory for pieces being downloaded, per torrent: those in progress and those waiting for their
+   * hash check and write (at least 4 pieces). The budget starts at 8 MiB and grows with the peers' rates ×
+   * round-trip times up to this. When the disk falls behind, the network slows to its pace.
+   * @default {67108864}
    */
   pieceMemory?: number;
   /** Bytes of whole pieces kept in memory to serve uploads, shared by every torrent. @default {33554432} */

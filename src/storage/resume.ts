@@ -93,6 +93,8 @@ export class ResumeData {
   readonly #o: ResumeOptions;
   readonly #journal: string;
   #chain: Promise<void> = Promise.resolve();
+  /** Journal records (index, part-file slot) waiting for the append after the one in flight. */
+  #batch: { records: number[]; done: Promise<void> } | undefined;
   #journalStarted = false;
 
   /**
@@ -131,18 +133,25 @@ export class ResumeData {
   journal(index: number): Promise<void> {
     const append = this.#o.backend.append;
     if (!append) return Promise.resolve();
-    const record = new Uint8Array(RECORD);
-    const view = new DataView(record.buffer);
-    view.setUint32(0, index);
-    view.setUint32(4, this.#o.parts.get(index) ?? NO_SLOT);
-    this.#chain = this.#chain.then(async () => {
-      if (!this.#journalStarted) {
-        this.#journalStarted = true;
-        await this.#o.backend.mkdir(dirname(this.#journal));
-      }
-      await append(this.#journal, record);
-    }).catch(() => {});
-    return this.#chain;
+    // records that arrive while an append is in flight go out together in the next one: one append per batch,
+    // not per piece (an append opens, writes and closes the file; one after another they paced the download)
+    let batch = this.#batch;
+    if (!batch) {
+      const b = batch = this.#batch = { records: [] as number[], done: Promise.resolve() };
+      b.done = this.#chain = this.#chain.then(async () => {
+        this.#batch = undefined; // later records start the next batch
+        const bytes = new Uint8Array(b.records.length * 4);
+        const view = new DataView(bytes.buffer);
+        for (let i = 0; i < b.records.length; i++) view.setUint32(i * 4, b.records[i]);
+        if (!this.#journalStarted) {
+          this.#journalStarted = true;
+          await this.#o.backend.mkdir(dirname(this.#journal));
+        }
+        await append(this.#journal, bytes);
+      }).catch(() => {});
+    }
+    batch.records.push(index, this.#o.parts.get(index) ?? NO_SLOT);
+    return batch.done;
   }
 
   /**

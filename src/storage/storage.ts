@@ -12,6 +12,7 @@ import { bytesEqual } from "../_bytes.ts";
 import { isInside } from "../_paths.ts";
 import { type FileSpan, Layout, type LayoutInput } from "./layout.ts";
 import { DiskWriter } from "./_disk_writer.ts";
+import { FileHasher, type HashSpan } from "./hasher.ts";
 import { type PieceCacheIndex, ResumeData, type ResumeState } from "./resume.ts";
 import { type PieceCheck, TorrentVerifier } from "./verify.ts";
 
@@ -217,6 +218,13 @@ export interface StorageOptions {
    * @default {true}
    */
   hybridVerifyBoth?: boolean;
+  /**
+   * Threads for a hash check of a v1 torrent ({@linkcode Storage.hashcheck}) on the default backend: with 2, a
+   * worker thread reads and hashes pieces alongside the event loop's thread. One thread hashes about 1 GB/s; two
+   * come close to twice that on two cores. When not given: 2 on a machine with two cores or more, for checks of
+   * at least 64 MiB (a smaller one is over before the worker has started).
+   */
+  checkThreads?: 1 | 2;
 }
 
 /** Options of {@linkcode Storage.hashcheck}. */
@@ -263,6 +271,7 @@ export class Storage implements AsyncDisposable {
   #useWriter: boolean;
   #writer: DiskWriter | undefined;
   readonly #verifier: TorrentVerifier;
+  readonly #checkThreads: 1 | 2 | undefined;
 
   /**
    * Creates a {@linkcode Storage}.
@@ -295,6 +304,7 @@ export class Storage implements AsyncDisposable {
     this.#verifier = new TorrentVerifier(this.layout, {
       hybridBoth: options.hybridVerifyBoth ?? true,
     });
+    this.#checkThreads = options.checkThreads;
     for (const [piece, slot] of options.pieceCache?.pieces ?? []) {
       if (
         Number.isInteger(piece) && Number.isInteger(slot) && piece >= 0 &&
@@ -516,7 +526,9 @@ export class Storage implements AsyncDisposable {
 
   /**
    * Verifies pieces against their hashes: all of them, a list, or one. Reading piece i+1 overlaps hashing piece
-   * i; digests run one after another. Missing or short files fail their pieces instead of throwing.
+   * i; with `checkThreads: 2` (the default on two cores or more), a v1 torrent's pieces are shared with a worker
+   * thread that reads and hashes them too. Callbacks come in the list's order. Missing or short files fail their
+   * pieces instead of throwing.
    *
    * @returns The pieces that passed.
    */
@@ -535,26 +547,105 @@ export class Storage implements AsyncDisposable {
       }
     }
     const passed = new Bitfield(this.layout.pieceCount);
+    // results are reported in the list's order, whichever thread finished a piece first
+    const results = new Int8Array(list.length); // 0 = not yet, 1 = passed, -1 = failed
+    let reported = 0;
+    const result = (k: number, ok: boolean) => {
+      results[k] = ok ? 1 : -1;
+      for (; reported < list.length && results[reported] !== 0; reported++) {
+        const i = list[reported];
+        if (results[reported] > 0) {
+          passed.set(i);
+          options.onPass?.(i);
+        } else {
+          options.onFail?.(i);
+        }
+        options.onProgress?.(reported + 1, list.length);
+      }
+    };
+    const hasher = this.#checkHasher(list);
+    // the pieces in the part file are read by this thread only
+    const mine: number[] = [];
+    let cursor = 0;
+    const take = (worker: boolean): number | undefined => {
+      if (!worker && mine.length > 0) return mine.pop();
+      while (cursor < list.length) {
+        const k = cursor++;
+        if (!worker || !this.#parts.has(list[k])) return k;
+        mine.push(k);
+      }
+      return worker || mine.length === 0 ? undefined : mine.pop();
+    };
     const buffers = [
       new Uint8Array(this.layout.pieceLength),
       new Uint8Array(this.layout.pieceLength),
     ];
-    const read = (k: number) => this.readPiece(list[k], buffers[k & 1]).catch(() => undefined);
-    let next = list.length > 0 ? read(0) : undefined;
-    for (let k = 0; k < list.length; k++) {
-      options.signal?.throwIfAborted();
-      const data = await next!;
-      next = k + 1 < list.length ? read(k + 1) : undefined;
-      const ok = data !== undefined && await this.verifyPiece(list[k], data);
-      if (ok) {
-        passed.set(list[k]);
-        options.onPass?.(list[k]);
-      } else {
-        options.onFail?.(list[k]);
+    const read = (k: number | undefined, b: number) =>
+      k === undefined ? undefined : this.readPiece(list[k], buffers[b]).catch(() => undefined);
+    const here = async () => {
+      let k = take(false), b = 0;
+      let next = read(k, b);
+      while (k !== undefined) {
+        options.signal?.throwIfAborted();
+        const data = await next;
+        const following = take(false);
+        next = read(following, b ^ 1);
+        result(k, data !== undefined && await this.verifyPiece(list[k], data));
+        k = following;
+        b ^= 1;
       }
-      options.onProgress?.(k + 1, list.length);
+    };
+    const there = async (h: FileHasher) => {
+      const inflight = new Set<Promise<void>>();
+      for (;;) {
+        // two in flight: the worker has the next piece as soon as it is done with one
+        while (inflight.size < 2) {
+          const k = take(true);
+          if (k === undefined) break;
+          const p = this.#hashThere(h, list[k]).then((ok) => result(k, ok));
+          inflight.add(p);
+          p.finally(() => inflight.delete(p));
+        }
+        if (inflight.size === 0) return;
+        await Promise.race(inflight);
+        options.signal?.throwIfAborted();
+      }
+    };
+    try {
+      await Promise.all(hasher ? [here(), there(hasher)] : [here()]);
+    } finally {
+      await hasher?.close();
     }
     return passed;
+  }
+
+  /** A worker to hash alongside this thread, for a check of a v1 torrent big enough to be worth it. */
+  #checkHasher(list: number[]): FileHasher | undefined {
+    if (this.layout.version !== 1 || this.#backend !== denoBackend || list.length < 2) return;
+    if (this.#checkThreads === undefined) {
+      if ((navigator.hardwareConcurrency ?? 1) < 2) return;
+      if (list.length * this.layout.pieceLength < 64 * 1024 * 1024) return;
+    } else if (this.#checkThreads < 2) return;
+    return FileHasher.open();
+  }
+
+  /** Reads and hashes piece `index` on the worker; true when it matches its SHA-1. */
+  async #hashThere(hasher: FileHasher, index: number): Promise<boolean> {
+    const size = this.layout.pieceSize(index);
+    const spans: HashSpan[] = [];
+    for (const s of this.layout.spans(index, 0, size)) {
+      const path = this.path(s.file);
+      if (!this.layout.files[s.file].padding && !isInside(this.#dir, path)) return false;
+      spans.push([
+        this.layout.files[s.file].padding ? null : path,
+        s.fileOffset,
+        s.bufferOffset,
+        s.length,
+      ]);
+    }
+    const digest = await hasher.hash(spans, size);
+    return digest !== undefined &&
+      bytesEqual(digest, this.layout.pieces.subarray(index * 20, index * 20 + 20));
   }
 
   /**

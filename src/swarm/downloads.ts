@@ -31,6 +31,10 @@ const SLOW_PEER_MIN_URGENT = 2;
 const EXPEDITE_KEEP_S = 0.25;
 /** … and at least this many requests. */
 const EXPEDITE_KEEP_MIN = 8;
+/** Fewest requests a peer that unchokes us may have in flight, whatever its share of the piece budget. */
+const MIN_DEPTH = 8;
+/** A peer's weight in the piece budget is at least this fraction of the average peer's rate. */
+const MIN_SHARE = 0.1;
 
 /** Options for {@linkcode Downloads}. */
 export interface DownloadsOptions {
@@ -63,6 +67,17 @@ export class Downloads {
   readonly #picker: PiecePicker;
   /** The fastest peer's rate and when it was measured (for the deadline allowance). */
   #best = { at: -1, rate: 0 };
+  /** The piece budget at its floor (the picker's at the start): beyond it, pipelines may deepen. */
+  readonly #floorPieces: number;
+  /** Sum of the weights of the peers that unchoke us (see {@linkcode Downloads.rebalance}). */
+  #weights = 0;
+  /** The least weight of a peer (a fraction of the average rate). */
+  #floor = 0;
+  /**
+   * Per peer: the shortest wait seen for a first block (asked for while nothing else was in flight to it), and
+   * the block being timed (`at` < 0: none).
+   */
+  readonly #rtt = new WeakMap<PeerEntry, { min: number; key: number; at: number }>();
 
   /**
    * Creates a {@linkcode Downloads}.
@@ -72,6 +87,7 @@ export class Downloads {
   constructor(options: DownloadsOptions) {
     this.#opts = options;
     this.#picker = options.picker;
+    this.#floorPieces = options.picker.maxInMemory;
   }
 
   /** The peer told us all its pieces (bitfield, have all, have none). */
@@ -103,7 +119,49 @@ export class Downloads {
   /** The peer unchoked us. */
   unchoked(e: PeerEntry): void {
     e.rejected.clear();
+    this.rebalance();
     this.fill(e);
+  }
+
+  /**
+   * Shares the piece budget among the peers that unchoke us, by their download rates (call it every tick and
+   * when a peer unchokes us): each may have in flight its share of the blocks the budget holds. Without this,
+   * whichever peer asks first takes the whole budget, and the others, unchoking us, get nothing to send while
+   * it works through its queue — in a swarm every peer is slow compared with the budget.
+   */
+  rebalance(): void {
+    let sum = 0, n = 0;
+    for (const e of this.#opts.peers()) {
+      if (!e.ready || e.conn.peerChoking) continue;
+      sum += e.rateDown;
+      n++;
+    }
+    // peers not measured yet (or all of them, at the start) weigh a fraction of the average, at least 1 byte/s
+    this.#floor = Math.max(1, (MIN_SHARE * sum) / Math.max(1, n));
+    this.#weights = sum + n * this.#floor;
+  }
+
+  /**
+   * How many requests the peer may have in flight now: its share of the piece budget, in blocks, within the
+   * connection's pipeline depth — which grows for a share beyond it once the budget grew past its floor (a fast
+   * peer far away) up to what the peer said it takes (`reqq`).
+   */
+  #depth(e: PeerEntry): number {
+    const peer = e.conn;
+    const budget = this.#picker.maxInMemory * this.#picker.requests.blocksPerPiece;
+    const weight = Math.max(e.rateDown, this.#floor);
+    const share = Math.max(
+      MIN_DEPTH,
+      this.#weights > 0 ? Math.ceil((budget * weight) / this.#weights) : budget,
+    );
+    const reqq = peer.remoteExtensions?.reqq;
+    if (
+      share > peer.queueDepth && reqq !== undefined && reqq > peer.queueDepth &&
+      this.#picker.maxInMemory > this.#floorPieces
+    ) {
+      peer.setQueueDepth(Math.min(share, reqq));
+    }
+    return Math.min(peer.queueDepth, share);
   }
 
   /**
@@ -115,9 +173,23 @@ export class Downloads {
     this.fill(e);
   }
 
+  /**
+   * The shortest round trip seen to this peer (ms): from asking for a block while nothing else was in flight to
+   * it until the block arrived. Undefined before the first such block.
+   */
+  rttMs(e: PeerEntry): number | undefined {
+    const r = this.#rtt.get(e);
+    return r && r.min !== Infinity ? r.min : undefined;
+  }
+
   /** A block we asked for arrived (the connection already took it off its requests). */
   block(e: PeerEntry, index: number, begin: number, data: Uint8Array): void {
-    e.lastBlockAt = this.#opts.now();
+    const now = e.lastBlockAt = this.#opts.now();
+    const rtt = this.#rtt.get(e);
+    if (rtt && rtt.at >= 0 && rtt.key === this.#picker.requests.key(index, begin)) {
+      rtt.min = Math.min(rtt.min, now - rtt.at);
+      rtt.at = -1;
+    }
     e.snubbed = false;
     this.#opts.onBytes(data.length);
     this.#opts.trace?.({ type: "block", peer: e.key, index, begin });
@@ -150,10 +222,10 @@ export class Downloads {
     const streaming = this.#picker.hasDeadlines;
     const depth = streaming
       ? Math.min(
-        peer.queueDepth,
+        this.#depth(e),
         Math.max(STREAM_MIN_QUEUE, Math.ceil(e.rateDown * STREAM_QUEUE_S / BLOCK_SIZE)),
       )
-      : peer.queueDepth;
+      : this.#depth(e);
     const space = depth - peer.outstanding;
     if (space <= 0 || (space < depth / 4 && peer.outstanding > 8)) return;
     let offered = peer.bitfield;
@@ -179,9 +251,19 @@ export class Downloads {
       streaming ? { urgent: this.#urgentAllowance(e) } : undefined,
     );
     const trace = this.#opts.trace;
+    const idle = peer.outstanding === 0;
     for (const b of blocks) {
       if (!peer.request(b.index, b.begin, b.length)) this.#picker.unpick(b.index, b.begin);
       else trace?.({ type: "request", peer: e.key, index: b.index, begin: b.begin });
+    }
+    if (idle && blocks.length > 0 && peer.outstanding > 0) {
+      // nothing was in flight: the first block's wait is the round trip (plus the peer's time to read it)
+      const key = this.#picker.requests.key(blocks[0].index, blocks[0].begin);
+      const rtt = this.#rtt.get(e);
+      if (rtt) {
+        rtt.key = key;
+        rtt.at = this.#opts.now();
+      } else this.#rtt.set(e, { min: Infinity, key, at: this.#opts.now() });
     }
     if (blocks.length === 0 && peer.outstanding === 0) this.updateInterest(e);
   }

@@ -139,7 +139,7 @@ export class PiecePicker {
    * whose blocks land in every piece keeps every piece failing and is never found (smart ban needs a good copy).
    */
   readonly #alone = new Map<number, { has(key: number): boolean } | undefined>();
-  readonly #maxInMemory: number;
+  #maxInMemory: number;
   readonly #random: () => number;
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
   #lastStarted = -2;
@@ -177,6 +177,19 @@ export class PiecePicker {
       pieceLength: options.pieceLength,
       onIdle: (index, begin) => this.#blockIdle(index, begin),
     });
+  }
+
+  /**
+   * Most pieces held in memory at once (see {@linkcode PiecePickerOptions.maxInMemory}); it may change while
+   * downloading (pieces already held are kept). At least 2.
+   */
+  get maxInMemory(): number {
+    return this.#maxInMemory;
+  }
+
+  set maxInMemory(n: number) {
+    this.#maxInMemory = Math.max(2, Math.floor(n));
+    if (this.#pool.length > this.#maxInMemory) this.#pool.length = this.#maxInMemory;
   }
 
   /** Bytes in piece `index`. */

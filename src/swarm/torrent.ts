@@ -42,6 +42,7 @@ import { serveMetadata } from "./metadata_server.ts";
 import { PeerSet } from "./peer_set.ts";
 import { Pex } from "./pex.ts";
 import { paddingByPiece } from "./padding.ts";
+import { PieceBudget } from "./piece_budget.ts";
 import { type PartialPiece, PiecePicker } from "./piece_picker.ts";
 import { diskError, PieceWriter } from "./piece_writer.ts";
 import { SmartBan } from "./smart_ban.ts";
@@ -64,8 +65,10 @@ const PEX_TICKS = 60;
 const RECHOKE_TICKS = 10;
 /** Default of {@linkcode TorrentOptions.uploadMemory}. */
 const UPLOAD_MEMORY = 32 * 1024 * 1024;
-/** Default of {@linkcode TorrentOptions.pieceMemory}. */
-const PIECE_MEMORY = 8 * 1024 * 1024;
+/** Default of {@linkcode TorrentOptions.pieceMemory}: the most the piece budget may grow to. */
+const PIECE_MEMORY = 64 * 1024 * 1024;
+/** Where the piece budget starts and what it keeps when the link needs less (a fast local peer). */
+const PIECE_MEMORY_FLOOR = 8 * 1024 * 1024;
 
 /** One torrent's swarm engine. */
 export class Torrent implements AsyncDisposable {
@@ -81,6 +84,7 @@ export class Torrent implements AsyncDisposable {
   readonly #opts: TorrentOptions;
   readonly #now: () => number;
   readonly #picker: PiecePicker;
+  readonly #budget: PieceBudget;
   readonly #choker = new Choker();
   readonly #peers: PeerSet;
   readonly #pex = new Pex();
@@ -100,6 +104,9 @@ export class Torrent implements AsyncDisposable {
   #lastTick = 0;
   #uploaded = 0;
   #downloaded = 0;
+  /** When the piece budget was last updated (ms), and the bytes downloaded then. */
+  #budgetAt = 0;
+  #downloadedAtBudget = 0;
   #completeSent = false;
   #error: Error | undefined;
   /** We paused because of the disk (not the user): resume once everything is written. */
@@ -141,15 +148,14 @@ export class Torrent implements AsyncDisposable {
       ...(options.legacyResumePath ? { legacyResumePath: options.legacyResumePath } : {}),
       ...(options.preallocate ? { preallocate: true } : {}),
     });
+    const ceiling = options.pieceMemory ?? PIECE_MEMORY;
+    this.#budget = new PieceBudget({ floor: Math.min(PIECE_MEMORY_FLOOR, ceiling), ceiling });
     this.#picker = new PiecePicker({
       pieceCount: meta.pieceCount,
       pieceLength: meta.pieceLength,
       totalLength: meta.length,
       have: this.have,
-      maxInMemory: Math.max(
-        4,
-        Math.floor((options.pieceMemory ?? PIECE_MEMORY) / meta.pieceLength),
-      ),
+      maxInMemory: this.#budgetPieces(),
       ...(options.sequential ? { sequential: true } : {}),
     });
     this.#peers = new PeerSet({
@@ -792,6 +798,7 @@ export class Torrent implements AsyncDisposable {
   }
 
   #had(piece: PartialPiece): void {
+    this.#updateBudget(this.#now(), true);
     this.#picker.pieceVerified(piece);
     this.#picker.release(piece.buffer);
     if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
@@ -851,6 +858,37 @@ export class Torrent implements AsyncDisposable {
     void this.#webSeeds.run(this.#state === "active" && !this.complete);
   }
 
+  /** The piece budget in pieces (at least 4). */
+  #budgetPieces(): number {
+    return Math.max(4, Math.floor(this.#budget.bytes / this.meta.pieceLength));
+  }
+
+  /**
+   * The piece budget follows the payload rate since its last update × the peers' round trip: every tick, and
+   * as pieces arrive once two round trips (at least 250 ms) have passed, so that it grows within a second on a
+   * long fast link rather than over several.
+   *
+   * @param now The clock (ms).
+   * @param early Called between ticks: only when enough time has passed.
+   */
+  #updateBudget(now: number, early = false): void {
+    let weighted = 0, weights = 0;
+    for (const e of this.#peers.entries.values()) {
+      const rtt = this.#downloads.rttMs(e);
+      if (rtt === undefined || e.rateDown <= 0) continue;
+      weighted += e.rateDown * rtt;
+      weights += e.rateDown;
+    }
+    const rtt = weights > 0 ? weighted / weights : 0;
+    const elapsed = now - this.#budgetAt;
+    if (elapsed <= 0 || (early && elapsed < Math.max(250, 2 * rtt))) return;
+    const rate = ((this.#downloaded - this.#downloadedAtBudget) * 1000) / elapsed;
+    this.#budgetAt = now;
+    this.#downloadedAtBudget = this.#downloaded;
+    this.#budget.update(rate, rtt);
+    this.#picker.maxInMemory = this.#budgetPieces();
+  }
+
   #setState(state: TorrentState): void {
     this.#state = state;
     this.#emit("state", { state });
@@ -870,6 +908,8 @@ export class Torrent implements AsyncDisposable {
     this.#lastTick = now;
     if (this.#peers.size > 0) {
       this.#peers.tick(now, secs);
+      this.#updateBudget(now);
+      this.#downloads.rebalance();
       for (const e of this.#peers.entries.values()) {
         this.#downloads.checkSnub(e, now);
         this.#downloads.fill(e);

@@ -206,12 +206,18 @@ export interface TorrentOptions {
   maxPeers?: number;
   /** Most outgoing connection attempts at once. @default {8} */
   maxConnecting?: number;
-  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
+  /**
+   * Our request pipeline depth per peer (capped by the peer's `reqq`). Once the piece budget grew past its floor
+   * (a fast distant peer), a peer whose share of it is larger gets a deeper one, up to its `reqq`.
+   * @default {768}
+   */
   queueDepth?: number;
   /**
-   * Bytes of piece buffers for downloading: pieces in progress plus complete pieces waiting for their hash check
-   * and write (at least 4 pieces). When the disk falls behind, no new piece is started until a write lands.
-   * @default {8388608}
+   * Most bytes of piece buffers for downloading: pieces in progress plus complete pieces waiting for their hash
+   * check and write (at least 4 pieces). The budget starts at 8 MiB (or this, if less) and follows what the
+   * peers have in flight (their rates × round-trip times, three times over) up to this ceiling: a distant fast peer
+   * needs more than a local one. When the disk falls behind, no new piece is started until a write lands.
+   * @default {67108864}
    */
   pieceMemory?: number;
   /** Bytes of whole pieces kept in memory to serve uploads (at least 2 pieces). @default {33554432} */
