@@ -23,7 +23,6 @@ import { parseMetainfo } from "../src/metainfo.ts";
 import { type Relay, startRelay } from "./relay.ts";
 import { startChild } from "./_procs.ts";
 import {
-  boundPorts,
   freePort,
   type Proc,
   spawn,
