@@ -119,6 +119,10 @@ Deno.test({
           state: "paused",
           uploadLimit: LEECH_UP,
           queueDepth: 16,
+          // TCP only: libtorrent matches a uTP connection (sent from our peer port) to the address it learnt by
+          // PEX and drops one of the two connections it then has with us — on loopback, where every peer shares
+          // an address, often the one we keep (see the uTP issue's notes); this test is about the swarm
+          utp: false,
           tickMs: 250,
           trace: (e) => trace.push({ ...e, at: performance.now() }),
           peers: [
@@ -145,7 +149,9 @@ Deno.test({
       await until("the leechers to see every bitfield", 30_000, () =>
         leechers.every((c) => {
           const haves = c.peers.map((p) => p.have);
-          return haves.includes(PIECES) && LT_HAS.every((n) => haves.some((h) => h >= n));
+          // the seed's bitfield, and each libtorrent peer's from that peer (not counting the seed)
+          return haves.includes(PIECES) &&
+            LT_HAS.every((n) => haves.some((h) => h >= n && h < PIECES));
         }));
 
       const started = performance.now();

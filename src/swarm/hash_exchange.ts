@@ -60,6 +60,11 @@ export class HashExchange {
     });
   }
 
+  /** Settles once no hash work is under way (trees being built, pieces being hashed). */
+  idle(): Promise<void> {
+    return this.#server.idle();
+  }
+
   /** True when every piece layer is known. */
   get complete(): boolean {
     return this.#layers.complete;

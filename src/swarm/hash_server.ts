@@ -104,6 +104,12 @@ export class HashServer {
     }
   }
 
+  /** Settles once the trees being built and the piece being hashed are done (before the torrent closes). */
+  async idle(): Promise<void> {
+    await Promise.all(this.#trees.values());
+    await this.#hashing;
+  }
+
   /**
    * Answers one hash request with `hashes` or `hash reject`.
    *

@@ -474,7 +474,7 @@ export class Torrent implements AsyncDisposable {
     for (const e of peers) e.conn.close("stopped");
     await Promise.all([...peers.map((e) => e.conn.done), this.#webSeeds.run(false)]);
     await dials;
-    await Promise.all([this.#announcer.stop(), this.#writer.drain()]);
+    await Promise.all([this.#announcer.stop(), this.#writer.drain(), this.#hashes?.idle()]);
     this.#verifier.close();
     await this.#closeStorage();
   }
