@@ -244,11 +244,23 @@ for (const version of [2, "hybrid"] as const) {
           infoHashV2: meta.infoHashV2!,
         });
         const saved = join(root, "lt.torrent");
-        await using lt = await startLibtorrent("leech", magnet, join(root, "lt"), [
-          `127.0.0.1:${seeder.port}`,
-        ], { env: { LT_SAVE_TORRENT: saved, LT_HASHLOG: join(root, "hashlog") } });
-        await within(60_000, "libtorrent's download", lt.line("done", 60_000));
-        await within(20_000, "libtorrent's .torrent", lt.line("saved", 20_000));
+        // libtorrent 2.0.8 itself sometimes dies of SIGSEGV fetching a hybrid's metadata under load (seen once
+        // in a run of the suite here; hybrid magnet links crash it, qBittorrent #20356): one more try then
+        for (let attempt = 1;; attempt++) {
+          await Deno.remove(join(root, "lt"), { recursive: true }).catch(() => {});
+          await Deno.remove(join(root, "hashlog")).catch(() => {});
+          try {
+            await using lt = await startLibtorrent("leech", magnet, join(root, "lt"), [
+              `127.0.0.1:${seeder.port}`,
+            ], { env: { LT_SAVE_TORRENT: saved, LT_HASHLOG: join(root, "hashlog") } });
+            await within(60_000, "libtorrent's download", lt.line("done", 60_000));
+            await within(20_000, "libtorrent's .torrent", lt.line("saved", 20_000));
+            break;
+          } catch (err) {
+            if (attempt > 1 || !/exited \(139\)/.test(String(err))) throw err;
+            console.warn(`libtorrent crashed (SIGSEGV), trying again: ${err}`);
+          }
+        }
         await sameAsSeed(seedDir, join(root, "lt"));
         // libtorrent's torrent has every piece layer, asked of Seedbed (on a hybrid's connection only after Seedbed
         // answered its SHA-1 handshake with the v2 hash: libtorrent sends hash requests on v2 connections only)
