@@ -4,13 +4,13 @@
  * connections, sorts out encryption, and hands each one over with {@linkcode Torrent.accept}; it also drives
  * {@linkcode Torrent.tick}.
  *
- * - `peer_set.ts`: known addresses, dialling within limits, live connections, bans
- * - `piece_picker.ts` + `requests.ts`: which block to ask whom for, and the one store of requests in flight
- * - `piece_writer.ts`: verify → write → retry when the disk refuses; `smart_ban.ts`: who sent bad data
- * - `uploads.ts` + `storage/piece_cache.ts`: serving requests; `superseed.ts`: upload each piece once
- * - `choker.ts`: tit-for-tat with an optimistic slot; `pex.ts`: peer exchange; `metadata_server.ts`: BEP 9
+ * - `peer_set.ts`: addresses, dialling, live connections, bans; `peer_events.ts`: what each connection says, routed
+ * - `piece_picker.ts` + `requests.ts`: which block to ask whom for; `piece_memory.ts`: the piece budget kept current
+ * - `write_path.ts` + `piece_writer.ts`: verify → write → retry, the disk pause; `smart_ban.ts`: who sent bad data
+ * - `completion.ts`: a piece becoming ours, and completing; `v2_hashes.ts`: BEP 52 hashes; `torrent_announcer.ts`
+ * - `uploads.ts` + `storage/piece_cache.ts`: serving requests; `superseed.ts`; `choker.ts`; `pex.ts`; BEP 9 metadata
  * - `webseeds.ts`: web seeds (BEP 19 / 17), whole pieces over HTTP into the same verify → write path
- * - `deadlines.ts`: readers of the torrent's bytes (streaming) and the deadlines they put on pieces
+ * - `streaming.ts` + `deadlines.ts`: readers' deadlines on pieces; `verified_reads.ts`: reads of verified bytes
  *
  * Data path of a download: peer (validated block) → picker (copied into its piece buffer) → writer (SHA-1, one
  * piece after another; then the writer thread) → `have` broadcast. Uploads: request → piece cache → send buffer.
@@ -19,33 +19,30 @@
  */
 
 import { asError } from "../_errors.ts";
-import { splitAddressKey } from "../_address.ts";
 import { Bitfield } from "../bitfield.ts";
 import type { Metainfo } from "../metainfo.ts";
-import type { PeerConnection, PeerHandler } from "../peer.ts";
 import { PieceVerifier } from "../storage/hasher.ts";
 import { CacheBudget } from "../storage/piece_cache.ts";
-import { type PieceCacheIndex, StorageError } from "../storage/storage.ts";
-import { type CheckCallbacks, TorrentData } from "../storage/torrent_data.ts";
+import type { PieceCacheIndex, StorageError } from "../storage/storage.ts";
+import { TorrentData } from "../storage/torrent_data.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
 import type { Encryption } from "../wire/mse.ts";
-import { UT_METADATA_ID } from "../wire/metadata.ts";
-import { PEX_UTP, UT_PEX_ID } from "../wire/pex.ts";
 import type { PeerStream } from "../wire/stream.ts";
-import { Announcer } from "./announcer.ts";
+import type { Announcer } from "./announcer.ts";
 import { Choker, rechoke } from "./choker.ts";
+import { Completion } from "./completion.ts";
 import { Connector } from "./connector.ts";
-import { type DeadlineReader, PieceDeadlines } from "./deadlines.ts";
+import type { DeadlineReader, PieceDeadlines } from "./deadlines.ts";
 import { Downloads } from "./downloads.ts";
-import { HashExchange } from "./hash_exchange.ts";
-import { serveMetadata } from "./metadata_server.ts";
+import type { HashExchange } from "./hash_exchange.ts";
 import { PeerSet } from "./peer_set.ts";
 import { Pex } from "./pex.ts";
-import { paddingByPiece } from "./padding.ts";
-import { PieceBudget } from "./piece_budget.ts";
+import { peerEvents } from "./peer_events.ts";
+import { PieceMemory } from "./piece_memory.ts";
 import { type PartialPiece, PiecePicker } from "./piece_picker.ts";
-import { diskError, PieceWriter } from "./piece_writer.ts";
+import type { PieceWriter } from "./piece_writer.ts";
 import { SmartBan } from "./smart_ban.ts";
+import { streamingDeadlines } from "./streaming.ts";
 import type {
   PeerEntry,
   PeerInfo,
@@ -55,8 +52,12 @@ import type {
   TorrentOptions,
   TorrentState,
 } from "./types.ts";
+import { torrentAnnouncer } from "./torrent_announcer.ts";
 import { Uploads } from "./uploads.ts";
+import { askHashes, v2Hashes } from "./v2_hashes.ts";
+import { VerifiedReads } from "./verified_reads.ts";
 import { WebSeeds } from "./webseeds.ts";
+import { type DiskState, pieceWriter } from "./write_path.ts";
 
 export type { PeerInfo, PeerSource, TorrentEmit, TorrentEvents, TorrentOptions, TorrentState };
 
@@ -65,10 +66,6 @@ const PEX_TICKS = 60;
 const RECHOKE_TICKS = 10;
 /** Default of {@linkcode TorrentOptions.uploadMemory}. */
 const UPLOAD_MEMORY = 32 * 1024 * 1024;
-/** Default of {@linkcode TorrentOptions.pieceMemory}: the most the piece budget may grow to. */
-const PIECE_MEMORY = 64 * 1024 * 1024;
-/** Where the piece budget starts and what it keeps when the link needs less (a fast local peer). */
-const PIECE_MEMORY_FLOOR = 8 * 1024 * 1024;
 
 /** One torrent's swarm engine. */
 export class Torrent implements AsyncDisposable {
@@ -84,7 +81,7 @@ export class Torrent implements AsyncDisposable {
   readonly #opts: TorrentOptions;
   readonly #now: () => number;
   readonly #picker: PiecePicker;
-  readonly #budget: PieceBudget;
+  readonly #memory: PieceMemory<PeerEntry>;
   readonly #choker = new Choker();
   readonly #peers: PeerSet;
   readonly #pex = new Pex();
@@ -104,24 +101,16 @@ export class Torrent implements AsyncDisposable {
   #lastTick = 0;
   #uploaded = 0;
   #downloaded = 0;
-  /** When the piece budget was last updated (ms), and the bytes downloaded then. */
-  #budgetAt = 0;
-  #downloadedAtBudget = 0;
-  #completeSent = false;
-  #error: Error | undefined;
-  /** We paused because of the disk (not the user): resume once everything is written. */
-  #diskPaused = false;
+  /** What the disk did: a pause of ours, and the last storage error. */
+  readonly #disk: DiskState = { paused: false, error: undefined };
   readonly #abort = new AbortController();
   readonly #connector: Connector;
   readonly #verifier: PieceVerifier;
   readonly #deadlines: PieceDeadlines;
-  /** Reads of verified bytes in progress (storage closes after them). */
-  readonly #reads = new Set<Promise<unknown>>();
-  #closing = false;
+  readonly #reads: VerifiedReads;
+  readonly #completion: Completion;
   /** BEP 52 hash messages (v2 and hybrid torrents): serving them, and fetching missing piece layers. */
   readonly #hashes: HashExchange | undefined;
-  /** Padding bytes of pieces that have any (not counted in what trackers hear as `left`). */
-  readonly #padding: Map<number, number>;
 
   /**
    * Creates a {@linkcode Torrent}.
@@ -148,14 +137,20 @@ export class Torrent implements AsyncDisposable {
       ...(options.legacyResumePath ? { legacyResumePath: options.legacyResumePath } : {}),
       ...(options.preallocate ? { preallocate: true } : {}),
     });
-    const ceiling = options.pieceMemory ?? PIECE_MEMORY;
-    this.#budget = new PieceBudget({ floor: Math.min(PIECE_MEMORY_FLOOR, ceiling), ceiling });
+    this.#memory = new PieceMemory({
+      pieceLength: meta.pieceLength,
+      ceiling: options.pieceMemory,
+      peers: () => this.#peers.entries.values(),
+      rttMs: (e) => this.#downloads.rttMs(e),
+      downloaded: () => this.#downloaded,
+      apply: (pieces) => this.#picker.maxInMemory = pieces,
+    });
     this.#picker = new PiecePicker({
       pieceCount: meta.pieceCount,
       pieceLength: meta.pieceLength,
       totalLength: meta.length,
       have: this.have,
-      maxInMemory: this.#budgetPieces(),
+      maxInMemory: this.#memory.pieces,
       ...(options.sequential ? { sequential: true } : {}),
     });
     this.#peers = new PeerSet({
@@ -164,21 +159,6 @@ export class Torrent implements AsyncDisposable {
       now: this.#now,
       dial: (c) => this.#connector.dial(c),
       ...(options.admit ? { admit: options.admit } : {}),
-    });
-    this.#connector = new Connector({
-      meta,
-      peerId: this.peerId,
-      port: options.port,
-      peers: this.#peers,
-      picker: this.#picker,
-      handler: this.#handler,
-      dhtPort: () => this.#dhtPort(),
-      stopped: () => this.#state === "stopped",
-      wantsV2: () => this.#hashes?.complete === false,
-      onFail: (e) => this.#emit("peerfail", e),
-      signal: this.#abort.signal,
-      now: this.#now,
-      settings: options,
     });
     this.#uploads = new Uploads({
       pieceLength: meta.pieceLength,
@@ -197,25 +177,18 @@ export class Torrent implements AsyncDisposable {
       layout: meta,
       worker: options.hashWorker ?? false,
     });
-    this.#writer = this.#makeWriter();
-    this.#padding = paddingByPiece(meta);
-    this.#hashes = meta.version === 1 ? undefined : new HashExchange({
+    this.#hashes = v2Hashes({
       meta,
-      readPiece: (i) => this.#data.storage?.readPiece(i) ?? Promise.resolve(undefined),
-      have: (i) => this.have.has(i),
-      peers: () => this.#readyConnections(),
-      now: this.#now,
-      // pieces of the file may be requested now
-      onLayer: () => {
-        if (this.#state === "active") this.#fillAll();
-      },
+      data: this.#data,
+      have: this.have,
+      peers: this.#peers,
+      active: () => this.#state === "active",
+      fill: (e) => this.#downloads.fill(e),
       onComplete: () => {
         this.#emit("piecelayers", {});
-        if (!this.seed) return;
-        for (const e of this.#peers.ready()) {
-          if (e.conn.bitfield.full) e.conn.close("both sides are seeds");
-        }
+        if (this.seed) this.#completion.closeSeeds();
       },
+      now: this.#now,
     });
     this.#downloads = new Downloads({
       picker: this.#picker,
@@ -237,33 +210,91 @@ export class Torrent implements AsyncDisposable {
       onBytes: (n) => this.#downloaded += n,
       emit: this.#emit,
     });
-    this.#deadlines = new PieceDeadlines({
-      pieceLength: meta.pieceLength,
-      totalLength: meta.length,
-      has: (i) => this.have.has(i),
-      apply: (deadlines) => this.#picker.setDeadlines(deadlines),
-      rate: () => this.downloadRate,
-      changed: (head) => this.#urgencyChanged(head),
+    this.#writer = pieceWriter({
+      data: this.#data,
+      verifier: this.#verifier,
+      picker: this.#picker,
+      smartBan: this.#smartBan,
+      webSeeds: this.#webSeeds,
+      disk: this.#disk,
+      emit: this.#emit,
+      state: () => this.#state,
+      pause: () => this.#pause(),
+      start: () => this.start(),
+      onWritten: (piece) => this.#written(piece),
+      settings: options,
+      now: this.#now,
     });
-    this.#announcer = new Announcer({
-      announceList: options.trackers === false ? [] : meta.announceList,
-      infoHash: meta.infoHash,
-      // a hybrid torrent is announced under its truncated v2 hash too (BEP 52)
-      ...(meta.version === "hybrid" ? { alsoInfoHash: meta.infoHashV2!.subarray(0, 20) } : {}),
+    this.#deadlines = streamingDeadlines({
+      meta,
+      have: this.have,
+      picker: this.#picker,
+      peers: this.#peers,
+      downloads: this.#downloads,
+      active: () => this.#state === "active",
+      rate: () => this.downloadRate,
+    });
+    this.#reads = new VerifiedReads({
+      pieceLength: meta.pieceLength,
+      has: (i) => this.have.has(i),
+      data: this.#data,
+    });
+    this.#announcer = torrentAnnouncer({
+      meta,
+      settings: options,
+      peerId: this.peerId,
+      picker: this.#picker,
+      transferred: () => ({ uploaded: this.#uploaded, downloaded: this.#downloaded }),
+      addPeer: (host, port) => this.addPeer(host, port, { source: "tracker" }),
+      emit: this.#emit,
+      now: this.#now,
+    });
+    this.#completion = new Completion({
+      meta,
+      have: this.have,
+      data: this.#data,
+      picker: this.#picker,
+      peers: this.#peers,
+      downloads: this.#downloads,
+      deadlines: this.#deadlines,
+      webSeeds: this.#webSeeds,
+      announcer: this.#announcer,
+      hashes: this.#hashes,
+      emit: this.#emit,
+      state: () => this.#state,
+      beforeHad: () => this.#memory.update(this.#now(), true),
+      runWebSeeds: () => this.#runWebSeeds(),
+    });
+    this.#connector = new Connector({
+      meta,
       peerId: this.peerId,
       port: options.port,
-      stats: () => ({
-        uploaded: this.#uploaded,
-        downloaded: this.#downloaded,
-        left: this.#trackerLeft(),
+      peers: this.#peers,
+      picker: this.#picker,
+      handler: peerEvents({
+        meta,
+        peerId: this.peerId,
+        have: this.have,
+        peers: this.#peers,
+        downloads: this.#downloads,
+        uploads: this.#uploads,
+        choker: this.#choker,
+        pex: this.#pex,
+        hashes: this.#hashes,
+        state: () => this.#state,
+        dhtPort: () => this.#dhtPort(),
+        addPeer: (host, port, o) => this.addPeer(host, port, o),
+        onUploaded: (bytes) => this.#uploaded += bytes,
+        emit: this.#emit,
+        settings: options,
       }),
-      onPeers: (peers) => {
-        for (const p of peers) this.addPeer(p.host, p.port, { source: "tracker" });
-      },
-      onEvent: (e) => this.#emit("tracker", e),
+      dhtPort: () => this.#dhtPort(),
+      stopped: () => this.#state === "stopped",
+      wantsV2: () => this.#hashes?.complete === false,
+      onFail: (e) => this.#emit("peerfail", e),
+      signal: this.#abort.signal,
       now: this.#now,
-      ...(options.dualStack ? { dualStack: options.dualStack } : {}),
-      ...(options.udpSocket ? { udpSocket: options.udpSocket } : {}),
+      settings: options,
     });
     this.#applyPriorities();
   }
@@ -288,13 +319,6 @@ export class Torrent implements AsyncDisposable {
     return this.#picker.leftBytes;
   }
 
-  /** {@linkcode Torrent.left} without padding (BEP 47 padding files, a v2 torrent's gaps): for trackers. */
-  #trackerLeft(): number {
-    let left = this.left;
-    for (const [i, pad] of this.#padding) if (this.#picker.wants(i)) left -= pad;
-    return Math.max(0, left);
-  }
-
   /** Bytes of wanted pieces in total and verified so far, and hash-check progress (0-1) while one runs. */
   get progress(): { have: number; total: number; checking: number | undefined } {
     return { ...this.#picker.wantedBytes(), checking: this.#data.checkProgress };
@@ -312,7 +336,7 @@ export class Torrent implements AsyncDisposable {
 
   /** The last storage error, until a write succeeds again. */
   get error(): Error | undefined {
-    return this.#error;
+    return this.#disk.error;
   }
 
   /** True while a hash check runs. */
@@ -392,7 +416,7 @@ export class Torrent implements AsyncDisposable {
    * files are re-verified), otherwise a hash check of the files that exist.
    */
   async open(): Promise<void> {
-    await this.#data.load(this.#checkCallbacks(false));
+    await this.#data.load(this.#completion.checkCallbacks(false));
   }
 
   /**
@@ -402,33 +426,23 @@ export class Torrent implements AsyncDisposable {
    * @param emitEvents Dispatch hashpass / hashfail for each piece.
    */
   async hashcheck(pieces?: Iterable<number>, emitEvents = true): Promise<void> {
-    await this.#data.hashcheck(pieces, this.#checkCallbacks(emitEvents), this.#abort.signal);
-  }
-
-  #checkCallbacks(emitEvents: boolean): CheckCallbacks {
-    return {
-      onPass: (i) => {
-        if (this.have.set(i)) this.#afterNewPiece(i);
-        this.#deadlines.had(i);
-        if (emitEvents) this.#emit("hashpass", { index: i });
-      },
-      onFail: (i) => emitEvents && this.#emit("hashfail", { index: i }),
-    };
+    await this.#data.hashcheck(
+      pieces,
+      this.#completion.checkCallbacks(emitEvents),
+      this.#abort.signal,
+    );
   }
 
   /** Starts or resumes: connections, requests, uploads, trackers (`started`). */
   start(): void {
-    this.#diskPaused = false;
+    this.#disk.paused = false;
     if (this.#state === "active") return;
     const wasStopped = this.#state === "stopped";
     this.#setState("active");
     this.#connector.resume();
     this.#data.open();
     this.#peers.enabled = true;
-    if (wasStopped && this.#announcer.start() && this.complete && this.have.count > 0) {
-      this.#completeSent = true;
-    }
-    if (this.complete && this.have.count > 0) void this.#applyAttributes();
+    this.#completion.started(wasStopped && this.#announcer.start());
     for (const e of this.#peers.ready()) {
       this.#downloads.updateInterest(e);
       this.#downloads.fill(e);
@@ -439,7 +453,7 @@ export class Torrent implements AsyncDisposable {
 
   /** Keeps connections but makes and fills no requests. */
   pause(): void {
-    this.#diskPaused = false;
+    this.#disk.paused = false;
     this.#pause();
   }
 
@@ -467,7 +481,7 @@ export class Torrent implements AsyncDisposable {
     this.#peers.enabled = false;
     const dials = this.#connector.stop(); // aborted now, awaited below
     // pieces the disk refused are dropped (they are downloaded again after a restart)
-    this.#diskPaused = false;
+    this.#disk.paused = false;
     this.#writer.abandon();
     this.#picker.trimPool();
     const peers = [...this.#peers.entries.values()];
@@ -481,7 +495,7 @@ export class Torrent implements AsyncDisposable {
 
   /** Stops and releases everything; readers of its bytes fail. */
   async close(): Promise<void> {
-    this.#closing = true;
+    this.#reads.close();
     this.#deadlines.close(new Error("The torrent was closed"));
     await this.stop();
     await this.#webSeeds.close();
@@ -507,8 +521,7 @@ export class Torrent implements AsyncDisposable {
     if (file < 0 || file >= this.#priorities.length) throw new RangeError(`No file ${file}`);
     this.#priorities[file] = priority;
     this.#applyPriorities();
-    // more wanted now: completing again dispatches `complete` again (trackers still hear `completed` once)
-    if (!this.complete) this.#completeSent = false;
+    this.#completion.wantedMore();
     await this.#data.setPriority(file, priority);
     for (const e of this.#peers.ready()) {
       this.#downloads.updateInterest(e);
@@ -529,8 +542,6 @@ export class Torrent implements AsyncDisposable {
   set sequential(on: boolean) {
     this.#picker.sequential = on;
   }
-
-  // ---------------------------------------------------------------- streaming
 
   /**
    * A reader of the bytes `[start, end)` of the torrent (its files' bytes, concatenated in torrent order): the
@@ -560,45 +571,8 @@ export class Torrent implements AsyncDisposable {
    * @throws {StorageError} When the data cannot be read, or the torrent was closed.
    */
   async read(offset: number, into: Uint8Array): Promise<void> {
-    if (this.#closing) throw new StorageError("The torrent was closed");
-    const reading = this.#read(offset, into);
-    const settled = reading.catch(() => {});
-    this.#reads.add(settled);
-    settled.then(() => this.#reads.delete(settled));
-    await reading;
+    await this.#reads.read(offset, into);
   }
-
-  async #read(offset: number, into: Uint8Array): Promise<void> {
-    const pl = this.meta.pieceLength;
-    let done = 0;
-    while (done < into.length) {
-      const at = offset + done;
-      const index = Math.floor(at / pl);
-      if (!this.have.has(index)) throw new RangeError(`Piece ${index} is not verified yet`);
-      // a stopped torrent's storage opens for the read; close() closes it again
-      const storage = this.#data.storage ?? this.#data.open();
-      const got = await storage.readPiece(index, into.subarray(done), { begin: at - index * pl });
-      if (!got || got.length === 0) {
-        throw new StorageError(`Piece ${index} is missing from the files on disk`);
-      }
-      done += got.length;
-    }
-  }
-
-  /**
-   * Deadlines changed: peers are asked for the new pieces at once, after making room in their queues for `head`,
-   * a piece a reader needs now (a seek's first piece, or one waited for that nobody was asked for).
-   */
-  #urgencyChanged(head: number | undefined): void {
-    if (this.#state !== "active") return;
-    if (head !== undefined && this.#picker.needsBlocks(head)) this.#downloads.expedite(head);
-    for (const e of this.#peers.ready()) {
-      if (!e.conn.amInterested) this.#downloads.updateInterest(e);
-      this.#downloads.fill(e);
-    }
-  }
-
-  // ---------------------------------------------------------------- peers
 
   /**
    * Adds a peer address to dial (tracker-less use, or peers from any source).
@@ -644,192 +618,10 @@ export class Torrent implements AsyncDisposable {
     return this.meta.private ? 0 : this.#opts.dhtPort?.() ?? 0;
   }
 
-  /** What each connection tells us, routed to the part it concerns. */
-  readonly #handler: PeerHandler = {
-    onReady: (peer) => this.#onReady(peer),
-    onBitfield: (peer) =>
-      this.#with(peer, (e) => {
-        if (this.seed && peer.bitfield.full && !this.#needsHashes(peer)) {
-          peer.close("both sides are seeds");
-        } else this.#downloads.bitfield(e);
-        this.#askHashes();
-      }),
-    onHave: (peer, index) => this.#with(peer, (e) => this.#downloads.have(e, index)),
-    onUnchoke: (peer) => this.#with(peer, (e) => this.#downloads.unchoked(e)),
-    onAllowedFast: (peer) => this.#with(peer, (e) => peer.peerChoking && this.#downloads.fill(e)),
-    onReject: (peer, index) => this.#with(peer, (e) => this.#downloads.rejected(e, index)),
-    onInterested: (peer) => {
-      if (this.#state !== "active" || !peer.amChoking) return;
-      if (!this.#choker.hasFreeSlot(this.#peers.unchokedCount())) return;
-      peer.unchoke();
-      const e = this.#peers.entries.get(peer);
-      if (e) this.#opts.trace?.({ type: "unchoke", peer: e.key, optimistic: false });
-    },
-    onExtended: (peer, id, payload) => {
-      if (id === UT_METADATA_ID) serveMetadata(peer, payload, this.meta.info);
-      else if (id === UT_PEX_ID && !this.meta.private) this.#onPex(peer, payload);
-    },
-    onPort: (peer, port) =>
-      this.#with(peer, (e) => {
-        if (!this.meta.private && port > 0) {
-          this.#opts.onDhtNode?.(splitAddressKey(e.key).host, port);
-        }
-      }),
-    onBlock: (peer, index, begin, data) =>
-      this.#with(peer, (e) => this.#downloads.block(e, index, begin, data)),
-    onRequest: (peer, index, begin, length) =>
-      this.#with(peer, (e) => this.#uploads.request(e, index, begin, length)),
-    onDrain: (peer) => this.#with(peer, (e) => this.#uploads.drained(e)),
-    onHashMessage: (peer, id, payload) => this.#hashes?.message(peer, id, payload),
-    onUploaded: (_peer, bytes) => this.#uploaded += bytes,
-    onClose: (peer, reason) => {
-      this.#hashes?.closed(peer);
-      this.#with(peer, (e) => this.#onClose(e, reason));
-    },
-  };
-
-  /** Asks v2 peers for piece layers the torrent lacks (a magnet link's). */
-  #askHashes(): void {
-    if (this.#hashes && !this.#hashes.complete) this.#hashes.ask();
-  }
-
-  *#readyConnections(): Iterable<PeerConnection> {
-    for (const e of this.#peers.ready()) yield e.conn;
-  }
-
-  /** A v2 peer kept while it may still give us piece layers (a seed connection is not closed for that). */
-  #needsHashes(peer: PeerConnection): boolean {
-    return this.#hashes !== undefined && !this.#hashes.complete && peer.speaksV2;
-  }
-
-  #fillAll(): void {
-    for (const e of this.#peers.ready()) this.#downloads.fill(e);
-  }
-
-  /** BEP 47 attributes (executable bit, symbolic links) once the download is complete. */
-  async #applyAttributes(): Promise<void> {
-    if (!this.meta.files.some((f) => f.executable || f.symlink)) return;
-    const warnings = await this.#data.storage?.applyAttributes().catch((err) => [
-      `cannot apply file attributes: ${asError(err).message}`,
-    ]) ?? [];
-    for (const message of warnings) this.#emit("warning", { message });
-  }
-
-  #with(peer: PeerConnection, fn: (e: PeerEntry) => unknown): void {
-    const e = this.#peers.entries.get(peer);
-    if (e) fn(e);
-  }
-
-  #onReady(peer: PeerConnection): void {
-    const e = this.#peers.entries.get(peer);
-    if (!e) return;
-    const verdict = this.#peers.checkReady(e, this.peerId);
-    if (!verdict.ok) return peer.close(verdict.reason);
-    peer.sendBitfield(this.have);
-    const dhtPort = this.#dhtPort();
-    if (dhtPort > 0 && peer.remoteHandshake?.dht) peer.sendPort(dhtPort);
-    this.#emit("peer", { address: e.key, peerId: peer.remotePeerId, incoming: e.incoming });
-  }
-
-  /** BEP 11: peers a connected peer knows. */
-  #onPex(peer: PeerConnection, payload: Uint8Array): void {
-    for (const p of this.#pex.received(peer, payload)) {
-      this.addPeer(p.host, p.port, {
-        source: "pex",
-        ...(p.flags !== undefined ? { utp: (p.flags & PEX_UTP) !== 0 } : {}),
-      });
-    }
-  }
-
-  #onClose(e: PeerEntry, reason: string): void {
-    this.#peers.remove(e);
-    this.#uploads.closed(e);
-    this.#downloads.closed(e);
-    if (e.ready) this.#emit("peerclose", { address: e.key, reason });
-    if (this.#state !== "stopped") queueMicrotask(() => this.#peers.connectMore());
-  }
-
-  #makeWriter(): PieceWriter {
-    const picker = this.#picker;
-    return new PieceWriter({
-      verify: (piece) =>
-        this.#data.storage
-          ? this.#verifier.verify(piece, picker.pieceSize(piece.index))
-          : Promise.resolve(undefined),
-      write: (piece) =>
-        this.#data.storage?.writePieceMoving(piece.index, piece) ??
-          Promise.reject(new Error("storage closed")),
-      onPassed: (piece) => this.#smartBan.passed(piece),
-      onFailed: (piece) => {
-        this.#emit("hashfail", { index: piece.index });
-        // a web seed's piece names that seed (dropped); a peer's goes to the smart ban
-        if (!this.#webSeeds.failed(piece)) {
-          this.#smartBan.failed(piece, picker.pieceSize(piece.index));
-        }
-        picker.pieceFailed(piece);
-        this.#webSeeds.tick(); // the piece may be fetched again
-      },
-      onWritten: (piece) => this.#written(piece),
-      onLost: (piece, error) => {
-        picker.pieceFailed(piece);
-        if (error) this.#emit("error", { error });
-      },
-      onDiskError: (cause) => {
-        if (this.#state === "active") {
-          this.#pause();
-          this.#diskPaused = true;
-        }
-        this.#error = diskError(cause, this.#diskPaused, this.#opts.diskRetryMs ?? 5000);
-        this.#emit("error", { error: this.#error });
-      },
-      onRetryFailed: () => this.#opts.trace?.({ type: "diskretry", pending: this.#writer.pending }),
-      onDiskRecovered: () => {
-        if (this.#diskPaused && this.#state === "paused") this.start(); // clears #diskPaused
-      },
-      retryMs: this.#opts.diskRetryMs ?? 5000,
-      now: this.#now,
-    });
-  }
-
   #written(piece: PartialPiece): void {
-    this.#error = undefined;
+    this.#disk.error = undefined;
     // had once the journal says so: a crash after this point never downloads or checks the piece again
-    this.#data.written(piece.index).then(() => this.#had(piece));
-  }
-
-  #had(piece: PartialPiece): void {
-    this.#updateBudget(this.#now(), true);
-    this.#picker.pieceVerified(piece);
-    this.#picker.release(piece.buffer);
-    if (this.have.set(piece.index)) this.#afterNewPiece(piece.index);
-    this.#deadlines.had(piece.index);
-    this.#emit("hashpass", { index: piece.index });
-    this.#emit("piece", { index: piece.index });
-    // requests may have paused while verification and writes were behind
-    if (this.#state === "active") { for (const e of this.#peers.ready()) this.#downloads.fill(e); }
-    this.#webSeeds.tick(); // memory is free for a new run
-  }
-
-  #afterNewPiece(index: number): void {
-    this.#data.changed();
-    for (const e of this.#peers.ready()) if (!e.conn.closed) e.conn.have(index);
-    if (!this.complete) return;
-    this.#runWebSeeds(); // nothing more to fetch
-    this.#picker.trimPool(); // the spare download buffers are not needed any more
-    for (const e of this.#peers.entries.values()) this.#downloads.updateInterest(e);
-    if (!this.#completeSent && this.#state !== "stopped" && !this.#data.checking) {
-      this.#completeSent = true;
-      this.#announcer.completed();
-      void this.#applyAttributes();
-      this.#emit("complete", {});
-    }
-    if (this.seed) {
-      for (const e of this.#peers.ready()) {
-        if (e.conn.bitfield.full && !this.#needsHashes(e.conn)) {
-          e.conn.close("both sides are seeds");
-        }
-      }
-    }
+    this.#data.written(piece.index).then(() => this.#completion.had(piece));
   }
 
   /** Writes resume data now. */
@@ -845,7 +637,7 @@ export class Torrent implements AsyncDisposable {
 
   async #closeStorage(): Promise<void> {
     this.#uploads.clear();
-    await Promise.all(this.#reads);
+    await this.#reads.settled();
     try {
       await this.#data.close();
     } catch (err) {
@@ -856,37 +648,6 @@ export class Torrent implements AsyncDisposable {
   /** Web seeds fetch while the torrent is active and wants pieces. */
   #runWebSeeds(): void {
     void this.#webSeeds.run(this.#state === "active" && !this.complete);
-  }
-
-  /** The piece budget in pieces (at least 4). */
-  #budgetPieces(): number {
-    return Math.max(4, Math.floor(this.#budget.bytes / this.meta.pieceLength));
-  }
-
-  /**
-   * The piece budget follows the payload rate since its last update × the peers' round trip: every tick, and
-   * as pieces arrive once two round trips (at least 250 ms) have passed, so that it grows within a second on a
-   * long fast link rather than over several.
-   *
-   * @param now The clock (ms).
-   * @param early Called between ticks: only when enough time has passed.
-   */
-  #updateBudget(now: number, early = false): void {
-    let weighted = 0, weights = 0;
-    for (const e of this.#peers.entries.values()) {
-      const rtt = this.#downloads.rttMs(e);
-      if (rtt === undefined || e.rateDown <= 0) continue;
-      weighted += e.rateDown * rtt;
-      weights += e.rateDown;
-    }
-    const rtt = weights > 0 ? weighted / weights : 0;
-    const elapsed = now - this.#budgetAt;
-    if (elapsed <= 0 || (early && elapsed < Math.max(250, 2 * rtt))) return;
-    const rate = ((this.#downloaded - this.#downloadedAtBudget) * 1000) / elapsed;
-    this.#budgetAt = now;
-    this.#downloadedAtBudget = this.#downloaded;
-    this.#budget.update(rate, rtt);
-    this.#picker.maxInMemory = this.#budgetPieces();
   }
 
   #setState(state: TorrentState): void {
@@ -908,7 +669,7 @@ export class Torrent implements AsyncDisposable {
     this.#lastTick = now;
     if (this.#peers.size > 0) {
       this.#peers.tick(now, secs);
-      this.#updateBudget(now);
+      this.#memory.update(now);
       this.#downloads.rebalance();
       for (const e of this.#peers.entries.values()) {
         this.#downloads.checkSnub(e, now);
@@ -928,7 +689,7 @@ export class Torrent implements AsyncDisposable {
       this.#runWebSeeds();
       this.#webSeeds.tick(); // seeds whose wait is over
     }
-    this.#askHashes();
+    askHashes(this.#hashes);
     this.#writer.tick(now);
     this.#deadlines.tick();
     const starving = this.#peers.size === 0 && this.#peers.connecting === 0 &&

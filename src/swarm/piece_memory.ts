@@ -1,0 +1,88 @@
+/**
+ * The piece budget of one torrent kept up to date: the payload rate since the last update × the peers' round
+ * trip (their shortest waits for a first block, weighted by their rates) feeds {@linkcode PieceBudget}, whose
+ * bytes become the picker's count of pieces held in memory.
+ *
+ * @module
+ */
+
+import { PieceBudget } from "./piece_budget.ts";
+
+/** Default of `TorrentOptions.pieceMemory`: the most the piece budget may grow to. */
+const PIECE_MEMORY = 64 * 1024 * 1024;
+/** Where the piece budget starts and what it keeps when the link needs less (a fast local peer). */
+const PIECE_MEMORY_FLOOR = 8 * 1024 * 1024;
+
+/** A peer as the budget sees it: its download rate and round trip. */
+export interface MemoryPeer {
+  /** Payload bytes per second from the peer. */
+  rateDown: number;
+}
+
+/** Options of {@linkcode PieceMemory}. */
+export interface PieceMemoryOptions<P extends MemoryPeer> {
+  /** Bytes of a piece. */
+  pieceLength: number;
+  /** The most the budget may grow to, bytes. @default {64 MiB} */
+  ceiling?: number | undefined;
+  /** The torrent's peers. */
+  peers: () => Iterable<P>;
+  /** A peer's round trip (ms), undefined when not known yet. */
+  rttMs: (peer: P) => number | undefined;
+  /** Payload bytes downloaded so far. */
+  downloaded: () => number;
+  /** The budget was updated: the new count of pieces (see {@linkcode PieceMemory.pieces}). */
+  apply: (pieces: number) => void;
+}
+
+/** The piece budget of one torrent, and when it was last updated. */
+export class PieceMemory<P extends MemoryPeer> {
+  readonly #o: PieceMemoryOptions<P>;
+  readonly #budget: PieceBudget;
+  /** When the piece budget was last updated (ms), and the bytes downloaded then. */
+  #budgetAt = 0;
+  #downloadedAtBudget = 0;
+
+  /**
+   * Creates a {@linkcode PieceMemory} at the budget's floor.
+   *
+   * @param options The piece size, the ceiling, and where rates and round trips come from.
+   */
+  constructor(options: PieceMemoryOptions<P>) {
+    this.#o = options;
+    const ceiling = options.ceiling ?? PIECE_MEMORY;
+    this.#budget = new PieceBudget({ floor: Math.min(PIECE_MEMORY_FLOOR, ceiling), ceiling });
+  }
+
+  /** The piece budget in pieces (at least 4). */
+  get pieces(): number {
+    return Math.max(4, Math.floor(this.#budget.bytes / this.#o.pieceLength));
+  }
+
+  /**
+   * The piece budget follows the payload rate since its last update × the peers' round trip: every tick, and
+   * as pieces arrive once two round trips (at least 250 ms) have passed, so that it grows within a second on a
+   * long fast link rather than over several.
+   *
+   * @param now The clock (ms).
+   * @param early Called between ticks: only when enough time has passed.
+   */
+  update(now: number, early = false): void {
+    let weighted = 0, weights = 0;
+    for (const e of this.#o.peers()) {
+      const rtt = this.#o.rttMs(e);
+      if (rtt === undefined || e.rateDown <= 0) continue;
+      weighted += e.rateDown * rtt;
+      weights += e.rateDown;
+    }
+    const rtt = weights > 0 ? weighted / weights : 0;
+    const elapsed = now - this.#budgetAt;
+    if (elapsed <= 0 || (early && elapsed < Math.max(250, 2 * rtt))) return;
+    const downloaded = this.#o.downloaded();
+    const rate = ((downloaded - this.#downloadedAtBudget) * 1000) / elapsed;
+    this.#budgetAt = now;
+    this.#downloadedAtBudget = downloaded;
+    this.#budget.update(rate, rtt);
+    this.#o.apply(this.pieces);
+  }
+}
