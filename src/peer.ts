@@ -16,13 +16,9 @@
 import { Bitfield } from "./bitfield.ts";
 import { bytesEqual } from "./_bytes.ts";
 import { allowedFastSet } from "./wire/allowed_fast.ts";
-import {
-  decodeExtensionHandshake,
-  encodeExtensionHandshake,
-  type ExtensionHandshake,
-} from "./wire/extension.ts";
+import { decodeExtensionHandshake, type ExtensionHandshake } from "./wire/extension.ts";
 import { FrameDecoder, type MessageBatch } from "./wire/frame_decoder.ts";
-import { encodeHandshake, type Handshake } from "./wire/handshake.ts";
+import type { Handshake } from "./wire/handshake.ts";
 import {
   encodeHashes,
   encodeHashReject,
@@ -30,7 +26,6 @@ import {
   HashMessageId,
   type HashRequest,
 } from "./wire/hashes.ts";
-import type { RateGate } from "./transport/bandwidth.ts";
 import { SendQueue } from "./wire/send_queue.ts";
 import {
   encodeBitfield,
@@ -48,105 +43,14 @@ import {
 
 import type { PeerStream } from "./wire/stream.ts";
 export type { PeerStream } from "./wire/stream.ts";
-
-/** Options for {@linkcode PeerConnection}. */
-export interface PeerConnectionOptions {
-  /** The torrent's info hash. */
-  infoHash: Uint8Array;
-  /** Our peer id. */
-  peerId: Uint8Array;
-  /** Pieces in the torrent; 0 while unknown (a metadata-only connection for a magnet link). */
-  pieceCount: number;
-  /** Bytes per piece. */
-  pieceLength: number;
-  /** Total bytes. */
-  totalLength: number;
-  /** Advertise and use the fast extension. @default {true} */
-  fast?: boolean;
-  /** Advertise and use the extension protocol. @default {true} */
-  extended?: boolean;
-  /** Advertise DHT support. @default {false} */
-  dht?: boolean;
-  /** Advertise BitTorrent v2 (BEP 52, reserved byte 7 bit 0x10): for v2 and hybrid torrents. @default {false} */
-  v2?: boolean;
-  /**
-   * The truncated v2 info hash (first 20 bytes of the SHA-256) of a v2 or hybrid torrent. A connection whose
-   * handshakes carry it speaks v2 (hash messages, {@linkcode PeerConnection.speaksV2}). For a hybrid torrent
-   * (`infoHash` is the SHA-1) the peer may answer with it instead of the SHA-1: BEP 52's upgrade.
-   */
-  infoHashV2?: Uint8Array;
-  /**
-   * Send our handshake only once the peer's has arrived, with the info hash it used (an incoming connection of a
-   * hybrid torrent): a peer that sends the SHA-1 and sets the v2 bit is answered with the truncated v2 hash
-   * (upgraded to v2, as libtorrent does). Not with `handshakeSent`.
-   * @default {false}
-   */
-  answerHandshake?: boolean;
-  /**
-   * Our handshake already went out (in the initial payload of an MSE handshake, `initiateConnection`): do not
-   * send it again. It must have been made with the same info hash, peer id and extension bits.
-   * @default {false}
-   */
-  handshakeSent?: boolean;
-  /** Our extension handshake fields (`m`, `v`, `p`, `reqq`, …). */
-  extensionHandshake?: Record<string, unknown>;
-  /** Most requests we keep outstanding. @default {256} */
-  queueDepth?: number;
-  /** Most unanswered requests the peer may have with us; more is a violation. @default {1000} */
-  maxIncomingRequests?: number;
-  /** Milliseconds to complete the handshake. @default {10000} */
-  handshakeTimeoutMs?: number;
-  /** Milliseconds without any message from the peer before closing. @default {180000} */
-  idleTimeoutMs?: number;
-  /** Milliseconds without sending before a keep-alive. @default {60000} */
-  keepAliveMs?: number;
-  /** Closes the connection when aborted. */
-  signal?: AbortSignal;
-  /** The clock (ms). @default {Date.now} */
-  now?: () => number;
-  /**
-   * Run a timer of its own for the handshake deadline, keep-alives and the idle check. An owner that holds many
-   * connections (a torrent) passes false and calls {@linkcode PeerConnection.tick} from its own tick instead.
-   * @default {true}
-   */
-  selfTimed?: boolean;
-  /**
-   * Where our requests in flight are recorded, as block keys (`index × blocksPerPiece + begin ÷ 16 KiB`): the
-   * torrent passes its one request store's view of this peer; a set of its own by default.
-   */
-  requests?: OutstandingRequests;
-  /** Bandwidth limits: every byte read and written is accounted for, and waits while a limit is in debt. */
-  rate?: RateGate;
-  /** The peer's address (for the allowed-fast set and reports). */
-  remoteAddress?: { host: string; port: number };
-}
-
-/** A block (piece index, offset, length). */
-export interface BlockRef {
-  /** Piece index. */
-  index: number;
-  /** Offset in the piece. */
-  begin: number;
-  /** Bytes. */
-  length: number;
-}
-
-/**
- * Our requests in flight to one peer, as block keys. A `Set<number>` will do; the torrent's request store
- * provides one that also counts how many peers have each block in flight.
- */
-export interface OutstandingRequests {
-  /** Number of requests in flight. */
-  readonly size: number;
-  /** Records a request. */
-  add(key: number): unknown;
-  /** Forgets a request; true when it was there. */
-  delete(key: number): boolean;
-  /** True when the request is in flight. */
-  has(key: number): boolean;
-  /** The keys in flight. */
-  keys(): Iterable<number>;
-}
+import type { BlockRef, OutstandingRequests, PeerConnectionOptions } from "./peer_options.ts";
+import {
+  agreedInfoHash,
+  encodeOurExtensionHandshake,
+  encodeOurHandshake,
+} from "./peer_handshake.ts";
+import { BLOCK_MAX, PeerBlocks } from "./peer_blocks.ts";
+export type { BlockRef, OutstandingRequests, PeerConnectionOptions } from "./peer_options.ts";
 
 /** Callbacks for what a peer does; plain calls, no event objects on the hot path. */
 export interface PeerHandler {
@@ -198,17 +102,13 @@ export interface PeerHandler {
   onClose?(peer: PeerConnection, reason: string): void;
 }
 
-const BLOCK_MAX = 16 * 1024;
-const CANCELLED_MEMORY = 2048;
-
 /** One connection to a peer. */
 export class PeerConnection implements AsyncDisposable {
   readonly #stream: PeerStream;
   readonly #opts: PeerConnectionOptions;
   readonly #h: PeerHandler;
   readonly #bitfield: Bitfield;
-  readonly #pieceLength: number;
-  readonly #lastPieceSize: number;
+  readonly #blocks: PeerBlocks;
   #remote: Handshake | undefined;
   /** The info hash both handshakes carry (ours follows the peer's with `answerHandshake`). */
   #agreedHash: Uint8Array | undefined;
@@ -222,13 +122,7 @@ export class PeerConnection implements AsyncDisposable {
   #queueDepth: number;
   /** our requests in flight, as block keys */
   readonly #requests: OutstandingRequests;
-  readonly #blocksPerPiece: number;
   readonly #now: () => number;
-  /**
-   * Requests we cancelled whose answer may still come (a piece that crossed the cancel on the wire, or with the
-   * fast extension a reject): block key → how many. A block re-requested after a cancel is owed two answers.
-   */
-  readonly #cancelled = new Map<number, number>();
   /** the peer's requests not yet answered */
   readonly #incoming = new Set<number>();
   readonly #allowedFast = new Set<number>();
@@ -261,11 +155,9 @@ export class PeerConnection implements AsyncDisposable {
     this.#opts = options;
     this.#h = handler;
     this.#bitfield = new Bitfield(options.pieceCount);
-    this.#pieceLength = options.pieceLength;
-    this.#lastPieceSize = options.totalLength - (options.pieceCount - 1) * options.pieceLength;
+    this.#blocks = new PeerBlocks(options.pieceCount, options.pieceLength, options.totalLength);
     this.#queueDepth = options.queueDepth ?? 256;
     this.#requests = options.requests ?? new Set<number>();
-    this.#blocksPerPiece = Math.max(1, Math.ceil(options.pieceLength / BLOCK_MAX));
     this.#now = options.now ?? Date.now;
     this.#lastReceived = this.#now();
     this.#maxMessageLength = Math.max(
@@ -426,18 +318,7 @@ export class PeerConnection implements AsyncDisposable {
 
   /** Our handshake, as sent (an encryption handshake may carry it as its initial payload). */
   handshakeBytes(): Uint8Array<ArrayBuffer> {
-    return this.#handshake(this.#opts.infoHash);
-  }
-
-  #handshake(infoHash: Uint8Array): Uint8Array<ArrayBuffer> {
-    return encodeHandshake({
-      infoHash,
-      peerId: this.#opts.peerId,
-      fast: this.#opts.fast ?? true,
-      extended: this.#opts.extended ?? true,
-      dht: this.#opts.dht ?? false,
-      v2: this.#opts.v2 ?? false,
-    });
+    return encodeOurHandshake(this.#opts, this.#opts.infoHash);
   }
 
   /**
@@ -540,23 +421,14 @@ export class PeerConnection implements AsyncDisposable {
   }
 
   #onHandshake(hs: Handshake): boolean {
-    const v2 = this.#opts.infoHashV2;
-    // a hybrid torrent's peer may use either hash (BEP 52's upgrade: our SHA-1 answered with the v2 hash)
-    const ours = bytesEqual(hs.infoHash, this.#opts.infoHash)
-      ? this.#opts.infoHash
-      : v2 && bytesEqual(hs.infoHash, v2)
-      ? v2
-      : undefined;
-    if (!ours) {
+    const agreed = agreedInfoHash(this.#opts, hs);
+    if (!agreed) {
       this.close("handshake for a different torrent (info hash mismatch)");
       return false;
     }
-    if (this.#opts.answerHandshake) {
-      // we answer second: with the hash the peer used, or upgraded to v2 when it offers that
-      const answer = v2 && hs.v2 && (this.#opts.v2 ?? false) ? v2 : ours;
-      this.#enqueue(this.#handshake(answer));
-      this.#agreedHash = answer;
-    } else this.#agreedHash = ours;
+    // we answer second: with the hash the peer used, or upgraded to v2 when it offers that
+    if (this.#opts.answerHandshake) this.#enqueue(encodeOurHandshake(this.#opts, agreed));
+    this.#agreedHash = agreed;
     this.#remote = hs;
     if (this.#opts.selfTimed ?? true) {
       clearTimeout(this.#timer);
@@ -565,32 +437,11 @@ export class PeerConnection implements AsyncDisposable {
       this.#timer = setInterval(() => this.tick(), Math.max(50, Math.min(keepAlive, idle) / 2));
     }
     if (this.supportsExtended) {
-      this.#enqueue(
-        encodeExtended(0, encodeExtensionHandshake(this.#opts.extensionHandshake ?? {})),
-      );
+      this.#enqueue(encodeOurExtensionHandshake(this.#opts));
     }
     this.#ready = true;
     this.#h.onReady?.(this);
     return !this.#closed;
-  }
-
-  #pieceSize(index: number): number {
-    return index === this.#opts.pieceCount - 1 ? this.#lastPieceSize : this.#pieceLength;
-  }
-
-  /** Key of a request the peer made of us (any offset): 2^29, since piece length is limited to 512 MiB. */
-  #key(index: number, begin: number): number {
-    return index * 536870912 + begin;
-  }
-
-  /** Key of one of our requests (always 16 KiB-aligned): the torrent's block numbering. */
-  #blockKey(index: number, begin: number): number {
-    return index * this.#blocksPerPiece + begin / BLOCK_MAX;
-  }
-
-  /** The length of the block at `begin` (16 KiB, or less at the end of the torrent). */
-  #blockLength(index: number, begin: number): number {
-    return Math.min(BLOCK_MAX, this.#pieceSize(index) - begin);
   }
 
   #violation(reason: string): void {
@@ -609,16 +460,16 @@ export class PeerConnection implements AsyncDisposable {
       case "piece": {
         const { index, begin, data } = m;
         // range first: an offset past the piece must not alias the key of another piece's block
-        if (index >= count || begin + data.length > this.#pieceSize(index)) {
+        if (index >= count || begin + data.length > this.#blocks.pieceSize(index)) {
           return this.#violation(`piece ${index}+${begin} is outside the torrent`);
         }
         const aligned = begin % BLOCK_MAX === 0;
-        const key = aligned ? this.#blockKey(index, begin) : -1;
+        const key = aligned ? this.#blocks.blockKey(index, begin) : -1;
         if (!aligned || !this.#requests.has(key)) {
-          if (aligned && this.#answered(key)) return; // we cancelled it; it crossed on the wire
+          if (aligned && this.#blocks.answered(key)) return; // we cancelled it; it crossed on the wire
           return this.#violation(`piece ${index}+${begin} was never requested`);
         }
-        const asked = this.#blockLength(index, begin);
+        const asked = this.#blocks.blockLength(index, begin);
         if (asked !== data.length) {
           return this.#violation(
             `block ${index}+${begin} has ${data.length} bytes, we asked for ${asked}`,
@@ -635,14 +486,14 @@ export class PeerConnection implements AsyncDisposable {
         if (length === 0 || length > BLOCK_MAX) {
           return this.#violation(`request for ${length} bytes`);
         }
-        if (begin + length > this.#pieceSize(index)) {
+        if (begin + length > this.#blocks.pieceSize(index)) {
           return this.#violation(`request ${index}+${begin}+${length} is outside the piece`);
         }
         if (this.#incoming.size >= (this.#opts.maxIncomingRequests ?? 1000)) {
           return this.#violation("too many outstanding requests");
         }
         if (this.#amChoking && !this.supportsFast) return; // ignored: we told it we choke
-        const key = this.#key(index, begin);
+        const key = this.#blocks.peerKey(index, begin);
         if (this.#incoming.has(key) && ++this.#duplicateRequests > 64) {
           return this.#violation("request flood (the same blocks requested over and over)");
         }
@@ -664,9 +515,7 @@ export class PeerConnection implements AsyncDisposable {
           const dropped: BlockRef[] = [];
           for (const key of [...this.#requests.keys()]) {
             this.#requests.delete(key);
-            const index = Math.floor(key / this.#blocksPerPiece);
-            const begin = (key - index * this.#blocksPerPiece) * BLOCK_MAX;
-            dropped.push({ index, begin, length: this.#blockLength(index, begin) });
+            dropped.push(this.#blocks.block(key));
           }
           this.#h.onRequestsDropped?.(this, dropped);
         }
@@ -720,7 +569,7 @@ export class PeerConnection implements AsyncDisposable {
         return;
       }
       case "cancel": {
-        if (this.#incoming.delete(this.#key(m.index, m.begin))) {
+        if (this.#incoming.delete(this.#blocks.peerKey(m.index, m.begin))) {
           this.#h.onCancel?.(this, m.index, m.begin, m.length);
         }
         return;
@@ -728,14 +577,14 @@ export class PeerConnection implements AsyncDisposable {
       case "reject": {
         if (!this.supportsFast) return this.#violation("reject without the fast extension");
         const { index, begin, length } = m;
-        if (index >= count || begin >= this.#pieceSize(index)) {
+        if (index >= count || begin >= this.#blocks.pieceSize(index)) {
           return this.#violation(`reject ${index}+${begin} is outside the torrent`);
         }
         if (begin % BLOCK_MAX !== 0) return; // never one of ours
-        const key = this.#blockKey(index, begin);
+        const key = this.#blocks.blockKey(index, begin);
         // a reject answers a cancelled request first (the peer answers our messages in order: the cancel
         // before a later request for the same block)
-        if (this.#answered(key)) return;
+        if (this.#blocks.answered(key)) return;
         if (this.#requests.delete(key)) this.#h.onReject?.(this, index, begin, length);
         return;
       }
@@ -800,12 +649,12 @@ export class PeerConnection implements AsyncDisposable {
     this.#enqueue(encodeSimple(MessageId.choke));
     if (this.supportsFast) {
       for (const key of this.#incoming) {
-        const index = Math.floor(key / 536870912), begin = key % 536870912;
+        const index = this.#blocks.peerKeyIndex(key), begin = this.#blocks.peerKeyBegin(key);
         this.#sendBlockMessage(
           MessageId.reject,
           index,
           begin,
-          Math.min(BLOCK_MAX, this.#pieceSize(index) - begin),
+          this.#blocks.blockLength(index, begin),
         );
       }
     }
@@ -865,8 +714,8 @@ export class PeerConnection implements AsyncDisposable {
     if (this.#closed || !this.#ready) return false;
     if (this.#peerChoking && !this.#allowedFast.has(index)) return false;
     if (this.#requests.size >= this.#queueDepth) return false;
-    if (begin % BLOCK_MAX !== 0 || length !== this.#blockLength(index, begin)) return false;
-    const key = this.#blockKey(index, begin);
+    if (begin % BLOCK_MAX !== 0 || length !== this.#blocks.blockLength(index, begin)) return false;
+    const key = this.#blocks.blockKey(index, begin);
     if (this.#requests.has(key)) return false;
     this.#requests.add(key);
     this.#sendBlockMessage(MessageId.request, index, begin, length);
@@ -875,37 +724,27 @@ export class PeerConnection implements AsyncDisposable {
 
   /** True when the peer asked for this block and we have neither sent nor refused it yet. */
   isRequestedByPeer(index: number, begin: number): boolean {
-    return this.#incoming.has(this.#key(index, begin));
+    return this.#incoming.has(this.#blocks.peerKey(index, begin));
   }
 
   /** True when we have a request out for this block. */
   hasRequested(index: number, begin: number): boolean {
-    return begin % BLOCK_MAX === 0 && this.#requests.has(this.#blockKey(index, begin));
+    return begin % BLOCK_MAX === 0 && this.#requests.has(this.#blocks.blockKey(index, begin));
   }
 
   /** Withdraws a request; a block that still arrives is dropped silently. */
   cancel(index: number, begin: number, length: number): void {
     if (begin % BLOCK_MAX !== 0) return;
-    const key = this.#blockKey(index, begin);
+    const key = this.#blocks.blockKey(index, begin);
     if (!this.#requests.delete(key)) return;
-    if (this.#cancelled.size >= CANCELLED_MEMORY) this.#cancelled.clear();
-    this.#cancelled.set(key, (this.#cancelled.get(key) ?? 0) + 1);
+    this.#blocks.cancelled(key);
     this.#sendBlockMessage(MessageId.cancel, index, begin, length);
-  }
-
-  /** An answer to a request we cancelled arrived: true (and one fewer is owed) when one was owed. */
-  #answered(key: number): boolean {
-    const n = this.#cancelled.get(key);
-    if (n === undefined) return false;
-    if (n > 1) this.#cancelled.set(key, n - 1);
-    else this.#cancelled.delete(key);
-    return true;
   }
 
   /** Sends a block the peer requested (dropped if it cancelled the request meanwhile). */
   sendPiece(index: number, begin: number, data: Uint8Array): void {
     if (this.#closed) return;
-    if (!this.#incoming.delete(this.#key(index, begin))) return;
+    if (!this.#incoming.delete(this.#blocks.peerKey(index, begin))) return;
     // header and block straight into the send buffer: the caller's buffer is free again on return
     if (!this.#out) return;
     const { buf, at } = this.#out.reserve(13 + data.length);
@@ -917,7 +756,7 @@ export class PeerConnection implements AsyncDisposable {
   /** Refuses a request (fast extension). */
   reject(index: number, begin: number, length: number): void {
     if (this.#closed) return;
-    this.#incoming.delete(this.#key(index, begin));
+    this.#incoming.delete(this.#blocks.peerKey(index, begin));
     if (this.supportsFast) this.#sendBlockMessage(MessageId.reject, index, begin, length);
   }
 
