@@ -21,184 +21,38 @@
  * @module
  */
 
-import { join, resolve } from "node:path";
-import { addressKey } from "../_address.ts";
+import { resolve } from "node:path";
 import { asError } from "../_errors.ts";
-import { toHex } from "../_bytes.ts";
-import { Dht, type DhtOptions } from "../dht/dht.ts";
-import { LocalDiscovery } from "../lsd.ts";
+import { Dht } from "../dht/dht.ts";
 import { makePeerId } from "../peer_id.ts";
 import { CacheBudget } from "../storage/piece_cache.ts";
 import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
-import { tcpStream } from "../transport/tcp.ts";
-import type { PeerStream } from "../wire/stream.ts";
-import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
-import { acceptConnection } from "../wire/mse.ts";
 import {
   type InitialState,
-  type RunState,
   SessionTorrent,
   type TorrentAddOptions,
   type TorrentHost,
   type TorrentSource,
 } from "./session_torrent.ts";
+import {
+  type SessionLimits,
+  type SessionOptions,
+  type SessionStats,
+  totalStats,
+} from "./session_options.ts";
+import { SessionDiscovery } from "./discovery.ts";
+import { IncomingRouter, listen } from "./incoming.ts";
+import { TorrentQueue } from "./queue.ts";
 import { SessionStore, type TorrentRecord } from "./state.ts";
+import { deleteTorrentFiles, moveTorrentFiles, plainName } from "./torrent_files.ts";
 import { UdpSockets } from "./udp_sockets.ts";
 
-/** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
-const HANDSHAKE_MS = 10_000;
-/** DHT lookups running at once (a restored session with many torrents looks them up a few at a time). */
-const DHT_LOOKUPS = 4;
-
-/** Limits shared by every torrent of a session; each can be changed at runtime. */
-export interface SessionLimits {
-  /** Download limit for the whole session, bytes/s; 0 = none. @default {0} */
-  download?: number;
-  /** Upload limit for the whole session, bytes/s; 0 = none. @default {0} */
-  upload?: number;
-  /** The alternative ("turtle") limits, used while {@linkcode SessionLimits.altEnabled} is on. */
-  altDownload?: number;
-  /** Alternative upload limit, bytes/s. */
-  altUpload?: number;
-  /** Use the alternative limits. @default {false} */
-  altEnabled?: boolean;
-  /** Most peer connections over all torrents. @default {500} */
-  connections?: number;
-  /** Most connections per torrent (each torrent may lower it). @default {50} */
-  connectionsPerTorrent?: number;
-  /** Most outgoing connection attempts at once over all torrents. @default {32} */
-  halfOpen?: number;
-  /** Most torrents downloading at once; others wait in the queue (0 = no limit). @default {5} */
-  activeDownloads?: number;
-  /** Most torrents seeding at once; others wait in the queue (0 = no limit). @default {0} */
-  activeSeeds?: number;
-  /** Stop seeding a torrent once uploaded ÷ size reaches this (0 = never). @default {0} */
-  ratioLimit?: number;
-  /** Stop seeding a torrent after this many seconds of seeding (0 = never). @default {0} */
-  seedTimeLimit?: number;
-  /** Stop seeding a torrent after this many seconds without uploading (0 = never). @default {0} */
-  idleSeedingLimit?: number;
-}
-
-/** Engine settings every torrent of a session uses. */
-export interface EngineSettings {
-  /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
-  queueDepth?: number;
-  /**
-   * Most bytes of memory for pieces being downloaded, per torrent: those in progress and those waiting for their
-   * hash check and write (at least 4 pieces). The budget starts at 8 MiB and grows with the peers' rates ×
-   * round-trip times up to this. When the disk falls behind, the network slows to its pace.
-   * @default {67108864}
-   */
-  pieceMemory?: number;
-  /** Bytes of whole pieces kept in memory to serve uploads, shared by every torrent. @default {33554432} */
-  uploadMemory?: number;
-  /** Preallocate files on first write instead of creating sparse files. @default {false} */
-  preallocate?: boolean;
-  /** Hash downloaded pieces on a worker thread instead of the event loop's. @default {false} */
-  hashWorker?: boolean;
-  /**
-   * When a verified piece cannot be written (a full disk, a read-only directory), the torrent pauses, keeps the
-   * piece in memory and retries the write this often (ms); once it lands the download resumes by itself.
-   * @default {5000}
-   */
-  diskRetryMs?: number;
-  /** Milliseconds to connect to a peer. @default {5000} */
-  connectTimeoutMs?: number;
-  /** Milliseconds a uTP dial waits for the peer's answer before TCP is tried. @default {3000} */
-  utpConnectTimeoutMs?: number;
-  /** Most outgoing connection attempts at once per torrent. @default {8} */
-  maxConnecting?: number;
-}
-
-/** Options for {@linkcode Session}. */
-export interface SessionOptions {
-  /**
-   * Port to listen on for every torrent, over TCP and (the same number) UDP for uTP and the DHT; 0 lets the system
-   * choose.
-   * @default {0}
-   */
-  port?: number;
-  /**
-   * uTP (BEP 29): accept uTP connections on the port's UDP socket and dial every peer over uTP first (TCP when
-   * uTP fails, remembering per peer what worked), as libtorrent, qBittorrent and Transmission do.
-   * @default {true}
-   */
-  utp?: boolean;
-  /** TCP: listen and dial over TCP. Off, peers are reached over uTP only (for tests). @default {true} */
-  tcp?: boolean;
-  /**
-   * Address to listen on; by default every IPv6 and IPv4 address (dual-stack "::", or "0.0.0.0" where the
-   * system has no IPv6).
-   */
-  host?: string;
-  /** Default download directory of added torrents. @default {Deno.cwd()} */
-  basedir?: string;
-  /**
-   * Where the session keeps its torrents, their options and resume data, so that a restarted session carries on;
-   * none when omitted (torrents then keep resume data beside their data, as a lone `Client` does).
-   */
-  stateDir?: string;
-  /** Our 20-byte peer id; a fresh `-SE0010-…` id by default. */
-  peerId?: Uint8Array;
-  /**
-   * The DHT (BEP 5): `true` runs a node (joining through the public routers), an options object configures it,
-   * a {@linkcode Dht} instance is used as is (not closed with the session). A node the session opens runs on the
-   * peer port's UDP socket, beside uTP, unless the options name a `port`, `host` or `socket` of their own. Its
-   * routing table is kept in `stateDir`. Never used for private torrents.
-   * @default {false}
-   */
-  dht?: boolean | DhtOptions | Dht;
-  /**
-   * Local Service Discovery (BEP 14) on one socket for every torrent; never for private torrents.
-   * @default {false}
-   */
-  lsd?: boolean | { multicastPort?: number; interfaceAddress?: string };
-  /** Limits; see {@linkcode SessionLimits}. */
-  limits?: SessionLimits;
-  /**
-   * Protocol encryption (MSE/PE), in and out: `"prefer"` dials with MSE and once more with a plain handshake when
-   * that fails (remembering per peer what worked), and accepts both; `"require"` never sends or accepts a plain
-   * BitTorrent handshake; `"allow"` dials plain and accepts both; `"disable"` dials plain and refuses MSE.
-   * @default {"prefer"}
-   */
-  encryption?: EncryptionPolicy;
-  /**
-   * After an MSE handshake, RC4 for the payload only: we offer only RC4 when we dial and select it when we are
-   * dialled (a peer offering only plaintext is refused). Otherwise we offer both and take plaintext unless the
-   * other side insists on RC4.
-   * @default {false}
-   */
-  rc4Only?: boolean;
-  /** Restore the torrents saved in `stateDir`. @default {true} */
-  restore?: boolean;
-  /** Milliseconds per tick (rates, choking every 10 ticks, reconnects, stop rules, saving state). @default {1000} */
-  tickMs?: number;
-  /** Milliseconds between `stats` events. @default {1000} */
-  statsIntervalMs?: number;
-  /** Engine settings for every torrent (pipeline depth, piece memory, upload memory, …). */
-  engine?: EngineSettings;
-  /** The clock (ms). @default {Date.now} */
-  now?: () => number;
-}
-
-/** What `stats` events and {@linkcode Session.stats} report. */
-export interface SessionStats {
-  /** Torrents in the session. */
-  torrents: number;
-  /** Torrents running (not queued, not stopped). */
-  active: number;
-  /** Connected peers over all torrents. */
-  peers: number;
-  /** Download rate over all torrents, bytes/s. */
-  downloadRate: number;
-  /** Upload rate over all torrents, bytes/s. */
-  uploadRate: number;
-  /** Payload bytes downloaded since the session started. */
-  downloaded: number;
-  /** Payload bytes uploaded since the session started. */
-  uploaded: number;
-}
+export type {
+  EngineSettings,
+  SessionLimits,
+  SessionOptions,
+  SessionStats,
+} from "./session_options.ts";
 
 /** Details of the events {@linkcode Session} dispatches (as `CustomEvent`s). */
 export interface SessionEventMap {
@@ -246,10 +100,13 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly #basedir: string;
   readonly #now: () => number;
   readonly #torrents = new Map<string, SessionTorrent>();
-  /** Info hashes in routing order, the same objects each time (MSE caches req2 by object). */
-  #hashes: Uint8Array[] = [];
-  /** Torrents by every 20-byte info hash peers may use (hex): a hybrid torrent's v1 and truncated v2 hash. */
-  #routes = new Map<string, SessionTorrent>();
+  readonly #router: IncomingRouter<SessionTorrent>;
+  readonly #queue: TorrentQueue<SessionTorrent> = new TorrentQueue({
+    torrents: () => this.#order,
+    limits: () => this.#limits,
+    closed: () => this.#closed,
+    onError: (error) => this.#dispatch("error", { error }),
+  });
   readonly #order: SessionTorrent[] = [];
   readonly #bandwidth = { down: new Bandwidth(), up: new Bandwidth() };
   readonly #down = new TokenBucket(0);
@@ -260,12 +117,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   #listener: Deno.Listener | undefined;
   #acceptLoop: Promise<void> | undefined;
   #udp: UdpSockets | undefined;
-  #dht: Dht | undefined;
-  #dhtOpening: Promise<Dht | undefined> | undefined;
-  #ownDht = false;
-  readonly #dhtDue = new Map<SessionTorrent, { at: number; delay: number }>();
-  #dhtRunning = 0;
-  #lsd: LocalDiscovery | undefined;
+  readonly #discovery: SessionDiscovery<SessionTorrent>;
   #timer: ReturnType<typeof setInterval> | undefined;
   #lastStats = 0;
   #closed = false;
@@ -302,6 +154,25 @@ export class Session extends EventTarget implements AsyncDisposable {
       idleSeedingLimit: 0,
     };
     this.#store = options.stateDir ? new SessionStore(resolve(options.stateDir)) : undefined;
+    this.#discovery = new SessionDiscovery({
+      options,
+      store: this.#store,
+      udp: () => this.#udp,
+      port: () => this.port,
+      udpPort: () => this.udpPort,
+      closed: () => this.#closed,
+      now: this.#now,
+      torrents: () => this.#order,
+      route: (hex) => this.#router.route(hex),
+    });
+    this.#router = new IncomingRouter({
+      now: this.#now,
+      closed: () => this.#closed,
+      admit: () => this.#admitIncoming(),
+      onFail: (address, reason) => this.#dispatch("peerfail", { address, incoming: true, reason }),
+      ...(options.encryption ? { encryption: options.encryption } : {}),
+      ...(options.rc4Only ? { rc4Only: true } : {}),
+    });
     this.#host = this.#makeHost();
     this.ready = this.#init();
     this.ready.catch(() => {});
@@ -342,11 +213,11 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#listening.reject(err);
       throw err;
     }
-    if (this.#listener) this.#acceptLoop = this.#accept(this.#listener);
+    if (this.#listener) this.#acceptLoop = this.#router.acceptLoop(this.#listener);
     try {
       await this.#openUdp();
-      if (this.#opts.lsd) await this.#startLsd();
-      if (this.#opts.dht) await this.#openDht();
+      if (this.#opts.lsd) await this.#discovery.startLsd();
+      if (this.#opts.dht) await this.#discovery.open();
     } catch (err) {
       this.#listening.reject(err);
       throw err;
@@ -481,7 +352,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#store?.removeTorrent(torrent.infohashHex);
     if (options.deleteData && torrent.hasMetadata) await deleteTorrentFiles(torrent);
     this.#dispatch("removed", { torrent, infoHash: torrent.infohashHex });
-    this.#requeue();
+    this.#queue.requeue();
     return true;
   }
 
@@ -564,10 +435,7 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   /** Incoming connections are routed by every hash of every torrent (both of a hybrid's, BEP 52). */
   #rehash(): void {
-    this.#hashes = this.#order.flatMap((t) => t.infoHashes);
-    this.#routes = new Map(
-      this.#order.flatMap((t) => t.infoHashes.map((h) => [toHex(h), t] as const)),
-    );
+    this.#router.rehash(this.#order);
   }
 
   #forget(torrent: SessionTorrent): void {
@@ -575,7 +443,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     const i = this.#order.indexOf(torrent);
     if (i >= 0) this.#order.splice(i, 1);
     this.#rehash();
-    this.#dhtDue.delete(torrent);
+    this.#discovery.forget(torrent);
   }
 
   /**
@@ -586,7 +454,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   get(which: number | string): SessionTorrent | undefined {
     if (typeof which === "number") return this.#order.find((t) => t.id === which);
     const hex = which.toLowerCase();
-    return this.#torrents.get(hex) ?? this.#routes.get(hex.slice(0, 40)) ??
+    return this.#torrents.get(hex) ?? this.#router.route(hex.slice(0, 40)) ??
       this.#order.find((t) => t.infohashHex === hex.slice(0, 40));
   }
 
@@ -613,7 +481,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#order.splice(Math.max(0, Math.min(position, this.#order.length)), 0, torrent);
     this.#rehash();
     for (const t of this.#order) this.#dirty.add(t);
-    this.#requeue();
+    this.#queue.requeue();
   }
 
   // ------------------------------------------------------------ limits and state
@@ -640,7 +508,7 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   /** The DHT node, if the session runs one and it is open. */
   get dht(): Dht | undefined {
-    return this.#dht;
+    return this.#discovery.dht;
   }
 
   /** The current limits. */
@@ -657,7 +525,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   setLimits(limits: SessionLimits): void {
     Object.assign(this.#limits, definedOnly(limits));
     this.#applyRates();
-    this.#requeue();
+    this.#queue.requeue();
     if (this.#store) {
       this.#writing(this.#store.saveSession(this.#nextId, this.#limits)).catch((err) =>
         this.#dispatch("error", { error: asError(err) })
@@ -673,26 +541,10 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   /** Totals over every torrent. */
   get stats(): SessionStats {
-    let peers = 0, down = 0, up = 0, active = 0, downloaded = 0, uploaded = 0;
-    for (const t of this.#order) {
-      if (t.run === "running" && t.state !== "stopped") active++;
-      const e = t.engine;
-      if (!e) continue;
-      peers += e.connections.live;
-      down += e.downloadRate;
-      up += e.uploadRate;
-      downloaded += e.downloaded;
-      uploaded += e.uploaded;
-    }
-    return {
-      torrents: this.#order.length,
-      active,
-      peers,
-      downloadRate: down,
-      uploadRate: up,
-      downloaded: this.#downloadedBefore + downloaded,
-      uploaded: this.#uploadedBefore + uploaded,
-    };
+    return totalStats(this.#order, {
+      downloaded: this.#downloadedBefore,
+      uploaded: this.#uploadedBefore,
+    });
   }
 
   // ------------------------------------------------------------ what torrents share
@@ -735,7 +587,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         maxPeers: this.#limits.connectionsPerTorrent,
       },
       resumePath: (hex) => this.#store?.resumePath(hex),
-      dht: () => this.#openDht(),
+      dht: () => this.#discovery.open(),
       get stopRules() {
         return {
           ratioLimit: session.#limits.ratioLimit,
@@ -749,7 +601,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       admit: () => this.#admit(),
       changed: (t) => {
         this.#dirty.add(t);
-        return this.#requeue();
+        return this.#queue.requeue();
       },
     };
   }
@@ -781,38 +633,14 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#dirty.add(t);
       this.#rehash(); // a hybrid magnet link's v2 hash is known now
     });
-    // looked up in the DHT from now on (a magnet link's peers are found there too), at once
-    if (this.#opts.dht && !this.#dhtDue.has(t) && !(t.hasMetadata && t.metainfo.private)) {
-      this.#dhtDue.set(t, { at: 0, delay: 2500 });
-      queueMicrotask(() => this.#runDhtLookups(this.#now()));
-    }
+    this.#discovery.track(t);
     t.dispatchEvent(new CustomEvent("adopted"));
   }
 
   #loaded(t: SessionTorrent): Promise<void> {
     this.#dirty.add(t);
-    if (t.metainfo.private) this.#dhtDue.delete(t); // BEP 27 (a magnet link can turn out private)
-    else if (this.#opts.dht && t.metainfo.nodes.length > 0) void this.#joinThrough(t);
-    return this.#requeue().then(() => {
-      this.#lsdChanged();
-      this.#runDhtLookups(this.#now());
-    });
-  }
-
-  /**
-   * A torrent names DHT nodes (BEP 5 `nodes`, trackerless torrents): they are pinged, joining our node's table
-   * when they answer, and the torrent is looked up again at once through them.
-   */
-  async #joinThrough(t: SessionTorrent): Promise<void> {
-    const dht = await this.#openDht().catch(() => undefined);
-    if (!dht) return;
-    const answered = await Promise.all(
-      t.metainfo.nodes.slice(0, 20).map((n) => dht.ping(n.host, n.port).catch(() => false)),
-    );
-    const due = this.#dhtDue.get(t);
-    if (!answered.includes(true) || !due || this.#closed) return;
-    if (due.at !== Number.POSITIVE_INFINITY) due.at = 0; // not while a lookup runs: it asks them already
-    this.#runDhtLookups(this.#now());
+    this.#discovery.loaded(t);
+    return this.#queue.requeue().then(() => this.#discovery.changed());
   }
 
   #admit(): boolean {
@@ -827,78 +655,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     return connections < this.#limits.connections && connecting < this.#limits.halfOpen;
   }
 
-  async #openDht(): Promise<Dht | undefined> {
-    const o = this.#opts.dht;
-    if (!o || this.#closed) return undefined;
-    if (this.#dht) return this.#dht;
-    if (o instanceof Dht) return this.#dht = o;
-    this.#dhtOpening ??= (async () => {
-      const host = this.#opts.host;
-      const specific = host && host !== "::" && host !== "0.0.0.0" ? host : undefined;
-      const state = await this.#store?.loadDhtState();
-      const family = specific?.includes(":") ? 6 : 4;
-      // a socket of its own only when the options ask for another port, address or family than ours
-      const own = o !== true && (o.socket !== undefined ||
-        (o.port !== undefined && o.port !== 0 && o.port !== this.port && o.port !== this.udpPort) ||
-        (o.host !== undefined && o.host !== specific) ||
-        (o.family !== undefined && o.family !== family));
-      // on the peer port's socket, beside uTP (closing the node closes only its view)
-      const mux = own ? undefined : this.#udp?.mux(family);
-      const { port: _port, host: _host, ...rest } = o === true ? {} : o;
-      const dht = await Dht.open({
-        ...(specific ? { host: specific, family } : {}),
-        ...(state ? { state } : {}),
-        ...(mux ? { ...rest, socket: mux.dht } : o === true ? {} : o),
-      });
-      if (this.#closed) {
-        await dht.close();
-        return undefined;
-      }
-      this.#ownDht = true;
-      return this.#dht = dht;
-    })();
-    return await this.#dhtOpening;
-  }
-
-  async #startLsd(): Promise<void> {
-    const opts = typeof this.#opts.lsd === "object" ? this.#opts.lsd : {};
-    const h = this.#opts.host;
-    const iface = opts.interfaceAddress ??
-      (h && h !== "::" && h !== "0.0.0.0" && !h.includes(":") ? h : undefined);
-    this.#lsd = new LocalDiscovery({
-      infoHashes: () =>
-        this.#order.filter((t) => t.hasMetadata && !t.metainfo.private && t.run === "running")
-          .map((t) => t.infohash),
-      port: () => this.port,
-      onPeer: (host, port, ih) => {
-        const t = this.#routes.get(toHex(ih));
-        if (t?.run === "running") t.engine?.addPeer(host, port, { source: "lsd" });
-      },
-      ...(iface ? { interfaceAddress: iface } : {}),
-      ...(opts.multicastPort ? { multicastPort: opts.multicastPort } : {}),
-    });
-    await this.#lsd.start();
-  }
-
-  #lsdChanged(): void {
-    this.#lsd?.announceSoon();
-  }
-
   // ------------------------------------------------------------ incoming connections
-
-  async #accept(listener: Deno.Listener): Promise<void> {
-    try {
-      for await (const conn of listener) {
-        if (this.#closed) {
-          conn.close();
-          continue;
-        }
-        this.#incoming(tcpStream(conn), "tcp");
-      }
-    } catch {
-      // listener closed
-    }
-  }
 
   /** Binds the UDP socket(s) on the peer port's number: uTP, and the DHT's socket. */
   async #openUdp(): Promise<void> {
@@ -911,43 +668,9 @@ export class Session extends EventTarget implements AsyncDisposable {
       utp: o.utp !== false,
       onConnection: (conn) => {
         if (this.#closed) return conn.reset();
-        this.#incoming(conn, "utp");
+        this.#router.incoming(conn, "utp");
       },
     });
-  }
-
-  /**
-   * An incoming connection: the torrent it is for is found from the plain handshake's info hash, or from an
-   * encryption handshake's `req2 ⊕ req3` over every torrent; one deadline covers both handshakes.
-   */
-  #incoming(
-    stream: PeerStream & { readonly remoteAddress: { host: string; port: number }; close(): void },
-    transport: "tcp" | "utp",
-  ): void {
-    if (!this.#admitIncoming()) return stream.close();
-    const { host, port } = stream.remoteAddress;
-    const accepted = this.#now();
-    acceptConnection(stream, this.#hashes, {
-      timeoutMs: HANDSHAKE_MS,
-      ...(this.#opts.encryption ? { policy: this.#opts.encryption } : {}),
-      ...(this.#opts.rc4Only ? { rc4Only: true } : {}),
-    }).then(
-      ({ stream: plain, infoHash, encryption }) => {
-        const t = infoHash ? this.#routes.get(toHex(infoHash)) : undefined;
-        if (!t) return plain.close?.();
-        const left = Math.max(1, HANDSHAKE_MS - (this.#now() - accepted));
-        t.accept(plain, { host, port, handshakeTimeoutMs: left, encryption, transport });
-      },
-      (err) => {
-        stream.close();
-        if (this.#closed) return;
-        this.#dispatch("peerfail", {
-          address: addressKey(host, port),
-          incoming: true,
-          reason: asError(err).message,
-        });
-      },
-    );
   }
 
   #admitIncoming(): boolean {
@@ -957,56 +680,6 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (c) connections += c.live + c.connecting;
     }
     return connections < this.#limits.connections + 10;
-  }
-
-  // ------------------------------------------------------------ queueing
-
-  #pending: Promise<void> | undefined;
-  #running: Promise<void> = Promise.resolve();
-
-  /**
-   * Re-decides soon which torrents run (several changes in one task are decided once, decisions one after
-   * another); resolves once the decision is applied.
-   */
-  #requeue(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#pending ??= this.#running.then(() => {
-      this.#pending = undefined;
-      return this.#decide();
-    }).catch((err) => this.#dispatch("error", { error: asError(err) }));
-    this.#running = this.#pending;
-    return this.#pending;
-  }
-
-  /**
-   * Which torrents run: in queue order, those the user started, up to `activeDownloads` incomplete ones and
-   * `activeSeeds` complete ones; the rest wait ("queued"). Paused torrents run (they keep their connections) and
-   * count as active. Stopped ones are off.
-   */
-  async #decide(): Promise<void> {
-    const l = this.#limits;
-    let downloads = 0, seeds = 0;
-    const plan: [SessionTorrent, RunState][] = [];
-    for (const t of this.#order) {
-      if (!t.engine) continue; // not loaded yet
-      if (t.desired === "stopped") {
-        plan.push([t, "off"]);
-        continue;
-      }
-      const complete = t.engine.complete;
-      const limit = complete ? l.activeSeeds : l.activeDownloads;
-      const count = complete ? seeds : downloads;
-      if (limit > 0 && count >= limit) {
-        plan.push([t, "queued"]);
-        continue;
-      }
-      if (complete) seeds++;
-      else downloads++;
-      plan.push([t, "running"]);
-    }
-    await Promise.all(
-      plan.filter(([t, r]) => t.run !== r || r === "running").map(([t, r]) => t.drive(r)),
-    );
   }
 
   // ------------------------------------------------------------ the tick
@@ -1024,8 +697,8 @@ export class Session extends EventTarget implements AsyncDisposable {
         this.#dispatch("error", { torrent: t, error: asError(err) });
       }
     }
-    if (stopped) this.#requeue();
-    this.#runDhtLookups(now);
+    if (stopped) this.#queue.requeue();
+    this.#discovery.lookups(now);
     if (this.#dirty.size > 0 && this.#store) {
       const dirty = [...this.#dirty];
       this.#dirty.clear();
@@ -1040,27 +713,6 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (now - this.#lastStats >= (this.#opts.statsIntervalMs ?? 1000)) {
       this.#lastStats = now;
       this.#dispatch("stats", this.stats);
-    }
-  }
-
-  /** Looks torrents up in the DHT when due: at start, then every 15 minutes (sooner while nothing is found). */
-  #runDhtLookups(now: number): void {
-    const dht = this.#dht;
-    if (!this.#opts.dht || this.#dhtDue.size === 0) return;
-    if (!dht) {
-      void this.#openDht();
-      return;
-    }
-    for (const [t, due] of this.#dhtDue) {
-      if (this.#dhtRunning >= DHT_LOOKUPS) break;
-      if (due.at > now || t.desired === "stopped") continue;
-      if (t.hasMetadata && t.run !== "running") continue; // a magnet link's metadata is looked for regardless
-      due.at = Number.POSITIVE_INFINITY; // running
-      this.#dhtRunning++;
-      t.lookupDht(dht).then((found) => {
-        due.delay = found > 0 ? 15 * 60_000 : Math.min(due.delay * 2, 5 * 60_000);
-        due.at = this.#now() + due.delay;
-      }).finally(() => this.#dhtRunning--);
     }
   }
 
@@ -1096,7 +748,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#listener?.close();
     } catch { /* already closed */ }
     await this.#acceptLoop;
-    this.#lsd?.stop();
+    this.#discovery.stopLsd();
     // writes started by the tick or setLimits finish before the last ones
     await Promise.allSettled([...this.#writes]);
     const torrents = [...this.#order];
@@ -1107,11 +759,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#store?.saveSession(this.#nextId, this.#limits).catch(() => {});
     this.#bandwidth.down.close();
     this.#bandwidth.up.close();
-    const dht = this.#dht ?? await this.#dhtOpening?.catch(() => undefined);
-    if (dht && this.#ownDht) {
-      await this.#store?.saveDhtState(dht.state()).catch(() => {});
-      await dht.close();
-    }
+    await this.#discovery.closeDht();
     await this.#udp?.close();
   }
 
@@ -1149,102 +797,8 @@ export interface Session {
   ): void;
 }
 
-function listen(host: string | undefined, port: number): Deno.Listener {
-  if (host !== undefined) return Deno.listen({ hostname: host, port, transport: "tcp" });
-  try {
-    return Deno.listen({ hostname: "::", port, transport: "tcp" });
-  } catch {
-    return Deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
-  }
-}
-
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/** Deletes a torrent's files (and the folders it made, when empty); never anything else. */
-async function deleteTorrentFiles(t: SessionTorrent): Promise<void> {
-  const dirs = new Set<string>();
-  for (const f of t.files) {
-    await Deno.remove(f.path).catch(() => {});
-    let d = f.path;
-    for (;;) {
-      const parent = join(d, "..");
-      if (parent === d || !parent.startsWith(t.basedir + "/") || parent === t.basedir) break;
-      dirs.add(parent);
-      d = parent;
-    }
-  }
-  for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
-    await Deno.remove(d).catch(() => {});
-  }
-  const name = t.metainfo.name;
-  await Deno.remove(join(t.basedir, `.${name}.parts`)).catch(() => {});
-}
-
-/**
- * Moves a torrent's files (and its part file) from one place to another: renamed, or copied and deleted where a
- * rename cannot cross file systems; folders left empty are removed. On failure the files moved so far go back.
- */
-async function moveTorrentFiles(
-  meta: { files: { path: string[]; padding: boolean }[] },
-  from: { basedir: string; paths: string[][] },
-  to: { basedir: string; paths: string[][] },
-): Promise<void> {
-  const moves: [string, string][] = [];
-  meta.files.forEach((f, i) => {
-    if (!f.padding) {
-      moves.push([join(from.basedir, ...from.paths[i]), join(to.basedir, ...to.paths[i])]);
-    }
-  });
-  const fromTop = from.paths[0]?.[0], toTop = to.paths[0]?.[0];
-  if (fromTop && toTop) {
-    moves.push([join(from.basedir, `.${fromTop}.parts`), join(to.basedir, `.${toTop}.parts`)]);
-  }
-  const done: [string, string][] = [];
-  try {
-    for (const [a, b] of moves) {
-      if (a === b || !(await Deno.lstat(a).then(() => true, () => false))) continue;
-      if (await Deno.lstat(b).then(() => true, () => false)) {
-        throw new Error(`Cannot move ${a}: ${b} already exists`);
-      }
-      await moveFile(a, b);
-      done.push([a, b]);
-    }
-  } catch (err) {
-    for (const [a, b] of done.reverse()) await moveFile(b, a).catch(() => {});
-    throw err;
-  }
-  // folders the torrent's files leave empty, deepest first (never the download directory itself)
-  const dirs = new Set<string>();
-  for (const [a] of done) {
-    for (
-      let d = join(a, "..");
-      d.startsWith(from.basedir + "/") && d !== from.basedir;
-      d = join(d, "..")
-    ) {
-      dirs.add(d);
-    }
-  }
-  for (const d of [...dirs].sort((x, y) => y.length - x.length)) {
-    await Deno.remove(d).catch(() => {});
-  }
-}
-
-function plainName(name: unknown): boolean {
-  return typeof name === "string" && name !== "" && name !== "." && name !== ".." &&
-    !/[\/\\\0]/.test(name);
-}
-
-async function moveFile(from: string, to: string): Promise<void> {
-  await Deno.mkdir(join(to, ".."), { recursive: true });
-  try {
-    await Deno.rename(from, to);
-  } catch (err) {
-    if (!(err instanceof Error && /cross-device|EXDEV/i.test(err.message))) throw err;
-    await Deno.copyFile(from, to);
-    await Deno.remove(from);
-  }
 }
 
 export type { InitialState };

@@ -14,163 +14,23 @@ import { join, resolve } from "node:path";
 import { bytesEqual } from "../_bytes.ts";
 import { asError } from "../_errors.ts";
 import type { Dht } from "../dht/dht.ts";
-import type { StreamFile, StreamSource } from "../http/stream_handler.ts";
+import type { StreamSource } from "../http/stream_handler.ts";
 import { formatMagnet, type MagnetLink, parseMagnet, torrentFromMetadata } from "../magnet.ts";
 import { type Metainfo, parseMetainfo } from "../metainfo.ts";
 import type { PieceCacheIndex } from "../storage/storage.ts";
-import { pieceRangeOfFile } from "../storage/layout.ts";
-import { dialTransports } from "../swarm/dialer.ts";
-import { fetchMetadata } from "../swarm/metadata_fetcher.ts";
 import { Torrent } from "../swarm/torrent.ts";
-import type {
-  PeerInfo,
-  TorrentEvents,
-  TorrentOptions,
-  TorrentState,
-  TorrentTrace,
-} from "../swarm/types.ts";
+import type { PeerInfo, TorrentEvents, TorrentOptions, TorrentState } from "../swarm/types.ts";
 import type { PeerAddress } from "../tracker/compact.ts";
 import type { TrackerTierView } from "../tracker/tiers.ts";
 import { type RateGate, TokenBucket } from "../transport/bandwidth.ts";
 import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
-import { fileStream, type FileStreamOptions } from "./file_stream.ts";
+import { type ClientFile, clientFiles, streamSourceOf } from "./client_files.ts";
+import type { FileStreamOptions } from "./file_stream.ts";
+import type { InitialState, TorrentAddOptions, TorrentSource } from "./torrent_options.ts";
+import { fetchMagnetMetadata, selectOnly, webSeedsOption, withPaths } from "./torrent_metadata.ts";
 
-export type { FileStreamOptions };
-
-/** Initial state, as in the seed: started (default), paused or stopped. */
-export type InitialState = "started" | "paused" | "stopped";
-
-/** Where a torrent comes from: exactly one of these. */
-export interface TorrentSource {
-  /** Path to a .torrent file. */
-  path?: string;
-  /** The bytes of a .torrent file. */
-  torrent?: Uint8Array;
-  /** An already parsed torrent. */
-  metainfo?: Metainfo;
-  /**
-   * A magnet link (BEP 9): the info dictionary is fetched from the link's peers (`x.pe`), trackers (`tr`) and
-   * the DHT first, verified against the info hash, then the download proceeds as for a .torrent.
-   */
-  magnet?: string | MagnetLink;
-}
-
-/** How one torrent behaves (each defaults to its session's setting where the session has one). */
-export interface TorrentAddOptions {
-  /**
-   * Directory the data is stored in / read from; multi-file torrents get a folder below it.
-   * @default {the session's basedir}
-   */
-  basedir?: string;
-  /**
-   * "started" (normal), "paused" (connections made and accepted, no requests made or filled) or "stopped"
-   * (no outgoing connections, incoming refused, files closed). `start()` resumes from either.
-   * @default {"started"}
-   */
-  state?: InitialState;
-  /**
-   * Per-file priorities (default 1 each; 0 = do not download). Without them, a magnet link's file selection
-   * (BEP 53 `so=`) decides: 1 for the files it names, 0 for the others.
-   */
-  priorities?: number[];
-  /** Peers to dial at start. */
-  peers?: { host: string; port: number }[];
-  /** Announce to the torrent's trackers. @default {true} */
-  trackers?: boolean;
-  /**
-   * Download from the torrent's web seeds (BEP 19 `url-list`, BEP 17 `httpseeds`; a magnet link's `ws=`);
-   * `extraWebSeeds` are used either way.
-   * @default {true}
-   */
-  webSeeds?: boolean;
-  /** More web seeds: BEP 19 URLs (a file, or a folder ending in `/` holding the torrent's files). */
-  extraWebSeeds?: string[];
-  /** Most connected peers for this torrent. @default {50} */
-  maxPeers?: number;
-  /** This torrent's download limit, bytes/s (0 = none; the session's limit applies too). @default {0} */
-  downloadLimit?: number;
-  /** This torrent's upload limit, bytes/s (0 = none; the session's limit applies too). @default {0} */
-  uploadLimit?: number;
-  /** Stop seeding once uploaded ÷ size reaches this (0 = never). @default {the session's} */
-  ratioLimit?: number;
-  /** Stop seeding after this many seconds of seeding (0 = never). @default {the session's} */
-  seedTimeLimit?: number;
-  /** Stop seeding after this many seconds without uploading anything (0 = never). @default {the session's} */
-  idleSeedingLimit?: number;
-  /**
-   * Where each file lives, replacing the torrent's own paths (files the user renamed): one list of path
-   * components relative to `basedir` per file, in torrent order, each component a plain name (no separators,
-   * no `.` or `..`).
-   */
-  paths?: string[][];
-  /** How long to look for the metadata of a magnet link (ms). @default {120000} */
-  metadataTimeoutMs?: number;
-  /** The value of `pieceCache` from a previous instance, to restore the part file's index. */
-  pieceCache?: PieceCacheIndex;
-  /**
-   * Where resume data is kept; `false` for none.
-   * @default {"<stateDir>/resume/<infohash>.resume", or "<basedir>/.<name>.seedbed-resume" without a stateDir}
-   */
-  resumeFile?: string | false;
-  /** Upload every block at most once, to the first peer that asks. @default {false} */
-  uploadEachPieceOnce?: boolean;
-  /**
-   * Download pieces in order (lowest first) instead of rarest first: the whole torrent plays from the start
-   * while it downloads, at some cost to the swarm. Readers of {@linkcode ClientFile.stream} get their pieces
-   * first either way.
-   * @default {false}
-   */
-  sequential?: boolean;
-  /** Called with the piece index whenever a piece passes its hash check. */
-  onHashPass?: (index: number) => void;
-  /** Called with the piece index whenever a piece fails its hash check. */
-  onHashFail?: (index: number) => void;
-  /**
-   * Called with each decision of the engine as it is made: blocks requested and received, endgame cancels,
-   * chokes and unchokes (optimistic or not), failed write retries. For tests and diagnostics; it runs per block.
-   */
-  trace?: (event: TorrentTrace) => void;
-}
-
-/**
- * A file of the torrent, as the seed's `files()` lists it (`priority` is settable), and readable while it
- * downloads with {@linkcode ClientFile.stream}.
- */
-export interface ClientFile {
-  /** Size in bytes. */
-  readonly length: number;
-  /** Absolute path on disk. */
-  readonly path: string;
-  /** Download priority; 0 = do not download; higher is sooner. Settable. */
-  priority: number;
-  /** Its index in the torrent's file list (padding files count): what `setPriority` takes. */
-  readonly index: number;
-  /** Its path inside the torrent, components joined with "/" (for a single-file torrent: its name). */
-  readonly name: string;
-  /** Where its bytes start in the torrent's data. */
-  readonly offset: number;
-  /** True when every byte is verified on disk. */
-  readonly complete: boolean;
-  /** Bytes verified on disk. */
-  readonly bytesCompleted: number;
-  /**
-   * The bytes `[start, end)` of the file, in order, each as soon as its piece is verified (waiting as long as it
-   * takes): a video plays while it downloads. Reading puts deadlines on the pieces just ahead of the reader (a
-   * window of a few seconds of download), which are then requested before anything else, from the fastest
-   * peers; cancelling the stream drops them. Works on files not selected for download too (only the pieces
-   * read are fetched). Several streams, on one file or several, are independent.
-   *
-   * @param options The range inside the file (`start`, `end`), and the most bytes per chunk.
-   * @returns A byte stream (BYOB readers are served straight into their buffers).
-   * @throws {RangeError} When the range is not inside the file.
-   */
-  stream(options?: FileStreamOptions): ReadableStream<Uint8Array<ArrayBuffer>>;
-  /** The whole file, once every piece of it is verified. */
-  arrayBuffer(): Promise<ArrayBuffer>;
-  /** The whole file as a `Blob`, once every piece of it is verified. */
-  blob(): Promise<Blob>;
-}
+export type { ClientFile, FileStreamOptions, InitialState, TorrentAddOptions, TorrentSource };
 
 /** The events a torrent dispatches: each of the engine's {@linkcode TorrentEvents} as a `CustomEvent`. */
 export type ClientEventMap = { [K in keyof TorrentEvents]: CustomEvent<TorrentEvents[K]> };
@@ -304,21 +164,15 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     }
     this.#host.adopt(this);
     if (link) {
-      const info = await fetchMetadata({
-        infoHash: link.infoHash,
-        ...(link.infoHashV2 ? { infoHashV2: link.infoHashV2 } : {}),
+      this.#torrentBytes = await fetchMagnetMetadata(link, {
         peerId: this.#host.peerId,
         port: this.#host.port,
-        peers: [...link.peers, ...(this.#opts.peers ?? [])],
-        trackers: link.trackers.map((t) => [t]),
+        peers: this.#opts.peers ?? [],
         signal: this.#abort.signal,
         discover: (add) => this.#setDhtSink(add),
-        ...(this.#host.engine.encryption ? { encryption: this.#host.engine.encryption } : {}),
-        ...(this.#host.engine.rc4Only ? { rc4Only: true } : {}),
-        transports: dialTransports(this.#host.engine),
+        engine: this.#host.engine,
         ...(this.#opts.metadataTimeoutMs ? { timeoutMs: this.#opts.metadataTimeoutMs } : {}),
       });
-      this.#torrentBytes = torrentFromMetadata(info, link.trackers);
       // a v2 info dictionary comes without its piece layers: the engine fetches them from peers (BEP 52)
       this.#meta = await parseMetainfo(this.#torrentBytes, { allowMissingPieceLayers: true });
       this.#infoHashV2 = this.#meta.infoHashV2;
@@ -770,47 +624,11 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    */
   get files(): ClientFile[] {
     const t = this.#t();
-    const meta = this.#m();
-    const setPriority = (i: number, p: number) =>
-      this.setPriority(i, p).catch((error) => this.#dispatch("error", { error: asError(error) }));
-    const out: ClientFile[] = [];
-    meta.files.forEach((f, i) => {
-      if (f.padding) return;
-      const range = pieceRangeOfFile(meta, i);
-      const pl = meta.pieceLength;
-      const stream = (options?: FileStreamOptions) => fileStream(t, f, options);
-      out.push({
-        length: f.length,
-        path: join(this.#basedir, ...f.path),
-        get priority(): number {
-          return t.priorities[i];
-        },
-        set priority(p: number) {
-          setPriority(i, p);
-        },
-        index: i,
-        name: (meta.multiFile ? f.path.slice(1) : f.path).join("/"),
-        offset: f.offset,
-        get complete(): boolean {
-          if (!range) return true;
-          for (let k = range[0]; k <= range[1]; k++) if (!t.have.has(k)) return false;
-          return true;
-        },
-        get bytesCompleted(): number {
-          if (!range) return 0;
-          let n = 0;
-          for (let k = range[0]; k <= range[1]; k++) {
-            if (!t.have.has(k)) continue;
-            n += Math.min(f.offset + f.length, (k + 1) * pl) - Math.max(f.offset, k * pl);
-          }
-          return n;
-        },
-        stream,
-        arrayBuffer: () => new Response(stream()).arrayBuffer(),
-        blob: () => new Response(stream()).blob(),
-      });
+    return clientFiles(t, this.#m(), {
+      basedir: this.#basedir,
+      setPriority: (i, p) =>
+        this.setPriority(i, p).catch((error) => this.#dispatch("error", { error: asError(error) })),
     });
-    return out;
   }
 
   /**
@@ -821,25 +639,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
    * @returns The source; its `files` are read afresh on every access.
    */
   streamSource(): StreamSource {
-    const meta = this.#m();
-    const files = () => this.files;
-    return {
-      name: meta.displayName,
-      infoHash: meta.version === 2 ? meta.infoHashV2Hex! : meta.infoHashHex,
-      get files(): StreamFile[] {
-        return files().map((f) => ({
-          path: f.name.split("/"),
-          length: f.length,
-          get complete(): boolean {
-            return f.complete;
-          },
-          get bytesCompleted(): number {
-            return f.bytesCompleted;
-          },
-          stream: (range: { start?: number; end?: number }) => f.stream(range),
-        }));
-      },
-    };
+    return streamSourceOf(this.#m(), () => this.files);
   }
 
   /**
@@ -958,27 +758,6 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   }
 }
 
-/**
- * A magnet link's file selection (BEP 53 `so`) as priorities: 1 for the files it names, 0 for the others;
- * undefined when it names none of the torrent's files (everything is downloaded).
- */
-function selectOnly(link: MagnetLink, meta: Metainfo): number[] | undefined {
-  const chosen = new Set(
-    link.selectOnly?.filter((i) => i < meta.files.length && !meta.files[i].padding),
-  );
-  if (chosen.size === 0) return undefined;
-  return meta.files.map((_, i) => chosen.has(i) ? 1 : 0);
-}
-
-/** The user's web seeds and a magnet link's (`ws=`), as the engine's option. */
-function webSeedsOption(
-  user: readonly string[] | undefined,
-  magnet: readonly string[] | undefined,
-): { extraWebSeeds?: string[] } {
-  const all = [...(user ?? []), ...(magnet ?? [])];
-  return all.length > 0 ? { extraWebSeeds: all } : {};
-}
-
 // Typed event listeners, in the style of oak's Application.
 /** Typed event listener overloads of {@linkcode SessionTorrent}. */
 export interface SessionTorrent {
@@ -1006,30 +785,4 @@ export interface SessionTorrent {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void;
-}
-
-/**
- * The torrent with its files at other paths (files renamed by the user); the name follows a renamed single file
- * or top folder.
- *
- * @throws {TypeError} When the list does not fit the torrent or a component is not a plain name.
- */
-function withPaths(meta: Metainfo, paths: string[][]): Metainfo {
-  if (!Array.isArray(paths) || paths.length !== meta.files.length) {
-    throw new TypeError(`paths: ${meta.files.length} file paths expected`);
-  }
-  for (const p of paths) {
-    if (!Array.isArray(p) || p.length === 0 || !p.every(isPlainName)) {
-      throw new TypeError(`paths: ${JSON.stringify(p)} is not a relative path of plain names`);
-    }
-  }
-  const tops = new Set(paths.map((p) => p[0]));
-  const name = tops.size === 1 ? paths[0][0] : meta.name;
-  return { ...meta, name, files: meta.files.map((f, i) => ({ ...f, path: [...paths[i]] })) };
-}
-
-/** A path component that stays where it is put: no separator, NUL, `.` or `..`. */
-function isPlainName(name: string): boolean {
-  return typeof name === "string" && name !== "" && name !== "." && name !== ".." &&
-    !/[\/\\\0]/.test(name);
 }
