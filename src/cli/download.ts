@@ -15,8 +15,6 @@
 import { join } from "node:path";
 import { printable } from "../_paths.ts";
 import type { Dht } from "../dht/dht.ts";
-import { type MagnetLink, parseMagnet } from "../magnet.ts";
-import { type Metainfo, parseMetainfo } from "../metainfo.ts";
 import { serveStreams, type StreamServer } from "../http/serve.ts";
 import { Session, type SessionOptions } from "../session/session.ts";
 import type { SessionTorrent, TorrentAddOptions } from "../session/session_torrent.ts";
@@ -26,20 +24,26 @@ import {
   errorCode,
   EXIT,
   fsReason,
-  notATorrent,
   plural,
-  readTorrentFile,
   resumeFileFor,
-  UsageError,
 } from "./_common.ts";
 import { loadDhtState, saveDhtState } from "./dht.ts";
 import {
   downloadHelp,
   type DownloadSettings,
   parseDownloadArgs,
-  parseSelection,
   streamHelp,
 } from "./download_flags.ts";
+import {
+  checkDistinct,
+  checkSeedDir,
+  checkTarget,
+  dataSize,
+  type Job,
+  listFiles,
+  loadJob,
+  prioritiesFor,
+} from "./download_jobs.ts";
 import {
   formatBoard,
   formatBytes,
@@ -53,6 +57,7 @@ import {
 
 export { EXIT, UsageError } from "./_common.ts";
 export { downloadHelp, parsePeerAddress, parseRate, parseSelection } from "./download_flags.ts";
+export { formatFileList } from "./download_jobs.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface DownloadIO {
@@ -71,42 +76,8 @@ export interface DownloadIO {
 /** Milliseconds between resume-data retries of a paused torrent (the engine's default). */
 const DISK_RETRY_S = 5;
 
-/** One torrent given on the command line. */
 /** Failed connections told per torrent in a person's words (--json gives every one). */
 const PEER_FAILURES_TOLD = 3;
-
-interface Job {
-  /** As given. */
-  source: string;
-  /** How messages name it until its name is known. */
-  label: string;
-  /** The .torrent file's bytes and what they hold. */
-  bytes?: Uint8Array;
-  meta?: Metainfo;
-  /** The magnet link it is. */
-  magnet?: MagnetLink;
-  /** Info hash, hex. */
-  hex: string;
-  torrent?: SessionTorrent;
-  phase: "starting" | "running" | "done" | "failed" | "listed";
-  failure?: string;
-  /** A tracker answered: its seeder and leecher counts mean something. */
-  announced: boolean;
-  /** Paused by the disk, and said so. */
-  diskPaused: boolean;
-  /** Messages already printed. */
-  said: Set<string>;
-  /** Peers we could not connect to (the first few are told). */
-  peerFailures?: number;
-  /** Seconds from the start to completion. */
-  doneSecs?: number;
-  /** Bytes downloaded when it completed. */
-  doneBytes?: number;
-  /** Its "Done" line waits for the final progress line. */
-  doneLine?: string;
-  /** Settles once it completed, failed or was listed. */
-  settled?: Promise<void>;
-}
 
 /**
  * Runs `download`, `seed` or `stream` (a download that serves its files over HTTP and keeps seeding).
@@ -142,130 +113,6 @@ export async function runDownload(
     for (const j of jobs) if (j.meta) await checkTarget(j.meta, s.dir);
   } else await checkSeedDir(s.dir);
   return await new DownloadRun(mode, s, jobs, io).run();
-}
-
-/** Reads a .torrent file or parses a magnet link given on the command line. */
-async function loadJob(source: string, mode: "download" | "seed"): Promise<Job> {
-  const base = { source, phase: "starting" as const, announced: false, diskPaused: false };
-  if (/^magnet:/i.test(source)) {
-    if (mode === "seed") throw new UsageError("seed needs a .torrent file, not a magnet link");
-    let magnet: MagnetLink;
-    try {
-      magnet = parseMagnet(source);
-    } catch (err) {
-      throw new UsageError(
-        `invalid magnet link: ${(err as Error).message.replace(/^Invalid magnet link: /, "")}`,
-      );
-    }
-    const label = magnet.name !== undefined
-      ? `${printable(magnet.name)} (magnet link)`
-      : `magnet link ${magnet.infoHashHex}`;
-    return { ...base, label, magnet, hex: magnet.infoHashHex, said: new Set() };
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = await readTorrentFile(source);
-  } catch (err) {
-    // `seedbed stauts` reads as a file name: say it is no command either
-    if (/: no such file$/.test((err as Error).message) && !/[./\\]/.test(source)) {
-      throw new Error(`${(err as Error).message} (nor a command: see "seedbed --help")`);
-    }
-    throw err;
-  }
-  let meta: Metainfo;
-  try {
-    meta = await parseMetainfo(bytes);
-  } catch (err) {
-    throw notATorrent(source, bytes, err);
-  }
-  return { ...base, label: source, bytes, meta, hex: meta.infoHashHex, said: new Set() };
-}
-
-/** The same torrent twice, or two torrents that would write the same path. */
-function checkDistinct(jobs: Job[], dir: string): void {
-  for (let i = 0; i < jobs.length; i++) {
-    for (let k = 0; k < i; k++) {
-      const a = jobs[k], b = jobs[i];
-      if (a.hex === b.hex) throw new UsageError(`${a.source} and ${b.source} are the same torrent`);
-      if (a.meta && b.meta && a.meta.name === b.meta.name) {
-        throw new UsageError(
-          `${a.source} and ${b.source} would both write "${a.meta.displayName}" into ${dir}; download them into different folders (-o)`,
-        );
-      }
-    }
-  }
-}
-
-/** The file priorities `-s` asks for, or undefined without `-s`. */
-function prioritiesFor(job: Job, s: DownloadSettings, count: number): number[] | undefined {
-  const meta = job.meta ?? job.torrent?.metainfo;
-  if (s.select === undefined || !meta) return undefined;
-  let selected: Set<number>;
-  try {
-    selected = parseSelection(s.select, meta.files.length);
-  } catch (err) {
-    if (count > 1 && err instanceof UsageError) {
-      throw new UsageError(`${err.message}, in ${job.source}`);
-    }
-    throw err;
-  }
-  return meta.files.map((_, i) => selected.has(i) ? 1 : 0);
-}
-
-/** The torrent's top-level file or folder under DIR must be of the right kind, if it exists. */
-async function checkTarget(meta: Metainfo, dir: string): Promise<void> {
-  const target = join(dir, meta.name);
-  let st: Deno.FileInfo;
-  try {
-    st = await Deno.stat(target);
-  } catch {
-    return;
-  }
-  if (meta.multiFile && !st.isDirectory) {
-    throw new Error(`cannot download ${meta.displayName}: ${target} is a file, not a folder`);
-  }
-  if (!meta.multiFile && st.isDirectory) {
-    throw new Error(`cannot download ${meta.displayName}: ${target} is a folder, not a file`);
-  }
-}
-
-async function checkSeedDir(dir: string): Promise<void> {
-  let st: Deno.FileInfo;
-  try {
-    st = await Deno.stat(dir);
-  } catch (err) {
-    throw new Error(
-      `cannot seed from ${dir}: ${errorCode(err) === "ENOENT" ? "no such folder" : fsReason(err)}`,
-    );
-  }
-  if (!st.isDirectory) throw new Error(`cannot seed from ${dir}: it is a file, not a folder`);
-}
-
-function listFiles(meta: Metainfo, io: { stdout(t: string): void; stderr(t: string): void }): void {
-  const files = meta.files.filter((f) => !f.padding);
-  io.stderr(
-    `${meta.displayName} (${formatBytes(dataSize(meta))}, ${plural(files.length, "file")})\n`,
-  );
-  io.stdout(formatFileList(meta) + "\n");
-}
-
-/** Lists the files of a torrent, numbered from 1, for `--list` (padding files are not listed). */
-export function formatFileList(meta: Metainfo): string {
-  const width = String(meta.files.length).length;
-  return meta.files.flatMap((f, i) =>
-    f.padding ? [] : [
-      `${String(i + 1).padStart(width)}  ${formatBytes(f.length).padStart(10)}  ${f.displayPath}`,
-    ]
-  ).join("\n");
-}
-
-/** Bytes the files hold (padding not counted). */
-function dataSize(meta: Metainfo, wanted?: readonly number[]): number {
-  let n = 0;
-  meta.files.forEach((f, i) => {
-    if (!f.padding && (!wanted || wanted[i] > 0)) n += f.length;
-  });
-  return n;
 }
 
 /** The words for why a torrent is paused by its disk, short enough for the progress line. */
