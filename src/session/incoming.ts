@@ -63,6 +63,8 @@ export class IncomingRouter<T extends RoutedTorrent> {
   #hashes: Uint8Array[] = [];
   /** Torrents by every 20-byte info hash peers may use (hex): a hybrid torrent's v1 and truncated v2 hash. */
   #routes = new Map<string, T>();
+  /** Connections still in their handshakes, and when each is settled. */
+  readonly #pending = new Map<IncomingStream, Promise<void>>();
 
   /**
    * Creates an {@linkcode IncomingRouter}.
@@ -125,13 +127,13 @@ export class IncomingRouter<T extends RoutedTorrent> {
     if (!o.admit()) return stream.close();
     const { host, port } = stream.remoteAddress;
     const accepted = o.now();
-    acceptConnection(stream, this.#hashes, {
+    const settled = acceptConnection(stream, this.#hashes, {
       timeoutMs: HANDSHAKE_MS,
       ...(o.encryption ? { policy: o.encryption } : {}),
       ...(o.rc4Only ? { rc4Only: true } : {}),
     }).then(
       ({ stream: plain, infoHash, encryption }) => {
-        const t = infoHash ? this.#routes.get(toHex(infoHash)) : undefined;
+        const t = infoHash && !o.closed() ? this.#routes.get(toHex(infoHash)) : undefined;
         if (!t) return plain.close?.();
         const left = Math.max(1, HANDSHAKE_MS - (o.now() - accepted));
         t.accept(plain, { host, port, handshakeTimeoutMs: left, encryption, transport });
@@ -141,7 +143,18 @@ export class IncomingRouter<T extends RoutedTorrent> {
         if (o.closed()) return;
         o.onFail(addressKey(host, port), asError(err).message);
       },
-    );
+    ).finally(() => this.#pending.delete(stream));
+    this.#pending.set(stream, settled);
+  }
+
+  /** Closes the connections still in their handshakes (the session is closing) and waits for them to settle. */
+  async close(): Promise<void> {
+    for (const stream of this.#pending.keys()) {
+      try {
+        stream.close();
+      } catch { /* already closed */ }
+    }
+    await Promise.allSettled([...this.#pending.values()]);
   }
 }
 

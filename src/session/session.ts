@@ -748,6 +748,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#listener?.close();
     } catch { /* already closed */ }
     await this.#acceptLoop;
+    await this.#router.close(); // connections still in their handshakes
     this.#discovery.stopLsd();
     // writes started by the tick or setLimits finish before the last ones
     await Promise.allSettled([...this.#writes]);
