@@ -135,6 +135,7 @@ export {
 export { Bitfield } from "./src/bitfield.ts";
 export { clientFromPeerId, describePeerClient } from "./src/peer_id.ts";
 export type { EncryptionPolicy } from "./src/wire/encryption_policy.ts";
+export type { UtpFirst } from "./src/swarm/dialer.ts";
 export { Dht, type DhtOptions, type DhtState, type DhtStats } from "./src/dht/dht.ts";
 export type { PieceCacheIndex } from "./src/storage/storage.ts";
 export { StorageError } from "./src/storage/storage.ts";

@@ -249,8 +249,8 @@ try {
               "-p",
               "0",
               "-q",
-              "--state",
-              join(work, "state-leech"),
+              // (a --main-b older than the state directory keeps its resume data beside the data)
+              ...(who === "seedbed" ? ["--state", join(work, "state-leech")] : []),
               ...seedbedPeer,
             ], 0),
           async (p) => {

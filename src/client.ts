@@ -16,6 +16,7 @@ import {
   type TorrentSource,
 } from "./session/session_torrent.ts";
 import type { EncryptionPolicy } from "./wire/encryption_policy.ts";
+import type { UtpFirst } from "./swarm/dialer.ts";
 
 export { CLIENT_CODE, VERSION } from "./version.ts";
 export { makePeerId } from "./peer_id.ts";
@@ -76,6 +77,11 @@ export interface ClientOptions extends TorrentSource, TorrentAddOptions, EngineS
   utp?: boolean;
   /** Listen and dial over TCP; off, peers are reached over uTP only. Ignored with `session`. @default {true} */
   tcp?: boolean;
+  /**
+   * Where uTP is dialled before TCP: `"remote"` (TCP first on loopback and local networks) or `"always"`.
+   * Ignored with `session`. @default {"remote"}
+   */
+  utpFirst?: UtpFirst;
 }
 
 /**
@@ -111,6 +117,7 @@ export class Client extends SessionTorrent {
       ...(options.rc4Only ? { rc4Only: true } : {}),
       ...(options.utp === false ? { utp: false } : {}),
       ...(options.tcp === false ? { tcp: false } : {}),
+      ...(options.utpFirst ? { utpFirst: options.utpFirst } : {}),
       ...(options.tickMs ? { tickMs: options.tickMs } : {}),
       ...(options.basedir ? { basedir: options.basedir } : {}),
       limits: {

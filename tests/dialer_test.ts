@@ -367,3 +367,43 @@ Deno.test("dialPeer: the transport that worked last time is tried first; unreach
     failures: ["utp mse: no answer from peer.test:6881 over uTP", "tcp mse: Connection refused"],
   });
 });
+
+Deno.test("dialPeer: a peer on loopback or a local network is dialled over TCP first, unless utpFirst is always", async () => {
+  const order = async (host: string, utpFirst?: "remote" | "always") => {
+    const asked: string[] = [];
+    const refuse = (name: string) => () => {
+      asked.push(name);
+      return Promise.reject(new Error("Connection refused"));
+    };
+    await dialPeer(host, 6881, {
+      infoHash: INFO_HASH,
+      handshake: OURS,
+      transports: [{ name: "utp", connect: refuse("utp") }, {
+        name: "tcp",
+        connect: refuse("tcp"),
+      }],
+      ...(utpFirst ? { utpFirst } : {}),
+      start: () => Promise.resolve({ ok: true }),
+    });
+    return asked.join(",");
+  };
+  for (
+    const local of [
+      "127.0.0.1",
+      "::1",
+      "10.1.2.3",
+      "172.20.0.5",
+      "192.168.1.9",
+      "169.254.3.4",
+      "fd12::1",
+      "fe80::1",
+      "::ffff:192.168.0.2",
+    ]
+  ) {
+    assert.equal(await order(local), "tcp,utp", local);
+    assert.equal(await order(local, "always"), "utp,tcp", local);
+  }
+  for (const remote of ["203.0.113.7", "172.32.0.1", "2001:db8::5", "peer.test"]) {
+    assert.equal(await order(remote), "utp,tcp", remote);
+  }
+});

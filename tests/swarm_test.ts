@@ -119,10 +119,6 @@ Deno.test({
           state: "paused",
           uploadLimit: LEECH_UP,
           queueDepth: 16,
-          // TCP only: libtorrent matches a uTP connection (sent from our peer port) to the address it learnt by
-          // PEX and drops one of the two connections it then has with us — on loopback, where every peer shares
-          // an address, often the one we keep (see the uTP issue's notes); this test is about the swarm
-          utp: false,
           tickMs: 250,
           trace: (e) => trace.push({ ...e, at: performance.now() }),
           peers: [

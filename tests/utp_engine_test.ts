@@ -381,6 +381,7 @@ Deno.test({
         torrent: bytes,
         basedir: join(root, "c"),
         peers: [{ host: "127.0.0.1", port: a.port }],
+        utpFirst: "always", // as on the Internet: loopback peers are otherwise dialled over TCP first
       });
       const viaPex = nextEvent<{ address: string }>(
         client,

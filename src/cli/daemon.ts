@@ -9,6 +9,7 @@
 
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { isLoopback } from "../_address.ts";
 import { parseMetainfo } from "../metainfo.ts";
 import { DuplicateTorrentError, Session } from "../session/session.ts";
 import { RpcError } from "../rpc/errors.ts";
@@ -327,10 +328,6 @@ function env(name: string): string | undefined {
 
 async function isFile(path: string): Promise<boolean> {
   return await Deno.stat(path).then((s) => s.isFile, () => false);
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
 async function loadSettings(stateDir: string): Promise<RpcSettings | undefined> {

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { isLoopback } from "../_address.ts";
 import { concat, latin1, randomBytes, sha1, toHex, utf8 } from "../_bytes.ts";
 import type { BencodeDict, BencodeInput } from "../bencode.ts";
 import { ipv4Bytes, ipv6Bytes, parseCompactPeers, type PeerAddress } from "../tracker/compact.ts";
@@ -159,10 +160,7 @@ const MAX_VALUES_SENT = 50;
 const STATE_NODES = 200;
 
 /** True for 127.0.0.0/8 and ::1 (and their IPv4-mapped forms). */
-export function isLoopback(host: string): boolean {
-  const h = host.startsWith("::ffff:") ? host.slice(7) : host;
-  return h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "localhost";
-}
+export { isLoopback };
 
 /**
  * Parses "host:port" or "[v6]:port".

@@ -581,6 +581,7 @@ export class Session extends EventTarget implements AsyncDisposable {
           }
           : {}),
         ...(o.tcp === false ? { tcp: false } : {}),
+        ...(o.utpFirst ? { utpFirst: o.utpFirst } : {}),
         udpSocket: (family: 4 | 6) => this.#udp?.mux(family)?.trackers,
         dualStack: () =>
           this.#listener?.addr.transport === "tcp" && this.#listener.addr.hostname === "::",

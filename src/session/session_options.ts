@@ -7,6 +7,7 @@
 
 import type { Dht, DhtOptions } from "../dht/dht.ts";
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
+import type { UtpFirst } from "../swarm/dialer.ts";
 
 /** Limits shared by every torrent of a session; each can be changed at runtime. */
 export interface SessionLimits {
@@ -85,6 +86,13 @@ export interface SessionOptions {
   utp?: boolean;
   /** TCP: listen and dial over TCP. Off, peers are reached over uTP only (for tests). @default {true} */
   tcp?: boolean;
+  /**
+   * Where uTP is dialled before TCP: `"remote"`, peers beyond this machine and its local networks (loopback,
+   * RFC 1918, link-local, fc00::/7 are dialled over TCP first: LEDBAT has no shared home uplink to protect there,
+   * and TCP costs far less CPU); `"always"`, every peer, as libtorrent does. uTP is accepted either way.
+   * @default {"remote"}
+   */
+  utpFirst?: UtpFirst;
   /**
    * Address to listen on; by default every IPv6 and IPv4 address (dual-stack "::", or "0.0.0.0" where the
    * system has no IPv6).

@@ -57,6 +57,7 @@ export async function fetchMagnetMetadata(
     ...(engine.encryption ? { encryption: engine.encryption } : {}),
     ...(engine.rc4Only ? { rc4Only: true } : {}),
     transports: dialTransports(engine),
+    ...(engine.utpFirst ? { utpFirst: engine.utpFirst } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
   });
   return torrentFromMetadata(info, link.trackers);

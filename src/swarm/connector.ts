@@ -65,6 +65,7 @@ export interface ConnectorOptions {
     | "connect"
     | "connectUtp"
     | "utpConnectTimeoutMs"
+    | "utpFirst"
     | "tcp"
     | "connectTimeoutMs"
     | "queueDepth"
@@ -165,6 +166,7 @@ export class Connector {
       ...(set.rc4Only ? { rc4Only: true } : {}),
       ...(c.worked ? { worked: c.worked } : {}),
       transports: dialTransports(set),
+      ...(set.utpFirst ? { utpFirst: set.utpFirst } : {}),
       // what worked last time first; a peer PEX says has no uTP is dialled over TCP first
       ...(c.transport
         ? { workedTransport: c.transport }

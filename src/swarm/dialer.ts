@@ -23,6 +23,7 @@
  * @module
  */
 
+import { isLocalNetwork } from "../_address.ts";
 import { type Encryption, initiateConnection } from "../wire/mse.ts";
 import {
   DEFAULT_ENCRYPTION_POLICY,
@@ -44,6 +45,9 @@ export type Connect = (
 
 /** A transport a peer can be dialled over. */
 export type TransportName = "tcp" | "utp";
+
+/** Where uTP is dialled before TCP: {@linkcode DialOptions.utpFirst}. */
+export type UtpFirst = "remote" | "always";
 
 /** One way of dialling, in {@linkcode DialOptions.transports}. */
 export interface DialTransport {
@@ -103,6 +107,13 @@ export interface DialOptions {
   transports?: DialTransport[];
   /** The transport that got through to this peer last time: tried first. */
   workedTransport?: TransportName;
+  /**
+   * Where uTP is tried before TCP (with both given and nothing known of the peer): `"remote"`, peers beyond this
+   * machine and its local networks only — on loopback and a LAN, TCP first (LEDBAT has no shared home uplink to
+   * protect there, and TCP costs us far less CPU: see README); `"always"`, every peer, as libtorrent does.
+   * @default {"remote"}
+   */
+  utpFirst?: UtpFirst;
   /** Milliseconds to connect. @default {5000} */
   connectTimeoutMs?: number;
   /** Milliseconds for the encryption and BitTorrent handshakes of one attempt together. @default {10000} */
@@ -184,7 +195,7 @@ export async function dialPeer(
   const modes = dialAttempts(options.policy ?? DEFAULT_ENCRYPTION_POLICY, {
     ...(options.worked ? { worked: options.worked } : {}),
   });
-  const transports = transportOrder(options);
+  const transports = transportOrder(host, options);
   const named = transports.length > 1;
   const failures: string[] = [];
   let connected = false;
@@ -285,10 +296,11 @@ export function dialTransports(settings: {
   return list;
 }
 
-/** The transports of a dial, the one that worked last time first. */
-function transportOrder(options: DialOptions): DialTransport[] {
+/** The transports of a dial, the one that worked last time first (else TCP first to a local peer, see utpFirst). */
+function transportOrder(host: string, options: DialOptions): DialTransport[] {
   const list = options.transports ?? [{ name: "tcp", connect: options.connect ?? connectTcp }];
-  const worked = options.workedTransport;
+  const worked = options.workedTransport ??
+    ((options.utpFirst ?? "remote") === "remote" && isLocalNetwork(host) ? "tcp" : undefined);
   if (!worked) return list;
   return [...list.filter((t) => t.name === worked), ...list.filter((t) => t.name !== worked)];
 }

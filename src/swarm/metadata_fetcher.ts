@@ -24,7 +24,7 @@ import {
 import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import { encodeHandshake } from "../wire/handshake.ts";
 import type { PeerStream } from "../wire/stream.ts";
-import { dialPeer, type DialTransport } from "./dialer.ts";
+import { dialPeer, type DialTransport, type UtpFirst } from "./dialer.ts";
 
 /** Options for {@linkcode fetchMetadata}. */
 export interface FetchMetadataOptions {
@@ -54,6 +54,8 @@ export interface FetchMetadataOptions {
   rc4Only?: boolean;
   /** The transports to dial over, in order (uTP first, as the engine's). @default {TCP only} */
   transports?: DialTransport[];
+  /** Where uTP is dialled before TCP (as the engine's). @default {"remote"} */
+  utpFirst?: UtpFirst;
 }
 
 interface Source {
@@ -153,6 +155,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
       ...(options.encryption ? { policy: options.encryption } : {}),
       ...(options.rc4Only ? { rc4Only: true } : {}),
       ...(options.transports ? { transports: options.transports } : {}),
+      ...(options.utpFirst ? { utpFirst: options.utpFirst } : {}),
       signal: stopDials.signal,
       start: async (a) => {
         if (finished) {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { addressKey, splitAddressKey } from "../_address.ts";
+import { addressKey, isLoopback, splitAddressKey } from "../_address.ts";
 import { bytesEqual, compareBytes, toHex } from "../_bytes.ts";
 import type { PeerConnection } from "../peer.ts";
 import { describePeerClient } from "../peer_id.ts";
@@ -430,8 +430,4 @@ function banKeys(entry: PeerEntry): string[] {
   if (!isLoopback(host)) return [host];
   const id = entry.conn.remotePeerId;
   return id ? [entry.key, `id:${toHex(id)}`] : [entry.key];
-}
-
-function isLoopback(host: string): boolean {
-  return host.startsWith("127.") || host === "::1";
 }

@@ -14,6 +14,7 @@ import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
 import type { UdpSocket } from "../udp.ts";
+import type { UtpFirst } from "./dialer.ts";
 
 /** The three states of the seed's API. */
 export type TorrentState = "active" | "paused" | "stopped";
@@ -283,6 +284,11 @@ export interface TorrentOptions {
   ) => Promise<PeerStream>;
   /** Milliseconds a uTP dial waits for the peer's answer before TCP is tried. @default {3000} */
   utpConnectTimeoutMs?: number;
+  /**
+   * Where uTP is dialled before TCP (with `connectUtp`): `"remote"`, peers beyond this machine and its local
+   * networks (TCP first on loopback and a LAN); `"always"`, every peer. @default {"remote"}
+   */
+  utpFirst?: UtpFirst;
   /** Dial peers over TCP; off, dials are uTP only (`connectUtp`). @default {true} */
   tcp?: boolean;
   /**

@@ -61,7 +61,13 @@ async function ourView(client: Client): Promise<PeerInfo> {
   return ready()!;
 }
 
-const base: Partial<ClientOptions> = { host: "127.0.0.1", resumeFile: false, trackers: false };
+// utpFirst "always": Transmission takes TCP too, and loopback peers are otherwise dialled over TCP first
+const base: Partial<ClientOptions> = {
+  host: "127.0.0.1",
+  resumeFile: false,
+  trackers: false,
+  utpFirst: "always",
+};
 
 Deno.test({
   name: "uTP: Seedbed downloads from Transmission over uTP; both ends say uTP",
