@@ -87,7 +87,8 @@ export class Completion {
   }
 
   /**
-   * A downloaded piece is written and in the journal: it is had.
+   * A downloaded piece is written and in the journal: it is had (its buffer went back to the picker when it was
+   * written, {@linkcode PiecePicker.pieceWritten}).
    *
    * @param piece The piece.
    */
@@ -95,7 +96,6 @@ export class Completion {
     const o = this.#o;
     o.beforeHad();
     o.picker.pieceVerified(piece);
-    o.picker.release(piece.buffer);
     if (o.have.set(piece.index)) this.#afterNewPiece(piece.index);
     o.deadlines.had(piece.index);
     o.emit("hashpass", { index: piece.index });
