@@ -73,7 +73,7 @@ export interface DownloadIO {
   columns?: () => number | undefined;
 }
 
-/** Milliseconds between resume-data retries of a paused torrent (the engine's default). */
+/** Seconds between write retries of a paused torrent (the engine's default diskRetryMs, 5000). */
 const DISK_RETRY_S = 5;
 
 /** Failed connections told per torrent in a person's words (--json gives every one). */
