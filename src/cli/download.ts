@@ -176,8 +176,13 @@ class DownloadRun {
           !s.noUtp && udp > 0 && udp !== session.port ? `, uTP on udp port ${udp}` : ""
         }${this.#dht ? `, DHT on udp port ${this.#dht.port}` : ""}`,
       );
-      if (s.stream) this.#serve(session);
       for (const job of this.#jobs) await this.#add(job);
+      if (s.stream) {
+        // served once the torrents' files can be read (a magnet link's join once its metadata came)
+        const loaded = this.#jobs.map((j) => j.meta ? j.torrent?.ready.catch(() => {}) : undefined);
+        await Promise.race([Promise.all(loaded), interrupted]);
+        this.#serve(session);
+      }
       timer = setInterval(() => this.#tick(), this.#io.isTerminal ? 500 : 1000);
       const settled = Promise.all(this.#jobs.map((j) => j.settled)).then(() => "settled" as const);
       let outcome = await Promise.race([settled, interrupted]);
