@@ -263,39 +263,6 @@ Deno.test("no new piece is started while maxInMemory pieces are held", () => {
   assert.equal(new Set(more.map((b) => b.index)).size, 1, "one new piece once one was written");
 });
 
-Deno.test("a piece written but not yet in the resume journal frees its memory and is not picked again", () => {
-  const picker = new PiecePicker({
-    pieceCount: 8,
-    pieceLength: 2 * BLOCK_SIZE,
-    totalLength: 8 * 2 * BLOCK_SIZE,
-    have: new Bitfield(8),
-    maxInMemory: 2,
-    random: seeded(7),
-  });
-  const a = full(8);
-  picker.addAvailability(a);
-  const blocks = take(picker, a, 100);
-  const started = new Set(blocks.map((b) => b.index));
-  assert.equal(started.size, 2);
-  const idx = blocks[0].index;
-  let done;
-  for (const b of blocks.filter((b) => b.index === idx)) {
-    done = picker.receive(b.index, b.begin, new Uint8Array(b.length), 1);
-  }
-  assert.ok(done);
-  assert.equal(take(picker, a, 100).length, 0, "verifying and writing: it holds its slot");
-  picker.pieceWritten(done);
-  const next = new Set(take(picker, a, 100).map((b) => b.index));
-  assert.equal(next.size, 1, "written: its slot is free");
-  assert.ok(
-    !next.has(idx) && !started.has([...next][0]),
-    "the piece being recorded is not asked for again",
-  );
-  assert.ok(picker.isBusy(idx));
-  picker.pieceVerified(done); // recorded: had
-  assert.equal(picker.isBusy(idx), false);
-});
-
 Deno.test("pickRun() hands out contiguous pieces from the start of the longest gap", () => {
   const { have, picker } = make(12, BLOCK_SIZE);
   // had: 0, 3; gaps: 1..2 (2), 4..11 (8)

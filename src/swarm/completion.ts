@@ -87,8 +87,7 @@ export class Completion {
   }
 
   /**
-   * A downloaded piece is written and in the journal: it is had (its buffer went back to the picker when it was
-   * written, {@linkcode PiecePicker.pieceWritten}).
+   * A downloaded piece is written and in the journal: it is had.
    *
    * @param piece The piece.
    */
@@ -96,6 +95,7 @@ export class Completion {
     const o = this.#o;
     o.beforeHad();
     o.picker.pieceVerified(piece);
+    o.picker.release(piece.buffer);
     if (o.have.set(piece.index)) this.#afterNewPiece(piece.index);
     o.deadlines.had(piece.index);
     o.emit("hashpass", { index: piece.index });

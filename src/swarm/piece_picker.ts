@@ -126,8 +126,6 @@ export class PiecePicker {
   readonly #partial = new Map<number, PartialPiece>();
   /** Pieces fully received and waiting for their hash check / write; not picked again meanwhile. */
   readonly #pending = new Set<number>();
-  /** Pending pieces already written, waiting only for their resume record: they hold no buffer. */
-  readonly #recording = new Set<number>();
   /**
    * Pieces handed out whole ({@linkcode PiecePicker.pickRun}): no buffer yet, no blocks; nobody else is given
    * them until they arrive ({@linkcode PiecePicker.receivePiece}) or come back
@@ -639,20 +637,9 @@ export class PiecePicker {
     return p;
   }
 
-  /**
-   * The piece passed its hash check and is on disk: its buffer goes back to the pool and it no longer counts
-   * against `maxInMemory`, but it is not picked again until {@linkcode PiecePicker.pieceVerified} (once its resume
-   * record is written). Nothing may read `piece.buffer` after this.
-   */
-  pieceWritten(piece: PartialPiece): void {
-    if (this.#pending.has(piece.index)) this.#recording.add(piece.index);
-    this.release(piece.buffer);
-  }
-
-  /** The piece passed its hash check and is being written (or is had): it leaves the pending pieces. */
+  /** The piece passed its hash check and is being written; its buffer may go back to the pool afterwards. */
   pieceVerified(piece: PartialPiece): void {
     this.#pending.delete(piece.index);
-    this.#recording.delete(piece.index);
     this.#alone.delete(piece.index);
   }
 
@@ -711,7 +698,7 @@ export class PiecePicker {
 
   /** Pieces that hold (or, reserved, will hold) a buffer: compared with `maxInMemory`. */
   get #held(): number {
-    return this.#partial.size + this.#pending.size - this.#recording.size + this.#reserved.size;
+    return this.#partial.size + this.#pending.size + this.#reserved.size;
   }
 
   /** Bytes received for pieces still in progress (counted toward "downloaded" but not yet verified). */

@@ -620,8 +620,8 @@ export class Torrent implements AsyncDisposable {
 
   #written(piece: PartialPiece): void {
     this.#disk.error = undefined;
-    this.#picker.pieceWritten(piece); // on disk: its memory is free while the journal records it
-    this.#data.written(piece.index).then(() => this.#completion.had(piece)); // had once recorded (crash-safe)
+    // had once the journal says so: a crash after this point never downloads or checks the piece again
+    this.#data.written(piece.index).then(() => this.#completion.had(piece));
   }
 
   /** Writes resume data now. */
