@@ -5,14 +5,8 @@
  */
 
 import { VERSION } from "../version.ts";
-import { runCreate } from "./create.ts";
-import { runDaemon } from "./daemon.ts";
-import { runDemo } from "./demo.ts";
 import { cleanMessage, EXIT, parseErrorMessage, UsageError } from "./_common.ts";
-import { downloadHelp, runDownload } from "./download.ts";
-import { runInfo } from "./info.ts";
-import { runDht } from "./dht.ts";
-import { runVerify } from "./verify.ts";
+import { downloadHelp } from "./download_flags.ts";
 
 const HELP = `seedbed ${VERSION}: a BitTorrent client for Deno
 
@@ -108,17 +102,17 @@ async function dispatch(args: string[], io: CliIO): Promise<number> {
       io.stdout(`seedbed ${VERSION}\n`);
       return EXIT.ok;
     case "info":
-      return await runInfo(rest, io);
+      return await (await import("./info.ts")).runInfo(rest, io);
     case "create":
-      return await runCreate(rest, io);
+      return await (await import("./create.ts")).runCreate(rest, io);
     case "verify":
-      return await runVerify(rest, io);
+      return await (await import("./verify.ts")).runVerify(rest, io);
     case "demo":
-      return await runDemo(rest, io);
+      return await (await import("./demo.ts")).runDemo(rest, io);
     case "dht":
-      return await runDht(rest, io);
+      return await (await import("./dht.ts")).runDht(rest, io);
     case "daemon":
-      return await runDaemon(rest, io);
+      return await (await import("./daemon.ts")).runDaemon(rest, io);
     case "seed":
       return await runDownload("seed", rest, io);
     case "download":
@@ -132,6 +126,15 @@ async function dispatch(args: string[], io: CliIO): Promise<number> {
       }
       return await runDownload("download", args, io);
   }
+}
+
+/** The download runner, loaded when a command needs it (each command loads only its own modules). */
+async function runDownload(
+  mode: "download" | "seed" | "stream",
+  args: string[],
+  io: CliIO,
+): Promise<number> {
+  return await (await import("./download.ts")).runDownload(mode, args, io);
 }
 
 /** Prints one clear line for an error and chooses the exit status. */
