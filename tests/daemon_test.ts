@@ -280,7 +280,7 @@ Deno.test("a .torrent put in the watch folder is added and renamed *.added", asy
   }
 });
 
-Deno.test("session-set of the encryption restarts the session with the torrents; session-close stops the daemon", async () => {
+Deno.test("session-set of the encryption or uTP restarts the session with the torrents; session-close stops the daemon", async () => {
   const root = await Deno.makeTempDir({ prefix: "seedbed-daemon-restart-" });
   try {
     const { bytes } = await makeTorrent(join(root, "dl"), "pack", FILES, {
@@ -297,14 +297,22 @@ Deno.test("session-set of the encryption restarts the session with the torrents;
         d.log(),
         /restarting the session for its new settings \(encryption preferred → required\)/,
       );
-      const s = (await d.rpc("session-get", { fields: ["encryption", "peer-port"] })).arguments;
+      const s = (await d.rpc("session-get", { fields: ["encryption", "peer-port", "utp-enabled"] }))
+        .arguments;
       assert.equal(s.encryption, "required");
       assert.ok(s["peer-port"] > 0);
+      assert.equal(s["utp-enabled"], true);
+      // uTP off takes a new session too
+      assert.equal((await d.rpc("session-set", { "utp-enabled": false })).result, "success");
+      assert.match(d.log(), /restarting the session for its new settings \(uTP off\)/);
+      const u = (await d.rpc("session-get", { fields: ["utp-enabled"] })).arguments;
+      assert.equal(u["utp-enabled"], false);
       const t = (await d.rpc("torrent-get", { fields: ["id", "status"] })).arguments.torrents;
       assert.deepEqual(t, [{ id: 1, status: 0 }], "the torrent came back, still stopped");
       // saved for the next start
       const saved = JSON.parse(await Deno.readTextFile(join(root, "state", "daemon.json")));
       assert.equal(saved.encryption, "required");
+      assert.equal(saved.utp, false);
       assert.equal((await d.rpc("session-close")).result, "success");
       assert.equal((await d.status).code, 0);
       assert.match(d.log(), /stopping \(asked to stop over the RPC\)/);

@@ -177,7 +177,7 @@ Deno.test("RPC: malformed requests, unknown methods and bad arguments get an err
     ],
     [{ method: "session-set", arguments: { "speed-limit-down": "fast" } }, /must be an integer/],
     [{ method: "session-set", arguments: { "speed-limit-down": -5 } }, /between/],
-    [{ method: "session-set", arguments: { "utp-enabled": true } }, /cannot be on/],
+    [{ method: "session-set", arguments: { "utp-enabled": false } }, /cannot be changed here/],
     [{ method: "session-set", arguments: { "peer-port": 7000 } }, /cannot be changed here/],
     [{ method: "session-set", arguments: { "download-dir": "relative/dir" } }, /not absolute/],
     [{ method: "free-space", arguments: { path: "relative" } }, /not absolute/],

@@ -178,6 +178,7 @@ export async function runDaemon(args: string[], io: DaemonIO): Promise<number> {
       // the DHT runs on the peer port's UDP socket, beside uTP, as Transmission has it (one port to forward)
       dht: s.dht,
       lsd: s.lsd,
+      ...(s.utp === false ? { utp: false } : {}),
       encryption: ENCRYPTION[s.encryption],
     });
     let restored = false;
@@ -368,6 +369,7 @@ function describeChange(a: RpcSettings, b: RpcSettings): string {
   if (a.encryption !== b.encryption) parts.push(`encryption ${a.encryption} → ${b.encryption}`);
   if (a.dht !== b.dht) parts.push(`DHT ${b.dht ? "on" : "off"}`);
   if (a.lsd !== b.lsd) parts.push(`local discovery ${b.lsd ? "on" : "off"}`);
+  if (a.utp !== b.utp) parts.push(`uTP ${b.utp ? "on" : "off"}`);
   return parts.join(", ") || "no change";
 }
 

@@ -2,7 +2,7 @@
  * `session-get` and `session-set`: the session's arguments of Transmission's RPC mapped onto a
  * {@linkcode Session}'s limits (speed limits and the alternative "turtle" set, queue sizes, ratio and idle seeding
  * limits, connection limits) and onto the RPC's own settings (default download directory, start added torrents,
- * and what takes a new session to change: peer port, encryption, DHT, local peer discovery).
+ * and what takes a new session to change: peer port, encryption, DHT, local peer discovery, uTP).
  *
  * Speeds are in kB/s (1000 bytes, Transmission's `units.speed-bytes`). A limit that is switched off keeps its
  * value for when it is switched on again, as Transmission's does. Switches for features Seedbed does not have
@@ -33,6 +33,8 @@ export interface RpcSettings {
   dht: boolean;
   /** Local peer discovery. */
   lsd: boolean;
+  /** uTP (BEP 29) beside TCP. */
+  utp: boolean;
   /** Limits kept while switched off, kB/s and counts. */
   remembered: {
     speedLimitDown: number;
@@ -61,6 +63,7 @@ export function defaultSettings(downloadDir: string): RpcSettings {
     encryption: "preferred",
     dht: true,
     lsd: false,
+    utp: true,
     remembered: {
       speedLimitDown: 100,
       speedLimitUp: 100,
@@ -90,7 +93,7 @@ export interface SessionContext {
   /** The session's state directory (`config-dir`), if any. */
   stateDir: string | undefined;
   /**
-   * Applies settings that take a new session (peer port, encryption, DHT, local peer discovery); without it they
+   * Applies settings that take a new session (peer port, encryption, DHT, local peer discovery, uTP); without it they
    * cannot be changed through the RPC.
    */
   restart?: (settings: RpcSettings) => Promise<void>;
@@ -173,7 +176,7 @@ const GET: Record<string, Getter> = {
     "memory-units": ["KiB", "MiB", "GiB", "TiB"],
     "memory-bytes": 1024,
   }),
-  "utp-enabled": () => false,
+  "utp-enabled": (c) => c.settings.utp,
   version: () => `${VERSION} (Seedbed)`,
 };
 
@@ -210,7 +213,6 @@ const FIXED: Record<string, boolean> = {
   script_torrent_done_seeding_enabled: false,
   tcp_enabled: true,
   trash_original_torrent_files: false,
-  utp_enabled: false,
 };
 
 const ENCRYPTION = new Map<string, RpcSettings["encryption"]>([
@@ -339,10 +341,14 @@ export async function sessionSet(
   if (dht !== undefined) s.dht = dht;
   const lsd = readBool(args, "lpd_enabled");
   if (lsd !== undefined) s.lsd = lsd;
+  const utp = readBool(args, "utp_enabled");
+  if (utp !== undefined) s.utp = utp;
   const restart = s.peerPort !== c.settings.peerPort || s.encryption !== c.settings.encryption ||
-    s.dht !== c.settings.dht || s.lsd !== c.settings.lsd;
+    s.dht !== c.settings.dht || s.lsd !== c.settings.lsd || s.utp !== c.settings.utp;
   if (restart && !c.restart) {
-    throw new RpcError("peer-port, encryption, dht-enabled and lpd-enabled cannot be changed here");
+    throw new RpcError(
+      "peer-port, encryption, dht-enabled, lpd-enabled and utp-enabled cannot be changed here",
+    );
   }
 
   const changed = JSON.stringify(s) !== JSON.stringify(c.settings);
