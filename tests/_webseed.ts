@@ -57,7 +57,7 @@ pid ${work}/nginx.pid;
 error_log stderr warn;
 events { worker_connections 256; }
 http {
-  log_format seedbed '$request_method "$uri" "$http_range" $status $body_bytes_sent';
+  log_format seedbed '$request_method "$uri" "$http_range" $status $body_bytes_sent $msec $request_time';
   access_log ${work}/access.log seedbed;
   client_body_temp_path ${work}/body;
   proxy_temp_path ${work}/proxy;

@@ -194,7 +194,7 @@ Deno.test({
       )
     );
     const requests = log.map((line) => {
-      const m = /^GET "([^"]*)" "([^"]*)" (\d+) (\d+)$/.exec(line);
+      const m = /^GET "([^"]*)" "([^"]*)" (\d+) (\d+) [\d.]+ [\d.]+$/.exec(line);
       assert.ok(m, `unexpected log line ${line}`);
       return { path: m[1], range: parseRange(m[2]), status: Number(m[3]), bytes: Number(m[4]) };
     });
