@@ -1,5 +1,6 @@
 // Process helpers shared by the swarm benchmarks: a child whose stdout is read line by line (to wait for a
 // JSON event or a "ready" line), and CPU / memory of a process tree from /proc.
+import { stopper } from "../tests/_lab.ts";
 
 /** A running child process. */
 export interface Child extends AsyncDisposable {
@@ -63,28 +64,7 @@ export function startChild(
     await Promise.all([readOut, readErr]);
     return s.code;
   });
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    stopped ??= (async () => {
-      try {
-        await child.stdin.close();
-      } catch { /* closed */ }
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const killed = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* exited */ }
-          resolve();
-        }, 5000);
-      });
-      await Promise.race([exited, killed]);
-      clearTimeout(timer);
-      await exited;
-    })();
+  const stop = stopper(child, exited);
   return {
     pid: child.pid,
     exited,

@@ -149,28 +149,7 @@ export function spawn(
       }),
     ]).finally(() => clearTimeout(timer));
   };
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    stopped ??= (async () => {
-      try {
-        await child.stdin.close();
-      } catch { /* closed */ }
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const killed = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* exited */ }
-          resolve();
-        }, 5000);
-      });
-      await Promise.race([exited, killed]);
-      clearTimeout(timer);
-      await exited;
-    })();
+  const stop = stopper(child, exited);
   return {
     port,
     pid: child.pid,
@@ -430,4 +409,33 @@ export function startAria2Leecher(torrent: string, dir: string): Proc {
     "--bt-stop-timeout=120",
     torrent,
   ], 0);
+}
+
+/**
+ * How a test or benchmark stops a child it started, once: stdin closed, SIGTERM, SIGKILL after 5 s, and the
+ * child's exit (with its output read) awaited. Calling it again returns the same promise.
+ */
+export function stopper(child: Deno.ChildProcess, exited: Promise<unknown>): () => Promise<void> {
+  let stopped: Promise<void> | undefined;
+  return () =>
+    stopped ??= (async () => {
+      try {
+        await child.stdin.close();
+      } catch { /* closed */ }
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const killed = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* exited */ }
+          resolve();
+        }, 5000);
+      });
+      await Promise.race([exited, killed]);
+      clearTimeout(timer);
+      await exited;
+    })();
 }

@@ -7,6 +7,9 @@
 // connections per IP allowed; DHT, local discovery, UPnP/NAT-PMP, PEX and uTP are off everywhere.
 
 import { join } from "node:path";
+import type { Client } from "../../src/client.ts";
+import type { PeerInfo } from "../../src/swarm/types.ts";
+import { nextEvent, within } from "../_swarm.ts";
 import {
   boundPorts,
   type Proc,
@@ -462,4 +465,24 @@ export function startClient(
     case "qbittorrent":
       return qbittorrent(role, torrent, dir, peers, setup);
   }
+}
+
+/** The other client's list of its peers, once it shows one (its API has no event to wait for: polled, bounded). */
+export async function theirView(peer: RealPeer, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const peers = await peer.peers!().catch(() => []);
+    if (peers.length > 0) return peers;
+    if (Date.now() > deadline) throw new Error(`no peer listed within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Our client's view of its first connection whose handshakes are done. */
+export async function ourView(client: Client): Promise<PeerInfo> {
+  const ready = () => client.peers.find((p) => p.peerId !== undefined);
+  if (!ready()) {
+    await within(20_000, "a connection", nextEvent(client, "peer", () => ready() !== undefined));
+  }
+  return ready()!;
 }

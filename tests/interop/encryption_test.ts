@@ -7,10 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Client } from "../../src/client.ts";
-import type { PeerInfo } from "../../src/swarm/types.ts";
 import { REQUIRE_PEERS } from "../_lab.ts";
-import { makeTorrent, nextEvent, sameFiles, type SpecFile, within } from "../_swarm.ts";
-import { available, type ClientName, type RealPeer, startClient } from "./_clients.ts";
+import { makeTorrent, sameFiles, type SpecFile, within } from "../_swarm.ts";
+import { available, type ClientName, ourView, startClient, theirView } from "./_clients.ts";
 
 const FILES: SpecFile[] = [
   { path: "video.bin", length: 2 * 1024 * 1024 + 4321 },
@@ -41,26 +40,6 @@ async function scratch() {
       await Deno.remove(root, { recursive: true });
     },
   };
-}
-
-/** The other client's list of its peers, once it shows one (its API has no event to wait for: polled). */
-async function theirView(peer: RealPeer, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const peers = await peer.peers!().catch(() => []);
-    if (peers.length > 0) return peers;
-    if (Date.now() > deadline) throw new Error(`no peer listed within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Our client's view of its first connection whose handshakes are done. */
-async function ourView(client: Client): Promise<PeerInfo> {
-  const ready = () => client.peers.find((p) => p.peerId !== undefined);
-  if (!ready()) {
-    await within(20_000, "a connection", nextEvent(client, "peer", () => ready() !== undefined));
-  }
-  return ready()!;
 }
 
 const CLIENTS: { name: ClientName; label: RegExp }[] = [
