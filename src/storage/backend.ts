@@ -40,10 +40,23 @@ export interface FileBackend {
   readFile(path: string): Promise<Uint8Array | undefined>;
   /** Appends to a file, creating it (resume data's journal; none is kept without it). */
   append?(path: string, data: Uint8Array): Promise<void>;
+  /**
+   * Opens a file for appending, creating it: resume data's journal keeps one open while the torrent writes
+   * (without it, every append opens and closes the file through {@linkcode FileBackend.append}).
+   */
+  openAppend?(path: string): Promise<AppendFile>;
   /** Renames a file, replacing the target. */
   rename?(from: string, to: string): Promise<void>;
   /** Removes a file; nothing when it does not exist. */
   remove?(path: string): Promise<void>;
+}
+
+/** A file open for appending. */
+export interface AppendFile {
+  /** Appends all of `data`. */
+  write(data: Uint8Array): Promise<void>;
+  /** Closes the file. */
+  close(): void;
 }
 
 /** An open file. */
@@ -151,6 +164,20 @@ export const denoBackend: FileBackend = {
   },
   async append(path, data) {
     await Deno.writeFile(path, data, { append: true, create: true });
+  },
+  async openAppend(path) {
+    const file = await Deno.open(path, { append: true, create: true });
+    return {
+      // a journal append is a few bytes into the page cache: written in place, it costs microseconds, where an
+      // async write hands the descriptor to a blocking thread and back (measured: 6 % of the event loop's time
+      // in a 1 GiB download, one append per piece)
+      write(data) {
+        let done = 0;
+        while (done < data.length) done += file.writeSync(data.subarray(done));
+        return Promise.resolve();
+      },
+      close: () => file.close(),
+    };
   },
   async rename(from, to) {
     await Deno.rename(from, to);

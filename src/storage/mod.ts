@@ -35,6 +35,7 @@ export {
   StorageError,
   type StorageOptions,
 } from "./storage.ts";
+export type { AppendFile } from "./backend.ts";
 export { PieceHasher, PieceVerifier, type PieceVerifierOptions } from "./hasher.ts";
 export {
   BLOCK_SIZE,

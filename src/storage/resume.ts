@@ -21,6 +21,7 @@
 import { dirname } from "node:path";
 import { Bitfield } from "../bitfield.ts";
 import type { Layout } from "./layout.ts";
+import type { AppendFile } from "./backend.ts";
 
 /** The part file's index: which pieces it holds, in which slot. */
 export interface PieceCacheIndex {
@@ -48,6 +49,8 @@ export interface ResumeBackend {
   readFile(path: string): Promise<Uint8Array | undefined>;
   /** Appends to a file (created if missing); the journal is not kept when absent. */
   append?(path: string, data: Uint8Array): Promise<void>;
+  /** Opens a file for appending (created if missing): the journal is kept open while pieces are written. */
+  openAppend?(path: string): Promise<AppendFile>;
   /** Renames a file (replacing the target). */
   rename?(from: string, to: string): Promise<void>;
   /** Removes a file; nothing when it does not exist. */
@@ -96,6 +99,8 @@ export class ResumeData {
   /** Journal records (index, part-file slot) waiting for the append after the one in flight. */
   #batch: { records: number[]; done: Promise<void> } | undefined;
   #journalStarted = false;
+  /** The journal, open for appending while pieces are written (closed before a snapshot rotates it). */
+  #journalFile: Promise<AppendFile> | undefined;
 
   /**
    * Creates a {@linkcode ResumeData}.
@@ -117,7 +122,7 @@ export class ResumeData {
     this.#journalStarted = true;
     const step = this.#chain.then(async () => {
       await this.#o.backend.mkdir(dirname(this.#journal));
-      await append(this.#journal, new Uint8Array(0));
+      await this.#append(new Uint8Array(0));
     });
     this.#chain = step.catch(() => {});
     return this.#chain;
@@ -147,7 +152,7 @@ export class ResumeData {
           this.#journalStarted = true;
           await this.#o.backend.mkdir(dirname(this.#journal));
         }
-        await append(this.#journal, bytes);
+        await this.#append(bytes);
       }).catch(() => {});
     }
     batch.records.push(index, this.#o.parts.get(index) ?? NO_SLOT);
@@ -167,6 +172,7 @@ export class ResumeData {
     const pieces = have.bytes.toBase64(); // captured now: pieces journalled from here on are in the new journal
     const rotated = `${this.#journal}.prev`;
     const rotate = this.#chain.then(async () => {
+      await this.#closeJournal();
       if (b.rename && (await b.stat(this.#journal))) await b.rename(this.#journal, rotated);
     });
     this.#chain = rotate.catch(() => {});
@@ -270,9 +276,27 @@ export class ResumeData {
     return { have, recheck };
   }
 
-  /** Waits for journal appends in flight. */
+  /** Waits for journal appends in flight and closes the journal (a later record opens it again). */
   async flush(): Promise<void> {
     await this.#chain;
+    await this.#closeJournal();
+  }
+
+  /** Appends to the journal through the open handle when the backend keeps one, else one append per call. */
+  async #append(bytes: Uint8Array): Promise<void> {
+    const b = this.#o.backend;
+    if (!b.openAppend) return await b.append!(this.#journal, bytes);
+    const opening = this.#journalFile ??= b.openAppend(this.#journal);
+    opening.catch(() => this.#journalFile === opening && (this.#journalFile = undefined));
+    await (await opening).write(bytes);
+  }
+
+  async #closeJournal(): Promise<void> {
+    const file = this.#journalFile;
+    this.#journalFile = undefined;
+    try {
+      (await file)?.close();
+    } catch { /* it never opened: nothing to close */ }
   }
 
   #slot(piece: number, slot: number): void {
