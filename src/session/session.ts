@@ -6,7 +6,7 @@
  * each torrent, limits shared by all (connections, half-open attempts, bandwidth up and down with an alternative
  * "turtle" set), queueing (at most N active downloads and N active seeds) with ratio and seeding-time stop rules,
  * one tick for everything, and a state directory from which a restarted session restores every torrent without
- * re-hashing.
+ * re-hashing (its records kept by `state_records.ts`).
  *
  * @example Download two torrents through one port
  * ```ts ignore
@@ -43,7 +43,8 @@ import {
 import { SessionDiscovery } from "./discovery.ts";
 import { IncomingRouter, listen } from "./incoming.ts";
 import { TorrentQueue } from "./queue.ts";
-import { SessionStore, type TorrentRecord } from "./state.ts";
+import type { TorrentRecord } from "./state.ts";
+import { recordOptions, recordSource, StateRecords } from "./state_records.ts";
 import { deleteTorrentFiles, moveTorrentFiles, plainName } from "./torrent_files.ts";
 import { UdpSockets } from "./udp_sockets.ts";
 
@@ -112,8 +113,8 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly #down = new TokenBucket(0);
   readonly #up = new TokenBucket(0);
   readonly #limits: Required<SessionLimits>;
-  readonly #store: SessionStore | undefined;
-  readonly #writes = new Set<Promise<void>>();
+  /** The state directory's records. */
+  readonly #records: StateRecords;
   #listener: Deno.Listener | undefined;
   #acceptLoop: Promise<void> | undefined;
   #udp: UdpSockets | undefined;
@@ -153,10 +154,16 @@ export class Session extends EventTarget implements AsyncDisposable {
       seedTimeLimit: 0,
       idleSeedingLimit: 0,
     };
-    this.#store = options.stateDir ? new SessionStore(resolve(options.stateDir)) : undefined;
+    this.#records = new StateRecords({
+      ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+      position: (t) => this.#order.indexOf(t),
+      current: (t) => this.#torrents.get(t.infohashHex) === t,
+      onError: (err, torrent) =>
+        this.#dispatch("error", { ...(torrent ? { torrent } : {}), error: asError(err) }),
+    });
     this.#discovery = new SessionDiscovery({
       options,
-      store: this.#store,
+      store: this.#records.store,
       udp: () => this.#udp,
       port: () => this.port,
       udpPort: () => this.udpPort,
@@ -197,7 +204,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   }
 
   async #init(): Promise<void> {
-    const saved = await this.#store?.loadSession().catch((err) => {
+    const saved = await this.#records.store?.loadSession().catch((err) => {
       this.#listening.reject(err);
       throw err;
     });
@@ -224,22 +231,16 @@ export class Session extends EventTarget implements AsyncDisposable {
     }
     this.#listening.resolve();
     this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
-    if (this.#store && this.#opts.restore !== false) {
+    if (this.#records.store && this.#opts.restore !== false) {
       // in queue order, a few at a time (each reads its metadata and resume data)
-      const records = await this.#store.loadTorrents();
-      let next = 0;
-      await Promise.all(Array.from({ length: Math.min(16, records.length) }, async () => {
-        while (next < records.length) {
-          const r = records[next++];
-          await this.#restore(r).catch((err) =>
-            this.#dispatch("error", {
-              error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
-            })
-          );
-        }
-      }));
+      const place = await this.#records.restoreAll(
+        (r) => this.#restore(r),
+        (r, err) =>
+          this.#dispatch("error", {
+            error: new Error(`Cannot restore ${r.infoHash}: ${asError(err).message}`),
+          }),
+      );
       // restored a few at a time: back in their saved queue order
-      const place = new Map(records.map((r, i) => [r.infoHash, i]));
       this.#order.sort((a, b) =>
         (place.get(a.infohashHex) ?? Infinity) - (place.get(b.infohashHex) ?? Infinity)
       );
@@ -303,31 +304,14 @@ export class Session extends EventTarget implements AsyncDisposable {
       torrent.removeEventListener("adopted", onAdopt);
     }
     if (!options.restored) {
-      await this.#save(torrent);
-      await this.#store?.saveSession(this.#nextId, this.#limits);
+      await this.#records.save(torrent);
+      await this.#records.saveSession(this.#nextId, this.#limits);
     }
     if (!options.quiet) this.#dispatch("added", { torrent });
   }
 
   async #restore(r: TorrentRecord): Promise<void> {
-    const source: TorrentSource = r.torrentPath
-      ? { torrent: await Deno.readFile(r.torrentPath) }
-      : { magnet: r.magnet! };
-    const torrent = new SessionTorrent(this.#host, source, {
-      basedir: r.basedir,
-      state: r.state,
-      ...(r.priorities ? { priorities: r.priorities } : {}),
-      ...(r.maxPeers ? { maxPeers: r.maxPeers } : {}),
-      ...(r.downloadLimit ? { downloadLimit: r.downloadLimit } : {}),
-      ...(r.uploadLimit ? { uploadLimit: r.uploadLimit } : {}),
-      ...(r.ratioLimit !== undefined ? { ratioLimit: r.ratioLimit } : {}),
-      ...(r.seedTimeLimit !== undefined ? { seedTimeLimit: r.seedTimeLimit } : {}),
-      ...(r.idleSeedingLimit !== undefined ? { idleSeedingLimit: r.idleSeedingLimit } : {}),
-      ...(r.paths ? { paths: r.paths } : {}),
-      ...(r.trackers === false ? { trackers: false } : {}),
-      ...(r.webSeeds === false ? { webSeeds: false } : {}),
-      ...(r.extraWebSeeds?.length ? { extraWebSeeds: r.extraWebSeeds } : {}),
-    });
+    const torrent = new SessionTorrent(this.#host, await recordSource(r), recordOptions(r));
     torrent.id = r.id;
     torrent.restore(r);
     torrent.ready.catch((err) => this.#dispatch("error", { torrent, error: asError(err) }));
@@ -349,7 +333,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (!torrent || !this.#torrents.has(torrent.infohashHex)) return false;
     this.#forget(torrent);
     await torrent.close();
-    await this.#store?.removeTorrent(torrent.infohashHex);
+    await this.#records.remove(torrent.infohashHex);
     if (options.deleteData && torrent.hasMetadata) await deleteTorrentFiles(torrent);
     this.#dispatch("removed", { torrent, infoHash: torrent.infohashHex });
     this.#queue.requeue();
@@ -480,7 +464,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#order.splice(i, 1);
     this.#order.splice(Math.max(0, Math.min(position, this.#order.length)), 0, torrent);
     this.#rehash();
-    for (const t of this.#order) this.#dirty.add(t);
+    for (const t of this.#order) this.#records.changed(t);
     this.#queue.requeue();
   }
 
@@ -526,11 +510,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     Object.assign(this.#limits, definedOnly(limits));
     this.#applyRates();
     this.#queue.requeue();
-    if (this.#store) {
-      this.#writing(this.#store.saveSession(this.#nextId, this.#limits)).catch((err) =>
-        this.#dispatch("error", { error: asError(err) })
-      );
-    }
+    this.#records.saveSessionLater(this.#nextId, this.#limits);
   }
 
   #applyRates(): void {
@@ -587,7 +567,7 @@ export class Session extends EventTarget implements AsyncDisposable {
           this.#listener?.addr.transport === "tcp" && this.#listener.addr.hostname === "::",
         maxPeers: this.#limits.connectionsPerTorrent,
       },
-      resumePath: (hex) => this.#store?.resumePath(hex),
+      resumePath: (hex) => this.#records.store?.resumePath(hex),
       dht: () => this.#discovery.open(),
       get stopRules() {
         return {
@@ -601,13 +581,12 @@ export class Session extends EventTarget implements AsyncDisposable {
       gate: (down, up) => rateGate(this.#bandwidth, [down, this.#down], [up, this.#up]),
       admit: () => this.#admit(),
       changed: (t) => {
-        this.#dirty.add(t);
+        this.#records.changed(t);
         return this.#queue.requeue();
       },
     };
   }
 
-  readonly #dirty = new Set<SessionTorrent>();
   readonly #listening = Promise.withResolvers<void>();
 
   /** @internal What a `Client` sharing (or owning) this session gives its torrent. */
@@ -631,7 +610,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       (e) => this.#dispatch("error", { torrent: t, error: e.detail.error }),
     );
     t.addEventListener("metadata", () => {
-      this.#dirty.add(t);
+      this.#records.changed(t);
       this.#rehash(); // a hybrid magnet link's v2 hash is known now
     });
     this.#discovery.track(t);
@@ -639,7 +618,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   }
 
   #loaded(t: SessionTorrent): Promise<void> {
-    this.#dirty.add(t);
+    this.#records.changed(t);
     this.#discovery.loaded(t);
     return this.#queue.requeue().then(() => this.#discovery.changed());
   }
@@ -692,7 +671,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       try {
         if (t.tick(now)) {
           stopped = true;
-          this.#dirty.add(t);
+          this.#records.changed(t);
         }
       } catch (err) {
         this.#dispatch("error", { torrent: t, error: asError(err) });
@@ -700,34 +679,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     }
     if (stopped) this.#queue.requeue();
     this.#discovery.lookups(now);
-    if (this.#dirty.size > 0 && this.#store) {
-      const dirty = [...this.#dirty];
-      this.#dirty.clear();
-      for (const t of dirty) {
-        if (this.#torrents.get(t.infohashHex) === t) {
-          this.#save(t).catch((err) =>
-            this.#dispatch("error", { torrent: t, error: asError(err) })
-          );
-        }
-      }
-    }
+    this.#records.saveChanged();
     if (now - this.#lastStats >= (this.#opts.statsIntervalMs ?? 1000)) {
       this.#lastStats = now;
       this.#dispatch("stats", this.stats);
     }
-  }
-
-  async #save(t: SessionTorrent): Promise<void> {
-    if (!this.#store) return;
-    await this.#writing(this.#store.saveTorrent(t, this.#order.indexOf(t)));
-  }
-
-  /** A write to the state directory that nobody awaits: `close()` waits for it (no file left open behind). */
-  #writing(write: Promise<void>): Promise<void> {
-    this.#writes.add(write);
-    const done = () => void this.#writes.delete(write);
-    write.then(done, done);
-    return write;
   }
 
   #dispatch<K extends keyof SessionEventMap>(
@@ -752,13 +708,13 @@ export class Session extends EventTarget implements AsyncDisposable {
     await this.#router.close(); // connections still in their handshakes
     this.#discovery.stopLsd();
     // writes started by the tick or setLimits finish before the last ones
-    await Promise.allSettled([...this.#writes]);
+    await this.#records.settle();
     const torrents = [...this.#order];
     await Promise.all(torrents.map(async (t) => {
       await t.close();
-      if (this.#torrents.get(t.infohashHex) === t) await this.#save(t).catch(() => {});
+      if (this.#torrents.get(t.infohashHex) === t) await this.#records.save(t).catch(() => {});
     }));
-    await this.#store?.saveSession(this.#nextId, this.#limits).catch(() => {});
+    await this.#records.saveSession(this.#nextId, this.#limits).catch(() => {});
     this.#bandwidth.down.close();
     this.#bandwidth.up.close();
     await this.#discovery.closeDht();

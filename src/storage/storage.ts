@@ -1,23 +1,23 @@
 /**
- * Where pieces live: files under the download directory, a part file for pieces that overlap files not being
- * downloaded (priority 0), verification (SHA-1 for v1, merkle trees for v2, both for hybrids), BEP 47 file
- * attributes, and crash-safe resume data.
+ * Where pieces live: files under the download directory (written on a writer thread), BEP 47 file attributes,
+ * and crash-safe resume data. Pieces that overlap files not being downloaded (priority 0) go to the part file
+ * (`part_file.ts`); hashes are checked by `hash_check.ts`.
  *
  * @module
  */
 
 import { dirname, join, relative, resolve } from "node:path";
-import { Bitfield } from "../bitfield.ts";
-import { bytesEqual } from "../_bytes.ts";
+import type { Bitfield } from "../bitfield.ts";
 import { isInside } from "../_paths.ts";
 import { type FileSpan, Layout, type LayoutInput } from "./layout.ts";
 import { type BackendFile, denoBackend, type FileBackend, StorageError } from "./backend.ts";
 import { DiskWriter } from "./_disk_writer.ts";
-import { FileHasher, type HashSpan } from "./hasher.ts";
+import { type HashcheckOptions, PieceHashCheck } from "./hash_check.ts";
+import { PartFile } from "./part_file.ts";
 import { type PieceCacheIndex, ResumeData, type ResumeState } from "./resume.ts";
-import { type PieceCheck, TorrentVerifier } from "./verify.ts";
+import type { PieceCheck } from "./verify.ts";
 
-export type { PieceCacheIndex, ResumeState };
+export type { HashcheckOptions, PieceCacheIndex, ResumeState };
 export { denoBackend, StorageError };
 export type { BackendFile, FileBackend };
 
@@ -66,18 +66,6 @@ export interface StorageOptions {
   checkThreads?: 1 | 2;
 }
 
-/** Options of {@linkcode Storage.hashcheck}. */
-export interface HashcheckOptions {
-  /** Called for each piece that matches its hash. */
-  onPass?: (index: number) => void;
-  /** Called for each piece that does not (or whose data is missing). */
-  onFail?: (index: number) => void;
-  /** Called after each piece with pieces done and the total. */
-  onProgress?: (done: number, total: number) => void;
-  /** Stops the check early. */
-  signal?: AbortSignal;
-}
-
 interface OpenFile {
   handle: BackendFile;
   writable: boolean;
@@ -92,25 +80,19 @@ export class Storage implements AsyncDisposable {
   readonly #backend: FileBackend;
   readonly #maxOpen: number;
   readonly #preallocate: boolean;
-  readonly #partPath: string;
   readonly #resume: ResumeData | undefined;
   #resumeBegun = false;
-  /** piece index → slot in the part file */
-  readonly #parts = new Map<number, number>();
-  /** Part-file slots being written for pieces not yet in `#parts`. */
-  readonly #partSlotsTaken = new Set<number>();
+  /** Pieces kept whole in the part file. */
+  readonly #parts: PartFile;
   readonly #open = new Map<number, Promise<OpenFile>>();
   readonly #dirty = new Set<number>();
-  #partFile: Promise<BackendFile> | undefined;
-  #partDirty = false;
   #error: StorageError | undefined;
   #emptyFilesMade = false;
   #realDir: string | undefined;
   #closed = false;
   #useWriter: boolean;
   #writer: DiskWriter | undefined;
-  readonly #verifier: TorrentVerifier;
-  readonly #checkThreads: 1 | 2 | undefined;
+  readonly #hashes: PieceHashCheck;
 
   /**
    * Creates a {@linkcode Storage}.
@@ -125,7 +107,14 @@ export class Storage implements AsyncDisposable {
     this.#maxOpen = options.maxOpenFiles ?? 64;
     this.#preallocate = options.preallocate ?? false;
     const top = this.layout.files[0]?.path[0] ?? "torrent";
-    this.#partPath = options.partPath ?? join(this.#dir, `.${top}.parts`);
+    this.#parts = new PartFile({
+      path: options.partPath ?? join(this.#dir, `.${top}.parts`),
+      dir: this.#dir,
+      pieceLength: this.layout.pieceLength,
+      pieceCount: this.layout.pieceCount,
+      backend: this.#backend,
+      ...(options.pieceCache ? { index: options.pieceCache } : {}),
+    });
     this.#resume = options.resumePath
       ? new ResumeData({
         path: options.resumePath,
@@ -135,23 +124,20 @@ export class Storage implements AsyncDisposable {
         layout: this.layout,
         filePath: (i) => this.path(i),
         priority: (i) => this.#priorities[i],
-        partPath: this.#partPath,
-        parts: this.#parts,
+        partPath: this.#parts.path,
+        parts: this.#parts.slots,
       })
       : undefined;
     this.#useWriter = (options.writerThread ?? true) && this.#backend === denoBackend;
-    this.#verifier = new TorrentVerifier(this.layout, {
+    this.#hashes = new PieceHashCheck(this.layout, {
+      dir: this.#dir,
+      backend: this.#backend,
+      ...(options.checkThreads !== undefined ? { checkThreads: options.checkThreads } : {}),
       hybridBoth: options.hybridVerifyBoth ?? true,
+      path: (file) => this.path(file),
+      readPiece: (index, into) => this.readPiece(index, into),
+      inPartFile: (index) => this.#parts.slots.has(index),
     });
-    this.#checkThreads = options.checkThreads;
-    for (const [piece, slot] of options.pieceCache?.pieces ?? []) {
-      if (
-        Number.isInteger(piece) && Number.isInteger(slot) && piece >= 0 &&
-        piece < this.layout.pieceCount && slot >= 0
-      ) {
-        this.#parts.set(piece, slot);
-      }
-    }
   }
 
   /** The last disk error; cleared by the next successful write. */
@@ -171,7 +157,7 @@ export class Storage implements AsyncDisposable {
 
   /** The seed's `piece_cache()`: what the part file holds. */
   pieceCache(): PieceCacheIndex {
-    return { pieces: [...this.#parts.entries()].sort((a, b) => a[0] - b[0]) };
+    return this.#parts.index();
   }
 
   /**
@@ -207,7 +193,7 @@ export class Storage implements AsyncDisposable {
         );
         this.#dirty.add(s.file);
       }
-      if (toPart) await this.#writePart(index, data.subarray(0, size));
+      if (toPart) await this.#parts.write(index, data.subarray(0, size));
       this.#error = undefined;
     } catch (err) {
       throw this.#fail(err, `Cannot write piece ${index}`);
@@ -273,7 +259,7 @@ export class Storage implements AsyncDisposable {
           throw err;
         }
       }
-      if (toPart) await this.#writePart(index, holder.buffer.subarray(0, size));
+      if (toPart) await this.#parts.write(index, holder.buffer.subarray(0, size));
       this.#error = undefined;
     } catch (err) {
       throw this.#fail(err, `Cannot write piece ${index}`);
@@ -314,10 +300,9 @@ export class Storage implements AsyncDisposable {
     }
     const length = into ? Math.min(into.length, size - begin) : size - begin;
     const buf = into ? into.subarray(0, length) : new Uint8Array(length);
-    const slot = this.#parts.get(index);
+    const slot = this.#parts.slots.get(index);
     if (slot !== undefined) {
-      const part = await this.#part();
-      const n = await part.read(buf, slot * this.layout.pieceLength + begin);
+      const n = await this.#parts.read(slot, buf, begin);
       return n === length ? buf : undefined;
     }
     for (const s of this.layout.spans(index, begin, length)) {
@@ -346,21 +331,16 @@ export class Storage implements AsyncDisposable {
    * True when `data` matches piece `index`'s hashes: its SHA-1 (v1), its merkle hash (v2: false while the file's
    * piece layer is unknown), both for hybrids (the merkle hash only once known; see `hybridVerifyBoth`).
    */
-  async verifyPiece(index: number, data: Uint8Array): Promise<boolean> {
-    if (this.layout.version !== 1) return await this.#verifier.verify(index, data);
-    const size = this.layout.pieceSize(index);
-    const digest = new Uint8Array(
-      await crypto.subtle.digest("SHA-1", data.subarray(0, size) as Uint8Array<ArrayBuffer>),
-    );
-    return bytesEqual(digest, this.layout.pieces.subarray(index * 20, index * 20 + 20));
+  verifyPiece(index: number, data: Uint8Array): Promise<boolean> {
+    return this.#hashes.verify(index, data);
   }
 
   /**
    * Checks each kind of hash that applies to piece `index` and is known (a hybrid torrent's SHA-1 and merkle hash
    * separately, so that a disagreement between them can be reported).
    */
-  async checkPiece(index: number, data: Uint8Array): Promise<PieceCheck> {
-    return await this.#verifier.check(index, data);
+  checkPiece(index: number, data: Uint8Array): Promise<PieceCheck> {
+    return this.#hashes.check(index, data);
   }
 
   /**
@@ -385,106 +365,7 @@ export class Storage implements AsyncDisposable {
         throw new RangeError(`No piece ${i}: the torrent has ${this.layout.pieceCount}`);
       }
     }
-    const passed = new Bitfield(this.layout.pieceCount);
-    // results are reported in the list's order, whichever thread finished a piece first
-    const results = new Int8Array(list.length); // 0 = not yet, 1 = passed, -1 = failed
-    let reported = 0;
-    const result = (k: number, ok: boolean) => {
-      results[k] = ok ? 1 : -1;
-      for (; reported < list.length && results[reported] !== 0; reported++) {
-        const i = list[reported];
-        if (results[reported] > 0) {
-          passed.set(i);
-          options.onPass?.(i);
-        } else {
-          options.onFail?.(i);
-        }
-        options.onProgress?.(reported + 1, list.length);
-      }
-    };
-    const hasher = this.#checkHasher(list);
-    // the pieces in the part file are read by this thread only
-    const mine: number[] = [];
-    let cursor = 0;
-    const take = (worker: boolean): number | undefined => {
-      if (!worker && mine.length > 0) return mine.pop();
-      while (cursor < list.length) {
-        const k = cursor++;
-        if (!worker || !this.#parts.has(list[k])) return k;
-        mine.push(k);
-      }
-      return worker || mine.length === 0 ? undefined : mine.pop();
-    };
-    const buffers = [
-      new Uint8Array(this.layout.pieceLength),
-      new Uint8Array(this.layout.pieceLength),
-    ];
-    const read = (k: number | undefined, b: number) =>
-      k === undefined ? undefined : this.readPiece(list[k], buffers[b]).catch(() => undefined);
-    const here = async () => {
-      let k = take(false), b = 0;
-      let next = read(k, b);
-      while (k !== undefined) {
-        options.signal?.throwIfAborted();
-        const data = await next;
-        const following = take(false);
-        next = read(following, b ^ 1);
-        result(k, data !== undefined && await this.verifyPiece(list[k], data));
-        k = following;
-        b ^= 1;
-      }
-    };
-    const there = async (h: FileHasher) => {
-      const inflight = new Set<Promise<void>>();
-      for (;;) {
-        // two in flight: the worker has the next piece as soon as it is done with one
-        while (inflight.size < 2) {
-          const k = take(true);
-          if (k === undefined) break;
-          const p = this.#hashThere(h, list[k]).then((ok) => result(k, ok));
-          inflight.add(p);
-          p.finally(() => inflight.delete(p));
-        }
-        if (inflight.size === 0) return;
-        await Promise.race(inflight);
-        options.signal?.throwIfAborted();
-      }
-    };
-    try {
-      await Promise.all(hasher ? [here(), there(hasher)] : [here()]);
-    } finally {
-      await hasher?.close();
-    }
-    return passed;
-  }
-
-  /** A worker to hash alongside this thread, for a check of a v1 torrent big enough to be worth it. */
-  #checkHasher(list: number[]): FileHasher | undefined {
-    if (this.layout.version !== 1 || this.#backend !== denoBackend || list.length < 2) return;
-    if (this.#checkThreads === undefined) {
-      if ((navigator.hardwareConcurrency ?? 1) < 2) return;
-      if (list.length * this.layout.pieceLength < 64 * 1024 * 1024) return;
-    } else if (this.#checkThreads < 2) return;
-    return FileHasher.open();
-  }
-
-  /** Reads and hashes piece `index` on the worker; true when it matches its SHA-1. */
-  async #hashThere(hasher: FileHasher, index: number): Promise<boolean> {
-    const size = this.layout.pieceSize(index);
-    const spans: HashSpan[] = [];
-    for (const s of this.layout.spans(index, 0, size)) {
-      const path = this.path(s.file);
-      if (!this.layout.files[s.file].padding && !isInside(this.#dir, path)) return false;
-      spans.push([
-        this.layout.files[s.file].padding ? null : path,
-        s.fileOffset,
-        s.bufferOffset,
-        s.length,
-      ]);
-    }
-    const digest = await hasher.hash(spans, size);
-    return digest !== undefined &&
-      bytesEqual(digest, this.layout.pieces.subarray(index * 20, index * 20 + 20));
+    return await this.#hashes.run(list, options);
   }
 
   /**
@@ -498,7 +379,7 @@ export class Storage implements AsyncDisposable {
     if (!range) return;
     try {
       for (let i = range[0]; i <= range[1]; i++) {
-        if (!this.#parts.has(i)) continue;
+        if (!this.#parts.slots.has(i)) continue;
         const data = await this.readPiece(i);
         if (!data) continue;
         for (const s of this.layout.spans(i, 0, data.length)) {
@@ -512,8 +393,7 @@ export class Storage implements AsyncDisposable {
         }
         // the slot stays while another priority-0 file still needs it
         if (!this.layout.filesOfPiece(i).some((fi) => this.#priorities[fi] === 0)) {
-          this.#parts.delete(i);
-          this.#partDirty = true;
+          this.#parts.free(i);
         }
       }
     } catch (err) {
@@ -529,7 +409,7 @@ export class Storage implements AsyncDisposable {
       const f = this.#open.get(i);
       if (f) await (await f).handle.sync();
     }
-    if (this.#partFile && this.#partDirty) await (await this.#partFile).sync();
+    await this.#parts.sync();
   }
 
   /**
@@ -636,12 +516,7 @@ export class Storage implements AsyncDisposable {
       } catch { /* never opened */ }
     }
     this.#open.clear();
-    if (this.#partFile) {
-      try {
-        await (await this.#partFile).close();
-      } catch { /* never opened */ }
-      this.#partFile = undefined;
-    }
+    await this.#parts.close();
   }
 
   /** Same as {@linkcode Storage.close}. */
@@ -730,39 +605,6 @@ export class Storage implements AsyncDisposable {
       }, () => {});
     }
     return opening;
-  }
-
-  #part(): Promise<BackendFile> {
-    this.#partFile ??= (async () => {
-      if (!isInside(this.#dir, this.#partPath) && !this.#partPath) {
-        throw new StorageError("bad part file path");
-      }
-      await this.#backend.mkdir(dirname(this.#partPath));
-      return await this.#backend.open(this.#partPath, true);
-    })();
-    this.#partFile.catch(() => (this.#partFile = undefined));
-    return this.#partFile;
-  }
-
-  async #writePart(index: number, data: Uint8Array): Promise<void> {
-    let slot = this.#parts.get(index);
-    let reserved = false;
-    if (slot === undefined) {
-      // pieces are written several at once: a slot is taken before the first await, so no two share it
-      const used = new Set([...this.#parts.values(), ...this.#partSlotsTaken]);
-      slot = 0;
-      while (used.has(slot)) slot++;
-      this.#partSlotsTaken.add(slot);
-      reserved = true;
-    }
-    try {
-      const part = await this.#part();
-      await part.write(data, slot * this.layout.pieceLength);
-      this.#parts.set(index, slot);
-    } finally {
-      if (reserved) this.#partSlotsTaken.delete(slot);
-    }
-    this.#partDirty = true;
   }
 
   #fail(err: unknown, what: string): StorageError {

@@ -1,6 +1,7 @@
 /**
- * Which block to ask which peer for: pieces with a deadline first (a stream's reader waits for them), then rarest
- * first (or in order, when sequential), weighted by file priority, partial pieces first, and endgame.
+ * Which block to ask which peer for: pieces with a deadline first (a stream's reader waits for them; picked by
+ * `urgent_pieces.ts`), then rarest first (or in order, when sequential), weighted by file priority, partial pieces
+ * first, and endgame. Web seeds take runs of whole pieces instead (`piece_runs.ts`).
  *
  * The picker owns the buffers of pieces in progress: a received block is copied straight into its piece's buffer,
  * and a piece whose every block has arrived is handed back whole for hashing. It also owns the torrent's one
@@ -13,50 +14,19 @@
 import { Bitfield } from "../bitfield.ts";
 import { pieceRangeOfFile, type StorageFile } from "../storage/layout.ts";
 import { BLOCK_SIZE, RequestStore } from "./requests.ts";
+import {
+  type BlockRequest,
+  FREE,
+  type PartialPiece,
+  type PickerPieces,
+  RECEIVED,
+  REQUESTED,
+} from "./partial_piece.ts";
+import { pickRun, type PickRunOptions, type PieceRun, receiveRunPiece } from "./piece_runs.ts";
+import { UrgentPieces } from "./urgent_pieces.ts";
 
 export { BLOCK_SIZE };
-
-/** Block states inside a piece in progress. */
-const FREE = 0, REQUESTED = 1, RECEIVED = 2;
-
-/** One piece being downloaded. */
-export interface PartialPiece {
-  /** Piece index. */
-  readonly index: number;
-  /** The piece's bytes as blocks arrive (replaced when the buffer travels to a hashing thread and back). */
-  buffer: Uint8Array<ArrayBuffer>;
-  /** State of each block (free, requested, received). */
-  readonly state: Uint8Array;
-  /** Blocks received so far. */
-  received: number;
-  /** Blocks never requested yet. */
-  free: number;
-  /** Identifiers of the peers that sent blocks of this piece (to blame on a hash failure). */
-  readonly senders: Set<number>;
-  /** Which peer sent each block (for smart ban: blaming the exact blocks once the piece is known good). */
-  readonly blockSenders: Int32Array;
-}
-
-/** A run of contiguous pieces handed out whole (to a web seed), from {@linkcode PiecePicker.pickRun}. */
-export interface PieceRun {
-  /** First piece of the run. */
-  first: number;
-  /** Number of pieces, at least 1. */
-  count: number;
-}
-
-/** Options of {@linkcode PiecePicker.pickRun}. */
-export interface PickRunOptions {
-  /** Only pieces for which this returns true are handed out (e.g. what one source can serve). */
-  filter?: (index: number) => boolean;
-  /**
-   * Hand out nothing while memory allows fewer than this many pieces (unless the gap itself is shorter): a web
-   * seed then waits for a few pieces to be verified and written instead of asking for one piece at a time
-   * while the disk or the hash check is behind.
-   * @default {1}
-   */
-  atLeast?: number;
-}
+export type { BlockRequest, PartialPiece, PickRunOptions, PieceRun };
 
 /** Options of {@linkcode PiecePicker.pick}. */
 export interface PickOptions {
@@ -67,16 +37,6 @@ export interface PickOptions {
    * @default {Infinity}
    */
   urgent?: number;
-}
-
-/** A block to request: piece index, byte offset and length. */
-export interface BlockRequest {
-  /** Piece index. */
-  index: number;
-  /** Byte offset inside the piece. */
-  begin: number;
-  /** Length in bytes (16 KiB except for the last block of the last piece). */
-  length: number;
 }
 
 /** Options for {@linkcode PiecePicker}. */
@@ -110,9 +70,6 @@ export interface PiecePickerOptions {
   sequential?: boolean;
 }
 
-/** In endgame on the deadline window, duplicate requests go only to the blocks of this many nearest pieces. */
-const URGENT_ENDGAME_PIECES = 2;
-
 /** Rarest-first piece picker with deadlines, priorities, partial-piece preference and endgame. */
 export class PiecePicker {
   readonly #pieceCount: number;
@@ -144,10 +101,12 @@ export class PiecePicker {
   readonly #pool: Uint8Array<ArrayBuffer>[] = [];
   #lastStarted = -2;
   #sequential: boolean;
-  /** Pieces with a deadline, soonest first (none had when set; had ones are skipped). */
-  #urgent: number[] = [];
-  /** 1 for each piece in {@linkcode PiecePicker.#urgent}. */
+  /** Pieces with a deadline. */
+  readonly #urgent: UrgentPieces;
+  /** 1 for each piece with a deadline (the flags of {@linkcode PiecePicker.#urgent}). */
   readonly #isUrgent: Uint8Array;
+  /** What the parts of picking beside this file see of the pieces in memory. */
+  readonly #pieces: PickerPieces;
   /** Our requests in flight, by peer and by block: the one place they are kept. */
   readonly requests: RequestStore;
   /**
@@ -172,11 +131,42 @@ export class PiecePicker {
     this.#maxInMemory = Math.max(2, options.maxInMemory ?? 32);
     this.#random = options.random ?? Math.random;
     this.#sequential = options.sequential ?? false;
-    this.#isUrgent = new Uint8Array(options.pieceCount);
     this.requests = new RequestStore({
       pieceLength: options.pieceLength,
       onIdle: (index, begin) => this.#blockIdle(index, begin),
     });
+    this.#pieces = this.#makePieces();
+    this.#urgent = new UrgentPieces(this.#pieces);
+    this.#isUrgent = this.#urgent.flags;
+  }
+
+  #makePieces(): PickerPieces {
+    // deno-lint-ignore no-this-alias
+    const picker = this;
+    return {
+      pieceCount: this.#pieceCount,
+      have: this.#have,
+      priority: this.#priority,
+      partial: this.#partial,
+      pending: this.#pending,
+      reserved: this.#reserved,
+      requests: this.requests,
+      endgameDuplicates: this.#endgameDuplicates,
+      get maxInMemory() {
+        return picker.#maxInMemory;
+      },
+      get held() {
+        return picker.#held;
+      },
+      wants: (index) => this.wants(index),
+      pieceSize: (index) => this.pieceSize(index),
+      blockLength: (index, block) => this.#blockLength(index, block),
+      newPiece: (index) => this.#newPiece(index),
+      startPiece: (index) => this.#startPiece(index),
+      takeFree: (p, out, max) => this.#takeFree(p, out, max),
+      sortedPartials: () => this.#sortedPartials(),
+      abandon: (index) => this.abandon(index),
+    };
   }
 
   /**
@@ -265,20 +255,12 @@ export class PiecePicker {
    *   reader, milliseconds); ties go to the lower index.
    */
   setDeadlines(deadlines: Iterable<readonly [number, number]>): void {
-    for (const i of this.#urgent) this.#isUrgent[i] = 0;
-    const list: [number, number][] = [];
-    for (const [i, deadline] of deadlines) {
-      if (!(i >= 0 && i < this.#pieceCount) || this.#isUrgent[i] || this.#have.has(i)) continue;
-      this.#isUrgent[i] = 1;
-      list.push([deadline, i]);
-    }
-    list.sort((a, b) => (a[0] - b[0]) || (a[1] - b[1]));
-    this.#urgent = list.map((x) => x[1]);
+    this.#urgent.set(deadlines);
   }
 
   /** True while some piece has a deadline. */
   get hasDeadlines(): boolean {
-    return this.#urgent.length > 0;
+    return this.#urgent.order.length > 0;
   }
 
   /** True when piece `index` has a deadline. */
@@ -424,10 +406,10 @@ export class PiecePicker {
     const out: BlockRequest[] = [];
     if (max <= 0) return out;
     // 0. pieces a reader waits for
-    if (this.#urgent.length > 0) {
+    if (this.#urgent.order.length > 0) {
       let quota = options?.urgent ?? Infinity;
-      if (quota !== Infinity && quota > 0) quota -= this.#urgentInflight(peerRequests);
-      if (quota > 0) this.#pickUrgent(peerHas, Math.min(max, quota), out, peerRequests, allowed);
+      if (quota !== Infinity && quota > 0) quota -= this.#urgent.inflight(peerRequests);
+      if (quota > 0) this.#urgent.pick(peerHas, Math.min(max, quota), out, peerRequests, allowed);
       if (out.length >= max) return out;
     }
     const urgent = this.#isUrgent;
@@ -503,45 +485,7 @@ export class PiecePicker {
    * @returns The run, or undefined when nothing can be handed out now.
    */
   pickRun(max: number, options: PickRunOptions = {}): PieceRun | undefined {
-    const slots = Math.min(max, this.#maxInMemory - this.#held);
-    if (slots <= 0) return undefined;
-    const filter = options.filter;
-    const free = (i: number) =>
-      this.wants(i) && !this.#partial.has(i) && !this.#pending.has(i) && !this.#reserved.has(i) &&
-      (filter === undefined || filter(i));
-    let top = 0;
-    for (let i = 0; i < this.#pieceCount; i++) {
-      if (this.#priority[i] > top && free(i)) top = this.#priority[i];
-    }
-    if (top > 0) {
-      let bestStart = -1, bestLength = 0, start = -1;
-      for (let i = 0; i <= this.#pieceCount; i++) {
-        if (i < this.#pieceCount && this.#priority[i] === top && free(i)) {
-          if (start < 0) start = i;
-          continue;
-        }
-        if (start >= 0 && i - start > bestLength) {
-          bestStart = start;
-          bestLength = i - start;
-        }
-        start = -1;
-      }
-      const count = Math.min(slots, bestLength);
-      if (count < Math.min(options.atLeast ?? 1, max, bestLength)) return undefined;
-      for (let i = bestStart; i < bestStart + count; i++) this.#reserved.add(i);
-      return { first: bestStart, count };
-    }
-    // nothing fresh: take over a piece in progress that nobody has a request out for
-    for (const p of this.#sortedPartials()) {
-      if (this.#priority[p.index] <= 0 || (filter && !filter(p.index))) continue;
-      let idle = true;
-      for (let b = 0; b < p.state.length && idle; b++) idle = p.state[b] !== REQUESTED;
-      if (!idle) continue;
-      this.abandon(p.index);
-      this.#reserved.add(p.index);
-      return { first: p.index, count: 1 };
-    }
-    return undefined;
+    return pickRun(this.#pieces, max, options);
   }
 
   /**
@@ -557,19 +501,7 @@ export class PiecePicker {
    *   is not the piece's size.
    */
   receivePiece(index: number, data: Uint8Array, sender: number): PartialPiece | undefined {
-    if (!this.#reserved.has(index)) return undefined;
-    const size = this.pieceSize(index);
-    if (data.length !== size) return undefined;
-    this.#reserved.delete(index);
-    const p = this.#newPiece(index);
-    p.buffer.set(data);
-    p.state.fill(RECEIVED);
-    p.received = p.state.length;
-    p.free = 0;
-    p.senders.add(sender);
-    p.blockSenders.fill(sender);
-    this.#pending.add(index);
-    return p;
+    return receiveRunPiece(this.#pieces, index, data, sender);
   }
 
   /**
@@ -711,62 +643,6 @@ export class PiecePicker {
   #blockLength(index: number, block: number): number {
     const size = this.pieceSize(index);
     return Math.min(BLOCK_SIZE, size - block * BLOCK_SIZE);
-  }
-
-  /** Blocks of pieces with a deadline that this peer has in flight. */
-  #urgentInflight(peerRequests: { has(key: number): boolean }): number {
-    let n = 0;
-    const per = this.requests.blocksPerPiece;
-    for (const i of this.#urgent) {
-      const p = this.#partial.get(i);
-      if (!p || p.free === p.state.length) continue;
-      for (let b = 0; b < p.state.length; b++) {
-        if (p.state[b] === REQUESTED && peerRequests.has(i * per + b)) n++;
-      }
-    }
-    return n;
-  }
-
-  /**
-   * Step 0 of {@linkcode PiecePicker.pick}: free blocks of pieces with a deadline, soonest first; once none is
-   * left anywhere, duplicates of the nearest pieces' blocks in flight elsewhere (endgame on the window only).
-   */
-  #pickUrgent(
-    peerHas: Bitfield,
-    limit: number,
-    out: BlockRequest[],
-    peerRequests: { has(key: number): boolean },
-    allowed: ReadonlySet<number> | undefined,
-  ): void {
-    let allRequested = true;
-    for (const i of this.#urgent) {
-      if (out.length >= limit) return;
-      if (this.#have.has(i) || this.#pending.has(i) || this.#reserved.has(i)) continue;
-      let p = this.#partial.get(i);
-      if (!p || p.free > 0) allRequested = false;
-      if (!peerHas.has(i) || (allowed && !allowed.has(i))) continue;
-      if (!p) {
-        // a reader waits for it: it may use memory beyond what other pieces may
-        if (this.#held >= 2 * this.#maxInMemory) continue;
-        p = this.#startPiece(i);
-      }
-      if (p.free > 0) this.#takeFree(p, out, limit);
-    }
-    if (!allRequested || out.length >= limit) return;
-    const per = this.requests.blocksPerPiece;
-    let pieces = 0;
-    for (const i of this.#urgent) {
-      const p = this.#partial.get(i);
-      if (!p) continue;
-      if (++pieces > URGENT_ENDGAME_PIECES) return;
-      if (!peerHas.has(i) || (allowed && !allowed.has(i))) continue;
-      for (let b = 0; b < p.state.length && out.length < limit; b++) {
-        const key = i * per + b;
-        if (p.state[b] !== REQUESTED || peerRequests.has(key)) continue;
-        if (this.requests.inflight(key) >= this.#endgameDuplicates) continue;
-        out.push({ index: i, begin: b * BLOCK_SIZE, length: this.#blockLength(i, b) });
-      }
-    }
   }
 
   #sortedPartials(): PartialPiece[] {
