@@ -120,7 +120,11 @@ export class PieceHashCheck {
         options.onProgress?.(reported + 1, list.length);
       }
     };
-    const hasher = this.#checkHasher(list);
+    // pieces whose bytes cannot be on disk (a file missing or too short: resume data outlived the files) fail
+    // without being read — no thread is started to hash nothing
+    const absent = await this.#absent(list);
+    for (const k of absent) result(k, false);
+    const hasher = this.#checkHasher(list.length - absent.size);
     // the pieces in the part file are read by this thread only
     const mine: number[] = [];
     let cursor = 0;
@@ -128,6 +132,7 @@ export class PieceHashCheck {
       if (!worker && mine.length > 0) return mine.pop();
       while (cursor < list.length) {
         const k = cursor++;
+        if (absent.has(k)) continue;
         if (!worker || !this.#opts.inPartFile(list[k])) return k;
         mine.push(k);
       }
@@ -179,14 +184,38 @@ export class PieceHashCheck {
   }
 
   /** A worker to hash alongside this thread, for a check of a v1 torrent big enough to be worth it. */
-  #checkHasher(list: number[]): FileHasher | undefined {
+  /** Positions in `list` of the pieces that are not in the part file and lie in a missing or short file. */
+  async #absent(list: number[]): Promise<Set<number>> {
+    const layout = this.#layout;
+    const sizes = new Map<number, number>(); // file → its size on disk, -1 when missing
+    const absent = new Set<number>();
+    for (let k = 0; k < list.length; k++) {
+      const index = list[k];
+      if (this.#opts.inPartFile(index)) continue;
+      for (const s of layout.spans(index, 0, layout.pieceSize(index))) {
+        if (layout.files[s.file].padding) continue;
+        let size = sizes.get(s.file);
+        if (size === undefined) {
+          const st = await this.#opts.backend.stat(this.#opts.path(s.file)).catch(() => undefined);
+          sizes.set(s.file, size = st?.size ?? -1);
+        }
+        if (size < s.fileOffset + s.length) {
+          absent.add(k);
+          break;
+        }
+      }
+    }
+    return absent;
+  }
+
+  #checkHasher(pieces: number): FileHasher | undefined {
     if (
-      this.#layout.version !== 1 || this.#opts.backend !== denoBackend || list.length < 2
+      this.#layout.version !== 1 || this.#opts.backend !== denoBackend || pieces < 2
     ) return;
     const threads = this.#opts.checkThreads;
     if (threads === undefined) {
       if ((navigator.hardwareConcurrency ?? 1) < 2) return;
-      if (list.length * this.#layout.pieceLength < 64 * 1024 * 1024) return;
+      if (pieces * this.#layout.pieceLength < 64 * 1024 * 1024) return;
     } else if (threads < 2) return;
     return FileHasher.open();
   }
