@@ -57,11 +57,18 @@ export function tcpStream(conn: Deno.Conn): TcpStream {
     ? addr.hostname.slice(7)
     : addr.hostname;
   let size = MIN_READ;
+  /** Bytes put back by {@linkcode PeerStream.unread}, yielded before the socket is read again. */
+  let head: Uint8Array | undefined;
   const readable = new ReadableStream<Uint8Array>({
     // the socket is read with `conn.read` into pooled buffers rather than through `conn.readable` (a stream of
     // its own): one op per chunk instead of a second stream's promises (measured: 10 % less event-loop time in
     // a 1 GiB download)
     async pull(controller) {
+      if (head) {
+        controller.enqueue(head);
+        head = undefined;
+        return;
+      }
       const buf = new Uint8Array(takeBuffer(size));
       let n: number | null;
       try {
@@ -98,6 +105,16 @@ export function tcpStream(conn: Deno.Conn): TcpStream {
     },
     release(chunk: Uint8Array) {
       if (chunk.byteOffset === 0) giveBuffer(chunk.buffer as ArrayBuffer);
+    },
+    unread(bytes: Uint8Array) {
+      if (bytes.length === 0) return;
+      if (!head) head = bytes;
+      else {
+        const both = new Uint8Array(bytes.length + head.length);
+        both.set(bytes);
+        both.set(head, bytes.length);
+        head = both;
+      }
     },
   };
 }

@@ -639,7 +639,13 @@ function payloadStream(
   const release = conn.release ? (chunk: Uint8Array) => conn.release!(chunk) : undefined;
   if (io.byob) readable = byobPassThrough(io.byob, head, decrypt);
   else if (decrypt) readable = decryptChunks(io.reader!, head, decrypt, release);
-  else readable = prefixChunks(io.reader!, head);
+  else if (conn.unread) {
+    // plaintext after the handshake: the connection's own stream, with what came along put back in front (no
+    // stream in between: every chunk of a download would pay for one)
+    io.reader!.releaseLock();
+    conn.unread(head);
+    readable = conn.readable;
+  } else readable = prefixChunks(io.reader!, head);
   let writable: WritableStream<Uint8Array>;
   if (encrypt) writable = encryptingWritable(io.writer, encrypt);
   else {
@@ -659,6 +665,9 @@ function payloadStream(
     },
     // the source's own chunks pass through unchanged (plaintext): the reader may hand them back to its pool
     ...(release && !io.byob && !decrypt ? { release } : {}),
+    ...(conn.unread && readable === conn.readable
+      ? { unread: (b: Uint8Array) => conn.unread!(b) }
+      : {}),
   };
 }
 

@@ -18,4 +18,10 @@ export interface PeerStream {
    * buffers may read into it again. Optional; calling it is never required for correctness.
    */
   release?(chunk: Uint8Array): void;
+  /**
+   * Puts bytes back in front of what `readable` yields next (bytes an encryption handshake read past its end,
+   * when the connection goes on in plaintext): the caller's reader must have released its lock and `readable`
+   * is then read from directly, with no stream in between. Optional.
+   */
+  unread?(bytes: Uint8Array): void;
 }
