@@ -67,3 +67,28 @@ Deno.test("DiskWriter: a refused write rejects with the error's code and hands t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("DiskWriter: a write that keeps the event loop too long hands its rest, and what follows, to the worker thread", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // 8 MiB in 16 KiB writes takes far longer than a microsecond: the switch happens part-way through
+    const w = DiskWriter.open({ slowMs: 0.001 });
+    const path = join(dir, "f.bin");
+    const a = bytes(8 << 20, 5);
+    const copy = a.slice();
+    const pending = w.write(path, a.buffer, 0, a.length, 0);
+    assert.equal(w.threaded, true, "moved to the worker");
+    assert.equal(a.byteLength, 0, "the rest went to the worker with the buffer");
+    assert.deepEqual(new Uint8Array(await pending), copy);
+    const b = bytes(1000, 6);
+    const next = w.write(path, b.buffer, 0, b.length, 8 << 20);
+    assert.equal(b.byteLength, 0, "later writes go to the worker too");
+    await next;
+    await w.close();
+    const got = await Deno.readFile(path);
+    assert.equal(got.length, (8 << 20) + 1000);
+    assert.deepEqual(got.subarray(0, 8 << 20), copy);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -15,13 +15,13 @@
  * thread's allocations). Measured, 1 GiB from a libtorrent seed on loopback, alternating: peak RSS 84–90 MiB
  * against 100–110 MiB with the worker, wall time 1.9–2.8 s against 2.1–2.8 s (a transferred buffer is still
  * copied, and each piece woke a second thread). When the disk falls behind, the kernel makes `write()` wait
- * (dirty-page throttling, up to ~200 ms a call): the first piece write that keeps the event loop 50 ms
- * moves writing to the worker for good.
+ * (dirty-page throttling, up to ~200 ms a call): once a write has kept the event loop 50 ms, its rest and
+ * every write after it go to the worker.
  *
  * @module
  */
 
-/** A piece write on the event loop's thread that took this long (ms) moves writing to the worker thread. */
+/** A write on the event loop's thread that has taken this long (ms) moves writing to the worker thread. */
 const SLOW_MS = 50;
 /** Bytes per `write()` call (see the module's documentation). */
 const CHUNK = 16 * 1024;
@@ -144,17 +144,19 @@ export class DiskWriter {
     if (!this.#threaded && this.#slowMs <= 0) this.#toWorker();
     const worker = this.#worker;
     if (!worker) {
-      // on this thread (also for good when workers are unavailable)
-      const start = performance.now();
+      // on this thread while writes are quick (for good when workers are unavailable)
+      const until = this.#threaded ? Infinity : performance.now() + this.#slowMs;
+      let done: number;
       try {
-        this.#writeHere(path, new Uint8Array(buffer, offset, length), position);
+        done = this.#writeHere(path, new Uint8Array(buffer, offset, length), position, until);
       } catch (err) {
         const e = err as Error & { code?: string };
         return Promise.reject(Object.assign(new Error(e.message), { code: e.code, buffer }));
-      } finally {
-        if (!this.#threaded && performance.now() - start >= this.#slowMs) this.#toWorker();
       }
-      return Promise.resolve(buffer);
+      if (done === length) return Promise.resolve(buffer);
+      // a slow write: the rest of it, and every write after it, on the worker thread
+      this.#toWorker();
+      return this.write(path, buffer, offset + done, length - done, position + done);
     }
     const id = this.#next++;
     const { promise, resolve, reject } = Promise.withResolvers<ArrayBuffer | undefined>();
@@ -178,7 +180,8 @@ export class DiskWriter {
     worker.terminate();
   }
 
-  #writeHere(path: string, bytes: Uint8Array, position: number): void {
+  /** Writes `bytes` at `position`, or their start when `until` (performance.now()) passes: the bytes written. */
+  #writeHere(path: string, bytes: Uint8Array, position: number, until: number): number {
     let h = this.#files.get(path);
     if (h) this.#files.delete(path);
     else h = { file: Deno.openSync(path, { read: true, write: true, create: true }), at: -1 };
@@ -194,8 +197,10 @@ export class DiskWriter {
       let done = 0;
       while (done < bytes.length) {
         done += h.file.writeSync(bytes.subarray(done, Math.min(done + CHUNK, bytes.length)));
+        if (performance.now() >= until) break;
       }
       h.at = position + done;
+      return done;
     } catch (err) {
       h.at = -1;
       throw err;
