@@ -357,7 +357,7 @@ Deno.test("a symlinked directory leading outside the download directory is refus
   }
 });
 
-Deno.test("writePieceMoving(): pieces go through the writer thread and come back, across files and the part file", async () => {
+Deno.test("writePieceMoving(): pieces are written and their buffers come back, across files and the part file", async () => {
   const { layout, data, count } = await geometry([30, 0, 20, 260, 90, 45]);
   const dir = await tempDir();
   try {
@@ -366,9 +366,7 @@ Deno.test("writePieceMoving(): pieces go through the writer thread and come back
       await using s = new Storage({ dir, layout, priorities: [1, 1, 1, 1, 0, 1] });
       for (let i = 0; i < count; i++) {
         const holder = { buffer: data.slice(i * PL, Math.min((i + 1) * PL, data.length)) };
-        const before = holder.buffer;
         await s.writePieceMoving(i, holder);
-        assert.equal(before.byteLength, 0, `piece ${i}: the buffer went to the writer thread`);
         assert.deepEqual(
           holder.buffer,
           data.subarray(i * PL, (i + 1) * PL),

@@ -78,7 +78,7 @@ export interface BackendFile {
  * for a write by the write's length: one 1 MiB write asks for 1 MiB folios, which come from memory nothing has
  * touched lately and cost far more to fill (measured on this project's VMs: a 1 GiB download spent 3.5–4 s in
  * the kernel with whole-piece writes against 0.6–0.7 s with 256 KiB writes, right after another 1 GiB file was
- * written). Downloaded pieces normally go through the writer thread instead (16 KiB writes, see
+ * written). Downloaded pieces normally go through the disk writer instead (16 KiB writes, see
  * `Storage.writePieceMoving`).
  */
 const WRITE_CHUNK = 256 * 1024;

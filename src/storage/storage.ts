@@ -1,7 +1,8 @@
 /**
- * Where pieces live: files under the download directory (written on a writer thread), BEP 47 file attributes,
- * and crash-safe resume data. Pieces that overlap files not being downloaded (priority 0) go to the part file
- * (`part_file.ts`); hashes are checked by `hash_check.ts`.
+ * Where pieces live: files under the download directory (written by `_disk_writer.ts`: on the event loop's
+ * thread while writes are quick, then on a writer thread), BEP 47 file attributes, and crash-safe resume data.
+ * Pieces that overlap files not being downloaded (priority 0) go to the part file (`part_file.ts`); hashes are
+ * checked by `hash_check.ts`.
  *
  * @module
  */
@@ -46,8 +47,9 @@ export interface StorageOptions {
   /** File operations (tests inject faults). @default {denoBackend} */
   backend?: FileBackend;
   /**
-   * Write downloaded pieces ({@linkcode Storage.writePieceMoving}) on a worker thread, in 16 KiB synchronous
-   * writes. Only with the default backend; falls back to the event loop's thread when workers are unavailable.
+   * Write downloaded pieces ({@linkcode Storage.writePieceMoving}) in 16 KiB synchronous writes: on the event
+   * loop's thread while they are quick, on a worker thread once one has made the event loop wait (the disk is
+   * behind). Only with the default backend; off, pieces are written with async writes of 256 KiB.
    * @default {true}
    */
   writerThread?: boolean;
@@ -201,8 +203,9 @@ export class Storage implements AsyncDisposable {
   }
 
   /**
-   * Writes a whole, verified piece like {@linkcode Storage.writePiece}, but may move the piece's memory to the
-   * writer thread and back (no copy): `holder.buffer` must span its whole ArrayBuffer, must not be touched until
+   * Writes a whole, verified piece like {@linkcode Storage.writePiece} in 16 KiB synchronous writes, on the event
+   * loop's thread while they are quick; once one was slow, the piece's memory moves to a writer thread and back
+   * (no copy): `holder.buffer` must span its whole ArrayBuffer, must not be touched until
    * the promise settles, and is then replaced by an array over the same bytes (also when the write fails; if the
    * writer thread itself died, it is left empty and the piece must be downloaded again).
    *
@@ -220,10 +223,6 @@ export class Storage implements AsyncDisposable {
       return await this.writePiece(index, data);
     }
     const writer = this.#writer ??= DiskWriter.open();
-    if (!writer) {
-      this.#useWriter = false;
-      return await this.writePiece(index, data);
-    }
     const size = this.layout.pieceSize(index);
     if (data.length < size) {
       throw new RangeError(`Piece ${index} needs ${size} bytes, got ${data.length}`);
