@@ -2,15 +2,24 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DiskWriter } from "../src/storage/_disk_writer.ts";
 
+/** Runs `fn` with a temporary directory, removed afterwards. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 function bytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(n);
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
   return b;
 }
 
-Deno.test("DiskWriter: quick writes stay on the event loop's thread, the buffer is never moved", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test("DiskWriter: quick writes stay on the event loop's thread, the buffer is never moved", () =>
+  inTempDir(async (dir) => {
     const w = DiskWriter.open();
     const path = join(dir, "f.bin");
     const a = bytes(40_000, 1), b = bytes(40_000, 2);
@@ -23,14 +32,10 @@ Deno.test("DiskWriter: quick writes stay on the event loop's thread, the buffer 
     const got = await Deno.readFile(path);
     assert.deepEqual(got.subarray(0, 40_000), a);
     assert.deepEqual(got.subarray(40_000), b.subarray(1000));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("DiskWriter: on the worker thread (slowMs 0) the buffer goes there and comes back", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test("DiskWriter: on the worker thread (slowMs 0) the buffer goes there and comes back", () =>
+  inTempDir(async (dir) => {
     const w = DiskWriter.open({ slowMs: 0 });
     const path = join(dir, "f.bin");
     const a = bytes(70_000, 3);
@@ -43,14 +48,10 @@ Deno.test("DiskWriter: on the worker thread (slowMs 0) the buffer goes there and
     await w.close();
     const got = await Deno.readFile(path);
     assert.deepEqual(got.subarray(5), copy);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("DiskWriter: a refused write rejects with the error's code and hands the buffer back, on either thread", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test("DiskWriter: a refused write rejects with the error's code and hands the buffer back, on either thread", () =>
+  inTempDir(async (dir) => {
     for (const slowMs of [50, 0]) {
       const w = DiskWriter.open({ slowMs });
       const a = bytes(1000, 4);
@@ -63,14 +64,10 @@ Deno.test("DiskWriter: a refused write rejects with the error's code and hands t
       assert.equal(err.buffer?.byteLength, 1000, "the buffer comes back");
       await w.close();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("DiskWriter: a write that keeps the event loop too long hands its rest, and what follows, to the worker thread", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+Deno.test("DiskWriter: a write that keeps the event loop too long hands its rest, and what follows, to the worker thread", () =>
+  inTempDir(async (dir) => {
     // 8 MiB in 16 KiB writes takes far longer than a microsecond: the switch happens part-way through
     const w = DiskWriter.open({ slowMs: 0.001 });
     const path = join(dir, "f.bin");
@@ -88,7 +85,4 @@ Deno.test("DiskWriter: a write that keeps the event loop too long hands its rest
     const got = await Deno.readFile(path);
     assert.equal(got.length, (8 << 20) + 1000);
     assert.deepEqual(got.subarray(0, 8 << 20), copy);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
