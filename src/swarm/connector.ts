@@ -27,6 +27,13 @@ import type { PeerEntry, PeerSource, TorrentEvents, TorrentOptions } from "./typ
 /** Time allowed for a connection's handshakes (encryption, if any, and BitTorrent's). */
 export const HANDSHAKE_MS = 10_000;
 
+/**
+ * Requests a peer may keep outstanding with us (`reqq`), as libtorrent's high-performance seed says. A libtorrent
+ * leecher takes the figure as its cap: at its default of 500 it kept too few requests in flight to fill a
+ * loopback link (8 MiB), where 2,000 keep the socket busy. Requests beyond the send queue wait as three numbers.
+ */
+const REQUEST_QUEUE = 2000;
+
 /** Options for {@linkcode Connector}. */
 export interface ConnectorOptions {
   /** The torrent. */
@@ -252,7 +259,7 @@ export class Connector {
       extensionHandshake: {
         v: CLIENT_NAME,
         p: o.port(),
-        reqq: 500,
+        reqq: REQUEST_QUEUE,
         // private torrents (BEP 27) get peers from their trackers only: no PEX
         m: meta.private
           ? { ut_metadata: UT_METADATA_ID }

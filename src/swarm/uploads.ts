@@ -1,8 +1,8 @@
 /**
  * Serving the blocks peers ask us for: the upload path `request → piece cache / disk read → send buffer →
  * socket`. A request is answered at once when its piece is in memory; requests are held while a peer's send queue
- * is over a limit (they stay outstanding in the connection, so a peer asking faster than it reads still hits its
- * request limit) and served as its socket drains. Requests we may not serve are rejected (fast extension).
+ * (with the blocks waiting for their piece to be read) is over a limit: they stay outstanding in the connection,
+ * so a peer asking faster than it reads still hits its request limit, and are served as its socket drains. Requests we may not serve are rejected (fast extension).
  *
  * @module
  */
@@ -44,6 +44,8 @@ export class Uploads {
   readonly #once: UploadOnce | undefined;
   /** Requests held while a peer's send queue is full: (index, begin, length) triples. */
   readonly #held = new WeakMap<PeerEntry, number[]>();
+  /** Bytes answered for a peer and waiting for their piece to be read: they count as queued. */
+  readonly #reading = new WeakMap<PeerEntry, number>();
 
   /**
    * Creates an {@linkcode Uploads}.
@@ -81,7 +83,7 @@ export class Uploads {
   /** A peer asked for a block (validated by its connection). */
   request(e: PeerEntry, index: number, begin: number, length: number): void {
     const held = this.#held.get(e);
-    if ((held && held.length > 0) || e.conn.sendQueueBytes >= SEND_QUEUE_BYTES) {
+    if ((held && held.length > 0) || this.#queued(e) >= SEND_QUEUE_BYTES) {
       // the peer is not reading as fast as it asks: keep the request until its socket drains
       if (held) held.push(index, begin, length);
       else this.#held.set(e, [index, begin, length]);
@@ -96,7 +98,7 @@ export class Uploads {
     if (!held || held.length === 0) return;
     const peer = e.conn;
     let k = 0;
-    while (k < held.length && peer.sendQueueBytes < SEND_QUEUE_BYTES && !peer.closed) {
+    while (k < held.length && this.#queued(e) < SEND_QUEUE_BYTES && !peer.closed) {
       const index = held[k], begin = held[k + 1], length = held[k + 2];
       k += 3;
       // cancelled, or refused when we choked it, meanwhile
@@ -119,10 +121,20 @@ export class Uploads {
     const piece = cache.get(index);
     if (piece.data) return this.#serve(peer, index, begin, length, piece.data); // in memory: at once
     cache.hold(piece); // the buffer is not recycled before the block is copied out
+    this.#reading.set(e, (this.#reading.get(e) ?? 0) + length);
     piece.read.then(
       (data) => this.#serve(peer, index, begin, length, data),
       (err) => this.#opts.onError(asError(err)),
-    ).finally(() => cache.done(piece));
+    ).finally(() => {
+      cache.done(piece);
+      this.#reading.set(e, (this.#reading.get(e) ?? length) - length);
+      this.drained(e); // what waited behind the read may go (a failed read queues nothing to drain)
+    });
+  }
+
+  /** Bytes on their way to a peer's socket: in its send queue, or answered and waiting for a read. */
+  #queued(e: PeerEntry): number {
+    return e.conn.sendQueueBytes + (this.#reading.get(e) ?? 0);
   }
 
   #isLive(id: number): boolean {
