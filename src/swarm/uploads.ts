@@ -2,7 +2,8 @@
  * Serving the blocks peers ask us for: the upload path `request → piece cache / disk read → send buffer →
  * socket`. A request is answered at once when its piece is in memory; requests are held while a peer's send queue
  * (with the blocks waiting for their piece to be read) is over a limit: they stay outstanding in the connection,
- * so a peer asking faster than it reads still hits its request limit, and are served as its socket drains. Requests we may not serve are rejected (fast extension).
+ * so a peer asking faster than it reads still hits its request limit, and are served as its socket drains.
+ * Requests we may not serve are rejected (fast extension).
  *
  * @module
  */
