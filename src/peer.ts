@@ -489,7 +489,7 @@ export class PeerConnection implements AsyncDisposable {
         if (begin + length > this.#blocks.pieceSize(index)) {
           return this.#violation(`request ${index}+${begin}+${length} is outside the piece`);
         }
-        if (this.#incoming.size >= (this.#opts.maxIncomingRequests ?? 4000)) {
+        if (this.#incoming.size >= (this.#opts.maxIncomingRequests ?? 1000)) {
           return this.#violation("too many outstanding requests");
         }
         if (this.#amChoking && !this.supportsFast) return; // ignored: we told it we choke

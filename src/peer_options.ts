@@ -50,10 +50,7 @@ export interface PeerConnectionOptions {
   extensionHandshake?: Record<string, unknown>;
   /** Most requests we keep outstanding. @default {256} */
   queueDepth?: number;
-  /**
-   * Most unanswered requests the peer may have with us; more is a violation. Twice the 2,000 we advertise as
-   * `reqq`: a peer may overshoot it a little. @default {4000}
-   */
+  /** Most unanswered requests the peer may have with us; more is a violation. @default {1000} */
   maxIncomingRequests?: number;
   /** Milliseconds to complete the handshake. @default {10000} */
   handshakeTimeoutMs?: number;

@@ -256,6 +256,7 @@ export class Connector {
       pieceLength: meta.pieceLength,
       totalLength: meta.length,
       queueDepth: o.settings.queueDepth ?? 768,
+      maxIncomingRequests: 2 * REQUEST_QUEUE, // a peer may overshoot what we advertise a little
       extensionHandshake: {
         v: CLIENT_NAME,
         p: o.port(),
