@@ -242,3 +242,83 @@ Deno.test("a magnet link whose only peer serves wrong metadata fails with a clea
     await bad.close();
   }
 });
+
+/** A door in front of a peer that hangs up on the first `drops` connections and relays the ones after. */
+function flaky(port: number, drops: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const stats = { connections: 0 };
+  const conns = new Set<Deno.Conn>();
+  const pipes: Promise<void>[] = [];
+  const relay = async (down: Deno.Conn) => {
+    const up = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.add(up);
+    await Promise.all([
+      down.readable.pipeTo(up.writable).catch(() => {}),
+      up.readable.pipeTo(down.writable).catch(() => {}),
+    ]);
+  };
+  const accepting = (async () => {
+    for await (const down of listener) {
+      if (++stats.connections <= drops) {
+        down.close();
+        continue;
+      }
+      conns.add(down);
+      pipes.push(relay(down).catch(() => {}));
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    stats,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed by its pipe */ }
+      }
+      await accepting;
+      await Promise.all(pipes);
+    },
+  };
+}
+
+Deno.test("a magnet link's only peer that hung up (restarting, full) is dialled again and serves the metadata", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-redial-" });
+  try {
+    const { meta } = await makeTorrent(join(root, "seed"), "m", FILES.slice(0, 20), {
+      pieceLength: 16384,
+    });
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "seed"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const door = flaky(seeder.port, 2);
+    try {
+      await using leecher = await Client.open({
+        magnet: formatMagnet({
+          infoHash: meta.infoHash,
+          peers: [{ host: "127.0.0.1", port: door.port }],
+        }),
+        basedir: join(root, "leech"),
+        host: "127.0.0.1",
+        resumeFile: false,
+        metadataTimeoutMs: 20_000,
+        utp: false, // the door speaks TCP only
+      });
+      assert.equal(leecher.infohashHex, meta.infoHashHex);
+      // hung up on twice, then dialled again once its wait was over: the metadata came over a later connection
+      assert.ok(door.stats.connections >= 3, `${door.stats.connections} connections`);
+      await within(30_000, "the download", leecher.done);
+      assert.ok(
+        await sameFiles(join(root, "seed", "m"), join(root, "leech", "m"), FILES.slice(0, 20)),
+      );
+    } finally {
+      await door.close();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -2,7 +2,9 @@
  * Fetching a torrent's info dictionary from peers (BEP 9), for magnet links: peers from the link (`x.pe`) and its
  * trackers are dialed, the metadata is requested in 16 KiB pieces from every peer that offers it, and the result
  * is accepted only if it hashes to the link's info hash: its SHA-1 (`btih`), its SHA-256 (BEP 52's `btmh`), or
- * both for a hybrid link. Size-capped and time-bounded.
+ * both for a hybrid link. Size-capped and time-bounded. A peer that fails to connect or goes away is dialled again
+ * later (up to {@linkcode MAX_DIALS} dials, the waits doubling from {@linkcode REDIAL_MS}): a magnet link's one
+ * peer that restarts is found again.
  *
  * @module
  */
@@ -25,6 +27,11 @@ import type { EncryptionPolicy } from "../wire/encryption_policy.ts";
 import { encodeHandshake } from "../wire/handshake.ts";
 import type { PeerStream } from "../wire/stream.ts";
 import { dialPeer, type DialTransport, type UtpFirst } from "./dialer.ts";
+
+/** Most dials to one address during one fetch. */
+export const MAX_DIALS = 5;
+/** The wait before a second dial to an address (ms); it doubles for each dial after. */
+export const REDIAL_MS = 1000;
 
 /** Options for {@linkcode fetchMetadata}. */
 export interface FetchMetadataOptions {
@@ -77,8 +84,14 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
   const { infoHash } = options;
   const done = Promise.withResolvers<Uint8Array>();
   const candidates = new Map<string, PeerAddress>();
-  const dialed = new Set<string>();
+  /** Per address: dials so far, and when the next may start (ms). */
+  const tries = new Map<string, { dials: number; next: number }>();
+  /** Addresses being dialled or connected (never dialled twice at once). */
+  const live = new Set<string>();
+  /** Addresses that sent metadata that does not hash right: never dialled again. */
+  const banned = new Set<string>();
   const connections = new Set<PeerConnection>();
+  const keyOf = new Map<PeerConnection, string>();
   const sources = new Map<PeerConnection, Source>();
   let size = 0;
   let pieces: (Uint8Array | undefined)[] = [];
@@ -134,7 +147,11 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
     // wrong data: a lone sender is dropped; with several, the next tries go one peer at a time
     attempts++;
     if (contributors.size === 1) {
-      for (const c of contributors) c.close("sent metadata that does not match the info hash");
+      for (const c of contributors) {
+        const key = keyOf.get(c);
+        if (key) banned.add(key);
+        c.close("sent metadata that does not match the info hash");
+      }
     } else singleSource = true;
     if (attempts >= 8) {
       done.reject(new Error("peers sent metadata that does not match the info hash, 8 times"));
@@ -147,8 +164,12 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
 
   const dial = async (p: PeerAddress) => {
     const key = addressKey(p.host, p.port);
-    if (dialed.has(key) || connections.size >= maxPeers || finished) return;
-    dialed.add(key);
+    if (finished || connections.size >= maxPeers || live.has(key) || banned.has(key)) return;
+    const now = Date.now(), tried = tries.get(key);
+    if (tried && (tried.dials >= MAX_DIALS || now < tried.next)) return;
+    const count = (tried?.dials ?? 0) + 1;
+    tries.set(key, { dials: count, next: now + REDIAL_MS * 2 ** (count - 1) });
+    live.add(key);
     const dialing = dialPeer(p.host, p.port, {
       infoHash,
       handshake: encodeHandshake({ infoHash, peerId: options.peerId, fast: true, extended: true }),
@@ -162,19 +183,25 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
           a.stream.close?.();
           return { ok: false, reason: "metadata fetched" };
         }
-        const peer = open(a.stream, p, a.handshakeSent, a.handshakeTimeoutMs);
+        const peer = open(a.stream, p, key, a.handshakeSent, a.handshakeTimeoutMs);
         await peer.start();
         return peer.remoteHandshake ? { ok: true } : { ok: false, reason: peer.closeReason ?? "" };
       },
     });
     dials.add(dialing);
-    await dialing;
-    dials.delete(dialing);
+    try {
+      await dialing;
+    } finally {
+      dials.delete(dialing);
+      // a dial that did not end in an open connection frees the address for a later dial
+      if (![...keyOf.values()].includes(key)) live.delete(key);
+    }
   };
 
   const open = (
     conn: PeerStream,
     p: PeerAddress,
+    key: string,
     handshakeSent: boolean,
     handshakeTimeoutMs: number,
   ): PeerConnection => {
@@ -238,6 +265,9 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
       },
       onClose: (peer) => {
         connections.delete(peer);
+        const key = keyOf.get(peer);
+        keyOf.delete(peer);
+        if (key) live.delete(key);
         const gone = sources.get(peer);
         sources.delete(peer);
         if (gone) {
@@ -249,6 +279,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
       },
     });
     connections.add(peer);
+    keyOf.set(peer, key);
     return peer;
   };
 
@@ -282,11 +313,13 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
         new Error(
           `could not fetch the torrent's metadata within ${
             Math.round(timeoutMs / 1000)
-          } s (${dialed.size} peers tried)`,
+          } s (${tries.size} peers tried)`,
         ),
       ),
     timeoutMs,
   );
+  // peers that failed or went away are dialled again once their wait is over
+  const redial = setInterval(dialMore, REDIAL_MS);
   const onAbort = () => done.reject(new Error("metadata fetch aborted"));
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
@@ -299,6 +332,7 @@ export async function fetchMetadata(options: FetchMetadataOptions): Promise<Uint
   } finally {
     finished = true;
     clearTimeout(timer);
+    clearInterval(redial);
     options.signal?.removeEventListener("abort", onAbort);
     options.signal?.removeEventListener("abort", onStop);
     stopDials.abort();

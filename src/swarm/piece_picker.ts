@@ -105,6 +105,12 @@ export class PiecePicker {
   readonly #urgent: UrgentPieces;
   /** 1 for each piece with a deadline (the flags of {@linkcode PiecePicker.#urgent}). */
   readonly #isUrgent: Uint8Array;
+  /**
+   * 1 for each piece in memory (in progress, waiting for its check, reserved) while a new piece is being chosen
+   * (see {@linkcode PiecePicker.#markHeld}), 0 otherwise: the scan over every piece reads one byte instead of
+   * looking each piece up in three collections.
+   */
+  readonly #heldFlags: Uint8Array;
   /** What the parts of picking beside this file see of the pieces in memory. */
   readonly #pieces: PickerPieces;
   /** Our requests in flight, by peer and by block: the one place they are kept. */
@@ -138,6 +144,7 @@ export class PiecePicker {
     this.#pieces = this.#makePieces();
     this.#urgent = new UrgentPieces(this.#pieces);
     this.#isUrgent = this.#urgent.flags;
+    this.#heldFlags = new Uint8Array(options.pieceCount);
   }
 
   #makePieces(): PickerPieces {
@@ -670,73 +677,121 @@ export class PiecePicker {
     }
   }
 
+  /** Sets (1) or clears (0) {@linkcode PiecePicker.#heldFlags} for the pieces in memory. */
+  #markHeld(on: 0 | 1): void {
+    const flags = this.#heldFlags;
+    for (const i of this.#partial.keys()) flags[i] = on;
+    for (const i of this.#pending) flags[i] = on;
+    for (const i of this.#reserved) flags[i] = on;
+  }
+
+  /**
+   * The next new piece for a peer: highest priority, then rarest, ties broken at random (every tied piece equally
+   * likely), except that the piece after the last one started wins a tie while {@linkcode
+   * PiecePicker.extentAffinity} is on. Called once per piece started, it looks at every piece, so the scans read
+   * typed arrays only: one finds the best priority and rarity and counts the ties, a second (only when the tie is
+   * drawn) walks to the drawn one.
+   */
   #chooseNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
     if (this.#sequential) return this.#firstNewPiece(peerHas, allowed);
-    let best = -1, bestPriority = 0, bestAvail = 0, ties = 0;
-    const urgent = this.#isUrgent;
-    const consider = (i: number) => {
-      if (
-        !peerHas.has(i) || this.#have.has(i) || urgent[i] || this.#partial.has(i) ||
-        this.#pending.has(i) || this.#reserved.has(i)
-      ) {
-        return;
-      }
-      const prio = this.#priority[i];
-      if (prio <= 0) return;
-      const avail = this.#availability[i];
+    const urgent = this.#isUrgent, held = this.#heldFlags, priority = this.#priority;
+    const availability = this.#availability, have = this.#have.bytes, peer = peerHas.bytes;
+    const count = Math.min(this.#pieceCount, peerHas.length);
+    /** A piece this peer could start now: it has it, we lack it, nobody holds it, no deadline, wanted. */
+    const candidate = (i: number): boolean => {
+      const bit = 0x80 >> (i & 7);
+      return (peer[i >> 3] & bit) !== 0 && (have[i >> 3] & bit) === 0 && urgent[i] === 0 &&
+        held[i] === 0 && priority[i] > 0;
+    };
+    let best = -1, bestPriority = 0, bestAvail = 0, ties = 0, firstTie = 0;
+    const consider = (i: number): void => {
+      if (!candidate(i)) return;
+      const prio = priority[i], avail = availability[i];
       if (best < 0 || prio > bestPriority || (prio === bestPriority && avail < bestAvail)) {
-        best = i;
+        best = firstTie = i;
         bestPriority = prio;
         bestAvail = avail;
         ties = 1;
-      } else if (prio === bestPriority && avail === bestAvail) {
-        // reservoir sampling among equals: every tied piece equally likely
-        ties++;
-        if (this.#random() * ties < 1) best = i;
-      }
+      } else if (prio === bestPriority && avail === bestAvail) ties++;
     };
-    if (allowed) {
-      for (const i of allowed) consider(i);
-    } else {
-      for (let i = 0; i < this.#pieceCount; i++) consider(i);
+    this.#markHeld(1);
+    try {
+      if (allowed) {
+        for (const i of allowed) if (i >= 0 && i < count) consider(i);
+      } else {
+        for (let i = 0; i < count; i++) {
+          // a whole byte of pieces the peer lacks or we have: skip it
+          if ((i & 7) === 0 && (peer[i >> 3] & ~have[i >> 3] & 0xff) === 0) {
+            i += 7;
+            continue;
+          }
+          consider(i);
+        }
+      }
+      if (best < 0) return -1;
+      // affinity (as libtorrent's piece extent affinity): the piece after the last one started, when it is as
+      // good as the best, so that equally rare pieces are fetched and written in order — only while every peer
+      // is a seed: among leechers that start together, picking in order would have them all fetch the same
+      // pieces from the seed and have nothing to trade (libtorrent keeps it off by default for that reason)
+      const next = this.#lastStarted + 1;
+      if (
+        this.extentAffinity && next >= 0 && next < count && (!allowed || allowed.has(next)) &&
+        candidate(next) && priority[next] === bestPriority && availability[next] === bestAvail
+      ) {
+        best = next;
+      } else if (ties > 1) {
+        // the drawn tie, counting from the first piece of the best kind
+        let k = Math.min(ties - 1, Math.floor(this.#random() * ties));
+        const isTie = (i: number) =>
+          candidate(i) && priority[i] === bestPriority && availability[i] === bestAvail;
+        if (allowed) {
+          for (const i of allowed) {
+            if (i >= 0 && i < count && isTie(i) && k-- === 0) {
+              best = i;
+              break;
+            }
+          }
+        } else {
+          for (let i = firstTie; i < count; i++) {
+            if (isTie(i) && k-- === 0) {
+              best = i;
+              break;
+            }
+          }
+        }
+      }
+    } finally {
+      this.#markHeld(0);
     }
-    // affinity (as libtorrent's piece extent affinity): the piece after the last one started, when it is as
-    // good as the best, so that equally rare pieces are fetched and written in order — only while every peer is a
-    // seed: among leechers that start together, picking in order would have them all fetch the same pieces from
-    // the seed and have nothing to trade (libtorrent keeps it off by default for that reason)
-    const next = this.#lastStarted + 1;
-    if (
-      this.extentAffinity && best >= 0 && next !== best && next < this.#pieceCount &&
-      (!allowed || allowed.has(next)) &&
-      peerHas.has(next) && !this.#have.has(next) && !urgent[next] && !this.#partial.has(next) &&
-      !this.#pending.has(next) && !this.#reserved.has(next) &&
-      this.#priority[next] === bestPriority &&
-      this.#availability[next] === bestAvail
-    ) best = next;
-    if (best >= 0) this.#lastStarted = best;
+    this.#lastStarted = best;
     return best;
   }
 
   /** Sequential mode: the lowest-numbered piece of the highest priority this peer can give. */
   #firstNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
     let best = -1, bestPriority = 0;
-    const urgent = this.#isUrgent;
-    const consider = (i: number) => {
-      const prio = this.#priority[i];
-      if (
-        prio <= 0 || prio < bestPriority || (prio === bestPriority && best >= 0 && i > best) ||
-        !peerHas.has(i) || this.#have.has(i) || urgent[i] || this.#partial.has(i) ||
-        this.#pending.has(i) || this.#reserved.has(i)
-      ) {
-        return;
+    const urgent = this.#isUrgent, held = this.#heldFlags, priority = this.#priority;
+    const count = Math.min(this.#pieceCount, peerHas.length);
+    this.#markHeld(1);
+    try {
+      const consider = (i: number): void => {
+        const prio = priority[i];
+        if (
+          prio <= 0 || prio < bestPriority || (prio === bestPriority && best >= 0 && i > best) ||
+          !peerHas.has(i) || this.#have.has(i) || urgent[i] || held[i]
+        ) {
+          return;
+        }
+        best = i;
+        bestPriority = prio;
+      };
+      if (allowed) {
+        for (const i of allowed) if (i >= 0 && i < count) consider(i);
+      } else {
+        for (let i = 0; i < count; i++) consider(i);
       }
-      best = i;
-      bestPriority = prio;
-    };
-    if (allowed) {
-      for (const i of allowed) consider(i);
-    } else {
-      for (let i = 0; i < this.#pieceCount; i++) consider(i);
+    } finally {
+      this.#markHeld(0);
     }
     return best;
   }
