@@ -28,6 +28,23 @@ async function trackerPorts(url: string, infoHash: Uint8Array): Promise<number[]
   return res.peers.map((p) => p.port);
 }
 
+/**
+ * A libtorrent leecher dialing `peer` until it has everything. libtorrent 2.0.8 now and then dies of SIGSEGV
+ * (exit 139) while the whole suite loads the machine (seen once in a run of the suite): a crashed leecher is
+ * started once more, into the same folder.
+ */
+async function libtorrentLeech(torrent: string, dir: string, peer: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    await using lt = await startLibtorrent("leech", torrent, dir, [peer]);
+    try {
+      await lt.line("done", 60_000);
+      return;
+    } catch (err) {
+      if (attempt > 1 || !/exited \(139\)/.test(String(err))) throw err;
+    }
+  }
+}
+
 Deno.test({
   name:
     "a Session downloads from libtorrent and aria2 at once through one port, then routes a libtorrent leecher to each torrent",
@@ -94,14 +111,12 @@ Deno.test({
       la.addEventListener("peer", (e) => e.detail.incoming && incoming.a++);
       lb.addEventListener("peer", (e) => e.detail.incoming && incoming.b++);
       const peer = `127.0.0.1:${session.port}`;
-      await using leechA = await startLibtorrent("leech", ta, join(root, "ltA"), [peer]);
-      await using leechB = await startLibtorrent("leech", tb, join(root, "ltB"), [peer]);
       await within(
-        60_000,
+        90_000,
         "libtorrent's downloads from the session",
         Promise.all([
-          leechA.line("done", 60_000),
-          leechB.line("done", 60_000),
+          libtorrentLeech(ta, join(root, "ltA"), peer),
+          libtorrentLeech(tb, join(root, "ltB"), peer),
         ]),
       );
       assert.ok(

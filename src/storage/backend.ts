@@ -100,8 +100,8 @@ export const denoBackend: FileBackend = {
   async open(path, write) {
     const options = write ? { read: true, write: true, create: true } : { read: true };
     // A handle evicted from storage's cache may still have operations queued, or be picked up again by an
-    // operation that fetched it just before: closing only drops the descriptor, and the next operation
-    // (queued in order after the close) reopens the file.
+    // operation that fetched it just before: closing only drops the descriptor, and an operation queued after the
+    // close reopens the file for itself (see `closed` below).
     let file: Deno.FsFile | undefined = await Deno.open(path, options);
     const fd = async () => file ??= await Deno.open(path, options);
     let chain: Promise<unknown> = Promise.resolve();
@@ -109,8 +109,23 @@ export const denoBackend: FileBackend = {
     let at = -1;
     // reads are done in place until one is slow, then in the blocking pool until this time (performance.now())
     let slowUntil = 0;
+    // once closed, an operation that still comes (from a caller that held the handle) reopens the file, and the
+    // descriptor is dropped again after it: nothing stays open behind a closed handle
+    let closed = false;
+    const release = () => {
+      file?.close();
+      file = undefined;
+      at = -1;
+    };
     const serial = <T>(op: () => Promise<T>): Promise<T> => {
-      const p = chain.then(op, op);
+      const run = async () => {
+        try {
+          return await op();
+        } finally {
+          if (closed) release();
+        }
+      };
+      const p = chain.then(run, run);
       chain = p.catch(() => {});
       return p;
     };
@@ -162,13 +177,10 @@ export const denoBackend: FileBackend = {
         }),
       truncate: (size) => serial(async () => await (await fd()).truncate(size)),
       sync: () => serial(async () => await (await fd()).syncData()),
-      close: () =>
-        serial(() => {
-          file?.close();
-          file = undefined;
-          at = -1;
-          return Promise.resolve();
-        }),
+      close: () => {
+        closed = true;
+        return serial(() => Promise.resolve());
+      },
     };
   },
   async stat(path) {
