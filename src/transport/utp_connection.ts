@@ -133,6 +133,13 @@ export interface UtpSocketConfig {
 const M = 0xffff;
 /** In-order data packets received before an ack goes out at once (else it is deferred to the end of the turn). */
 const ACK_EVERY = 4;
+/**
+ * How long (ms) a connection whose FINs are both through stays to ack the peer's FIN again. It must outlast the
+ * peer's retransmission timeout, which has often backed off (seconds) by the end of a lossy connection and which
+ * we do not know: with the time-wait sized from our own timeout (1–2 s), an ack of the peer's FIN that was lost
+ * left the peer resending its FIN to nobody, and its close never completed.
+ */
+const TIME_WAIT_MS = 10_000;
 
 /** Connection states; `timeWait` re-acks the peer's last packets for a while after both FINs are through. */
 const State = { synSent: 1, synRecv: 2, connected: 3, timeWait: 4, dead: 5 } as const;
@@ -592,7 +599,7 @@ export class UtpSocket implements UtpConnection {
     if (this.#state >= State.timeWait) return;
     if (this.#ackDue > 0) this.#sendState(now);
     this.#state = State.timeWait;
-    this.#timeWaitUntil = now + Math.min(10_000, Math.max(1000, 2 * this.#tx.rto));
+    this.#timeWaitUntil = now + Math.max(TIME_WAIT_MS, 2 * this.#tx.rto);
     if (this.#writeOpen) {
       this.#writeOpen = false;
       try {
