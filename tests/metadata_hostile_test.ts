@@ -121,12 +121,15 @@ function liar(infoHash: Uint8Array, realSize: number, lie: Lie) {
 }
 
 /**
- * A door in front of a peer: connections are accepted at once but reach the peer (127.0.0.1:`port`) only once
- * `open()` is called. The honest seeder sits behind one, so that the liar is always judged first.
+ * A door in front of a peer: connections are accepted at once, the first `drops` are hung up on, and the others
+ * reach the peer (127.0.0.1:`port`) once `open()` is called (at once with `open: true`). The honest seeder sits
+ * behind one, so that the liar is always judged first; a peer that restarts is one that hangs up first.
  */
-function gate(port: number) {
+function gate(port: number, options: { drops?: number; open?: boolean } = {}) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const opened = Promise.withResolvers<void>();
+  if (options.open) opened.resolve();
+  const stats = { connections: 0 };
   const conns = new Set<Deno.Conn>();
   const pipes: Promise<void>[] = [];
   const relay = async (down: Deno.Conn) => {
@@ -140,12 +143,17 @@ function gate(port: number) {
   };
   const accepting = (async () => {
     for await (const down of listener) {
+      if (++stats.connections <= (options.drops ?? 0)) {
+        down.close();
+        continue;
+      }
       conns.add(down);
       pipes.push(relay(down).catch(() => {}));
     }
   })().catch(() => {});
   return {
     port: (listener.addr as Deno.NetAddr).port,
+    stats,
     open: () => opened.resolve(),
     async close() {
       listener.close();
@@ -243,46 +251,6 @@ Deno.test("a magnet link whose only peer serves wrong metadata fails with a clea
   }
 });
 
-/** A door in front of a peer that hangs up on the first `drops` connections and relays the ones after. */
-function flaky(port: number, drops: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const stats = { connections: 0 };
-  const conns = new Set<Deno.Conn>();
-  const pipes: Promise<void>[] = [];
-  const relay = async (down: Deno.Conn) => {
-    const up = await Deno.connect({ hostname: "127.0.0.1", port });
-    conns.add(up);
-    await Promise.all([
-      down.readable.pipeTo(up.writable).catch(() => {}),
-      up.readable.pipeTo(down.writable).catch(() => {}),
-    ]);
-  };
-  const accepting = (async () => {
-    for await (const down of listener) {
-      if (++stats.connections <= drops) {
-        down.close();
-        continue;
-      }
-      conns.add(down);
-      pipes.push(relay(down).catch(() => {}));
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    stats,
-    async close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed by its pipe */ }
-      }
-      await accepting;
-      await Promise.all(pipes);
-    },
-  };
-}
-
 Deno.test("a magnet link's only peer that hung up (restarting, full) is dialled again and serves the metadata", async () => {
   const root = await Deno.makeTempDir({ prefix: "seedbed-redial-" });
   try {
@@ -295,7 +263,7 @@ Deno.test("a magnet link's only peer that hung up (restarting, full) is dialled 
       host: "127.0.0.1",
       resumeFile: false,
     });
-    const door = flaky(seeder.port, 2);
+    const door = gate(seeder.port, { drops: 2, open: true });
     try {
       await using leecher = await Client.open({
         magnet: formatMagnet({
