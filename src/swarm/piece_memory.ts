@@ -62,27 +62,30 @@ export class PieceMemory<P extends MemoryPeer> {
   /**
    * The piece budget follows the payload rate since its last update × the peers' round trip: every tick, and
    * as pieces arrive once two round trips (at least 250 ms) have passed, so that it grows within a second on a
-   * long fast link rather than over several.
+   * long fast link rather than over several. A tick that comes soon after such an update (under half that time)
+   * is skipped: a rate over a few milliseconds is noise.
    *
    * @param now The clock (ms).
    * @param early Called between ticks: only when enough time has passed.
    */
   update(now: number, early = false): void {
-    let weighted = 0, weights = 0;
+    let weighted = 0, weights = 0, squares = 0;
     for (const e of this.#o.peers()) {
       const rtt = this.#o.rttMs(e);
       if (rtt === undefined || e.rateDown <= 0) continue;
       weighted += e.rateDown * rtt;
       weights += e.rateDown;
+      squares += e.rateDown * e.rateDown;
     }
     const rtt = weights > 0 ? weighted / weights : 0;
     const elapsed = now - this.#budgetAt;
-    if (elapsed <= 0 || (early && elapsed < Math.max(250, 2 * rtt))) return;
+    const period = Math.max(250, 2 * rtt);
+    if (elapsed <= 0 || elapsed < (early ? period : period / 2)) return;
     const downloaded = this.#o.downloaded();
     const rate = ((downloaded - this.#downloadedAtBudget) * 1000) / elapsed;
     this.#budgetAt = now;
     this.#downloadedAtBudget = downloaded;
-    this.#budget.update(rate, rtt);
+    this.#budget.update(rate, rtt, squares > 0 ? (weights * weights) / squares : 1);
     this.#o.apply(this.pieces);
   }
 }
