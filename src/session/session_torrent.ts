@@ -705,6 +705,14 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     return this.#torrent?.downloadRate ?? 0;
   }
 
+  /**
+   * Bytes the pieces being downloaded may hold now (0 before the torrent is ready): the piece budget, which adapts
+   * to the link between 8 MiB and the `pieceMemory` setting, its ceiling.
+   */
+  get pieceBudget(): number {
+    return this.#torrent?.pieceBudget ?? 0;
+  }
+
   /** Current upload rate, bytes/s. */
   get uploadRate(): number {
     return this.#torrent?.uploadRate ?? 0;

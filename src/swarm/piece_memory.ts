@@ -54,6 +54,11 @@ export class PieceMemory<P extends MemoryPeer> {
     this.#budget = new PieceBudget({ floor: Math.min(PIECE_MEMORY_FLOOR, ceiling), ceiling });
   }
 
+  /** The piece budget now, bytes. */
+  get bytes(): number {
+    return this.#budget.bytes;
+  }
+
   /** The piece budget in pieces (at least 4). */
   get pieces(): number {
     return Math.max(4, Math.floor(this.#budget.bytes / this.#o.pieceLength));

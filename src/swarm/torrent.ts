@@ -406,6 +406,14 @@ export class Torrent implements AsyncDisposable {
     return this.#peers.rates().down + this.#webSeeds.downloadRate;
   }
 
+  /**
+   * Bytes the pieces being downloaded may hold now: the piece budget, which adapts to the link between 8 MiB
+   * and {@linkcode TorrentOptions.pieceMemory}.
+   */
+  get pieceBudget(): number {
+    return this.#memory.bytes;
+  }
+
   /** Sum of the peers' upload rates, bytes/s. */
   get uploadRate(): number {
     return this.#peers.rates().up;
