@@ -11,7 +11,10 @@
 // instead of a tracker (aria2 cannot be given a peer: it is left out).
 //
 //   deno run -A bench/swarm.ts [--size MiB=1024] [--runs 3] [--warmup 1] [--leechers seedbed,libtorrent,aria2]
-//                              [--no-seed] [--rtt MS] [--loss P] [--main-b PATH]
+//                              [--no-seed] [--rtt MS] [--loss P] [--seeders N=1] [--main-b PATH]
+//
+// --seeders N: the leechers download from N libtorrent-hps seeders at once (each behind its own relay when
+// relayed, with its own loss draws).
 //
 // --main-b PATH: the leecher "seedbed:b" runs that main.ts (another version of Seedbed), for A/B comparisons.
 //
@@ -44,15 +47,22 @@ const { values } = parseArgs({
     "seed-leechers": { type: "string", default: "libtorrent,seedbed" },
     "main-b": { type: "string" },
     loss: { type: "string", default: "0" },
+    seeders: { type: "string", default: "1" },
   },
 });
 const MiB = Number(values.size), RUNS = Number(values.runs), WARMUP = Number(values.warmup);
 const RTT = Number(values.rtt), LOSS = Number(values.loss);
 const RELAYED = RTT > 0 || LOSS > 0;
+const SEEDERS = Math.max(1, Number(values.seeders));
 /** A relay in front of a seeder's port when --rtt/--loss ask for one, else the port itself. */
-const via = (port: number): { port: number; relay?: Relay } => {
+const via = (port: number, seed = 1): { port: number; relay?: Relay } => {
   if (!RELAYED) return { port };
-  const relay = startRelay({ target: { hostname: "127.0.0.1", port }, rttMs: RTT, loss: LOSS });
+  const relay = startRelay({
+    target: { hostname: "127.0.0.1", port },
+    rttMs: RTT,
+    loss: LOSS,
+    seed,
+  });
   return { port: relay.port, relay };
 };
 const seedLeechers = values["seed-leechers"]!.split(",").filter(Boolean);
@@ -64,6 +74,9 @@ if (leechers.includes("seedbed:b") && !MAIN_B) {
   throw new Error("--leechers seedbed:b needs --main-b");
 }
 const work = await Deno.makeTempDir({ prefix: "seedbed-swarm-" });
+/** The leech runs' relays, and the seeders beyond the first (--seeders): closed and stopped at the end. */
+const relays: Relay[] = [];
+const more: Proc[] = [];
 const log = (m: string) => console.error(`[swarm ${new Date().toISOString().slice(11, 19)}] ${m}`);
 
 interface Run {
@@ -215,10 +228,23 @@ try {
       RELAYED ? `, relayed by ${seederVia.port} (RTT ${RTT} ms, loss ${LOSS})` : ""
     }`,
   );
-  /** How a leecher finds the seeder: the tracker, or (relayed) the relay's address. */
+  // more seeders (--seeders): found through the tracker too, or each behind a relay of its own
+  const vias = [seederVia];
+  for (let i = 1; i < SEEDERS; i++) {
+    // relayed, without the tracker: seeders that met there would name each other's own ports in PEX
+    const s = await startLibtorrent("seed", RELAYED ? directPath : torrentPath, src, [], {
+      profile: "hps",
+    });
+    more.push(s);
+    vias.push(via(s.port, i + 1));
+  }
+  for (const v of vias) if (v.relay) relays.push(v.relay);
+  /** How a leecher finds the seeders: the tracker, or (relayed) the relays' addresses. */
   const leechTorrent = RELAYED ? directPath : torrentPath;
-  const seedbedPeer = RELAYED ? ["--peer", `127.0.0.1:${seederVia.port}`, "--no-trackers"] : [];
-  const ltPeer = RELAYED ? [`127.0.0.1:${seederVia.port}`] : [];
+  const seedbedPeer = RELAYED
+    ? [...vias.flatMap((v) => ["--peer", `127.0.0.1:${v.port}`]), "--no-trackers"]
+    : [];
+  const ltPeer = RELAYED ? vias.map((v) => `127.0.0.1:${v.port}`) : [];
 
   for (let run = 1 - WARMUP; run <= RUNS; run++) {
     // untimed warm-up round(s) first: right after the payload is written, the kernel's first 1 GiB of new page
@@ -279,7 +305,7 @@ try {
           const text = await Deno.readTextFile(join(work, `peers-${run}.jsonl`)).catch(() => "");
           const others = new Set(
             text.split("\n").filter(Boolean).map((l) => JSON.parse(l).port as number).filter((p) =>
-              p !== seederVia.port
+              !vias.some((v) => v.port === p)
             ),
           );
           if (others.size > 0) {
@@ -381,8 +407,9 @@ try {
       }
     }
   }
-  await seederVia.relay?.close();
 } finally {
+  for (const r of relays) await r.close();
+  for (const m of more) await m.stop();
   if (!values.keep) await Deno.remove(work, { recursive: true });
 }
 
@@ -395,7 +422,9 @@ console.log(
     new Date().toISOString().slice(0, 10)
   }, ${navigator.hardwareConcurrency} cores, load average at the end ${
     Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
-  }${RELAYED ? `, through a relay: RTT ${RTT} ms, loss ${LOSS}` : ""}\n`,
+  }${RELAYED ? `, through a relay: RTT ${RTT} ms, loss ${LOSS}` : ""}${
+    SEEDERS > 1 ? `, ${SEEDERS} seeders` : ""
+  }\n`,
 );
 console.log(
   "| role | client | ok | median s | MB/s | runs s | peak RSS MiB | peak anon MiB | CPU s |",

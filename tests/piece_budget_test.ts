@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PieceBudget } from "../src/swarm/piece_budget.ts";
+import { PieceBudget, type RateSources } from "../src/swarm/piece_budget.ts";
 
 const MiB = 1024 * 1024;
 
@@ -47,12 +47,16 @@ function swing(n: number, amount: number): number {
  * shortest round trip (50 ms) and the rate is what the budget lets be in flight ÷ 0.2 s, up to the link's 150 MB/s
  * (which needs about 29 MiB). Returns the rates delivered.
  */
-function lossyLink(budget: PieceBudget, updates: number, peers = 1): number[] {
+function lossyLink(
+  budget: PieceBudget,
+  updates: number,
+  from: RateSources = { peers: 1, seeds: 1 },
+): number[] {
   const rates: number[] = [];
   for (let i = 0; i < updates; i++) {
     const rate = Math.min(150e6, budget.bytes / 0.2);
     rates.push(rate);
-    budget.update(rate * swing(i, 0.2), 50, peers);
+    budget.update(rate * swing(i, 0.2), 50, from);
   }
   return rates;
 }
@@ -86,9 +90,15 @@ Deno.test("PieceBudget keeps its floor where the rate does not follow it (an upl
   assert.ok(atFloor >= 160, `at the floor ${atFloor} of 200 updates`);
 });
 
-Deno.test("PieceBudget does not probe among many peers or on loopback, and lets a gain go there", () => {
+Deno.test("PieceBudget probes among several seeds, each on a lossy link", () => {
+  const budget = new PieceBudget({ floor: 8 * MiB, ceiling: 64 * MiB });
+  const mean = meanFrom(lossyLink(budget, 60, { peers: 3, seeds: 1 }), 10);
+  assert.ok(mean >= 0.9 * 150e6, `${(mean / 1e6).toFixed(0)} MB/s after the first 10 updates`);
+});
+
+Deno.test("PieceBudget does not probe among many leechers or on loopback, and lets a gain go there", () => {
   const many = new PieceBudget({ floor: 8 * MiB, ceiling: 64 * MiB });
-  lossyLink(many, 40, 8);
+  lossyLink(many, 40, { peers: 8, seeds: 0.2 }); // eight leechers trading, a seed giving a fifth
   assert.equal(many.bytes, 8 * MiB);
   const local = new PieceBudget({ floor: 8 * MiB, ceiling: 64 * MiB });
   for (let i = 0; i < 40; i++) local.update(Math.min(150e6, local.bytes / 0.2), 1);
@@ -96,6 +106,6 @@ Deno.test("PieceBudget does not probe among many peers or on loopback, and lets 
   const grown = new PieceBudget({ floor: 8 * MiB, ceiling: 64 * MiB });
   lossyLink(grown, 40);
   assert.ok(grown.bytes > 16 * MiB);
-  lossyLink(grown, 30, 8); // the download now comes from eight peers
+  lossyLink(grown, 30, { peers: 8, seeds: 0 }); // the download now comes from eight leechers
   assert.equal(grown.bytes, 8 * MiB);
 });

@@ -33,6 +33,14 @@ export interface PieceBudgetOptions {
   headroom?: number;
 }
 
+/** Where the download's rate comes from (see {@linkcode PieceBudget.update}). */
+export interface RateSources {
+  /** How many peers, counted by their shares of the rate. */
+  peers: number;
+  /** The share of the rate from peers that have every piece, 0–1. */
+  seeds: number;
+}
+
 /** Most the budget grows in one update (×), so that one odd sample does not jump it to the ceiling. */
 const GROWTH = 4;
 /** Most it shrinks in one update (×): slowly, a dip in rate does not throw away what a fast link needs. */
@@ -58,12 +66,13 @@ const HISTORY_MIN = 4;
 /** Shortest round trip (ms) at which probing starts: a link answering faster needs no more than the floor. */
 const PROBE_RTT_MS = 10;
 /**
- * Most peers (counted by their shares of the rate) the download may come from for probing: one or two carry a
- * lossy link's download, and their rate answers the budget; among more, each holds a small share of the budget,
- * their rates swing with their uploads and choking, and a probe reads noise (in a swarm of 8 on loopback, a
- * version that probed there made the whole swarm 13 % slower).
+ * Where probing is worth it: the download comes from one or two peers (counted by their shares of the rate), or
+ * mostly (this share of the rate) from seeds. Either way the rate answers the budget. Among leechers trading with
+ * each other, their rates swing with their own downloads, uploads and choking, and a probe reads noise: in a
+ * swarm of 8 on loopback a version that probed there made the whole swarm 13 % slower.
  */
 const PROBE_PEERS = 2;
+const PROBE_SEEDS = 0.75;
 /** Most updates a probe that failed waits before the next (it doubles from 2 after each failure). */
 const PROBE_WAIT_MAX = 16;
 /** What a probe gained fades by this each update while a failed probe waits, so a gain the link no longer needs goes. */
@@ -129,18 +138,20 @@ export class PieceBudget {
    * @param rate Payload bytes per second received lately (over the last tick, not a slow average: the
    *   budget's own growth raises it).
    * @param rttMs The peers' round-trip time, ms (their shortest, weighted by their rates).
-   * @param peers How many peers the rate comes from, counted by their shares (`(Σ rate)² ÷ Σ rate²`: two equal
-   *   peers are 2, one peer with nearly all of it about 1).
+   * @param from Where the rate comes from: `peers`, how many peers, counted by their shares (`(Σ rate)² ÷
+   *   Σ rate²`: two equal peers are 2, one peer with nearly all of it about 1); `seeds`, the share of it from
+   *   peers that have every piece (0–1).
    * @returns The budget, bytes.
    */
-  update(rate: number, rttMs: number, peers = 1): number {
+  update(rate: number, rttMs: number, from: RateSources = { peers: 1, seeds: 1 }): number {
     rate = Math.max(0, rate);
     const inFlight = (rate * Math.max(0, rttMs)) / 1000;
     const target = Math.min(this.#ceiling, Math.max(this.#floor, this.#headroom * inFlight));
     const growing = target > this.#base;
     if (growing) this.#base = Math.min(target, this.#base * GROWTH);
     else this.#base = Math.max(target, this.#base * SHRINK);
-    const probing = rttMs >= PROBE_RTT_MS && peers <= PROBE_PEERS;
+    const probing = rttMs >= PROBE_RTT_MS &&
+      (from.peers <= PROBE_PEERS || from.seeds >= PROBE_SEEDS);
     if (!probing) { // nothing can confirm the gain now: let it go
       if (this.#probe) this.#gain = this.#probe.gain;
       this.#probe = undefined;

@@ -29,6 +29,8 @@ export interface PieceMemoryOptions<P extends MemoryPeer> {
   peers: () => Iterable<P>;
   /** A peer's round trip (ms), undefined when not known yet. */
   rttMs: (peer: P) => number | undefined;
+  /** Whether the peer has every piece. */
+  seed: (peer: P) => boolean;
   /** Payload bytes downloaded so far. */
   downloaded: () => number;
   /** The budget was updated: the new count of pieces (see {@linkcode PieceMemory.pieces}). */
@@ -74,13 +76,14 @@ export class PieceMemory<P extends MemoryPeer> {
    * @param early Called between ticks: only when enough time has passed.
    */
   update(now: number, early = false): void {
-    let weighted = 0, weights = 0, squares = 0;
+    let weighted = 0, weights = 0, squares = 0, seeds = 0;
     for (const e of this.#o.peers()) {
       const rtt = this.#o.rttMs(e);
       if (rtt === undefined || e.rateDown <= 0) continue;
       weighted += e.rateDown * rtt;
       weights += e.rateDown;
       squares += e.rateDown * e.rateDown;
+      if (this.#o.seed(e)) seeds += e.rateDown;
     }
     const rtt = weights > 0 ? weighted / weights : 0;
     const elapsed = now - this.#budgetAt;
@@ -90,7 +93,10 @@ export class PieceMemory<P extends MemoryPeer> {
     const rate = ((downloaded - this.#downloadedAtBudget) * 1000) / elapsed;
     this.#budgetAt = now;
     this.#downloadedAtBudget = downloaded;
-    this.#budget.update(rate, rtt, squares > 0 ? (weights * weights) / squares : 1);
+    this.#budget.update(rate, rtt, {
+      peers: squares > 0 ? (weights * weights) / squares : 1,
+      seeds: weights > 0 ? seeds / weights : 0,
+    });
     this.#o.apply(this.pieces);
   }
 }

@@ -142,6 +142,7 @@ export class Torrent implements AsyncDisposable {
       ceiling: options.pieceMemory,
       peers: () => this.#peers.entries.values(),
       rttMs: (e) => this.#downloads.rttMs(e),
+      seed: (e) => e.conn.bitfield.full,
       downloaded: () => this.#downloaded,
       apply: (pieces) => this.#picker.maxInMemory = pieces,
     });
