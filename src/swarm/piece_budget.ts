@@ -11,8 +11,9 @@
  *
  * That rule alone stalls on a lossy link: a lost segment holds back everything behind it, blocks take several
  * times the shortest round trip, and a budget sized from it delivers a rate too low to ask for more (0.5 % loss at
- * 50 ms: 8 MiB and 25 MB/s, where the link carries 80). So where one or two peers carry the download over a round
- * trip of 10 ms or more, the budget also probes: it doubles, and keeps the doubling only if the rate clearly rose.
+ * 50 ms: 8 MiB and 25 MB/s, where the link carries 80). So where one or two peers, or mostly seeds, carry the
+ * download over a round trip of 10 ms or more, the budget also probes: it doubles, and keeps the doubling only if
+ * the rate clearly rose.
  *
  * Pure decision code, no timers: the torrent calls {@linkcode PieceBudget.update} once a tick.
  *
@@ -114,7 +115,8 @@ export class PieceBudget {
 
   /**
    * Moves the budget toward `headroom × rate × round trip`, within floor and ceiling; once there, on a link of
-   * 10 ms or more that one or two peers carry, also probes above it, and keeps what raised the rate.
+   * 10 ms or more that one or two peers or mostly seeds carry, also probes above it, and keeps what raised the
+   * rate.
    *
    * The probe is what a lossy link needs: there a lost segment holds back everything behind it, blocks take
    * several times the shortest round trip, and a budget sized from that round trip delivers a rate too low to
