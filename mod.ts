@@ -90,6 +90,7 @@ export type { Torrent } from "./src/swarm/torrent.ts";
 export type { DeadlineReader, PieceDeadlines } from "./src/swarm/deadlines.ts";
 export type { TorrentEmit } from "./src/swarm/types.ts";
 export type { CacheBudget } from "./src/storage/piece_cache.ts";
+export type { PieceMemoryPool } from "./src/swarm/piece_memory_pool.ts";
 export type { PeerStream } from "./src/wire/stream.ts";
 export type { AddResult, NodeStatus, RoutingNode } from "./src/dht/routing_table.ts";
 export type { Datagram } from "./src/udp.ts";

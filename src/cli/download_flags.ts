@@ -76,9 +76,9 @@ const OPTIONS_HELP = `  -o, --dir DIR          download directory (default: curr
                          0 = any free port; a free port is used when this one is taken)
       --http-host ADDR   address of that server (default: 127.0.0.1; anything else shows the torrents'
                          files to the network)
-      --piece-memory MIB the most memory for pieces being downloaded, in MiB (default: 64): it
-                         starts at 8 (or MIB, if less) and grows with the peers' speed x round-trip
-                         time, which fast links to distant peers need
+      --piece-memory MIB the most memory for pieces being downloaded, in MiB, over all the torrents
+                         (default: 256): each starts at 8 (or MIB, if less) and grows with its peers'
+                         speed x round-trip time, which fast links to distant peers need
   -q, --quiet            no progress line: only errors, warnings and the final summary
       --json             newline-delimited JSON events on stdout (human output stays on stderr)
   -h, --help             show this help

@@ -26,6 +26,8 @@ import { asError } from "../_errors.ts";
 import { Dht } from "../dht/dht.ts";
 import { makePeerId } from "../peer_id.ts";
 import { CacheBudget } from "../storage/piece_cache.ts";
+import { PIECE_MEMORY } from "../swarm/piece_memory.ts";
+import { PieceMemoryPool } from "../swarm/piece_memory_pool.ts";
 import { Bandwidth, rateGate, TokenBucket } from "../transport/bandwidth.ts";
 import {
   type InitialState,
@@ -545,6 +547,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       engine: {
         ...(o.engine ?? {}),
         uploadCache: new CacheBudget(o.engine?.uploadMemory ?? 32 * 1024 * 1024),
+        pieceMemoryPool: new PieceMemoryPool(o.engine?.pieceMemory ?? PIECE_MEMORY),
         ...(o.tickMs ? { tickMs: o.tickMs } : {}),
         ...(o.encryption ? { encryption: o.encryption } : {}),
         ...(o.rc4Only ? { rc4Only: true } : {}),

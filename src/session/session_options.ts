@@ -44,10 +44,11 @@ export interface EngineSettings {
   /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
   queueDepth?: number;
   /**
-   * Most bytes of memory for pieces being downloaded, per torrent: those in progress and those waiting for their
-   * hash check and write (at least 4 pieces). The budget starts at 8 MiB and grows with the peers' rates ×
-   * round-trip times up to this. When the disk falls behind, the network slows to its pace.
-   * @default {67108864}
+   * Most bytes of memory for pieces being downloaded, over every torrent: those in progress and those waiting
+   * for their hash check and write. Each torrent's budget starts at 8 MiB (or this, if less), which it always
+   * keeps, and grows with its peers' rates × round-trip times; above 8 MiB the torrents that want more share this
+   * total fairly (one alone may use all of it). When the disk falls behind, the network slows to its pace.
+   * @default {268435456}
    */
   pieceMemory?: number;
   /** Bytes of whole pieces kept in memory to serve uploads, shared by every torrent. @default {33554432} */

@@ -707,7 +707,8 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
 
   /**
    * Bytes the pieces being downloaded may hold now (0 before the torrent is ready): the piece budget, which adapts
-   * to the link between 8 MiB and the `pieceMemory` setting, its ceiling.
+   * to the link between 8 MiB and the `pieceMemory` setting, the session's total (shared with the other torrents
+   * that want more than 8 MiB).
    */
   get pieceBudget(): number {
     return this.#torrent?.pieceBudget ?? 0;

@@ -1,15 +1,20 @@
 /**
  * The piece budget of one torrent kept up to date: the payload rate since the last update × the peers' round
  * trip (their shortest waits for a first block, weighted by their rates) feeds {@linkcode PieceBudget}, whose
- * bytes become the picker's count of pieces held in memory.
+ * bytes become the picker's count of pieces held in memory. In a session, what a budget holds above its floor
+ * comes out of the session's total ({@linkcode PieceMemoryPool}).
  *
  * @module
  */
 
 import { PieceBudget } from "./piece_budget.ts";
+import type { PieceMemoryPool } from "./piece_memory_pool.ts";
 
-/** Default of `TorrentOptions.pieceMemory`: the most the piece budget may grow to. */
-const PIECE_MEMORY = 64 * 1024 * 1024;
+/**
+ * Default of `TorrentOptions.pieceMemory` (the most the piece budget may grow to) and of a session's total. Several
+ * seeds behind lossy long links need about this much; on a link under 10 ms the budget stays at its floor.
+ */
+export const PIECE_MEMORY = 256 * 1024 * 1024;
 /** Where the piece budget starts and what it keeps when the link needs less (a fast local peer). */
 const PIECE_MEMORY_FLOOR = 8 * 1024 * 1024;
 
@@ -23,8 +28,10 @@ export interface MemoryPeer {
 export interface PieceMemoryOptions<P extends MemoryPeer> {
   /** Bytes of a piece. */
   pieceLength: number;
-  /** The most the budget may grow to, bytes. @default {64 MiB} */
+  /** The most the budget may grow to, bytes. @default {256 MiB} */
   ceiling?: number | undefined;
+  /** The session's total, which the budget shares above its floor with other torrents. */
+  pool?: PieceMemoryPool | undefined;
   /** The torrent's peers. */
   peers: () => Iterable<P>;
   /** A peer's round trip (ms), undefined when not known yet. */
@@ -41,6 +48,9 @@ export interface PieceMemoryOptions<P extends MemoryPeer> {
 export class PieceMemory<P extends MemoryPeer> {
   readonly #o: PieceMemoryOptions<P>;
   readonly #budget: PieceBudget;
+  readonly #floor: number;
+  /** What the budget may hold now: its bytes, or less when the session's total is shared. */
+  #granted: number;
   /** When the piece budget was last updated (ms), and the bytes downloaded then. */
   #budgetAt = 0;
   #downloadedAtBudget = 0;
@@ -53,17 +63,31 @@ export class PieceMemory<P extends MemoryPeer> {
   constructor(options: PieceMemoryOptions<P>) {
     this.#o = options;
     const ceiling = options.ceiling ?? PIECE_MEMORY;
-    this.#budget = new PieceBudget({ floor: Math.min(PIECE_MEMORY_FLOOR, ceiling), ceiling });
+    this.#floor = Math.min(PIECE_MEMORY_FLOOR, ceiling);
+    this.#budget = new PieceBudget({ floor: this.#floor, ceiling });
+    this.#granted = this.#budget.bytes;
   }
 
-  /** The piece budget now, bytes. */
+  /** The piece budget now, bytes (what the session's total grants of it). */
   get bytes(): number {
-    return this.#budget.bytes;
+    return this.#granted;
   }
 
   /** The piece budget in pieces (at least 4). */
   get pieces(): number {
-    return Math.max(4, Math.floor(this.#budget.bytes / this.#o.pieceLength));
+    return Math.max(4, Math.floor(this.#granted / this.#o.pieceLength));
+  }
+
+  /**
+   * The torrent downloads nothing now (stopped, paused, complete, or without peers): it gives back its share of
+   * the session's total and holds its floor until the next update.
+   */
+  release(): void {
+    this.#o.pool?.release(this);
+    if (this.#granted > this.#floor) {
+      this.#granted = this.#floor;
+      this.#o.apply(this.pieces);
+    }
   }
 
   /**
@@ -97,6 +121,8 @@ export class PieceMemory<P extends MemoryPeer> {
       peers: squares > 0 ? (weights * weights) / squares : 1,
       seeds: weights > 0 ? seeds / weights : 0,
     });
+    const want = this.#budget.bytes;
+    this.#granted = this.#o.pool ? this.#o.pool.grant(this, want, this.#floor) : want;
     this.#o.apply(this.pieces);
   }
 }

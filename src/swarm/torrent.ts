@@ -140,6 +140,7 @@ export class Torrent implements AsyncDisposable {
     this.#memory = new PieceMemory({
       pieceLength: meta.pieceLength,
       ceiling: options.pieceMemory,
+      pool: options.pieceMemoryPool,
       peers: () => this.#peers.entries.values(),
       rttMs: (e) => this.#downloads.rttMs(e),
       seed: (e) => e.conn.bitfield.full,
@@ -409,7 +410,8 @@ export class Torrent implements AsyncDisposable {
 
   /**
    * Bytes the pieces being downloaded may hold now: the piece budget, which adapts to the link between 8 MiB
-   * and {@linkcode TorrentOptions.pieceMemory}.
+   * and {@linkcode TorrentOptions.pieceMemory} (less when a session's other torrents share its total), and holds
+   * 8 MiB while the torrent downloads nothing.
    */
   get pieceBudget(): number {
     return this.#memory.bytes;
@@ -470,6 +472,7 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "paused") return;
     if (this.#state === "stopped") this.start();
     this.#setState("paused");
+    this.#memory.release();
     for (const e of this.#peers.entries.values()) this.#downloads.cancelAll(e);
     this.#runWebSeeds();
   }
@@ -487,6 +490,7 @@ export class Torrent implements AsyncDisposable {
 
   async #stop(): Promise<void> {
     this.#setState("stopped");
+    this.#memory.release();
     this.#peers.enabled = false;
     const dials = this.#connector.stop(); // aborted now, awaited below
     // pieces the disk refused are dropped (they are downloaded again after a restart)
@@ -676,9 +680,11 @@ export class Torrent implements AsyncDisposable {
     this.#ticks++;
     const secs = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
     this.#lastTick = now;
+    // a torrent that has what it wants, or no peers, gives back its share of the session's piece memory
+    if (this.#peers.size === 0 || this.complete || this.#state !== "active") this.#memory.release();
     if (this.#peers.size > 0) {
       this.#peers.tick(now, secs);
-      this.#memory.update(now);
+      if (!this.complete && this.#state === "active") this.#memory.update(now);
       this.#downloads.rebalance();
       for (const e of this.#peers.entries.values()) {
         this.#downloads.checkSnub(e, now);

@@ -15,6 +15,7 @@ import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
 import type { UdpSocket } from "../udp.ts";
 import type { UtpFirst } from "./dialer.ts";
+import type { PieceMemoryPool } from "./piece_memory_pool.ts";
 
 /** The three states of the seed's API. */
 export type TorrentState = "active" | "paused" | "stopped";
@@ -218,9 +219,11 @@ export interface TorrentOptions {
    * check and write (at least 4 pieces). The budget starts at 8 MiB (or this, if less) and follows what the
    * peers have in flight (their rates × round-trip times, three times over) up to this ceiling: a distant fast peer
    * needs more than a local one. When the disk falls behind, no new piece is started until a write lands.
-   * @default {67108864}
+   * @default {268435456}
    */
   pieceMemory?: number;
+  /** The session's total for pieces being downloaded, shared with other torrents above the budget's floor. */
+  pieceMemoryPool?: PieceMemoryPool;
   /** Bytes of whole pieces kept in memory to serve uploads (at least 2 pieces). @default {33554432} */
   uploadMemory?: number;
   /** The upload cache's memory, shared with other torrents (a session's); `uploadMemory` is then not used. */
