@@ -303,13 +303,16 @@ try {
         if (RELAYED) {
           // every connection must have gone through the relay
           const text = await Deno.readTextFile(join(work, `peers-${run}.jsonl`)).catch(() => "");
-          const others = new Set(
-            text.split("\n").filter(Boolean).map((l) => JSON.parse(l).port as number).filter((p) =>
-              !vias.some((v) => v.port === p)
-            ),
-          );
+          // the last line of each such connection: its port, how libtorrent learnt it, and the bytes it gave
+          const others = new Map<number, string>();
+          for (const line of text.split("\n").filter(Boolean)) {
+            const c = JSON.parse(line);
+            if (vias.some((v) => v.port === c.port)) continue;
+            const how = c.incoming ? "incoming" : [c.source].flat().join("+");
+            others.set(c.port, `${c.port} (${how}, ${((c.down ?? 0) / 1048576).toFixed(0)} MiB)`);
+          }
           if (others.size > 0) {
-            log(`libtorrent also connected to ${[...others].join(", ")} (not relayed)`);
+            log(`libtorrent also connected to ${[...others.values()].join(", ")}: not relayed`);
           }
         }
       } else if (who === "aria2") {
