@@ -128,6 +128,7 @@ export class Client extends SessionTorrent {
       },
       engine: {
         ...(options.queueDepth ? { queueDepth: options.queueDepth } : {}),
+        ...(options.seedSlots ? { seedSlots: options.seedSlots } : {}),
         ...(options.pieceMemory ? { pieceMemory: options.pieceMemory } : {}),
         ...(options.uploadMemory ? { uploadMemory: options.uploadMemory } : {}),
         ...(options.preallocate ? { preallocate: true } : {}),

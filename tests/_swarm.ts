@@ -34,7 +34,7 @@ export async function makeTorrent(
   dir: string,
   name: string,
   files: SpecFile[],
-  options: { pieceLength: number; announce?: string[][] },
+  options: { pieceLength: number; announce?: string[][]; private?: boolean },
 ): Promise<{ meta: Metainfo; bytes: Uint8Array }> {
   let seed = 1;
   for (const f of files) {
@@ -45,6 +45,7 @@ export async function makeTorrent(
   const bytes = await createTorrent(join(dir, name), {
     pieceLength: options.pieceLength,
     ...(options.announce ? { announce: options.announce } : {}),
+    ...(options.private ? { private: true } : {}),
   });
   return { meta: await parseMetainfo(bytes), bytes };
 }

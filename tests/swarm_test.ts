@@ -68,6 +68,7 @@ Deno.test({
         trackers: false,
         state: "paused",
         uploadLimit: SEED_UP,
+        seedSlots: 4, // as while downloading: six interested peers are more than it unchokes
         tickMs: 250,
         trace: (e) => {
           seedTrace.push(e);

@@ -44,6 +44,11 @@ export interface EngineSettings {
   /** Our request pipeline depth per peer (capped by the peer's `reqq`). @default {768} */
   queueDepth?: number;
   /**
+   * Peers a seeding torrent uploads to at once (plus one optimistic unchoke), in turns of 30 s; while downloading,
+   * a torrent unchokes the 4 that send it the most (BEP 3's tit-for-tat). @default {8}
+   */
+  seedSlots?: number;
+  /**
    * Most bytes of memory for pieces being downloaded, over every torrent: those in progress and those waiting
    * for their hash check and write. Each torrent's budget starts at 8 MiB (or this, if less), which it always
    * keeps, and grows with its peers' rates × round-trip times; above 8 MiB the torrents that want more share this

@@ -111,7 +111,7 @@ export function peerEvents(o: PeerEventsOptions): PeerHandler {
     onReject: (peer, index) => withEntry(peer, (e) => downloads.rejected(e, index)),
     onInterested: (peer) => {
       if (o.state() !== "active" || !peer.amChoking) return;
-      if (!o.choker.hasFreeSlot(peers.unchokedCount())) return;
+      if (!o.choker.hasFreeSlot(peers.unchokedCount(), o.have.full)) return;
       peer.unchoke();
       const e = peers.entries.get(peer);
       if (e) o.settings.trace?.({ type: "unchoke", peer: e.key, optimistic: false });

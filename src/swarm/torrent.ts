@@ -82,7 +82,7 @@ export class Torrent implements AsyncDisposable {
   readonly #now: () => number;
   readonly #picker: PiecePicker;
   readonly #memory: PieceMemory<PeerEntry>;
-  readonly #choker = new Choker();
+  readonly #choker: Choker;
   readonly #peers: PeerSet;
   readonly #pex = new Pex();
   readonly #smartBan = new SmartBan((id, reason) => {
@@ -137,6 +137,7 @@ export class Torrent implements AsyncDisposable {
       ...(options.legacyResumePath ? { legacyResumePath: options.legacyResumePath } : {}),
       ...(options.preallocate ? { preallocate: true } : {}),
     });
+    this.#choker = new Choker(options.seedSlots ? { seedSlots: options.seedSlots } : {});
     this.#memory = new PieceMemory({
       pieceLength: meta.pieceLength,
       ceiling: options.pieceMemory,

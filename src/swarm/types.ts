@@ -214,6 +214,8 @@ export interface TorrentOptions {
    * @default {768}
    */
   queueDepth?: number;
+  /** Peers a seed uploads to at once (plus one optimistic unchoke), in turns of 30 s. @default {8} */
+  seedSlots?: number;
   /**
    * Most bytes of piece buffers for downloading: pieces in progress plus complete pieces waiting for their hash
    * check and write (at least 4 pieces). The budget starts at 8 MiB (or this, if less) and follows what the
