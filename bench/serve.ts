@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createTorrent } from "../src/create.ts";
 import { type Proc, spawn, startLibtorrent } from "../tests/_lab.ts";
+import { median, writePayload } from "./_payload.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -62,17 +63,7 @@ try {
   const src = join(work, "src");
   await Deno.mkdir(src);
   const file = join(src, "payload.bin");
-  {
-    // incompressible bytes, 1 MiB at a time (the first 64 KiB random, then copies with a changing byte)
-    using f = await Deno.open(file, { write: true, create: true });
-    const chunk = new Uint8Array(1 << 20);
-    crypto.getRandomValues(chunk.subarray(0, 65536));
-    for (let i = 0; i < MiB; i++) {
-      for (let at = 65536; at < chunk.length; at += 65536) chunk.copyWithin(at, 0, 65536);
-      chunk[i % chunk.length] ^= 0xa5;
-      await f.write(chunk);
-    }
-  }
+  await writePayload(file, MiB);
   const torrent = join(work, "payload.torrent");
   await Deno.writeFile(torrent, await createTorrent(file, { pieceLength: 1 << 20, private: true }));
   log(
@@ -116,10 +107,6 @@ try {
   await Deno.remove(work, { recursive: true });
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 console.log(
   `\n${MiB} MiB to ${N} libtorrent leechers at once, each given only the seed (private torrent)${
     LIMIT > 0 ? `, the seed capped at ${LIMIT} MiB/s` : ""

@@ -25,6 +25,7 @@ import { createTorrent } from "../src/create.ts";
 import { parseMetainfo } from "../src/metainfo.ts";
 import { type Relay, startRelay } from "./relay.ts";
 import { startChild } from "./_procs.ts";
+import { median, writePayload } from "./_payload.ts";
 import {
   freePort,
   type Proc,
@@ -195,21 +196,7 @@ try {
   const src = join(work, "src");
   await Deno.mkdir(src);
   const file = join(src, "payload.bin");
-  {
-    using f = await Deno.open(file, { write: true, create: true });
-    const chunk = new Uint8Array(1 << 20);
-    let x = 0x9e3779b9;
-    for (let i = 0; i < MiB; i++) {
-      const v = new Uint32Array(chunk.buffer);
-      for (let k = 0; k < v.length; k++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        v[k] = x >>> 0;
-      }
-      await f.write(chunk);
-    }
-  }
+  await writePayload(file, MiB);
   const probe = await parseMetainfo(await createTorrent(file, { pieceLength: 1 << 20 }));
   await using tracker = await startOpentracker([probe.infoHash]);
   const torrentPath = join(work, "payload.torrent");
@@ -416,10 +403,6 @@ try {
   if (!values.keep) await Deno.remove(work, { recursive: true });
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 console.log(
   `\n${MiB} MiB, 1 MiB pieces, ${RUNS} runs, ${
     new Date().toISOString().slice(0, 10)

@@ -30,6 +30,7 @@ import { parseArgs } from "node:util";
 import { encode } from "../src/bencode.ts";
 import { createTorrent } from "../src/create.ts";
 import { type Child, loadAverage, startChild, usage } from "./_procs.ts";
+import { median, writePayload } from "./_payload.ts";
 
 const ARGS = Deno.args;
 if (!Deno.env.get("SEEDBED_IN_NETNS")) {
@@ -176,21 +177,7 @@ try {
   const srcDir = join(work, "src");
   await Deno.mkdir(srcDir);
   const file = join(srcDir, "payload.bin");
-  {
-    using f = await Deno.open(file, { write: true, create: true });
-    const chunk = new Uint8Array(1 << 20);
-    let x = 0x2545f491;
-    for (let i = 0; i < MiB; i++) {
-      const v = new Uint32Array(chunk.buffer);
-      for (let k = 0; k < v.length; k++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        v[k] = x >>> 0;
-      }
-      await f.write(chunk);
-    }
-  }
+  await writePayload(file, MiB, 0x2545f491);
   // ports: the seed's and each leecher's, fixed for the sitting; relayed, a relay port in front of each
   const seedPort = freePort();
   const leechPorts = Array.from({ length: N }, () => freePort());
@@ -427,11 +414,6 @@ try {
 }
 
 // ------------------------------------------------------------------ tables
-const median = (xs: number[]) => {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const f1 = (x: number) => Number.isNaN(x) ? "-" : x.toFixed(1);
 const f2 = (x: number) => Number.isNaN(x) ? "-" : x.toFixed(2);
 console.log(

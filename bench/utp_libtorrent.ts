@@ -19,6 +19,7 @@ import { parseMetainfo } from "../src/metainfo.ts";
 import { PeerConnection } from "../src/peer.ts";
 import { UtpEndpoint } from "../src/transport/utp.ts";
 import { startLibtorrent } from "../tests/_lab.ts";
+import { writePayload } from "./_payload.ts";
 
 const UTP_ONLY = JSON.stringify({
   enable_outgoing_tcp: false,
@@ -141,21 +142,7 @@ try {
   const src = join(work, "src");
   await Deno.mkdir(src);
   const file = join(src, "payload.bin");
-  {
-    using f = await Deno.open(file, { write: true, create: true });
-    const chunk = new Uint8Array(1 << 20);
-    let x = 0x9e3779b9;
-    for (let i = 0; i < MiB; i++) {
-      const v = new Uint32Array(chunk.buffer);
-      for (let k = 0; k < v.length; k++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        v[k] = x >>> 0;
-      }
-      await f.write(chunk);
-    }
-  }
+  await writePayload(file, MiB);
   const torrentPath = join(work, "payload.torrent");
   await Deno.writeFile(torrentPath, await createTorrent(file, { pieceLength: 1 << 20 }));
   await using seed = await startLibtorrent("seed", torrentPath, src, [], {
