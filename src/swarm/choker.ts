@@ -143,7 +143,8 @@ export class Choker {
     const starts = this.#turnStart, ends = this.#turnEnd;
     const midTurn = interested.filter((p) => now - (starts.get(p.id) ?? -Infinity) < turn)
       .sort((a, b) => starts.get(a.id)! - starts.get(b.id)!);
-    const waiting = interested.filter((p) => !midTurn.includes(p))
+    const keeping = new Set(midTurn);
+    const waiting = interested.filter((p) => !keeping.has(p))
       .sort((a, b) =>
         this.#waitedSince(a, now) - this.#waitedSince(b, now) || a.connectedAt - b.connectedAt
       );
@@ -151,7 +152,7 @@ export class Choker {
     for (const p of [...midTurn, ...waiting]) {
       if (unchoke.size >= this.#seedSlots) break;
       unchoke.add(p.id);
-      if (!midTurn.includes(p)) starts.set(p.id, now); // a new turn (or the same peer again: no one waits)
+      if (!keeping.has(p)) starts.set(p.id, now); // a new turn (or the same peer again: no one waits)
     }
     for (const id of starts.keys()) {
       if (unchoke.has(id)) continue;

@@ -682,10 +682,11 @@ export class Torrent implements AsyncDisposable {
     const secs = this.#lastTick > 0 ? Math.max(0.001, (now - this.#lastTick) / 1000) : 1;
     this.#lastTick = now;
     // a torrent that has what it wants, or no peers, gives back its share of the session's piece memory
-    if (this.#peers.size === 0 || this.complete || this.#state !== "active") this.#memory.release();
+    const downloading = this.#peers.size > 0 && !this.complete && this.#state === "active";
+    if (!downloading) this.#memory.release();
     if (this.#peers.size > 0) {
       this.#peers.tick(now, secs);
-      if (!this.complete && this.#state === "active") this.#memory.update(now);
+      if (downloading) this.#memory.update(now);
       this.#downloads.rebalance();
       for (const e of this.#peers.entries.values()) {
         this.#downloads.checkSnub(e, now);
