@@ -125,6 +125,32 @@ async function ltSawUs(l: Lab, ms = 15_000): Promise<PeerListLine> {
   }
 }
 
+/**
+ * Waits for the download, bounded. This 1 MiB at 1 MiB/s takes 1–3 s; under a loaded suite it once stalled for
+ * the whole bound, so a timeout says what each side saw: our peers' states and libtorrent's last log lines.
+ */
+async function downloaded(l: Lab, client: Client): Promise<void> {
+  try {
+    await within(60_000, "the download", client.done);
+  } catch (err) {
+    const peers = client.peers.map((p) => ({
+      address: p.address,
+      have: p.have,
+      downloaded: p.downloaded,
+      amInterested: p.amInterested,
+      peerChoking: p.peerChoking,
+      outstanding: p.outstanding,
+    }));
+    const log = (await l.wireLog()).slice(-40).join("\n");
+    throw new Error(
+      `${(err as Error).message}; ${client.left} bytes left; our peers: ${
+        JSON.stringify(peers)
+      }; ` +
+        `libtorrent's last log lines:\n${log}`,
+    );
+  }
+}
+
 const base: Partial<ClientOptions> = { host: "127.0.0.1", resumeFile: false };
 
 Deno.test({
@@ -155,7 +181,7 @@ Deno.test({
     assert.equal(theirs.rc4, true, JSON.stringify(theirs));
     assert.equal(theirs.incoming, true);
     assert.equal(theirs.extensions, true);
-    await within(60_000, "the download", client.done);
+    await downloaded(l, client);
     assert.ok(await sameFiles(join(l.seedDir, "pack"), join(l.root, "ours", "pack"), FILES));
     const log = await l.wireLog();
     assert.ok(log.some((m) => m.includes("crypto select: rc4")), "libtorrent selected RC4");
@@ -226,7 +252,7 @@ Deno.test({
     assert.equal(ours.encrypted, false);
     const theirs = await ltSawUs(l);
     assert.equal(theirs.rc4 || theirs.plaintext_encrypted, false, JSON.stringify(theirs));
-    await within(60_000, "the download", client.done);
+    await downloaded(l, client);
     assert.ok(await sameFiles(join(l.seedDir, "pack"), join(l.root, "ours", "pack"), FILES));
     assert.deepEqual(failures, [], "the fallback is not a failure");
     // libtorrent refused the MSE attempt first
@@ -315,7 +341,7 @@ Deno.test({
     assert.equal(ours.address, `[::1]:${lt.port}`);
     assert.match(ours.client, /^libtorrent[ /]2\.0\.\d+/);
     assert.equal((await ltSawUs(l)).ip, "::1");
-    await within(60_000, "the download", client.done);
+    await downloaded(l, client);
     assert.ok(await sameFiles(join(l.seedDir, "pack"), join(l.root, "ours", "pack"), FILES));
   },
 });
