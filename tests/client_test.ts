@@ -97,6 +97,39 @@ Deno.test("a seeder and a leecher transfer a multi-file torrent without a tracke
   }
 });
 
+Deno.test("our own address (a tracker or PEX listing us) is never dialled; the seed on the next port is", async () => {
+  const { root, seedDir, meta, cleanup } = await setup();
+  try {
+    await using seeder = await Client.open({
+      metainfo: meta,
+      basedir: seedDir,
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    await using leecher = await Client.open({
+      metainfo: meta,
+      basedir: join(root, "leech"),
+      host: "127.0.0.1",
+      resumeFile: false,
+    });
+    const failures: string[] = [], met: string[] = [];
+    leecher.addEventListener("peerfail", (e) => failures.push(e.detail.reason));
+    leecher.addEventListener("peer", (e) => met.push(e.detail.address));
+    const engine = leecher.engine!;
+    // a dial starts at once when an address is added: none for ourselves, over either form of the address
+    leecher.addPeer("127.0.0.1", leecher.port);
+    leecher.addPeer("::ffff:127.0.0.1", leecher.port);
+    assert.deepEqual(engine.connections, { live: 0, connecting: 0 });
+    leecher.addPeer("127.0.0.1", seeder.port);
+    assert.deepEqual(engine.connections, { live: 0, connecting: 1 });
+    await within(20_000, "the download to complete", leecher.done);
+    assert.deepEqual(met, [`127.0.0.1:${seeder.port}`]);
+    assert.deepEqual(failures, []);
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("the seed's accessors describe the torrent", async () => {
   const { seedDir, meta, cleanup } = await setup();
   try {

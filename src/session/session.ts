@@ -22,6 +22,7 @@
  */
 
 import { resolve } from "node:path";
+import { isLoopback, unmapIpv4 } from "../_address.ts";
 import { asError } from "../_errors.ts";
 import { Dht } from "../dht/dht.ts";
 import { makePeerId } from "../peer_id.ts";
@@ -521,6 +522,20 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#up.rate = l.altEnabled ? l.altUpload : l.upload;
   }
 
+  /**
+   * True when `host:port` reaches this session's own listener over loopback, as when a tracker lists us among
+   * the peers: such an address is never dialled (the connection would cost two handshakes to find out).
+   */
+  #isOwnAddress(host: string, port: number): boolean {
+    if (port === 0 || port !== this.port || !isLoopback(host)) return false;
+    const bound = (this.#listener?.addr as Deno.NetAddr | undefined)?.hostname ?? this.#opts.host ??
+      "::";
+    if (bound === "::") return true; // dual stack: every loopback address reaches it
+    const h = unmapIpv4(host);
+    if (bound === "0.0.0.0") return !h.includes(":");
+    return unmapIpv4(bound) === h;
+  }
+
   /** Totals over every torrent. */
   get stats(): SessionStats {
     return totalStats(this.#order, {
@@ -568,6 +583,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         udpSocket: (family: 4 | 6) => this.#udp?.mux(family)?.trackers,
         dualStack: () =>
           this.#listener?.addr.transport === "tcp" && this.#listener.addr.hostname === "::",
+        ownAddress: (host: string, port: number) => this.#isOwnAddress(host, port),
         maxPeers: this.#limits.connectionsPerTorrent,
       },
       resumePath: (hex) => this.#records.store?.resumePath(hex),

@@ -595,9 +595,10 @@ export class Torrent implements AsyncDisposable {
    * @param port TCP port.
    * @param options Where it came from (shown in {@linkcode PeerInfo}); user-given peers (the default) are
    *   retried forever with backoff; `utp`: whether the source says the peer speaks uTP (PEX flags), which
-   *   decides the transport dialled first.
+   *   decides the transport dialled first. Our own address ({@linkcode TorrentOptions.ownAddress}) is ignored.
    */
   addPeer(host: string, port: number, options: { source?: PeerSource; utp?: boolean } = {}): void {
+    if (this.#opts.ownAddress?.(host, port)) return;
     const source = options.source ?? "user";
     this.#peers.add(host, port, {
       source,

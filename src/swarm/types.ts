@@ -184,6 +184,11 @@ export interface TorrentOptions {
   peerId: Uint8Array;
   /** Our listening port (for trackers and the extension handshake). */
   port: () => number;
+  /**
+   * True for an address that is our own listener (a tracker or a peer's PEX may list us): never dialled.
+   * @default {nothing is}
+   */
+  ownAddress?: (host: string, port: number) => boolean;
   /** Receives events. */
   emit: TorrentEmit;
   /** Per-file priorities; 1 each by default, 0 = do not download. */
