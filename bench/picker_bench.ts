@@ -81,3 +81,66 @@ Deno.bench({
     download({ pieces: 8192, pieceLength: 256 * 1024 });
   },
 });
+
+/**
+ * A swarm's pattern: 8 peers, each topped up as every one of its blocks arrives (a few blocks per pick), with 32
+ * pieces of 512 KiB in progress — the picker's step through the pieces in progress runs for every block.
+ */
+function swarmDownload(): void {
+  const PIECES = 1024, PL = 512 * 1024, PEERS = 8, DEPTH = 32;
+  const all = new Bitfield(PIECES);
+  all.setAll();
+  const have = new Bitfield(PIECES);
+  const picker = new PiecePicker({
+    pieceCount: PIECES,
+    pieceLength: PL,
+    totalLength: PIECES * PL,
+    have,
+    maxInMemory: 32,
+  });
+  for (let i = 0; i < PEERS; i++) picker.addAvailability(all);
+  const peers = Array.from(
+    { length: PEERS },
+    () => ({ store: picker.requests.forPeer(), queue: [] as number[] }),
+  );
+  const top = (p: (typeof peers)[number]) => {
+    for (const b of picker.pick(all, DEPTH - p.queue.length, p.store)) {
+      const key = picker.requests.key(b.index, b.begin);
+      p.store.add(key);
+      p.queue.push(key);
+    }
+  };
+  for (const p of peers) top(p);
+  let done = 0;
+  while (done < PIECES) {
+    let moved = false;
+    for (const p of peers) {
+      const key = p.queue.shift();
+      if (key === undefined) continue;
+      moved = true;
+      p.store.delete(key);
+      const piece = picker.receive(
+        picker.requests.indexOf(key),
+        picker.requests.beginOf(key),
+        block,
+        1,
+      );
+      if (piece) {
+        picker.pieceVerified(piece);
+        picker.release(piece.buffer);
+        have.set(piece.index);
+        done++;
+      }
+      top(p);
+    }
+    if (!moved) throw new Error("stuck");
+  }
+}
+
+Deno.bench({
+  name:
+    "512 MiB in 512 KiB pieces from 8 peers, each topped up as its blocks arrive (32 pieces in progress)",
+  fn() {
+    swarmDownload();
+  },
+});

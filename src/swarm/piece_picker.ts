@@ -420,11 +420,16 @@ export class PiecePicker {
       if (out.length >= max) return out;
     }
     const urgent = this.#isUrgent;
-    // 1. pieces in progress, best first
-    const partials = this.#sortedPartials();
+    // 1. pieces in progress with blocks left to ask this peer for, best first: usually few of them (most pieces
+    // in progress have every block in flight), so only those are sorted — this runs for every block received
+    const partials = [...this.#partial.values()];
+    const open: PartialPiece[] = [];
     for (const p of partials) {
-      if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index)) || urgent[p.index]) continue;
-      if (p.free > 0 && this.#mayTake(p, peerRequests)) this.#takeFree(p, out, max);
+      if (p.free === 0 || !peerHas.has(p.index) || (allowed && !allowed.has(p.index))) continue;
+      if (!urgent[p.index]) open.push(p);
+    }
+    for (const p of this.#sortPartials(open)) {
+      if (this.#mayTake(p, peerRequests)) this.#takeFree(p, out, max);
       if (out.length >= max) return out;
     }
     // 2. new pieces: highest priority, rarest, random tie-break
@@ -438,7 +443,7 @@ export class PiecePicker {
     if (out.length >= max) return out;
     // 3. endgame: duplicate requests for blocks in flight elsewhere
     if (this.inEndgame) {
-      for (const p of partials) {
+      for (const p of this.#sortPartials(partials)) {
         if (!peerHas.has(p.index) || (allowed && !allowed.has(p.index)) || urgent[p.index]) {
           continue;
         }
@@ -653,7 +658,11 @@ export class PiecePicker {
   }
 
   #sortedPartials(): PartialPiece[] {
-    const list = [...this.#partial.values()];
+    return this.#sortPartials([...this.#partial.values()]);
+  }
+
+  /** Sorts pieces in progress best first (in place): priority, then the most complete, then in order. */
+  #sortPartials(list: PartialPiece[]): PartialPiece[] {
     if (list.length > 1) {
       list.sort(
         this.#sequential
