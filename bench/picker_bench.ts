@@ -6,22 +6,28 @@ import { BLOCK_SIZE, PiecePicker } from "../src/swarm/piece_picker.ts";
 
 const block = new Uint8Array(BLOCK_SIZE);
 
+/** A picker for a download that has nothing yet, and the bitfield of a peer that has everything. */
+function fresh(pieces: number, pieceLength: number, maxInMemory: number, sequential?: boolean) {
+  const all = new Bitfield(pieces);
+  all.setAll();
+  const have = new Bitfield(pieces);
+  const picker = new PiecePicker({
+    pieceCount: pieces,
+    pieceLength,
+    totalLength: pieces * pieceLength,
+    have,
+    maxInMemory,
+    ...(sequential ? { sequential: true } : {}),
+  });
+  return { all, have, picker };
+}
+
 /** Downloads the whole torrent from one peer; `onPiece` may set deadlines as pieces arrive. */
 function download(
   options: { sequential?: boolean; window?: number; pieces?: number; pieceLength?: number } = {},
 ): void {
   const PIECES = options.pieces ?? 1024, PL = options.pieceLength ?? 1 << 20;
-  const all = new Bitfield(PIECES);
-  all.setAll();
-  const have = new Bitfield(PIECES);
-  const picker = new PiecePicker({
-    pieceCount: PIECES,
-    pieceLength: PL,
-    totalLength: PIECES * PL,
-    have,
-    maxInMemory: 8,
-    ...(options.sequential ? { sequential: true } : {}),
-  });
+  const { all, have, picker } = fresh(PIECES, PL, 8, options.sequential);
   picker.addAvailability(all);
   const peer = picker.requests.forPeer();
   let done = 0, reader = 0;
@@ -87,17 +93,8 @@ Deno.bench({
  * pieces of 512 KiB in progress — the picker's step through the pieces in progress runs for every block.
  */
 function swarmDownload(): void {
-  const PIECES = 1024, PL = 512 * 1024, PEERS = 8, DEPTH = 32;
-  const all = new Bitfield(PIECES);
-  all.setAll();
-  const have = new Bitfield(PIECES);
-  const picker = new PiecePicker({
-    pieceCount: PIECES,
-    pieceLength: PL,
-    totalLength: PIECES * PL,
-    have,
-    maxInMemory: 32,
-  });
+  const PIECES = 1024, PEERS = 8, DEPTH = 32;
+  const { all, have, picker } = fresh(PIECES, 512 * 1024, 32);
   for (let i = 0; i < PEERS; i++) picker.addAvailability(all);
   const peers = Array.from(
     { length: PEERS },
