@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Bitfield } from "../src/bitfield.ts";
 import { encode } from "../src/bencode.ts";
-import { Client } from "../src/client.ts";
+import { Client, type ClientOptions } from "../src/client.ts";
 import type { Metainfo } from "../src/metainfo.ts";
 import { PeerConnection } from "../src/peer.ts";
 import { TrackerServer } from "../src/tracker/server.ts";
@@ -24,6 +24,15 @@ async function setup(files = FILES, announce?: string[][]) {
     ...(announce ? { announce } : {}),
   });
   return { root, seedDir, meta, bytes, cleanup: () => Deno.remove(root, { recursive: true }) };
+}
+
+/** A client of `meta` on 127.0.0.1 without resume data (the seed when `basedir` holds the data). */
+function open(
+  meta: Metainfo,
+  basedir: string,
+  options: Partial<ClientOptions> = {},
+): Promise<Client> {
+  return Client.open({ metainfo: meta, basedir, host: "127.0.0.1", resumeFile: false, ...options });
 }
 
 /** A hostile seeder on 127.0.0.1: claims every piece and answers every request with `fill` bytes. */
@@ -64,20 +73,11 @@ function startLiar(meta: Metainfo, fill: number) {
 Deno.test("a seeder and a leecher transfer a multi-file torrent without a tracker", async () => {
   const { root, seedDir, meta, cleanup } = await setup();
   try {
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
-    });
+    await using seeder = await open(meta, seedDir);
     assert.equal(seeder.seed, true);
     assert.equal(seeder.state, "active");
     const passes: number[] = [];
-    await using leecher = await Client.open({
-      metainfo: meta,
-      basedir: join(root, "leech"),
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using leecher = await open(meta, join(root, "leech"), {
       onHashPass: (i) => passes.push(i),
       peers: [{ host: "127.0.0.1", port: seeder.port }],
     });
@@ -100,18 +100,8 @@ Deno.test("a seeder and a leecher transfer a multi-file torrent without a tracke
 Deno.test("our own address (a tracker or PEX listing us) is never dialled; the seed on the next port is", async () => {
   const { root, seedDir, meta, cleanup } = await setup();
   try {
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
-    });
-    await using leecher = await Client.open({
-      metainfo: meta,
-      basedir: join(root, "leech"),
-      host: "127.0.0.1",
-      resumeFile: false,
-    });
+    await using seeder = await open(meta, seedDir);
+    await using leecher = await open(meta, join(root, "leech"));
     const failures: string[] = [], met: string[] = [];
     leecher.addEventListener("peerfail", (e) => failures.push(e.detail.reason));
     leecher.addEventListener("peer", (e) => met.push(e.detail.address));
@@ -178,11 +168,7 @@ Deno.test("one seeder that uploads each piece once and three leechers that trade
   const files = [{ path: "big.bin", length: 24 * PIECE + 123 }];
   const { root, seedDir, meta, cleanup } = await setup(files, [[tracker.url]]);
   try {
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using seeder = await open(meta, seedDir, {
       uploadEachPieceOnce: true,
       tickMs: 100,
     });
@@ -226,19 +212,11 @@ Deno.test("one seeder that uploads each piece once and three leechers that trade
 Deno.test("paused: connections are made but no requests; start() resumes; stopped refuses peers", async () => {
   const { root, seedDir, meta, cleanup } = await setup();
   try {
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using seeder = await open(meta, seedDir, {
       state: "paused",
     });
     assert.equal(seeder.state, "paused");
-    await using leecher = await Client.open({
-      metainfo: meta,
-      basedir: join(root, "leech"),
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using leecher = await open(meta, join(root, "leech"), {
       state: "stopped",
     });
     assert.equal(leecher.state, "stopped");
@@ -274,18 +252,9 @@ Deno.test("priority 0 never creates the file; priority 1000 finishes first", asy
   ];
   const { root, seedDir, meta, cleanup } = await setup(files);
   try {
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
-    });
+    await using seeder = await open(meta, seedDir);
     const order: number[] = [];
-    await using leecher = await Client.open({
-      metainfo: meta,
-      basedir: join(root, "leech"),
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using leecher = await open(meta, join(root, "leech"), {
       priorities: [1, 0, 1000],
       queueDepth: 4,
       state: "paused",
@@ -311,12 +280,7 @@ Deno.test("priority 0 never creates the file; priority 1000 finishes first", asy
 Deno.test("stop then start again resumes without downloading anything twice", async () => {
   const { root, seedDir, meta, cleanup } = await setup();
   try {
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
-    });
+    await using seeder = await open(meta, seedDir);
     const leechDir = join(root, "leech");
     const resumeFile = join(root, "leech.resume");
     {
@@ -351,12 +315,7 @@ Deno.test("a peer sending corrupt blocks causes a hash failure, is dropped, and 
   try {
     await using liar = startLiar(meta, 0x55);
     {
-      await using leecher = await Client.open({
-        metainfo: meta,
-        basedir: join(root, "leech"),
-        host: "127.0.0.1",
-        resumeFile: false,
-      });
+      await using leecher = await open(meta, join(root, "leech"));
       const failed = nextEvent<{ index: number }>(leecher, "hashfail");
       const dropped = nextEvent<{ reason: string }>(leecher, "peerclose");
       leecher.addPeer("127.0.0.1", liar.port);
@@ -365,12 +324,7 @@ Deno.test("a peer sending corrupt blocks causes a hash failure, is dropped, and 
         (await within(10_000, "the liar dropped", dropped)).reason,
         /failed the hash check/,
       );
-      await using seeder = await Client.open({
-        metainfo: meta,
-        basedir: seedDir,
-        host: "127.0.0.1",
-        resumeFile: false,
-      });
+      await using seeder = await open(meta, seedDir);
       leecher.addPeer("127.0.0.1", seeder.port);
       await within(20_000, "the download from the honest seeder", leecher.done);
       assert.ok(await sameFiles(join(seedDir, "t"), join(root, "leech", "t"), FILES));
@@ -387,20 +341,11 @@ Deno.test("pieceCache describes the part file of skipped files and restores it; 
   // a.bin (0-197607) and empty/b.bin: piece 3 holds the end of a.bin and all of sub/b.bin
   const { root, seedDir, meta, cleanup } = await setup();
   try {
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
-    });
+    await using seeder = await open(meta, seedDir);
     const leechDir = join(root, "leech");
     let cache;
     {
-      await using leecher = await Client.open({
-        metainfo: meta,
-        basedir: leechDir,
-        host: "127.0.0.1",
-        resumeFile: false,
+      await using leecher = await open(meta, leechDir, {
         priorities: [1, 1, 0, 1],
         peers: [{ host: "127.0.0.1", port: seeder.port }],
       });
@@ -412,11 +357,7 @@ Deno.test("pieceCache describes the part file of skipped files and restores it; 
       );
       await assert.rejects(Deno.stat(join(leechDir, "t", "sub", "b.bin")), Deno.errors.NotFound);
     }
-    await using again = await Client.open({
-      metainfo: meta,
-      basedir: leechDir,
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using again = await open(meta, leechDir, {
       priorities: [1, 1, 0, 1],
       pieceCache: cache,
       state: "stopped",
@@ -436,18 +377,8 @@ Deno.test("pieceCache describes the part file of skipped files and restores it; 
 Deno.test("a seeder dials a leecher that does not dial out (regression: seeds never dialed)", async () => {
   const { root, seedDir, meta, cleanup } = await setup();
   try {
-    await using leecher = await Client.open({
-      metainfo: meta,
-      basedir: join(root, "leech"),
-      host: "127.0.0.1",
-      resumeFile: false,
-    });
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
-    });
+    await using leecher = await open(meta, join(root, "leech"));
+    await using seeder = await open(meta, seedDir);
     assert.ok(seeder.seed);
     seeder.addPeer("127.0.0.1", leecher.port);
     await within(20_000, "the download", leecher.done);
@@ -462,17 +393,8 @@ Deno.test("smart ban: when a piece mixed blocks from a liar and an honest peer, 
   try {
     await using liar = startLiar(meta, 0x66);
     {
-      await using seeder = await Client.open({
-        metainfo: meta,
-        basedir: seedDir,
-        host: "127.0.0.1",
-        resumeFile: false,
-      });
-      await using leecher = await Client.open({
-        metainfo: meta,
-        basedir: join(root, "leech"),
-        host: "127.0.0.1",
-        resumeFile: false,
+      await using seeder = await open(meta, seedDir);
+      await using leecher = await open(meta, join(root, "leech"), {
         queueDepth: 2, // both peers get blocks of the same pieces
         state: "paused",
       });
@@ -511,31 +433,19 @@ Deno.test("smart ban: when a piece mixed blocks from a liar and an honest peer, 
 Deno.test("peer exchange (BEP 11): a leecher that knows only another leecher learns the seeder's address", async () => {
   const { root, seedDir, meta, cleanup } = await setup();
   try {
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using seeder = await open(meta, seedDir, {
       tickMs: 50,
     });
     const seederAddress = `127.0.0.1:${seeder.port}`;
     // b stays paused, so it keeps its connection to the seeder without becoming a seed itself
-    await using b = await Client.open({
-      metainfo: meta,
-      basedir: join(root, "b"),
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using b = await open(meta, join(root, "b"), {
       tickMs: 50,
       state: "paused",
     });
     const bMet = nextEvent<{ address: string }>(b, "peer", (d) => d.address === seederAddress);
     b.addPeer("127.0.0.1", seeder.port);
     await within(10_000, "b to connect to the seeder", bMet);
-    await using c = await Client.open({
-      metainfo: meta,
-      basedir: join(root, "c"),
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using c = await open(meta, join(root, "c"), {
       tickMs: 50,
       state: "paused",
     });
@@ -564,11 +474,7 @@ Deno.test("tight memory: a seeder recycling a 2-piece upload cache serves three 
   try {
     // two pieces of upload memory: every request from three peers working on different pieces evicts, and
     // evicted buffers are read into again while blocks of them may still wait to be copied out
-    await using seeder = await Client.open({
-      metainfo: meta,
-      basedir: seedDir,
-      host: "127.0.0.1",
-      resumeFile: false,
+    await using seeder = await open(meta, seedDir, {
       uploadMemory: 2 * piece,
     });
     const failed = Promise.withResolvers<never>();
