@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Session } from "../src/session/session.ts";
 import { needs, type Proc, startLibtorrent } from "./_lab.ts";
-import { makeTorrent, sameFiles, type SpecFile, within } from "./_swarm.ts";
+import { makeTorrent, nextEvent, sameFiles, type SpecFile, within } from "./_swarm.ts";
 
 const LEECHERS = 6;
 const MiB = 1024 * 1024;
@@ -32,14 +32,19 @@ Deno.test({
         basedir: seedDir,
         limits: { upload: 24 * MiB },
       });
-      const torrent = await seeder.add({ metainfo: meta }, { resumeFile: false });
+      // paused until every leecher is connected: libtorrent processes start one by one on a loaded machine,
+      // and one that came a second early would have the seed to itself
+      const torrent = await seeder.add({ metainfo: meta }, { resumeFile: false, state: "paused" });
       await torrent.ready;
       const dirs = Array.from({ length: LEECHERS }, (_, i) => join(root, `lt${i}`));
+      const connected = nextEvent(torrent, "peer", () => torrent.peers.length === LEECHERS);
       leechers.push(
         ...await Promise.all(
           dirs.map((d) => startLibtorrent("leech", torrentPath, d, [`127.0.0.1:${seeder.port}`])),
         ),
       );
+      await within(60_000, "every leecher to connect", connected);
+      await torrent.start();
       // what the seed has sent each one, sampled (a leecher that is done hangs up: seed to seed)
       const sentTo = new Map<string, number>();
       const sample = () => {

@@ -455,10 +455,13 @@ export class Torrent implements AsyncDisposable {
     this.#data.open();
     this.#peers.enabled = true;
     this.#completion.started(wasStopped && this.#announcer.start());
-    for (const e of this.#peers.ready()) {
+    const ready = [...this.#peers.ready()];
+    for (const e of ready) {
       this.#downloads.updateInterest(e);
       this.#downloads.fill(e);
     }
+    // peers that became interested while we were paused are answered now, not at the next choke round
+    if (ready.length > 0) rechoke(this.#choker, ready, this.seed, this.#now(), this.#opts.trace);
     this.#peers.connectMore();
     queueMicrotask(() => this.#runWebSeeds()); // not when start() is the first step of pause()
   }
