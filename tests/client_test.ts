@@ -244,6 +244,30 @@ Deno.test("paused: connections are made but no requests; start() resumes; stoppe
   }
 });
 
+Deno.test("pausing a seed chokes its peers; starting it again unchokes them at once", async () => {
+  const files = [{ path: "big.bin", length: 32 * PIECE }];
+  const { root, seedDir, meta, cleanup } = await setup(files);
+  try {
+    // capped, so that the download still runs when the seed pauses; its ticks a minute apart, so that no choke
+    // round does what pause() and start() must do themselves
+    await using seeder = await open(meta, seedDir, { uploadLimit: 512 * 1024, tickMs: 60_000 });
+    await using leecher = await open(meta, join(root, "leech"), {
+      peers: [{ host: "127.0.0.1", port: seeder.port }],
+    });
+    await within(10_000, "a first piece", nextEvent(leecher, "piece"));
+    await seeder.pause();
+    assert.equal(seeder.peers.length, 1);
+    assert.equal(seeder.peers[0].amChoking, true, "paused: the leecher is choked");
+    assert.equal(seeder.peers[0].peerInterested, true);
+    await seeder.start();
+    assert.equal(seeder.peers[0].amChoking, false, "started: the interested leecher is unchoked");
+    await within(30_000, "the download after start()", leecher.done);
+    assert.ok(await sameFiles(join(seedDir, "t"), join(root, "leech", "t"), files));
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("priority 0 never creates the file; priority 1000 finishes first", async () => {
   const files = [
     { path: "first.bin", length: 4 * PIECE },

@@ -540,7 +540,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     await this.#host.changed(this);
   }
 
-  /** Keeps connections but makes and fills no requests; `start()` resumes. */
+  /** Keeps connections but chokes every peer and makes and fills no requests; `start()` resumes. */
   async pause(): Promise<void> {
     await this.ready;
     this.#wanted = "paused";

@@ -36,7 +36,7 @@ export interface TorrentAddOptions {
    */
   basedir?: string;
   /**
-   * "started" (normal), "paused" (connections made and accepted, no requests made or filled) or "stopped"
+   * "started" (normal), "paused" (connections made and accepted, peers choked, no requests made or filled) or "stopped"
    * (no outgoing connections, incoming refused, files closed). `start()` resumes from either.
    * @default {"started"}
    */

@@ -466,7 +466,7 @@ export class Torrent implements AsyncDisposable {
     queueMicrotask(() => this.#runWebSeeds()); // not when start() is the first step of pause()
   }
 
-  /** Keeps connections but makes and fills no requests. */
+  /** Keeps connections but makes and fills no requests (every peer is choked until {@linkcode Torrent.start}). */
   pause(): void {
     this.#disk.paused = false;
     this.#pause();
@@ -477,7 +477,14 @@ export class Torrent implements AsyncDisposable {
     if (this.#state === "stopped") this.start();
     this.#setState("paused");
     this.#memory.release();
-    for (const e of this.#peers.entries.values()) this.#downloads.cancelAll(e);
+    for (const e of this.#peers.entries.values()) {
+      this.#downloads.cancelAll(e);
+      // nothing is served while paused: peers stop asking (their requests are rejected) until start()
+      if (!e.conn.amChoking) {
+        e.conn.choke();
+        this.#opts.trace?.({ type: "choke", peer: e.key });
+      }
+    }
     this.#runWebSeeds();
   }
 
