@@ -36,8 +36,9 @@ export interface TorrentAddOptions {
    */
   basedir?: string;
   /**
-   * "started" (normal), "paused" (connections made and accepted, peers choked, no requests made or filled) or "stopped"
-   * (no outgoing connections, incoming refused, files closed). `start()` resumes from either.
+   * "started" (normal), "paused" (connections made and accepted, peers choked, no requests made or
+   * filled) or "stopped" (no outgoing connections, incoming refused, files closed). `start()` resumes from
+   * either.
    * @default {"started"}
    */
   state?: InitialState;
