@@ -142,10 +142,9 @@ async function downloaded(l: Lab, client: Client): Promise<void> {
       outstanding: p.outstanding,
     }));
     const log = (await l.wireLog()).slice(-40).join("\n");
+    const ours = JSON.stringify(peers);
     throw new Error(
-      `${(err as Error).message}; ${client.left} bytes left; our peers: ${
-        JSON.stringify(peers)
-      }; ` +
+      `${(err as Error).message}; ${client.left} bytes left; our peers: ${ours}; ` +
         `libtorrent's last log lines:\n${log}`,
     );
   }

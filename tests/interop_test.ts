@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Client } from "../src/client.ts";
 import { PeerConnection } from "../src/peer.ts";
+import { formatAddress, parseCompactPeers } from "../src/tracker/compact.ts";
 import { needs, startAria2Leecher, startLibtorrent, startOpentracker } from "./_lab.ts";
 import { makeTorrent, sameFiles, type SpecFile, within } from "./_swarm.ts";
 
@@ -103,6 +104,13 @@ Deno.test({
       assert.ok(await sameFiles(join(seedDir, "pack"), join(root, "leech", "pack"), FILES));
       assert.equal(client.trackers[0].failures, 0);
       assert.ok(client.trackers[0].complete >= 1);
+      // opentracker lists every peer to itself too: why a session never dials its own address (that it does
+      // not is client_test's "our own address … is never dialled": a connection to ourselves closes silently)
+      const listed = parseCompactPeers(client.trackers[0].peers, 4).map(formatAddress);
+      assert.ok(
+        listed.includes(`127.0.0.1:${client.port}`),
+        `the tracker listed ${listed.join(", ")}`,
+      );
     } finally {
       await Deno.remove(root, { recursive: true });
     }

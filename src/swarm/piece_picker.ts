@@ -22,6 +22,7 @@ import {
   RECEIVED,
   REQUESTED,
 } from "./partial_piece.ts";
+import { firstNewPiece, type NewPieceView, rarestNewPiece } from "./new_piece.ts";
 import { pickRun, type PickRunOptions, type PieceRun, receiveRunPiece } from "./piece_runs.ts";
 import { UrgentPieces } from "./urgent_pieces.ts";
 
@@ -695,114 +696,30 @@ export class PiecePicker {
   }
 
   /**
-   * The next new piece for a peer: highest priority, then rarest, ties broken at random (every tied piece equally
-   * likely), except that the piece after the last one started wins a tie while {@linkcode
-   * PiecePicker.extentAffinity} is on. Called once per piece started, it looks at every piece, so the scans read
-   * typed arrays only: one finds the best priority and rarity and counts the ties, a second (only when the tie is
-   * drawn) walks to the drawn one.
+   * The next new piece for a peer (see new_piece.ts): highest priority, then rarest with a random tie-break and,
+   * while {@linkcode PiecePicker.extentAffinity} is on, the piece after the last one started winning a tie; in
+   * sequential mode the lowest-numbered. Pieces in memory are flagged for the scan.
    */
   #chooseNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
-    if (this.#sequential) return this.#firstNewPiece(peerHas, allowed);
-    const urgent = this.#isUrgent, held = this.#heldFlags, priority = this.#priority;
-    const availability = this.#availability, have = this.#have.bytes, peer = peerHas.bytes;
-    const count = Math.min(this.#pieceCount, peerHas.length);
-    /** A piece this peer could start now: it has it, we lack it, nobody holds it, no deadline, wanted. */
-    const candidate = (i: number): boolean => {
-      const bit = 0x80 >> (i & 7);
-      return (peer[i >> 3] & bit) !== 0 && (have[i >> 3] & bit) === 0 && urgent[i] === 0 &&
-        held[i] === 0 && priority[i] > 0;
-    };
-    let best = -1, bestPriority = 0, bestAvail = 0, ties = 0, firstTie = 0;
-    const consider = (i: number): void => {
-      if (!candidate(i)) return;
-      const prio = priority[i], avail = availability[i];
-      if (best < 0 || prio > bestPriority || (prio === bestPriority && avail < bestAvail)) {
-        best = firstTie = i;
-        bestPriority = prio;
-        bestAvail = avail;
-        ties = 1;
-      } else if (prio === bestPriority && avail === bestAvail) ties++;
+    const view: NewPieceView = {
+      pieceCount: this.#pieceCount,
+      have: this.#have,
+      priority: this.#priority,
+      availability: this.#availability,
+      urgent: this.#isUrgent,
+      held: this.#heldFlags,
+      random: this.#random,
+      affinityAfter: this.extentAffinity ? this.#lastStarted : undefined,
     };
     this.#markHeld(1);
     try {
-      if (allowed) {
-        for (const i of allowed) if (i >= 0 && i < count) consider(i);
-      } else {
-        for (let i = 0; i < count; i++) {
-          // a whole byte of pieces the peer lacks or we have: skip it
-          if ((i & 7) === 0 && (peer[i >> 3] & ~have[i >> 3] & 0xff) === 0) {
-            i += 7;
-            continue;
-          }
-          consider(i);
-        }
-      }
-      if (best < 0) return -1;
-      // affinity (as libtorrent's piece extent affinity): the piece after the last one started, when it is as
-      // good as the best, so that equally rare pieces are fetched and written in order — only while every peer
-      // is a seed: among leechers that start together, picking in order would have them all fetch the same
-      // pieces from the seed and have nothing to trade (libtorrent keeps it off by default for that reason)
-      const next = this.#lastStarted + 1;
-      if (
-        this.extentAffinity && next >= 0 && next < count && (!allowed || allowed.has(next)) &&
-        candidate(next) && priority[next] === bestPriority && availability[next] === bestAvail
-      ) {
-        best = next;
-      } else if (ties > 1) {
-        // the drawn tie, counting from the first piece of the best kind
-        let k = Math.min(ties - 1, Math.floor(this.#random() * ties));
-        const isTie = (i: number) =>
-          candidate(i) && priority[i] === bestPriority && availability[i] === bestAvail;
-        if (allowed) {
-          for (const i of allowed) {
-            if (i >= 0 && i < count && isTie(i) && k-- === 0) {
-              best = i;
-              break;
-            }
-          }
-        } else {
-          for (let i = firstTie; i < count; i++) {
-            if (isTie(i) && k-- === 0) {
-              best = i;
-              break;
-            }
-          }
-        }
-      }
+      if (this.#sequential) return firstNewPiece(view, peerHas, allowed);
+      const best = rarestNewPiece(view, peerHas, allowed);
+      if (best >= 0) this.#lastStarted = best;
+      return best;
     } finally {
       this.#markHeld(0);
     }
-    this.#lastStarted = best;
-    return best;
-  }
-
-  /** Sequential mode: the lowest-numbered piece of the highest priority this peer can give. */
-  #firstNewPiece(peerHas: Bitfield, allowed?: ReadonlySet<number>): number {
-    let best = -1, bestPriority = 0;
-    const urgent = this.#isUrgent, held = this.#heldFlags, priority = this.#priority;
-    const count = Math.min(this.#pieceCount, peerHas.length);
-    this.#markHeld(1);
-    try {
-      const consider = (i: number): void => {
-        const prio = priority[i];
-        if (
-          prio <= 0 || prio < bestPriority || (prio === bestPriority && best >= 0 && i > best) ||
-          !peerHas.has(i) || this.#have.has(i) || urgent[i] || held[i]
-        ) {
-          return;
-        }
-        best = i;
-        bestPriority = prio;
-      };
-      if (allowed) {
-        for (const i of allowed) if (i >= 0 && i < count) consider(i);
-      } else {
-        for (let i = 0; i < count; i++) consider(i);
-      }
-    } finally {
-      this.#markHeld(0);
-    }
-    return best;
   }
 
   #startPiece(index: number): PartialPiece {
