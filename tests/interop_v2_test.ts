@@ -265,8 +265,9 @@ for (const version of [2, "hybrid"] as const) {
           infoHashV2: meta.infoHashV2!,
         });
         const saved = join(root, "lt.torrent");
-        // libtorrent 2.0.8 itself sometimes dies of SIGSEGV fetching a hybrid's metadata under load (seen once
-        // in a run of the suite here; hybrid magnet links crash it, qBittorrent #20356): one more try then
+        // libtorrent 2.0.8 itself sometimes dies of SIGSEGV fetching a v2 or hybrid torrent's metadata under
+        // load (hybrid magnet links crash it, qBittorrent #20356; a v2 link crashed it twice in a row in one run
+        // of the whole suite, and once in 45 runs of this test alone): it gets three tries, each crash said
         for (let attempt = 1;; attempt++) {
           await Deno.remove(join(root, "lt"), { recursive: true }).catch(() => {});
           await Deno.remove(join(root, "hashlog")).catch(() => {});
@@ -278,7 +279,7 @@ for (const version of [2, "hybrid"] as const) {
             await within(20_000, "libtorrent's .torrent", lt.line("saved", 20_000));
             break;
           } catch (err) {
-            if (attempt > 1 || !/exited \(139\)/.test(String(err))) throw err;
+            if (attempt >= 3 || !/exited \(139\)/.test(String(err))) throw err;
             console.warn(`libtorrent crashed (SIGSEGV), trying again: ${err}`);
           }
         }

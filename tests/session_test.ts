@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DuplicateTorrentError, Session } from "../src/session/session.ts";
 import { TrackerServer } from "../src/tracker/server.ts";
+import { torrentStatus } from "../src/rpc/torrent_fields.ts";
 import { makeTorrent, nextEvent, sameFiles, within } from "./_swarm.ts";
 
 const PIECE = 32 * 1024;
@@ -208,6 +209,42 @@ Deno.test("queueing: with one active download the second waits, then runs when t
     // moving a torrent in the queue
     leech.setQueuePosition(lb, 0);
     assert.deepEqual(leech.torrents, [lb, la]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a torrent starts once it is loaded: another torrent's load does not start it while its data is checked", async () => {
+  const root = await Deno.makeTempDir({ prefix: "seedbed-session-load-" });
+  try {
+    // the first torrent's data is on disk without resume data: loading it is a hash check of 48 MiB
+    const big = await makeTorrent(
+      join(root, "dl"),
+      "big",
+      [{ path: "big.bin", length: 48 << 20 }],
+      {
+        pieceLength: 256 * 1024,
+      },
+    );
+    const small = await makeTorrent(join(root, "other"), "small", B, { pieceLength: PIECE });
+    await using session = await Session.open({ host: "127.0.0.1", basedir: join(root, "dl") });
+    const tb = await session.add({ metainfo: big.meta });
+    const states: string[] = [];
+    tb.addEventListener("state", (e) => {
+      states.push(`${e.detail.state}${tb.checking ? " while checking" : ""}`);
+    });
+    // the second loads at once (nothing on disk), and the session decides again which torrents run
+    const ts = await session.add({ metainfo: small.meta });
+    await ts.ready;
+    const then = { checking: tb.checking, run: tb.run, status: torrentStatus(tb) };
+    await tb.ready;
+    assert.ok(then.checking, "the big torrent was still checked when the small one was loaded");
+    assert.equal(then.run, "off", "not run by the session while it loads");
+    assert.equal(then.status, 2, "Transmission's status: checking");
+    assert.equal(torrentStatus(tb), 6, "then seeding");
+    assert.ok(tb.complete, "every piece checked and had");
+    assert.equal(tb.state, "active");
+    assert.deepEqual(states, ["active"], "started once, after its check");
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -78,7 +78,7 @@ export function torrentStatus(t: SessionTorrent): number {
     return t.desired === "stopped" || t.errorText ? STATUS.stopped : STATUS.download;
   }
   const e = t.engine;
-  if (!e) return t.errorText ? STATUS.stopped : STATUS.checkWait;
+  if (!e || !t.loaded) return t.errorText ? STATUS.stopped : STATUS.checkWait;
   if (t.desired !== "started" || t.run === "off") return STATUS.stopped;
   if (t.run === "queued") return e.complete ? STATUS.seedWait : STATUS.downloadWait;
   return e.complete ? STATUS.seed : STATUS.download;

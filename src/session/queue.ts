@@ -13,8 +13,10 @@ export type QueueState = "running" | "queued" | "off";
 
 /** A torrent as the queue sees it. */
 export interface QueuedTorrent {
-  /** Its engine once loaded (undefined before: not decided yet). */
+  /** Its engine (undefined before it is made). */
   readonly engine: { readonly complete: boolean } | undefined;
+  /** The engine has loaded what is on disk: until then nothing is decided for it. */
+  readonly loaded: boolean;
   /** What the user asked for. */
   readonly desired: "started" | "paused" | "stopped";
   /** How it is driven now. */
@@ -74,7 +76,7 @@ export class TorrentQueue<T extends QueuedTorrent> {
     let downloads = 0, seeds = 0;
     const plan: [T, QueueState][] = [];
     for (const t of this.#opts.torrents()) {
-      if (!t.engine) continue; // not loaded yet
+      if (!t.engine || !t.loaded) continue; // not loaded yet: started only once it knows what it has
       if (t.desired === "stopped") {
         plan.push([t, "off"]);
         continue;

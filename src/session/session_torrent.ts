@@ -89,6 +89,8 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
   #wanted: InitialState;
   #run: RunState = "off";
   #closed = false;
+  /** The engine has loaded what is on disk (resume data read, pieces checked): the session may run it. */
+  #loaded = false;
   #id = 0;
   readonly #abort = new AbortController();
   readonly #done: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -216,6 +218,7 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     this.#torrent = torrent;
     await torrent.open();
     if (this.#closed) return;
+    this.#loaded = true;
     for (const p of o.peers ?? []) torrent.addPeer(p.host, p.port);
     if (link) { for (const p of link.peers) torrent.addPeer(p.host, p.port); }
     this.#setDhtSink((peers) => {
@@ -327,9 +330,20 @@ export class SessionTorrent extends EventTarget implements AsyncDisposable {
     return this.#run;
   }
 
-  /** The engine, once loaded (the session ticks it and hands it connections). */
+  /**
+   * The engine (the session ticks it and hands it connections), from the moment it is made: it may still be
+   * loading what is on disk, see {@linkcode SessionTorrent.loaded}.
+   */
   get engine(): Torrent | undefined {
     return this.#torrent;
+  }
+
+  /**
+   * True once the engine has loaded what is on disk (resume data read, pieces checked): only then does the
+   * session start it, so that it never asks peers for pieces it already has.
+   */
+  get loaded(): boolean {
+    return this.#loaded;
   }
 
   /** True when a seeding limit stopped the torrent (Transmission's `isFinished`). */
