@@ -45,6 +45,27 @@ import libtorrent as lt
 SOURCES = [("tracker", 1), ("dht", 2), ("pex", 4), ("lsd", 8), ("resume_data", 16), ("incoming", 32)]
 
 
+def alert_waiter(ses):
+    """Waits up to a timeout (s) for alerts to pop, without wait_for_alert(): the binding turns the alert that
+    returns into a Python object, and that alert lives in a queue the network thread may grow (moving its alerts)
+    meanwhile, so under load and with many alerts (the peer log of LT_HASHLOG) the conversion read freed memory and
+    the process died of SIGSEGV. libtorrent writes a byte to a pipe whenever alerts start waiting instead."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    ses.set_alert_fd(w)
+
+    def wait(timeout: float) -> None:
+        if select.select([r], [], [], timeout)[0]:
+            try:
+                while os.read(r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    return wait
+
+
 def main() -> int:
     role, torrent, directory, port = sys.argv[1:5]
     peers = [p.rsplit(":", 1) for p in sys.argv[5:]]
@@ -71,6 +92,7 @@ def main() -> int:
         extra = json.loads(os.environ["LT_SETTINGS"])
         settings.update({k: v.replace("{port}", port) if isinstance(v, str) else v for k, v in extra.items()})
     ses = lt.session(settings)
+    wait_for_alerts = alert_waiter(ses)
     peerlog = os.environ.get("LT_PEERLOG")
     last_peerlog = 0.0
     last_moved = -1
@@ -81,7 +103,7 @@ def main() -> int:
     if port == "0":
         # the system chose the port: report it before anything else
         while not ses.is_listening() and time.monotonic() - t0 < 30:
-            ses.wait_for_alert(100)
+            wait_for_alerts(0.1)
             ses.pop_alerts()
         print(f"port {ses.listen_port()}", flush=True)
     magnet = torrent.startswith("magnet:")
@@ -108,7 +130,7 @@ def main() -> int:
     dialed = False
     deadline = time.monotonic() + float(os.environ.get("LT_PEER_MAX_S", "600"))
     while not stop["flag"] and time.monotonic() < deadline:
-        ses.wait_for_alert(50)
+        wait_for_alerts(0.05)
         for alert in ses.pop_alerts():
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 print("error", alert.message(), file=sys.stderr, flush=True)
