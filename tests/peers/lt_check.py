@@ -12,6 +12,8 @@ import time
 
 import libtorrent as lt
 
+from _lt_alerts import alert_waiter
+
 torrent, save_path = sys.argv[1:3]
 ti = lt.torrent_info(torrent)
 ses = lt.session({
@@ -22,6 +24,7 @@ ses = lt.session({
     "enable_natpmp": False,
     "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
 })
+wait_for_alerts = alert_waiter(ses)
 atp = lt.add_torrent_params()
 atp.ti = ti
 atp.save_path = save_path
@@ -31,7 +34,7 @@ handle = ses.add_torrent(atp)
 deadline = time.monotonic() + 60
 checked = False
 while not checked and time.monotonic() < deadline:
-    ses.wait_for_alert(100)
+    wait_for_alerts(0.1)
     for alert in ses.pop_alerts():
         if isinstance(alert, lt.torrent_checked_alert):
             checked = True

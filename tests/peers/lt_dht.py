@@ -15,6 +15,8 @@ import time
 
 import libtorrent as lt
 
+from _lt_alerts import alert_waiter
+
 
 def main() -> int:
     torrent, directory, port, bootstrap = sys.argv[1:5]
@@ -36,10 +38,11 @@ def main() -> int:
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
     }
     ses = lt.session(settings)
+    wait_for_alerts = alert_waiter(ses)
     if port == "0":
         t0 = time.monotonic()
         while not ses.is_listening() and time.monotonic() - t0 < 30:
-            ses.wait_for_alert(100)
+            wait_for_alerts(0.1)
             ses.pop_alerts()
         print(f"port {ses.listen_port()}", flush=True)
     stop = {"flag": False}
@@ -54,7 +57,7 @@ def main() -> int:
     last_announce = 0.0
     deadline = time.monotonic() + 300
     while not stop["flag"] and time.monotonic() < deadline:
-        ses.wait_for_alert(50)
+        wait_for_alerts(0.05)
         for alert in ses.pop_alerts():
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 print("error", alert.message(), file=sys.stderr, flush=True)

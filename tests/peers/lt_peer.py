@@ -40,30 +40,11 @@ import time
 
 import libtorrent as lt
 
+from _lt_alerts import alert_waiter
+
 
 # peer_info.source bits: where libtorrent learnt a peer's address
 SOURCES = [("tracker", 1), ("dht", 2), ("pex", 4), ("lsd", 8), ("resume_data", 16), ("incoming", 32)]
-
-
-def alert_waiter(ses):
-    """Waits up to a timeout (s) for alerts to pop, without wait_for_alert(): the binding turns the alert that
-    returns into a Python object, and that alert lives in a queue the network thread may grow (moving its alerts)
-    meanwhile, so under load and with many alerts (the peer log of LT_HASHLOG) the conversion read freed memory and
-    the process died of SIGSEGV. libtorrent writes a byte to a pipe whenever alerts start waiting instead."""
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    os.set_blocking(w, False)
-    ses.set_alert_fd(w)
-
-    def wait(timeout: float) -> None:
-        if select.select([r], [], [], timeout)[0]:
-            try:
-                while os.read(r, 4096):
-                    pass
-            except BlockingIOError:
-                pass
-
-    return wait
 
 
 def main() -> int:
