@@ -218,9 +218,18 @@ export function rechoke(
         trace?.({ type: "unchoke", peer: e.key, optimistic: e.id === choker.optimistic });
       }
       e.conn.unchoke();
-    } else if (!e.conn.amChoking) {
-      e.conn.choke();
-      trace?.({ type: "choke", peer: e.key });
-    }
+    } else chokePeer(e, trace);
   }
+}
+
+/**
+ * Chokes one connection unless it is choked already.
+ *
+ * @param e The connection.
+ * @param trace Receives the choke (`TorrentOptions.trace`).
+ */
+export function chokePeer(e: PeerEntry, trace?: (event: TorrentTrace) => void): void {
+  if (e.conn.amChoking) return;
+  e.conn.choke();
+  trace?.({ type: "choke", peer: e.key });
 }

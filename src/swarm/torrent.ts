@@ -29,7 +29,7 @@ import type { TrackerTierView } from "../tracker/tiers.ts";
 import type { Encryption } from "../wire/mse.ts";
 import type { PeerStream } from "../wire/stream.ts";
 import type { Announcer } from "./announcer.ts";
-import { Choker, rechoke } from "./choker.ts";
+import { chokePeer, Choker, rechoke } from "./choker.ts";
 import { Completion } from "./completion.ts";
 import { Connector } from "./connector.ts";
 import type { DeadlineReader, PieceDeadlines } from "./deadlines.ts";
@@ -480,10 +480,7 @@ export class Torrent implements AsyncDisposable {
     for (const e of this.#peers.entries.values()) {
       this.#downloads.cancelAll(e);
       // nothing is served while paused: peers stop asking (their requests are rejected) until start()
-      if (!e.conn.amChoking) {
-        e.conn.choke();
-        this.#opts.trace?.({ type: "choke", peer: e.key });
-      }
+      chokePeer(e, this.#opts.trace);
     }
     this.#runWebSeeds();
   }
